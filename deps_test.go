@@ -19,7 +19,7 @@ var layers = map[string][]string{
 	"ident":    {},
 	"psi":      {},
 	"policy":   {},
-	"ledger":   {"ledger"},
+	"ledger":   {"ledger", "internal/slogadapter"},
 	"exchange": {"exchange", "psi", "ident", "policy", "internal/wire"},
 	"node": {"node", "exchange", "psi", "ident", "policy", "ledger",
 		"internal/wire", "internal/httpapi", "internal/slogadapter", "internal/card"},
