@@ -1,0 +1,373 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+)
+
+// Reason IDs. They are stable: the ledger records them and auditors filter
+// by them. Forbid policies add their own with @reason.
+const (
+	ReasonBadRequest        = "bad_request"         // the request names no principal or both kinds, an unknown action, role or kind
+	ReasonUnknownPartner    = "unknown_partner"     // the partner is not in the limits file
+	ReasonKindNotAllowed    = "kind_not_allowed"    // the limits file gives the partner no limits for this kind
+	ReasonBadSize           = "bad_size"            // a match with a padded size below 1
+	ReasonSizeOverCap       = "size_over_cap"       // padded size over the partner's max_query for the kind
+	ReasonMissingLegalBasis = "missing_legal_basis" // a match without a legal basis
+	ReasonMissingCaseRef    = "missing_case_ref"    // a match without a case reference
+	ReasonMissingPurpose    = "missing_purpose"     // a match without a purpose
+	ReasonOffenceNotListed  = "offence_not_listed"  // offence type not in the limits file's list
+	ReasonPartnerBudget     = "partner_budget"      // partner/CC/KIND/DAY would go over the daily budget
+	ReasonCaseBudget        = "case_budget"         // case/REF would go over the case budget
+	ReasonKindCap           = "kind_cap"            // kind/KIND/DAY would go over the global daily cap
+	ReasonKeyExhausted      = "key_exhausted"       // key/EPOCH/KIND would go over the evaluations per key
+	ReasonNeedsApproval     = "needs_approval"      // a local match that needs an approver and has none yet
+	ReasonNotPermitted      = "not_permitted"       // no Cedar policy permits the request
+)
+
+// DayPlaceholder is the literal that budget keys carry in place of the UTC
+// day; the ledger replaces it with the leader's day when it reserves.
+const DayPlaceholder = "DAY"
+
+// Principal is who asks: a partner agency (an inbound request from another
+// node) or a local user. Exactly one of Agency and User is set.
+type Principal struct {
+	Agency string `json:"agency,omitempty"` // partner agency code, e.g. "TH", for an inbound request
+	User   string `json:"user,omitempty"`   // local user name
+	Role   string `json:"role,omitempty"`   // the local user's role: investigator, approver, auditor, steward or admin
+}
+
+// Context is what a request says about itself. Padded sizes count
+// identifiers after padding, which is what budgets count.
+type Context struct {
+	Purpose    string `json:"purpose,omitempty"`
+	LegalBasis string `json:"legal_basis,omitempty"`
+	Offence    string `json:"offence,omitempty"` // one of the limits file's offences
+	CaseRef    string `json:"case_ref,omitempty"`
+	PaddedSize int    `json:"padded_size,omitempty"`
+	Urgent     bool   `json:"urgent,omitempty"`
+}
+
+// Request is one decision to make. Everything Decide needs is in it: Decide
+// reads no clock and holds no state.
+type Request struct {
+	Principal Principal `json:"principal"`
+	Action    string    `json:"action"`         // one of Actions
+	Kind      string    `json:"kind,omitempty"` // one of Kinds, for match, sync, import and approve
+	// Partner is the agency a local user's match or sync goes to. For an
+	// inbound request it is ignored: the principal is the partner.
+	Partner  string           `json:"partner,omitempty"`
+	Context  Context          `json:"context"`
+	Time     time.Time        `json:"time"`           // the request's time, from the leader or the signed request
+	Used     map[string]int64 `json:"used,omitempty"` // budget already used, by the keys of Reservation (DAY left as is)
+	Approved bool             `json:"approved,omitempty"`
+	Epoch    uint64           `json:"epoch,omitempty"` // the responder key epoch an inbound match is evaluated under
+}
+
+// Inbound reports whether the request comes from a partner agency.
+func (r *Request) Inbound() bool { return r.Principal.Agency != "" }
+
+// Reason says why a request is denied, by a stable ID and a sentence.
+// Messages never carry identifiers, case references or names.
+type Reason struct {
+	ID      string `json:"id"`
+	Message string `json:"message"`
+}
+
+// Reservation is budget the ledger must reserve, atomically with the admit
+// entry, before the request may proceed: Used[Key] + Amount must stay at or
+// under Limit.
+type Reservation struct {
+	Key    string `json:"key"`    // partner/CC/KIND/DAY, kind/KIND/DAY, case/REF or key/EPOCH/KIND
+	Amount int64  `json:"amount"` // padded identifiers
+	Limit  int64  `json:"limit"`
+}
+
+// Decision is the outcome of Decide. Allow is true only when Reasons is
+// empty; Reserve is set only when Allow is.
+type Decision struct {
+	Allow   bool          `json:"allow"`
+	Reasons []Reason      `json:"reasons,omitempty"`
+	Reserve []Reservation `json:"reserve,omitempty"`
+	// NeedsApproval is true when a local match needs an approver by the
+	// limits file's approval rules, whether or not it has one yet.
+	NeedsApproval bool   `json:"needs_approval,omitempty"`
+	Disclosure    string `json:"disclosure,omitempty"` // "hits" for match and sync with a known partner and kind
+	Handling      string `json:"handling,omitempty"`   // H0-H3, for match and sync with a known partner and kind
+	Version       string `json:"version"`
+}
+
+var (
+	kindActions  = []string{"match", "sync", "import", "approve"}
+	adminActions = []string{"manage_users", "manage_partners", "manage_keys", "manage_policy"}
+)
+
+// cedarUIDs are the entity UIDs of actions, kinds and roles, made once.
+var (
+	actionUIDs = uidMap("Action", Actions)
+	kindUIDs   = uidMap("Kind", Kinds)
+	roleUIDs   = uidMap("Role", Roles)
+	roleSets   = func() map[string]types.EntityUIDSet {
+		m := map[string]types.EntityUIDSet{}
+		for r, uid := range roleUIDs {
+			m[r] = types.NewEntityUIDSet(uid)
+		}
+		return m
+	}()
+	nodeUID = types.NewEntityUID("Node", "local")
+)
+
+func uidMap(typ types.EntityType, ids []string) map[string]types.EntityUID {
+	m := make(map[string]types.EntityUID, len(ids))
+	for _, id := range ids {
+		m[id] = types.NewEntityUID(typ, types.String(id))
+	}
+	return m
+}
+
+// userEntity is the one entity Cedar needs to see: a user and its role.
+type userEntity struct{ e types.Entity }
+
+func (u userEntity) Get(uid types.EntityUID) (types.Entity, bool) {
+	if uid == u.e.UID {
+		return u.e, true
+	}
+	return types.Entity{}, false
+}
+
+// Decide decides r. It checks, and reports every failure of: the request's
+// shape; the partner and kind against the limits file; for a match, the
+// padded size, legal basis, case reference, purpose and offence; for a local
+// match, the approval rules; the Cedar policies; and for a match, the
+// budgets against r.Used. A user with role admin may always use the admin
+// verbs (bootstrap): no policy can lock the admins out.
+//
+// Urgency never lifts a check: an urgent query needs its legal basis, case
+// reference, size cap and approval like any other. It may use the reserve
+// of the limits file (urgency.reserve_percent) on top of the partner's
+// daily budget and the case budget, so routine traffic cannot exhaust what a
+// pressing case needs; the global daily cap and the evaluations per key stay
+// hard.
+//
+// Decide does no I/O, reads no clock and keeps no state; it is safe for
+// concurrent use.
+func (s *Set) Decide(r Request) Decision {
+	d := Decision{Version: s.version}
+	deny := func(id, format string, args ...any) {
+		d.Reasons = append(d.Reasons, Reason{ID: id, Message: fmt.Sprintf(format, args...)})
+	}
+	inbound := r.Inbound()
+	switch {
+	case inbound && (r.Principal.User != "" || r.Principal.Role != ""):
+		deny(ReasonBadRequest, "a principal is either an agency or a user, not both")
+	case !inbound && r.Principal.User == "":
+		deny(ReasonBadRequest, "the request names no principal: give an agency or a user")
+	case !inbound && !slices.Contains(Roles, r.Principal.Role):
+		deny(ReasonBadRequest, "unknown role %q: roles are investigator, approver, auditor, steward, admin", r.Principal.Role)
+	}
+	action, ok := actionUIDs[r.Action]
+	if !ok {
+		deny(ReasonBadRequest, "unknown action %q", r.Action)
+	}
+	onKind := slices.Contains(kindActions, r.Action)
+	resource := nodeUID
+	if onKind {
+		k, ok := kindUIDs[r.Kind]
+		if !ok {
+			deny(ReasonBadRequest, "unknown kind %q", r.Kind)
+		}
+		resource = k
+	}
+	if d.Reasons != nil {
+		return d
+	}
+	if !inbound && r.Principal.Role == "admin" && slices.Contains(adminActions, r.Action) {
+		d.Allow = true
+		return d
+	}
+
+	partner := r.Partner
+	if inbound {
+		partner = r.Principal.Agency
+	}
+	isMatch := r.Action == "match"
+	var pk partnerKind
+	var known bool
+	if r.Action == "match" || r.Action == "sync" {
+		kinds, ok := s.limits.partners[partner]
+		switch {
+		case !ok:
+			deny(ReasonUnknownPartner, "the agency is not a partner in this policy")
+		default:
+			if pk, known = kinds[r.Kind]; known {
+				d.Disclosure, d.Handling = pk.disclosure, pk.handling
+			} else {
+				deny(ReasonKindNotAllowed, "%s is not a kind this policy exchanges with %s", r.Kind, partner)
+			}
+		}
+	}
+	size := int64(r.Context.PaddedSize)
+	if isMatch {
+		if size < 1 {
+			deny(ReasonBadSize, "padded size %d: a match has at least one identifier", size)
+		} else if known && size > pk.maxQuery {
+			deny(ReasonSizeOverCap, "padded size %d is over the cap of %d for %s %s", size, pk.maxQuery, partner, r.Kind)
+		}
+		if r.Context.LegalBasis == "" {
+			deny(ReasonMissingLegalBasis, "a match needs a legal basis")
+		}
+		if r.Context.CaseRef == "" {
+			deny(ReasonMissingCaseRef, "a match needs a case reference")
+		}
+		if r.Context.Purpose == "" {
+			deny(ReasonMissingPurpose, "a match needs a purpose")
+		}
+		if !slices.Contains(s.limits.offences, r.Context.Offence) {
+			deny(ReasonOffenceNotListed, "offence %q is not one of this policy's offence types", r.Context.Offence)
+		}
+		if !inbound {
+			a := s.limits.approval
+			d.NeedsApproval = (a.sizeOver > 0 && size > a.sizeOver) ||
+				slices.Contains(a.kinds, r.Kind) || slices.Contains(a.offences, r.Context.Offence)
+			if d.NeedsApproval && !r.Approved {
+				deny(ReasonNeedsApproval, "this query needs an approver's sign-off before it is sent")
+			}
+		}
+	}
+
+	s.cedarDecide(&r, partner, action, resource, deny)
+
+	if isMatch && size > 0 {
+		res := s.reservations(&r, partner, known, pk, size)
+		for _, x := range res {
+			if used := r.Used[x.key.Key]; used+x.key.Amount > x.key.Limit {
+				deny(x.reason, "%s: %d used and %d asked is over the limit of %d", x.what, used, x.key.Amount, x.key.Limit)
+			}
+		}
+		if d.Reasons == nil {
+			d.Reserve = make([]Reservation, len(res))
+			for i, x := range res {
+				d.Reserve[i] = x.key
+			}
+		}
+	}
+	d.Allow = d.Reasons == nil
+	return d
+}
+
+type reservation struct {
+	key    Reservation
+	reason string
+	what   string
+}
+
+// reservations lists the budgets a match draws on. Inbound: the partner's
+// daily budget, the global daily cap, the case (keyed by the partner's code
+// and its reference, so references of different agencies never meet) and
+// the evaluations of the responder key. Local: the case.
+func (s *Set) reservations(r *Request, partner string, known bool, pk partnerKind, size int64) []reservation {
+	lim := s.limits
+	withReserve := func(n int64) int64 {
+		if r.Context.Urgent {
+			return n + n*lim.reserve/100
+		}
+		return n
+	}
+	var out []reservation
+	if r.Inbound() && known {
+		out = append(out, reservation{
+			key:    Reservation{Key: "partner/" + partner + "/" + r.Kind + "/" + DayPlaceholder, Amount: size, Limit: withReserve(pk.dailyBudget)},
+			reason: ReasonPartnerBudget, what: "partner daily budget",
+		})
+		kl := lim.kinds[r.Kind]
+		out = append(out, reservation{
+			key:    Reservation{Key: "kind/" + r.Kind + "/" + DayPlaceholder, Amount: size, Limit: kl.dailyCap},
+			reason: ReasonKindCap, what: "global daily cap",
+		})
+	}
+	if lim.caseLimit > 0 && r.Context.CaseRef != "" {
+		ref := r.Context.CaseRef
+		if r.Inbound() {
+			ref = partner + ":" + ref
+		}
+		out = append(out, reservation{
+			key:    Reservation{Key: "case/" + ref, Amount: size, Limit: withReserve(lim.caseLimit)},
+			reason: ReasonCaseBudget, what: "case budget",
+		})
+	}
+	if r.Inbound() && known {
+		out = append(out, reservation{
+			key:    Reservation{Key: "key/" + strconv.FormatUint(r.Epoch, 10) + "/" + r.Kind, Amount: size, Limit: lim.kinds[r.Kind].keyEvaluations},
+			reason: ReasonKeyExhausted, what: "evaluations of this epoch's key",
+		})
+	}
+	return out
+}
+
+// cedarDecide asks the Cedar policies and adds the reasons of a denial: the
+// @reason of each forbid policy that applies, or not_permitted when no
+// permit applies.
+func (s *Set) cedarDecide(r *Request, partner string, action, resource types.EntityUID, deny func(string, string, ...any)) {
+	var principal types.EntityUID
+	var entities types.EntityGetter
+	if r.Inbound() {
+		principal = types.NewEntityUID("Agency", types.String(r.Principal.Agency))
+		entities = types.EntityMap{}
+	} else {
+		principal = types.NewEntityUID("User", types.String(r.Principal.User))
+		entities = userEntity{types.Entity{UID: principal, Parents: roleSets[r.Principal.Role]}}
+	}
+	direction := "local"
+	if r.Inbound() {
+		direction = "inbound"
+	}
+	t := r.Time.UTC()
+	ctx := types.NewRecord(types.RecordMap{
+		"direction":   types.String(direction),
+		"partner":     types.String(partner),
+		"purpose":     types.String(r.Context.Purpose),
+		"legal_basis": types.String(r.Context.LegalBasis),
+		"offence":     types.String(r.Context.Offence),
+		"case_ref":    types.String(r.Context.CaseRef),
+		"padded_size": types.Long(r.Context.PaddedSize),
+		"urgent":      types.Boolean(r.Context.Urgent),
+		"approved":    types.Boolean(r.Approved),
+		"time":        types.NewDatetime(t),
+		"hour":        types.Long(t.Hour()),
+		"weekday":     types.Long(t.Weekday()),
+	})
+	dec, diag := s.policies.IsAuthorized(entities, cedar.Request{
+		Principal: principal, Action: action, Resource: resource, Context: ctx,
+	})
+	if dec == cedar.Allow {
+		return
+	}
+	named := false
+	slices.SortFunc(diag.Reasons, func(a, b types.DiagnosticReason) int { return strings.Compare(string(a.PolicyID), string(b.PolicyID)) })
+	for _, dr := range diag.Reasons {
+		if id, ok := s.reasons[dr.PolicyID]; ok {
+			msg := s.messages[dr.PolicyID]
+			if msg == "" {
+				msg = "denied by policy " + string(dr.PolicyID)
+			}
+			deny(id, "%s", msg)
+			named = true
+		}
+	}
+	if !named {
+		deny(ReasonNotPermitted, "no policy permits %s to %s", principalLabel(r), r.Action)
+	}
+}
+
+func principalLabel(r *Request) string {
+	if r.Inbound() {
+		return "agency " + r.Principal.Agency
+	}
+	return "role " + r.Principal.Role
+}
