@@ -1,0 +1,81 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+var testKey = ed25519.NewKeyFromSeed(sha256.New().Sum([]byte("xborder ledger test key"))[:32])
+
+// clock is an injectable clock that tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock(t time.Time) *clock { return &clock{t: t} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func testConfig(dir string) Config {
+	return Config{Dir: dir, ReplicaID: "r1", Agency: "GB", Signer: testKey, Bootstrap: true}
+}
+
+func open(t testing.TB, cfg Config) *Ledger {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", cfg.Dir, err)
+	}
+	return l
+}
+
+func entry(i int) Entry {
+	return Entry{
+		Header: Header{Type: TypeMatchOut, RequestID: fmt.Sprintf("req-%d", i), Partner: "FR", Kind: "phone",
+			PaddedSize: 1024, Outcome: OutcomeOK, PolicyVersion: "p1"},
+		Body: Body{Actor: "officer-7", Purpose: "trafficking case", LegalBasis: "art. 12", CaseRef: fmt.Sprintf("case-%d", i%5)},
+	}
+}
+
+func appendN(t testing.TB, l *Ledger, from, n int) []Receipt {
+	t.Helper()
+	var rs []Receipt
+	for i := from; i < from+n; i++ {
+		r, err := l.Append(context.Background(), entry(i))
+		if err != nil {
+			t.Fatalf("Append(%d): %v", i, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
