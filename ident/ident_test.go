@@ -107,6 +107,8 @@ func TestPhone(t *testing.T) {
 		{value: "020 7946 0958", region: "AQ", err: ErrRegion},
 		{value: "020 7946 0958", region: "UK", err: ErrRegion},
 		{value: "12", region: "GB", err: ErrNotPossible},
+		{value: "020 7946 09", region: "GB", err: ErrNotPossible},
+		{value: "+44 020 7946 09", err: ErrNotPossible},
 		{value: "+999 1234 5678", err: ErrNotPossible},
 		{value: "+44 20 7946 0958 1234 5678", err: ErrTooLong},
 		{value: "+44 20 7946 09", err: ErrNotPossible},

@@ -33,6 +33,12 @@ func phone(v, region string) (c string, err error) {
 	if err := phonePossible(num); err != nil {
 		return "", err
 	}
+	if ndd := phonenumbers.GetNddPrefixForRegion(phonenumbers.GetRegionCodeForCountryCode(int(num.GetCountryCode())), true); ndd != "" &&
+		strings.HasPrefix(phonenumbers.GetNationalSignificantNumber(num), ndd) && !phonenumbers.IsValidNumber(num) {
+		// "020 7946 09" is possible by length alone, but its trunk prefix
+		// stayed in because the rest is too short: a mistyped number.
+		return "", fail(Phone, ErrNotPossible, "not a possible number (too short once the trunk prefix is removed)")
+	}
 	num.Extension = nil
 	c = phonenumbers.Format(num, phonenumbers.E164)
 	// The canonical form must read back as itself, whatever quirks of a
