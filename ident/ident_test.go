@@ -112,7 +112,7 @@ func TestPhone(t *testing.T) {
 		{value: "+999 1234 5678", err: ErrNotPossible},
 		{value: "+44 20 7946 0958 1234 5678", err: ErrTooLong},
 		{value: "+44 20 7946 09", err: ErrNotPossible},
-		{value: "0044 20 7946 0958", region: "TH", err: ErrNotPossible}, // 00 is not an international prefix in TH
+		{value: "0044 20 7946 0958", region: "TH", err: ErrNotPossible},   // 00 is not an international prefix in TH
 		{value: "011 44 20 7946 0958", region: "GB", err: ErrNotPossible}, // nor is 011 in GB
 		{value: "555-0143", region: "US", err: ErrNotPossible},
 		{value: "not a number", region: "GB", err: ErrSyntax},
