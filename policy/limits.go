@@ -93,7 +93,7 @@ func parseLimits(file string, b []byte) (*limits, error) {
 			line, _ = strconv.Atoi(m[1])
 			reason = m[2]
 		}
-		return nil, &FileError{File: file, Line: line, Reason: reason}
+		return nil, &FileError{File: file, Line: max(line, 1), Reason: reason}
 	}
 	l := &limits{kinds: map[string]kindLimits{}, partners: map[string]map[string]partnerKind{}}
 	if doc.Kind == 0 || len(doc.Content) == 0 {

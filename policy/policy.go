@@ -159,6 +159,7 @@ func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 			line, _ = strconv.Atoi(reason[m[2]:m[3]])
 			reason = reason[:m[0]] + reason[m[1]:]
 		}
+		line = max(line, 1)
 		reason = strings.TrimPrefix(reason, "parser error: ")
 		reason = strings.Replace(reason, "parse error at ", "syntax error ", 1)
 		return nil, &FileError{File: file, Line: line, Reason: strings.TrimSpace(reason)}
