@@ -151,6 +151,9 @@ func Parse(f Files) (*Set, error) {
 // cedarPos finds "<input>:LINE:COL" in a cedar-go parse error.
 var cedarPos = regexp.MustCompile(`<input>:(\d+):(\d+):? ?`)
 
+// cedarExact rewrites cedar-go's "exact got X want Y" into a sentence.
+var cedarExact = regexp.MustCompile(`exact got (.*) want (.*)$`)
+
 func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 	list, err := cedar.NewPolicyListFromBytes(file, b)
 	if err != nil {
@@ -161,7 +164,9 @@ func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 		}
 		line = max(line, 1)
 		reason = strings.TrimPrefix(reason, "parser error: ")
-		reason = strings.Replace(reason, "parse error at ", "syntax error ", 1)
+		reason = strings.Replace(reason, "parse error at ", "syntax error near ", 1)
+		reason = strings.Replace(reason, `syntax error near "":`, "syntax error at the end of the file:", 1)
+		reason = cedarExact.ReplaceAllString(reason, "found $1 where $2 was expected")
 		return nil, &FileError{File: file, Line: line, Reason: strings.TrimSpace(reason)}
 	}
 	s := &Set{
