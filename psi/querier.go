@@ -250,16 +250,15 @@ func (qy *Query) finalize(ev *Evaluation) ([][]byte, error) {
 	}
 	verifier := dleq.Verifier{Params: qy.q.dleq}
 	cs := req.ChunkSize
-	bad := make([]bool, len(ev.proofs))
-	_ = parallelItems(qy.q.workers, len(ev.proofs), func(c int) error {
+	err := parallelItems(qy.q.workers, len(ev.proofs), func(c int) error {
 		lo, hi := c*cs, min((c+1)*cs, n)
-		bad[c] = !verifier.VerifyBatchRFC9497(qy.q.cfg.Key.e, req.elements[lo:hi], ev.elements[lo:hi], ev.proofs[c])
+		if !verifier.VerifyBatchRFC9497(qy.q.cfg.Key.e, req.elements[lo:hi], ev.elements[lo:hi], ev.proofs[c]) {
+			return fmt.Errorf("finalize: chunk %d of %d: %w", c, len(ev.proofs), ErrProof)
+		}
 		return nil
 	})
-	for c, b := range bad {
-		if b {
-			return nil, fmt.Errorf("finalize: chunk %d of %d: %w", c, len(bad), ErrProof)
-		}
+	if err != nil {
+		return nil, err
 	}
 	distinct := len(qy.where)
 	outs := make([][]byte, distinct)

@@ -150,7 +150,7 @@ func parallel(workers, n int, fn func(lo, hi int) error) error {
 }
 
 // parallelItems runs fn(i) for i in [0, n), workers pulling items in order,
-// for uneven items such as chunks.
+// for uneven items such as chunks. After an error no new item starts.
 func parallelItems(workers, n int, fn func(i int) error) error {
 	workers = min(workers, n)
 	if workers <= 1 {
@@ -162,10 +162,11 @@ func parallelItems(workers, n int, fn func(i int) error) error {
 		return nil
 	}
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		next int
-		errs = make([]error, n)
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		next   int
+		failed bool
+		errs   = make([]error, n)
 	)
 	for range workers {
 		wg.Go(func() {
@@ -173,11 +174,16 @@ func parallelItems(workers, n int, fn func(i int) error) error {
 				mu.Lock()
 				i := next
 				next++
+				stop := failed
 				mu.Unlock()
-				if i >= n {
+				if i >= n || stop {
 					return
 				}
-				errs[i] = fn(i)
+				if errs[i] = fn(i); errs[i] != nil {
+					mu.Lock()
+					failed = true
+					mu.Unlock()
+				}
 			}
 		})
 	}
