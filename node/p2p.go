@@ -1,0 +1,552 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/gologshim"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/xborder/xborder/exchange"
+)
+
+// Defaults of HostConfig.
+const (
+	DefaultListen        = "/ip4/127.0.0.1/tcp/0"
+	DefaultStreamTimeout = 2 * time.Minute
+	DefaultDialTimeout   = 10 * time.Second
+)
+
+// Errors of the libp2p host.
+var (
+	// ErrNotAllowed: the peer is neither a pinned partner's replica nor one
+	// of the agency's own replicas. Pin the partner's card first.
+	ErrNotAllowed = errors.New("peer not allowed")
+	// ErrUnreachable: no connection or stream to an allowed peer could be
+	// opened before the deadline. The partner is down or its addresses on
+	// the card are stale: report the partner as unavailable (exit code 4).
+	ErrUnreachable = errors.New("peer unreachable")
+	// ErrHostClosed: the host was closed.
+	ErrHostClosed = errors.New("host closed")
+)
+
+// HostConfig configures NewHost. The zero value of each field but Key is a
+// working default for one machine.
+type HostConfig struct {
+	// Key is the replica's libp2p identity. Required; its peer ID is what
+	// the agency card lists (see PeerIDOf).
+	Key ed25519.PrivateKey
+	// Listen lists TCP multiaddrs to listen on (/ip4/…/tcp/N or
+	// /ip6/…/tcp/N; port 0 picks a free port). Empty: DefaultListen, a free
+	// port on 127.0.0.1. Anything else (QUIC, websocket, DNS) is refused.
+	Listen []string
+	// Allowed is the first allow set: peer ID to agency code, for the
+	// agency's own replicas and every pinned partner replica. Empty: no
+	// peer is admitted until SetAllowed.
+	Allowed map[peer.ID]string
+	// StreamTimeout is the deadline of every stream handed to a handler and
+	// of every stream Open returns (a protocol may move it). Zero:
+	// DefaultStreamTimeout.
+	StreamTimeout time.Duration
+	// DialTimeout bounds opening a connection. Zero: DefaultDialTimeout.
+	DialTimeout time.Duration
+	// Limits are the resource manager's limits. Nil: DefaultLimits().
+	Limits *rcmgr.ConcreteLimitConfig
+	// Logger receives the host's own logs (libp2p's internal logs go where
+	// SetLibp2pLogHandler sends them). Nil: discard.
+	Logger *slog.Logger
+}
+
+// Host is a replica's libp2p host: TCP only, no discovery, and a connection
+// gater that admits only the peers of the allow set. It adapts libp2p to
+// exchange's seams: Open satisfies exchange.Opener, and Handle hands the
+// streams of admitted peers to exchange's handlers.
+//
+// Its goroutines, and those of libp2p, end when Close returns.
+type Host struct {
+	h             host.Host
+	gate          *gater
+	log           *slog.Logger
+	streamTimeout time.Duration
+	notifee       *network.NotifyBundle
+
+	mu      sync.Mutex
+	closed  bool
+	nextID  uint64
+	cancels map[uint64]context.CancelFunc // of running handlers
+	wg      sync.WaitGroup                // running handlers and connection closers
+}
+
+var _ exchange.Opener = (*Host)(nil)
+
+// NewHost starts a libp2p host listening on cfg.Listen.
+//
+// The host runs: TCP (no reuseport), Noise, yamux, identify without
+// address discovery from observed addresses, the connection gater, and the
+// resource manager with cfg.Limits. It does not run: QUIC, websocket,
+// WebRTC, mDNS, a DHT, relays (client or service), hole punching, AutoNAT
+// (client or service; reachability is fixed to public), NAT port mapping,
+// ping, a connection manager that trims connections, or Prometheus metrics.
+func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("start libp2p host: identity key is %d bytes; want an Ed25519 private key of %d", len(cfg.Key), ed25519.PrivateKeySize)
+	}
+	key, err := crypto.UnmarshalEd25519PrivateKey(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host: identity key: %w", err)
+	}
+	listen := cfg.Listen
+	if len(listen) == 0 {
+		listen = []string{DefaultListen}
+	}
+	addrs := make([]ma.Multiaddr, 0, len(listen))
+	for _, s := range listen {
+		a, err := tcpListenAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("start libp2p host: %w", err)
+		}
+		addrs = append(addrs, a)
+	}
+	limits := DefaultLimits()
+	if cfg.Limits != nil {
+		limits = *cfg.Limits
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithMetricsDisabled())
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host: resource manager: %w", err)
+	}
+	dialTimeout := cfg.DialTimeout
+	if dialTimeout <= 0 {
+		dialTimeout = DefaultDialTimeout
+	}
+	hst := &Host{
+		gate:          newGater(cfg.Allowed),
+		log:           cfg.Logger,
+		streamTimeout: cfg.StreamTimeout,
+		cancels:       make(map[uint64]context.CancelFunc),
+	}
+	if hst.log == nil {
+		hst.log = slog.New(slog.DiscardHandler)
+	}
+	hst.log = hst.log.With("component", "p2p")
+	if hst.streamTimeout <= 0 {
+		hst.streamTimeout = DefaultStreamTimeout
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.NoTransports,
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
+		libp2p.ListenAddrs(addrs...),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionGater(hst.gate),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(&connmgr.NullConnMgr{}),
+		libp2p.DisableRelay(),
+		libp2p.ForceReachabilityPublic(),
+		libp2p.DisableIdentifyAddressDiscovery(),
+		libp2p.Ping(false),
+		libp2p.DisableMetrics(),
+		libp2p.WithDialTimeout(dialTimeout),
+	)
+	if err != nil {
+		// libp2p.New closes what it made, the resource manager included.
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	hst.h = h
+	// swarm.Listen succeeds when any one address works: insist on all.
+	if got := h.Network().ListenAddresses(); len(got) != len(addrs) {
+		_ = h.Close()
+		return nil, fmt.Errorf("start libp2p host: listening on %d of %d addresses %v", len(got), len(addrs), listen)
+	}
+	// Close connections that raced past the gater while SetAllowed removed
+	// their peer.
+	hst.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if _, ok := hst.gate.agency(c.RemotePeer()); !ok {
+			hst.goClose(c)
+		}
+	}}
+	h.Network().Notify(hst.notifee)
+	hst.log.Info("libp2p host started", "peer", h.ID().String(), "addrs", fmt.Sprint(h.Network().ListenAddresses()))
+	return hst, nil
+}
+
+// tcpListenAddr parses a listen address and refuses anything but
+// /ip4|ip6/ADDR/tcp/PORT.
+func tcpListenAddr(s string) (ma.Multiaddr, error) {
+	a, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", s, err)
+	}
+	ps := a.Protocols()
+	if len(ps) != 2 || (ps[0].Code != ma.P_IP4 && ps[0].Code != ma.P_IP6) || ps[1].Code != ma.P_TCP {
+		return nil, fmt.Errorf("listen address %q: want /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT", s)
+	}
+	return a, nil
+}
+
+// DefaultLimits returns the resource manager's limits: libp2p's default
+// scaling limits at a fixed 256 MiB and 512 file descriptors (so that they
+// do not depend on the machine), then these explicit limits, sized for a
+// replica with up to about a hundred partner replicas:
+//
+//	scope      conns (in/out)   streams (in/out)    FDs   memory
+//	system     256 (128/128)    2048 (1024/1024)    256   512 MiB
+//	transient   32 (16/16)        64 (32/32)         32    32 MiB
+//	each peer    8 (4/4)         128 (64/64)          8    64 MiB
+//	each stream                                            16 MiB
+//
+// Transient is what a connection or stream uses before its peer and
+// protocol are known; the per-peer limit keeps one partner from starving the
+// others.
+func DefaultLimits() rcmgr.ConcreteLimitConfig {
+	scaling := rcmgr.DefaultLimits
+	base := scaling.Scale(256<<20, 512)
+	explicit := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns: 256, ConnsInbound: 128, ConnsOutbound: 128,
+			Streams: 2048, StreamsInbound: 1024, StreamsOutbound: 1024,
+			FD: 256, Memory: 512 << 20,
+		},
+		Transient: rcmgr.ResourceLimits{
+			Conns: 32, ConnsInbound: 16, ConnsOutbound: 16,
+			Streams: 64, StreamsInbound: 32, StreamsOutbound: 32,
+			FD: 32, Memory: 32 << 20,
+		},
+		PeerDefault: rcmgr.ResourceLimits{
+			Conns: 8, ConnsInbound: 4, ConnsOutbound: 4,
+			Streams: 128, StreamsInbound: 64, StreamsOutbound: 64,
+			FD: 8, Memory: 64 << 20,
+		},
+		Stream: rcmgr.ResourceLimits{Memory: 16 << 20},
+	}
+	return explicit.Build(base)
+}
+
+// PeerIDOf returns the libp2p peer ID of an Ed25519 public key, as agency
+// cards list it.
+func PeerIDOf(pub ed25519.PublicKey) (peer.ID, error) {
+	k, err := crypto.UnmarshalEd25519PublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("peer ID of key: %w", err)
+	}
+	id, err := peer.IDFromPublicKey(k)
+	if err != nil {
+		return "", fmt.Errorf("peer ID of key: %w", err)
+	}
+	return id, nil
+}
+
+// SetLibp2pLogHandler sends libp2p's internal logs to handler. It is
+// process-wide and takes effect only if called before libp2p logs anything:
+// call it once at start, before the first NewHost.
+func SetLibp2pLogHandler(handler slog.Handler) {
+	gologshim.SetDefaultHandler(handler)
+}
+
+// ID returns the host's peer ID.
+func (h *Host) ID() peer.ID { return h.h.ID() }
+
+// Addrs returns the addresses the host listens on, with the ports chosen.
+func (h *Host) Addrs() []ma.Multiaddr { return h.h.Network().ListenAddresses() }
+
+// Protocols returns the protocols the host answers, sorted.
+func (h *Host) Protocols() []string {
+	var ps []string
+	for _, p := range h.h.Mux().Protocols() {
+		ps = append(ps, string(p))
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// SetAllowed replaces the allow set (peer ID to agency code) and closes
+// every connection to a peer no longer in it. Streams already handed to a
+// handler by such a peer are reset with their connection.
+func (h *Host) SetAllowed(allowed map[peer.ID]string) {
+	removed := h.gate.set(allowed)
+	for _, p := range removed {
+		h.h.Peerstore().ClearAddrs(p)
+		h.h.Peerstore().RemovePeer(p)
+	}
+	for _, p := range h.h.Network().Peers() {
+		if _, ok := h.gate.agency(p); !ok {
+			if err := h.h.Network().ClosePeer(p); err != nil {
+				h.log.Warn("close connection of removed peer", "peer", p.String(), "err", err)
+			}
+		}
+	}
+	h.log.Info("allow set updated", "peers", len(allowed), "removed", len(removed))
+}
+
+// SetAddrs records where an allowed peer listens, from the multiaddrs of its
+// replica on the agency card, replacing what was known. An address may end
+// in /p2p/ID only with the peer's own ID.
+func (h *Host) SetAddrs(id peer.ID, addrs []string) error {
+	parsed := make([]ma.Multiaddr, 0, len(addrs))
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("set addresses of %s: %q: %w", id, s, err)
+		}
+		tpt, pid := peer.SplitAddr(a)
+		if pid != "" && pid != id {
+			return fmt.Errorf("set addresses of %s: %q names peer %s", id, s, pid)
+		}
+		if tpt == nil {
+			return fmt.Errorf("set addresses of %s: %q has no transport part", id, s)
+		}
+		parsed = append(parsed, tpt)
+	}
+	h.h.Peerstore().ClearAddrs(id)
+	h.h.Peerstore().AddAddrs(id, parsed, peerstore.PermanentAddrTTL)
+	return nil
+}
+
+// Connected returns the allowed peers the host has a connection to, sorted
+// by ID: the "connected partners" of the metrics.
+func (h *Host) Connected() []exchange.Peer {
+	var out []exchange.Peer
+	for _, p := range h.h.Network().Peers() {
+		if agency, ok := h.gate.agency(p); ok {
+			out = append(out, exchange.Peer{ID: exchange.PeerID(p.String()), Agency: agency})
+		}
+	}
+	slices.SortFunc(out, func(a, b exchange.Peer) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Refused returns how many connections the gater has refused since start.
+func (h *Host) Refused() uint64 { return h.gate.refused.Load() }
+
+// Open opens a stream to an allowed peer on proto, dialling it if needed.
+// The stream's deadline is the earlier of ctx's deadline and now plus the
+// stream timeout. Open satisfies exchange.Opener.
+func (h *Host) Open(ctx context.Context, id exchange.PeerID, proto string) (exchange.Stream, error) {
+	p, err := peer.Decode(string(id))
+	if err != nil {
+		return nil, fmt.Errorf("open %s to %s: %w", proto, id, err)
+	}
+	if _, ok := h.gate.agency(p); !ok {
+		return nil, fmt.Errorf("open %s to %s: %w", proto, id, ErrNotAllowed)
+	}
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("open %s to %s: %w", proto, id, ErrHostClosed)
+	}
+	deadline := time.Now().Add(h.streamTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	s, err := h.h.NewStream(ctx, p, protocol.ID(proto))
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled {
+			return nil, fmt.Errorf("open %s to %s: %w", proto, id, err)
+		}
+		return nil, fmt.Errorf("open %s to %s: %w: %w", proto, id, ErrUnreachable, err)
+	}
+	if err := s.SetDeadline(deadline); err != nil {
+		_ = s.Reset()
+		return nil, fmt.Errorf("open %s to %s: set deadline: %w", proto, id, err)
+	}
+	return s, nil
+}
+
+// Handle hands every stream on proto from an allowed peer to fn, with the
+// peer's agency code and a deadline of now plus the stream timeout on both
+// the stream and ctx. Streams from any other peer are reset unread. fn runs
+// on its own goroutine per stream; the stream is closed when fn returns.
+// Close cancels ctx and waits for fn to return.
+func (h *Host) Handle(proto string, fn func(ctx context.Context, from exchange.Peer, st exchange.Stream)) {
+	h.h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) {
+		remote := s.Conn().RemotePeer()
+		agency, ok := h.gate.agency(remote)
+		if !ok {
+			h.log.Warn("stream from a peer not allowed reset", "peer", remote.String(), "proto", proto)
+			_ = s.Reset()
+			return
+		}
+		deadline := time.Now().Add(h.streamTimeout)
+		if err := s.SetDeadline(deadline); err != nil {
+			_ = s.Reset()
+			return
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		id, ok := h.track(cancel)
+		if !ok {
+			_ = s.Reset()
+			return
+		}
+		defer h.untrack(id)
+		fn(ctx, exchange.Peer{ID: exchange.PeerID(remote.String()), Agency: agency}, s)
+		_ = s.Close()
+	})
+}
+
+// track registers a running handler; it fails once Close has begun.
+func (h *Host) track(cancel context.CancelFunc) (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return 0, false
+	}
+	h.nextID++
+	h.cancels[h.nextID] = cancel
+	h.wg.Add(1)
+	return h.nextID, true
+}
+
+func (h *Host) untrack(id uint64) {
+	h.mu.Lock()
+	delete(h.cancels, id)
+	h.mu.Unlock()
+	h.wg.Done()
+}
+
+// goClose closes c on a tracked goroutine (a notifee may not block).
+func (h *Host) goClose(c network.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		_ = c.Close()
+	}()
+}
+
+// Close cancels running handlers, closes every connection and listener,
+// and returns when the host's goroutines and libp2p's have ended.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	for _, cancel := range h.cancels {
+		cancel()
+	}
+	h.mu.Unlock()
+	h.h.Network().StopNotify(h.notifee)
+	err := h.h.Close()
+	h.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("close libp2p host: %w", err)
+	}
+	return nil
+}
+
+// gater is the connection gater: it admits only the peers of the allow set,
+// when dialling and once a connection is authenticated. It keeps no address
+// rules: the peer ID, proven by the security handshake, is what counts.
+type gater struct {
+	mu      sync.RWMutex
+	allowed map[peer.ID]string
+	refused atomic.Uint64
+}
+
+var _ connmgr.ConnectionGater = (*gater)(nil)
+
+func newGater(allowed map[peer.ID]string) *gater {
+	g := &gater{}
+	g.set(allowed)
+	return g
+}
+
+// set replaces the allow set with a copy of allowed and returns the peers
+// it removed.
+func (g *gater) set(allowed map[peer.ID]string) []peer.ID {
+	next := make(map[peer.ID]string, len(allowed))
+	for p, agency := range allowed {
+		next[p] = agency
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var removed []peer.ID
+	for p := range g.allowed {
+		if _, ok := next[p]; !ok {
+			removed = append(removed, p)
+		}
+	}
+	g.allowed = next
+	return removed
+}
+
+func (g *gater) agency(p peer.ID) (string, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	a, ok := g.allowed[p]
+	return a, ok
+}
+
+func (g *gater) admit(p peer.ID) bool {
+	_, ok := g.agency(p)
+	if !ok {
+		g.refused.Add(1)
+	}
+	return ok
+}
+
+// InterceptPeerDial refuses to dial a peer outside the allow set.
+func (g *gater) InterceptPeerDial(p peer.ID) bool { return g.admit(p) }
+
+// InterceptAddrDial refuses to dial a peer outside the allow set.
+func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool {
+	_, ok := g.agency(p)
+	return ok
+}
+
+// InterceptAccept lets any inbound connection reach the handshake: the peer
+// is unknown until then.
+func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+
+// InterceptSecured refuses an authenticated peer outside the allow set, in
+// either direction.
+func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.admit(p)
+}
+
+// InterceptUpgraded checks the allow set once more, in case it changed
+// during the upgrade.
+func (g *gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
+	return g.admit(c.RemotePeer()), 0
+}
