@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -79,3 +80,9 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+type ed25519PublicKey = ed25519.PublicKey
+
+var testKey2 = ed25519.NewKeyFromSeed(sha256.New().Sum([]byte("another agency"))[:32])
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
