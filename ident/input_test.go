@@ -3,6 +3,7 @@ package ident
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -149,6 +150,44 @@ func TestErrorMessage(t *testing.T) {
 			if _, err := Canonical(k, v, Options{Region: "GB"}); err != nil && strings.Contains(err.Error(), "4242") {
 				t.Errorf("Canonical(%s, %q) error %q contains the value", k, v, err)
 			}
+		}
+	}
+}
+
+// TestCanonicalConcurrent runs every kind from several goroutines, as a
+// node's import and query paths do, so that -race sees shared state in the
+// parsers (libphonenumber's metadata and caches).
+func TestCanonicalConcurrent(t *testing.T) {
+	values := map[Kind]string{
+		Phone: "020 7946 0958", Email: "A@Example.com", BTC: "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+		ETH: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", IBAN: "GB82 WEST 1234 5698 7654 32",
+		Address: "10 Downing Street", Document: "GB:123",
+	}
+	want := map[Kind]string{}
+	for k, v := range values {
+		c, err := Canonical(k, v, Options{Region: "GB"})
+		if err != nil {
+			t.Fatalf("Canonical(%s, %q): %v", k, v, err)
+		}
+		want[k] = c
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for range 50 {
+				for k, v := range values {
+					if c, err := Canonical(k, v, Options{Region: "GB"}); err != nil || c != want[k] {
+						errs <- fmt.Errorf("Canonical(%s, %q) = %q, %v; want %q", k, v, c, err, want[k])
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }
