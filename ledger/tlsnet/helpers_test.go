@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -38,7 +39,15 @@ func config(t testing.TB, issuer, roots *CA, id string, at time.Time) Config {
 	if err != nil {
 		t.Fatalf("X509KeyPair: %v", err)
 	}
-	return Config{Certificate: cert, Roots: roots.Pool(), HandshakeTimeout: 2 * time.Second, DialTimeout: 5 * time.Second}
+	// Timeouts are loose for a loaded machine under -race; warnings show
+	// in the output of a failed test.
+	return Config{
+		Certificate:      cert,
+		Roots:            roots.Pool(),
+		HandshakeTimeout: 5 * time.Second,
+		DialTimeout:      5 * time.Second,
+		Logger:           slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
 }
 
 // listen starts a Mux on 127.0.0.1:0 and closes it when the test ends.
