@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -334,6 +335,12 @@ func TestHostListensOnlyWhereTold(t *testing.T) {
 			t.Errorf("a transport listens on %s: %T", s, tpt)
 		}
 	}
+	// No UDP socket at all: no QUIC, WebRTC or mDNS behind our back.
+	if n, ok := udpSockets(t); ok && n != 0 {
+		t.Errorf("the process holds %d UDP sockets; want none", n)
+	} else if !ok {
+		t.Log("no /proc: UDP sockets not counted")
+	}
 	// Only identify and our own protocols: no relay, AutoNAT, hole
 	// punching (dcutr), ping, DHT or mDNS.
 	want := []string{exchange.ProtoMatch, identify.ID, identify.IDPush}
@@ -348,6 +355,36 @@ func TestHostListensOnlyWhereTold(t *testing.T) {
 			}
 		}
 	}
+}
+
+// udpSockets counts the UDP sockets this process holds, from /proc (Linux);
+// ok is false where /proc is missing.
+func udpSockets(t *testing.T) (n int, ok bool) {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, false
+	}
+	mine := make(map[string]bool)
+	for _, fd := range fds {
+		target, err := os.Readlink("/proc/self/fd/" + fd.Name())
+		if inode, found := strings.CutPrefix(target, "socket:["); err == nil && found {
+			mine[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	for _, table := range []string{"/proc/self/net/udp", "/proc/self/net/udp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
+			if f := strings.Fields(line); len(f) > 9 && mine[f[9]] {
+				n++
+			}
+		}
+	}
+	t.Logf("%d sockets, %d of them UDP", len(mine), n)
+	return n, true
 }
 
 func TestNewHostRefusesBadConfig(t *testing.T) {
