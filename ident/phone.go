@@ -21,7 +21,7 @@ func phone(v, region string) (c string, err error) {
 	}()
 	international := strings.HasPrefix(v, "+") || strings.HasPrefix(strings.ToLower(v), "tel:+")
 	if region == "" && !international {
-		return "", fail(Phone, ErrRegion, "national number needs a region (the country it is dialled from)")
+		return "", fail(Phone, ErrRegion, "a number without + needs a region (the country it is dialled from)")
 	}
 	if region != "" && !international && !phonenumbers.GetSupportedRegions()[region] {
 		return "", fail(Phone, ErrRegion, "region "+region+" has no numbering plan for national numbers")

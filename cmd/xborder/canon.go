@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,7 +86,7 @@ func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 				name = "standard input"
 			}
 			out := bufio.NewWriter(e.stdout)
-			lines, bad, err := canon(in, out, k, opt, jsonOut)
+			lines, bad, err := canon(c.Context(), in, out, k, opt, jsonOut)
 			if ferr := out.Flush(); err == nil && ferr != nil {
 				err = fmt.Errorf("canon: write output: %w", ferr)
 			}
@@ -138,7 +139,8 @@ type canonLine struct {
 // lines read and of invalid ones. Lines end in \n or \r\n; a last line
 // without an end counts. A line longer than ident.MaxLen is not held whole
 // in memory: it is reported as too long.
-func canon(in io.Reader, out io.Writer, k ident.Kind, opt ident.Options, jsonOut bool) (lines, bad int, err error) {
+// It stops between lines when ctx is done.
+func canon(ctx context.Context, in io.Reader, out io.Writer, k ident.Kind, opt ident.Options, jsonOut bool) (lines, bad int, err error) {
 	br := bufio.NewReaderSize(in, 64<<10)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
@@ -147,6 +149,9 @@ func canon(in io.Reader, out io.Writer, k ident.Kind, opt ident.Options, jsonOut
 	const keep = ident.MaxLen + 2
 	line := make([]byte, 0, keep)
 	for {
+		if err := ctx.Err(); err != nil {
+			return lines, bad, fmt.Errorf("canon: stopped after %d lines: %w", lines, err)
+		}
 		line = line[:0]
 		ended := false
 		var rerr error
