@@ -2,7 +2,6 @@ package psi
 
 import (
 	"bytes"
-	"crypto/rand"
 	"testing"
 )
 
@@ -163,5 +162,4 @@ func TestDecodersRejectBroken(t *testing.T) {
 			}
 		})
 	}
-	_ = rand.Reader
 }

@@ -1,7 +1,6 @@
 package psi
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -59,5 +58,3 @@ func newTestQuerier(t testing.TB, r *Responder, chunk int) *Querier {
 	}
 	return q
 }
-
-var _ = rand.Reader

@@ -93,7 +93,6 @@ type Query struct {
 	ncaller int            // number of caller inputs
 	blinds  []group.Scalar // one per element
 	req     *EvalRequest   // as sent
-	done    bool
 }
 
 // Blind de-duplicates the inputs, pads them to Bucket(distinct) with
