@@ -1,6 +1,7 @@
 package tlsnet
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -366,5 +367,50 @@ func TestLayerPanicsOnBadName(t *testing.T) {
 			}()
 			m.Layer(name)
 		}()
+	}
+}
+
+// TestDialTimeout dials a TCP listener that never answers the handshake:
+// Dial must give up at its timeout, and DialContext when its context ends.
+func TestDialTimeout(t *testing.T) {
+	ca := newTestCA(t, "DE")
+	m := listen(t, config(t, ca, ca, "a", time.Now()))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("net.Listen: %v", err)
+	}
+	var held []net.Conn
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // read only after acceptDone
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		<-acceptDone
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+
+	const timeout = 300 * time.Millisecond
+	start := time.Now()
+	_, err = m.Layer("audit").Dial(raft.ServerAddress(ln.Addr().String()), timeout)
+	if d := time.Since(start); err == nil || d < timeout || d > timeout+3*time.Second {
+		t.Errorf("Dial to a silent server = %v after %v; want an error after about %v", err, d, timeout)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(timeout, cancel)
+	start = time.Now()
+	_, err = m.Layer("audit").DialContext(ctx, ln.Addr().String(), time.Minute)
+	if d := time.Since(start); err == nil || d > timeout+3*time.Second {
+		t.Errorf("DialContext to a silent server, cancelled after %v = %v after %v; want an error soon after the cancel", timeout, err, d)
 	}
 }

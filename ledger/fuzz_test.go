@@ -1,0 +1,121 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func sampleLeaf() []byte {
+	e := entry(3)
+	e.Version = EntryVersion
+	e.Index = 42
+	e.Time = time.Date(2026, 5, 6, 7, 8, 9, 10, time.UTC)
+	e.Digest[0] = 9
+	return EncodeLeaf(&e.Header)
+}
+
+func FuzzDecodeLeaf(f *testing.F) {
+	f.Add(sampleLeaf())
+	f.Add([]byte{EntryVersion})
+	f.Add(append(sampleLeaf(), 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := DecodeLeaf(b)
+		if err != nil {
+			return
+		}
+		if again := EncodeLeaf(&h); !bytes.Equal(again, b) {
+			t.Errorf("EncodeLeaf(DecodeLeaf(b)) differs from b:\n%x\n%x", again, b)
+		}
+	})
+}
+
+func FuzzDecodeCommand(f *testing.F) {
+	e := entry(1)
+	for _, c := range []command{
+		{Op: opAppend, ID: "a", Time: 5, Entry: &e},
+		{Op: opAdmit, ID: "b", Entry: &e, Reserve: []Reservation{{Key: "kind/phone/DAY", Amount: 1, Limit: 2}}},
+		{Op: opPut, ID: "c", NS: "pins", Key: "FR", Value: []byte{1}},
+	} {
+		b, _ := json.Marshal(c)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"op":"append","id":"x","extra":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeCommand(b)
+		if err != nil || (c.Entry != nil && c.Entry.validate() != nil) {
+			return // Apply refuses commands with invalid entries
+		}
+		again, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("re-encode a decoded command: %v", err)
+		}
+		c2, err := decodeCommand(again)
+		if err != nil || c2.ID != c.ID || c2.Op != c.Op {
+			t.Errorf("command round trip: %+v -> %+v, %v", c, c2, err)
+		}
+	})
+}
+
+func FuzzReadSnapshot(f *testing.F) {
+	var good bytes.Buffer
+	good.WriteString(snapshotMagic)
+	for _, kv := range [][2]string{{"s/m/size", "\x00\x00\x00\x00\x00\x00\x00\x01"}, {"s/r/pins\x00FR", "v"}} {
+		good.Write([]byte{0, 0, 0, byte(len(kv[0]))})
+		good.WriteString(kv[0])
+		good.Write([]byte{0, 0, 0, byte(len(kv[1]))})
+		good.WriteString(kv[1])
+	}
+	good.Write([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add(good.Bytes())
+	f.Add([]byte(snapshotMagic))
+	f.Add(append([]byte(snapshotMagic), 0xff, 0xff, 0xff, 0xff, 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := 0
+		err := readSnapshot(bytes.NewReader(b), func(k, v []byte) error {
+			if !bytes.HasPrefix(k, []byte(prefixState)) {
+				t.Errorf("readSnapshot passed a key outside the state: %q", k)
+			}
+			n++
+			return nil
+		})
+		if err == nil && !bytes.HasSuffix(b, []byte{0xff, 0xff, 0xff, 0xff}) {
+			t.Errorf("readSnapshot accepted a stream without its end mark")
+		}
+	})
+}
+
+func FuzzCheckLine(f *testing.F) {
+	e := entry(2)
+	e.Version = EntryVersion
+	e.Index = 0
+	e.Time = time.Unix(1, 0).UTC()
+	e.BodyHash = BodyHash(e.Salt, e.Body)
+	line, _ := json.Marshal(ExportLine{Index: 0, Leaf: EncodeLeaf(&e.Header), Header: e.Header, Body: &e.Body, Salt: &e.Salt})
+	f.Add(line)
+	f.Add([]byte(`{"index":0}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := checkLine(0, b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(EncodeLeaf(&l.Header), l.Leaf) {
+			t.Errorf("checkLine accepted a header that is not its leaf")
+		}
+		if l.Body != nil && BodyHash(*l.Salt, *l.Body) != l.Header.BodyHash {
+			t.Errorf("checkLine accepted a body that does not match")
+		}
+	})
+}
+
+func FuzzParseCheckpoint(f *testing.F) {
+	vk, _ := VerifierKey(Origin("GB"), testKey.Public().(ed25519PublicKey))
+	f.Add([]byte("xborder.ledger/GB\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— xborder.ledger/GB abcd\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cp, err := ParseCheckpoint(b, vk)
+		if err == nil && cp.Origin != Origin("GB") {
+			t.Errorf("ParseCheckpoint accepted origin %q", cp.Origin)
+		}
+	})
+}
