@@ -58,7 +58,7 @@ func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if kind == "" {
-				return usageError("give --kind, one of "+kindList(), "canon: no --kind given")
+				return usageError("give --kind, one of "+canonKindList(), "canon: no --kind given")
 			}
 			k, err := ident.ParseKind(kind)
 			if err != nil {
@@ -91,7 +91,7 @@ func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 				err = fmt.Errorf("canon: write output: %w", ferr)
 			}
 			if err != nil {
-				var re readError
+				var re canonReadError
 				if errors.As(err, &re) {
 					return exitError(exitInvalid, fmt.Errorf("canon: read %s after %d lines: %w", name, lines, re.err), "")
 				}
@@ -105,14 +105,14 @@ func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&kind, "kind", "", "kind of the values: "+kindList())
+	f.StringVar(&kind, "kind", "", "kind of the values: "+canonKindList())
 	f.StringVar(&region, "region", "", "ISO 3166 alpha-2 country the values come from (national phone numbers, documents, addresses)")
 	f.BoolVar(&jsonOut, "json", false, `write one JSON object per line: {"line":N,"canonical":"..."} or {"line":N,"error":"..."}`)
 	return cmd
 }
 
-// kindList names the kinds for help texts: "phone, email, ...".
-func kindList() string {
+// canonKindList names the kinds for help texts: "phone, email, ...".
+func canonKindList() string {
 	var names []string
 	for _, k := range ident.Kinds() {
 		names = append(names, k.String())
@@ -120,12 +120,12 @@ func kindList() string {
 	return strings.Join(names, ", ")
 }
 
-// readError marks a failure to read the input, as opposed to writing
+// canonReadError marks a failure to read the input, as opposed to writing
 // output.
-type readError struct{ err error }
+type canonReadError struct{ err error }
 
-func (e readError) Error() string { return e.err.Error() }
-func (e readError) Unwrap() error { return e.err }
+func (e canonReadError) Error() string { return e.err.Error() }
+func (e canonReadError) Unwrap() error { return e.err }
 
 // canonLine is one line of --json output.
 type canonLine struct {
@@ -168,7 +168,7 @@ func canon(ctx context.Context, in io.Reader, out io.Writer, k ident.Kind, opt i
 			break
 		}
 		if rerr != nil && rerr != io.EOF {
-			return lines, bad, readError{rerr}
+			return lines, bad, canonReadError{rerr}
 		}
 		if !ended && len(line) == 0 {
 			return lines, bad, nil
