@@ -36,11 +36,13 @@
 //	hits = query.Match(ev, set):
 //	  verify every chunk against pk,
 //	  unblind, hash (RFC 9497 Finalize),
-//	  look up H("xborder/v1/filter" ‖ output) in base and deltas
+//	  look up H("xborder/v1/filter" ‖ base ‖ output) in base and deltas
 //
 // An encoded set of capacity C (Capacity: sixteen steps per octave, at
-// least 8/7 of the holdings) holds the values h = H("xborder/v1/filter" ‖
-// output) scaled into [0, C·2^40), Golomb-Rice coded: about 41.6 bits per
+// least 8/7 of the holdings) holds the values h = SHA-256("xborder/v1/filter"
+// ‖ base version ‖ output) scaled into [0, C·2^40) (the version makes two
+// builds of the same holdings share no value, so diffing them does not
+// separate real entries from padding), Golomb-Rice coded: about 41.6 bits per
 // entry. A base set holds Padded(C) = 7C/8 entries, the holdings plus
 // padding derived from HKDF(epoch seed, "xborder/v1/pad|<kind>|<version>"),
 // never from a random source, so every replica builds identical bytes

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/cloudflare/circl/group"
@@ -306,13 +308,13 @@ func randomScalar(rnd io.Reader) (group.Scalar, error) {
 
 // filterValues hashes outputs to set values under the given capacity, on
 // all workers.
-func (r *Responder) filterValues(outputs [][]byte, capacity uint64, dst []uint64) error {
+func (r *Responder) filterValues(outputs [][]byte, base uint32, capacity uint64, dst []uint64) error {
 	return parallel(r.workers, len(outputs), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			if len(outputs[i]) != outputSize {
 				return fmt.Errorf("output %d of %d bytes (want %d): %w", i, len(outputs[i]), outputSize, ErrInput)
 			}
-			h, l := filterDigest(outputs[i])
+			h, l := filterDigest(base, outputs[i])
 			dst[i] = reduce(h, l, capacity)
 		}
 		return nil
@@ -333,9 +335,9 @@ func (r *Responder) EncodeSet(version uint32, outputs [][]byte) (*EncodedSet, er
 	}
 	capacity := uint64(c)
 	padded := Padded(c)
-	pads := padValues(&r.seed, r.kind, version, capacity, padded-len(outputs))
+	pads := padValues(&r.seed, r.kind, strconv.FormatUint(uint64(version), 10), capacity, padded-len(outputs))
 	values := make([]uint64, len(outputs), padded)
-	if err := r.filterValues(outputs, capacity, values); err != nil {
+	if err := r.filterValues(outputs, version, capacity, values); err != nil {
 		return nil, fmt.Errorf("encode set: %w", err)
 	}
 	values = append(values, pads...)
@@ -367,12 +369,16 @@ func (r *Responder) EncodeDelta(s *Set, outputs [][]byte) (*Delta, error) {
 	if s.entries+uint64(padded) > s.capacity {
 		return nil, fmt.Errorf("encode delta of %d entries into %d of %d: %w", padded, s.entries, s.capacity, ErrSetFull)
 	}
+	if s.version == math.MaxUint32 {
+		return nil, fmt.Errorf("encode delta: versions exhausted: %w", ErrSetFull)
+	}
 	version := s.version + 1
 	values := make([]uint64, len(outputs), padded)
-	if err := r.filterValues(outputs, s.capacity, values); err != nil {
+	if err := r.filterValues(outputs, s.base, s.capacity, values); err != nil {
 		return nil, fmt.Errorf("encode delta: %w", err)
 	}
-	values = append(values, padValues(&r.seed, r.kind, version, s.capacity, padded-len(outputs))...)
+	padVersion := strconv.FormatUint(uint64(s.base), 10) + "." + strconv.FormatUint(uint64(version), 10)
+	values = append(values, padValues(&r.seed, r.kind, padVersion, s.capacity, padded-len(outputs))...)
 	slices.Sort(values)
 	k := riceParam(s.capacity, uint64(padded))
 	return &Delta{

@@ -8,11 +8,10 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"strconv"
 )
 
 // Encoded sets. A set of capacity C stores values h in [0, C·2^40): h is
-// the SHA-256 digest of "xborder/v1/filter" ‖ output, read as a 128-bit
+// the SHA-256 digest of "xborder/v1/filter" ‖ base version ‖ output, read as a 128-bit
 // number x and scaled to floor(x·C / 2^88). The sorted values are
 // Golomb-Rice coded: each gap in unary quotient and k-bit remainder, with
 // k = floor(log2(C·2^40 / count)). A base set holds Padded(C) = C - C/8
@@ -80,10 +79,16 @@ func riceParam(capacity, count uint64) uint {
 	return uint(filterBits - 1 + bits.Len64(capacity/count))
 }
 
-// filterDigest is SHA-256("xborder/v1/filter" ‖ output) as a 128-bit number.
-func filterDigest(output []byte) (hi, lo uint64) {
+// filterDigest is SHA-256("xborder/v1/filter" ‖ base ‖ output) as a
+// 128-bit number, base being the base set's version (4 bytes). The version
+// makes two base sets of the same capacity share no values, so that
+// comparing them does not tell real entries from padding.
+func filterDigest(base uint32, output []byte) (hi, lo uint64) {
 	h := sha256.New()
+	var v [4]byte
+	binary.BigEndian.PutUint32(v[:], base)
 	h.Write([]byte(filterLabel))
+	h.Write(v[:])
 	h.Write(output)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
@@ -103,9 +108,10 @@ func reduce(hi, lo, capacity uint64) uint64 {
 // padValues returns n pseudorandom values below capacity·2^40 derived from
 // the epoch seed, the kind and the set version, so every replica pads
 // identically: entry i is SHA-256(K ‖ i) with
-// K = HKDF-SHA256(seed, info "xborder/v1/pad|<kind>|<version>").
-func padValues(seed *Seed, kind string, version uint32, capacity uint64, n int) []uint64 {
-	key, err := hkdf.Key(sha256.New, seed[:], nil, padLabel+"|"+kind+"|"+strconv.FormatUint(uint64(version), 10), 32)
+// K = HKDF-SHA256(seed, info "xborder/v1/pad|<kind>|<version>"), where
+// version is "<base>" for a base set and "<base>.<version>" for a delta.
+func padValues(seed *Seed, kind, version string, capacity uint64, n int) []uint64 {
+	key, err := hkdf.Key(sha256.New, seed[:], nil, padLabel+"|"+kind+"|"+version, 32)
 	if err != nil {
 		panic("psi: derive pad key: " + err.Error())
 	}
@@ -340,7 +346,7 @@ func (s *Set) Apply(d *Delta) error {
 // Contains reports whether a PRF output is in the set (base or deltas).
 // A non-member is reported present with probability at most 2^-40.
 func (s *Set) Contains(output []byte) bool {
-	hi, lo := filterDigest(output)
+	hi, lo := filterDigest(s.base, output)
 	return s.containsValue(reduce(hi, lo, s.capacity))
 }
 
