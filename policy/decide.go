@@ -342,7 +342,7 @@ func (s *Set) cedarDecide(r *Request, partner string, action, resource types.Ent
 		"hour":        types.Long(t.Hour()),
 		"weekday":     types.Long(t.Weekday()),
 	})
-	dec, diag := s.policies.IsAuthorized(entities, cedar.Request{
+	dec, diag := cedar.Authorize(s.byAction[r.Action], entities, cedar.Request{
 		Principal: principal, Action: action, Resource: resource, Context: ctx,
 	})
 	if dec == cedar.Allow {

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -54,6 +56,7 @@ func (e *FileError) Error() string {
 type Set struct {
 	version  string
 	policies *cedar.PolicySet
+	byAction map[string]policyList // the policies whose action scope can match each action
 	reasons  map[cedar.PolicyID]string // forbid policy ID -> its @reason
 	messages map[cedar.PolicyID]string // forbid policy ID -> its @message
 	limits   *limits
@@ -218,7 +221,52 @@ func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 		}
 		s.policies.Add(id, p)
 	}
+	s.byAction = make(map[string]policyList, len(Actions))
+	for _, a := range Actions {
+		uid := actionUIDs[a]
+		var l policyList
+		for _, id := range slices.Sorted(maps.Keys(s.policies.Map())) {
+			p := s.policies.Get(id)
+			if actionMayMatch((*xast.Policy)(p.AST()).Action, uid) {
+				l = append(l, policyEntry{id, p})
+			}
+		}
+		s.byAction[a] = l
+	}
 	return s, nil
+}
+
+// policyList is a fixed list of policies for cedar.Authorize.
+type policyList []policyEntry
+
+type policyEntry struct {
+	id cedar.PolicyID
+	p  *cedar.Policy
+}
+
+func (l policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
+	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		for _, e := range l {
+			if !yield(e.id, e.p) {
+				return
+			}
+		}
+	}
+}
+
+// actionMayMatch reports whether a policy's action scope can match action.
+// The schema declares no action groups, so "in" is equality; a scope of any
+// other shape is kept, so the index never drops a policy that applies.
+func actionMayMatch(scope xast.IsActionScopeNode, action types.EntityUID) bool {
+	switch sc := scope.(type) {
+	case xast.ScopeTypeEq:
+		return sc.Entity == action
+	case xast.ScopeTypeIn:
+		return sc.Entity == action
+	case xast.ScopeTypeInSet:
+		return slices.Contains(sc.Entities, action)
+	}
+	return true
 }
 
 var policyID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
