@@ -159,7 +159,7 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 		libp2p.Identity(key),
 		libp2p.NoTransports,
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
-		libp2p.ListenAddrs(addrs...),
+		libp2p.NoListenAddrs, // listened on below, so that a failure closes all
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionGater(hst.gate),
@@ -173,11 +173,17 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 		libp2p.WithDialTimeout(dialTimeout),
 	)
 	if err != nil {
-		// libp2p.New closes what it made, the resource manager included.
+		_ = rm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	hst.h = h
-	// swarm.Listen succeeds when any one address works: insist on all.
+	// libp2p.New leaves goroutines behind when it cannot listen, so the host
+	// starts without listening and listens here, where h.Close cleans up.
+	// Listen succeeds when any one address works: insist on all.
+	if err := h.Network().Listen(addrs...); err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
 	if got := h.Network().ListenAddresses(); len(got) != len(addrs) {
 		_ = h.Close()
 		return nil, fmt.Errorf("start libp2p host: listening on %d of %d addresses %v", len(got), len(addrs), listen)

@@ -399,6 +399,7 @@ func TestNewHostRefusesBadConfig(t *testing.T) {
 		{"websocket", HostConfig{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/tcp/0/ws"}}},
 		{"dns", HostConfig{Key: newKey(t), Listen: []string{"/dns4/localhost/tcp/0"}}},
 		{"garbage", HostConfig{Key: newKey(t), Listen: []string{"127.0.0.1:4001"}}},
+		{"unusable", HostConfig{Key: newKey(t), Listen: []string{"/ip4/192.0.2.1/tcp/0"}}},
 		{"one unusable of two", HostConfig{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/192.0.2.1/tcp/0"}}},
 	}
 	for _, tt := range tests {
