@@ -227,7 +227,7 @@ func (c *Card) check() error {
 		return bad("agency code %q is not two upper-case letters", c.Agency)
 	}
 	if c.Name == "" || len(c.Name) > MaxNameLen || !utf8.ValidString(c.Name) ||
-		strings.IndexFunc(c.Name, unicode.IsControl) >= 0 || strings.TrimSpace(c.Name) != c.Name {
+		strings.IndexFunc(c.Name, notPrintable) >= 0 || strings.TrimSpace(c.Name) != c.Name {
 		return bad("agency name must be 1 to %d bytes of printable UTF-8 without outer spaces", MaxNameLen)
 	}
 	if len(c.Key) != ed25519.PublicKeySize {
@@ -288,6 +288,12 @@ func (c *Card) check() error {
 		keys[ek{k.Epoch, k.Kind}] = true
 	}
 	return nil
+}
+
+// notPrintable reports control and format characters, such as the
+// bidirectional overrides that could make a name read as another.
+func notPrintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
 
 func isAgencyCode(s string) bool {
