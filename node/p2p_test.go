@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/xborder/xborder/exchange"
+	"github.com/xborder/xborder/internal/card"
 )
 
 // noLeaks fails the test if it leaves a goroutine behind. Call it first:
@@ -490,5 +491,74 @@ func TestSetAddrs(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("SetAddrs(%q) = %v; want ok %v", tt.addr, err, tt.ok)
 		}
+	}
+}
+
+// agencyCard returns a signed card of agency cc listing the hosts.
+func agencyCard(t *testing.T, cc string, hosts ...*Host) *card.Card {
+	t.Helper()
+	c := &card.Card{
+		Version:  card.Version,
+		Agency:   cc,
+		Name:     "Agency " + cc,
+		Issued:   time.Now(),
+		Expires:  time.Now().Add(24 * time.Hour),
+		Sequence: 1,
+	}
+	for _, h := range hosts {
+		r := card.Replica{PeerID: h.ID().String()}
+		for _, a := range h.Addrs() {
+			r.Addrs = append(r.Addrs, a.String())
+		}
+		c.Replicas = append(c.Replicas, r)
+	}
+	if err := c.Sign(newKey(t)); err != nil {
+		t.Fatalf("Sign: %v", err)
+	}
+	return c
+}
+
+func TestHostSetCards(t *testing.T) {
+	noLeaks(t)
+	fr := startHost(t, HostConfig{Key: newKey(t)})
+	de := startHost(t, HostConfig{Key: newKey(t)})
+	frCard, deCard := agencyCard(t, "FR", fr), agencyCard(t, "DE", de)
+	if err := fr.SetCards(frCard, deCard); err != nil {
+		t.Fatalf("FR SetCards: %v", err)
+	}
+	if err := de.SetCards(deCard, frCard); err != nil {
+		t.Fatalf("DE SetCards: %v", err)
+	}
+	from := make(chan exchange.Peer, 1)
+	de.Handle(exchange.ProtoSync, func(_ context.Context, p exchange.Peer, st exchange.Stream) {
+		from <- p
+		_, _ = st.Write([]byte("ok"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := fr.Open(ctx, exchange.PeerID(de.ID().String()), exchange.ProtoSync)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	got, err := io.ReadAll(st)
+	_ = st.Close()
+	if err != nil || string(got) != "ok" {
+		t.Fatalf("ReadAll = %q, %v; want \"ok\"", got, err)
+	}
+	if p := <-from; p.Agency != "FR" || p.ID != exchange.PeerID(fr.ID().String()) {
+		t.Errorf("DE saw %+v; want FR's replica", p)
+	}
+
+	bad := agencyCard(t, "PL", fr)
+	bad.Replicas[0].PeerID = "not-a-peer-id"
+	claimed := agencyCard(t, "PL", de) // DE's replica on PL's card
+	for name, c := range map[string]*card.Card{"bad peer ID": bad, "replica of two agencies": claimed} {
+		if err := fr.SetCards(frCard, deCard, c); err == nil {
+			t.Errorf("SetCards with a %s succeeded", name)
+		}
+	}
+	// The refused calls changed nothing: DE is still FR's partner.
+	if c := fr.Connected(); len(c) != 1 || c[0].Agency != "DE" {
+		t.Errorf("Connected() = %+v after refused SetCards; want DE", c)
 	}
 }
