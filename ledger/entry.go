@@ -156,27 +156,27 @@ func (d *Digest) UnmarshalText(b []byte) error {
 // encoding (docs/ledger-format.md). Index, Time and BodyHash are set by the
 // ledger; the caller fills in the rest (zero values are allowed).
 type Header struct {
-	Version          uint8     `json:"version"`           // EntryVersion
-	Index            uint64    `json:"index"`             // ledger index, contiguous from 0
-	Time             time.Time `json:"time"`              // the leader's time, never going backwards
-	Type             Type      `json:"type"`              // what happened
-	RequestID        string    `json:"request_id"`        // the query or request this is about
-	Agency           string    `json:"agency"`            // this agency's code
-	Partner          string    `json:"partner"`           // the partner agency's code, if any
-	Kind             string    `json:"kind"`              // identifier kind
-	Epoch            uint64    `json:"epoch"`             // OPRF key epoch
-	SetVersion       uint64    `json:"set_version"`       // encoded-set version
-	PaddedSize       uint64    `json:"padded_size"`       // padded query or set size
-	Outcome          Outcome   `json:"outcome"`           // result
-	HitCount         uint64    `json:"hit_count"`         // hits (match_result)
-	Count            uint64    `json:"count"`             // type-specific count (rows imported, entries pruned, …)
-	PolicyVersion    string    `json:"policy_version"`    // policy version the decision was made on
-	Handling         string    `json:"handling"`          // handling code (H0-H3)
-	Replica          string    `json:"replica"`           // replica that took the request
-	Urgency          uint8     `json:"urgency"`           // 0 normal; higher is more urgent
+	Version          uint8     `json:"version"`            // EntryVersion
+	Index            uint64    `json:"index"`              // ledger index, contiguous from 0
+	Time             time.Time `json:"time"`               // the leader's time, never going backwards
+	Type             Type      `json:"type"`               // what happened
+	RequestID        string    `json:"request_id"`         // the query or request this is about
+	Agency           string    `json:"agency"`             // this agency's code
+	Partner          string    `json:"partner"`            // the partner agency's code, if any
+	Kind             string    `json:"kind"`               // identifier kind
+	Epoch            uint64    `json:"epoch"`              // OPRF key epoch
+	SetVersion       uint64    `json:"set_version"`        // encoded-set version
+	PaddedSize       uint64    `json:"padded_size"`        // padded query or set size
+	Outcome          Outcome   `json:"outcome"`            // result
+	HitCount         uint64    `json:"hit_count"`          // hits (match_result)
+	Count            uint64    `json:"count"`              // type-specific count (rows imported, entries pruned, …)
+	PolicyVersion    string    `json:"policy_version"`     // policy version the decision was made on
+	Handling         string    `json:"handling"`           // handling code (H0-H3)
+	Replica          string    `json:"replica"`            // replica that took the request
+	Urgency          uint8     `json:"urgency"`            // 0 normal; higher is more urgent
 	RequestSigDigest Digest    `json:"request_sig_digest"` // SHA-256 of the request's signature
-	Digest           Digest    `json:"digest"`            // type-specific: query-set commitment, set digest, epoch keys or policy files hash
-	BodyHash         Digest    `json:"body_hash"`         // SHA-256 of the salted body (BodyHash)
+	Digest           Digest    `json:"digest"`             // type-specific: query-set commitment, set digest, epoch keys or policy files hash
+	BodyHash         Digest    `json:"body_hash"`          // SHA-256 of the salted body (BodyHash)
 }
 
 // Body is the prunable part of an entry: officers' personal data and case

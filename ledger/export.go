@@ -24,10 +24,10 @@ const (
 // ExportLine is one line of entries.jsonl.
 type ExportLine struct {
 	Index  uint64  `json:"index"`
-	Leaf   []byte  `json:"leaf"`             // base64 of the exact leaf bytes
-	Header Header  `json:"header"`           // the leaf, decoded
-	Body   *Body   `json:"body,omitempty"`   // absent once pruned
-	Salt   *Digest `json:"salt,omitempty"`   // absent once pruned
+	Leaf   []byte  `json:"leaf"`           // base64 of the exact leaf bytes
+	Header Header  `json:"header"`         // the leaf, decoded
+	Body   *Body   `json:"body,omitempty"` // absent once pruned
+	Salt   *Digest `json:"salt,omitempty"` // absent once pruned
 }
 
 // Export appends an export entry (actor in its body), signs a checkpoint

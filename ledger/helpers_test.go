@@ -69,18 +69,6 @@ func appendN(t testing.TB, l *Ledger, from, n int) []Receipt {
 	return rs
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 type ed25519PublicKey = ed25519.PublicKey
 
 var testKey2 = ed25519.NewKeyFromSeed(sha256.New().Sum([]byte("another agency"))[:32])

@@ -13,9 +13,9 @@ import (
 
 // Filter selects entries. Zero fields select everything.
 type Filter struct {
-	From    time.Time `json:"from,omitzero"`    // entries at or after
-	To      time.Time `json:"to,omitzero"`      // entries before
-	Types   []Type    `json:"types,omitempty"`  // any of these types
+	From    time.Time `json:"from,omitzero"`   // entries at or after
+	To      time.Time `json:"to,omitzero"`     // entries before
+	Types   []Type    `json:"types,omitempty"` // any of these types
 	Partner string    `json:"partner,omitempty"`
 	Case    string    `json:"case,omitempty"`  // body case reference (pruned entries never match)
 	Actor   string    `json:"actor,omitempty"` // body actor (pruned entries never match)
@@ -139,9 +139,9 @@ func (l *Ledger) Read(ctx context.Context, actor, purpose string, f Filter) ([]E
 // entries, whose root is Root.
 type EntryProof struct {
 	Entry Entry
-	Leaf  []byte          // the exact leaf bytes
-	Size  uint64          // tree size the proof is for
-	Root  tlog.Hash       // root of that tree
+	Leaf  []byte           // the exact leaf bytes
+	Size  uint64           // tree size the proof is for
+	Root  tlog.Hash        // root of that tree
 	Proof tlog.RecordProof // RFC 6962 inclusion proof
 }
 
