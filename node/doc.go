@@ -6,8 +6,9 @@
 // replica's libp2p host (Ed25519 identity, TCP only, Noise, yamux; no
 // discovery, relays, hole punching, AutoNAT or port mapping), with a
 // connection gater that admits only the peers of an allow set
-// ([Host.SetAllowed]: the agency's own replicas and its pinned partners'
-// replicas, each with its agency code) and a resource manager with fixed
+// ([Host.SetCards] or [Host.SetAllowed]: the agency's own replicas and its
+// pinned partners' replicas, each with its agency code) and a resource
+// manager with fixed
 // limits ([DefaultLimits]). [Host] adapts the host to exchange's seams:
 // [Host.Open] satisfies exchange.Opener and [Host.Handle] hands admitted
 // streams to exchange's handlers. Agency cards, by which partners are
