@@ -562,3 +562,48 @@ func TestHostSetCards(t *testing.T) {
 		t.Errorf("Connected() = %+v after refused SetCards; want DE", c)
 	}
 }
+
+func TestHostCloseEndsHandlers(t *testing.T) {
+	noLeaks(t)
+	fr, de := pair(t)
+	started := make(chan struct{})
+	ended := make(chan error, 1)
+	de.Handle(exchange.ProtoMatch, func(ctx context.Context, _ exchange.Peer, _ exchange.Stream) {
+		close(started)
+		<-ctx.Done()
+		ended <- ctx.Err()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := fr.Open(ctx, exchange.PeerID(de.ID().String()), exchange.ProtoMatch)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer st.Reset()
+	if _, err := st.Write([]byte("x")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the handler did not start")
+	}
+	if err := de.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Close waited for the handler, so its result is already there.
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("handler ctx ended with %v; want context.Canceled", err)
+		}
+	default:
+		t.Fatal("Close returned before the handler ended")
+	}
+	if _, err := de.Open(ctx, exchange.PeerID(fr.ID().String()), exchange.ProtoMatch); !errors.Is(err, ErrHostClosed) {
+		t.Errorf("Open after Close = %v; want ErrHostClosed", err)
+	}
+	if err := de.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
