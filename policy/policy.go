@@ -56,7 +56,7 @@ func (e *FileError) Error() string {
 type Set struct {
 	version  string
 	policies *cedar.PolicySet
-	byAction map[string]policyList // the policies whose action scope can match each action
+	byAction map[string]policyList     // the policies whose action scope can match each action
 	reasons  map[cedar.PolicyID]string // forbid policy ID -> its @reason
 	messages map[cedar.PolicyID]string // forbid policy ID -> its @message
 	limits   *limits
