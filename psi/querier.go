@@ -247,11 +247,15 @@ func (qy *Query) finalize(ev *Evaluation) ([][]byte, error) {
 			return nil, fmt.Errorf("finalize: evaluated element %d is the identity: %w", i, ErrProof)
 		}
 	}
-	verifier := dleq.Verifier{Params: qy.q.dleq}
+	pk := qy.q.cfg.Key.e
+	pkBytes, err := pk.MarshalBinaryCompress()
+	if err != nil {
+		return nil, fmt.Errorf("finalize: %w", err)
+	}
 	cs := req.ChunkSize
-	err := parallelItems(qy.q.workers, len(ev.proofs), func(c int) error {
+	err = parallelItems(qy.q.workers, len(ev.proofs), func(c int) error {
 		lo, hi := c*cs, min((c+1)*cs, n)
-		if !verifier.VerifyBatchRFC9497(qy.q.cfg.Key.e, req.elements[lo:hi], ev.elements[lo:hi], ev.proofs[c]) {
+		if !verifyChunk(qy.q.dleq, pk, pkBytes, req.elements[lo:hi], ev.elements[lo:hi], &ev.proofs[c]) {
 			return fmt.Errorf("finalize: chunk %d of %d: %w", c, len(ev.proofs), ErrProof)
 		}
 		return nil

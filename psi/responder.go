@@ -268,7 +268,7 @@ func (r *Responder) checkRequest(req *EvalRequest) error {
 // evaluate is Evaluate with the proof nonces given, one per chunk.
 func (r *Responder) evaluate(req *EvalRequest, nonces []group.Scalar) (*Evaluation, error) {
 	n, cs := req.Len(), req.ChunkSize
-	ev := &Evaluation{ChunkSize: cs, elements: make([]group.Element, n), proofs: make([]*dleq.Proof, len(nonces))}
+	ev := &Evaluation{ChunkSize: cs, elements: make([]group.Element, n), proofs: make([][proofSize]byte, len(nonces))}
 	_ = parallel(r.workers, n, func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			ev.elements[i] = g.NewElement().Mul(req.elements[i], r.k)
@@ -282,7 +282,11 @@ func (r *Responder) evaluate(req *EvalRequest, nonces []group.Scalar) (*Evaluati
 		if err != nil {
 			return fmt.Errorf("prove chunk %d: %w", c, err)
 		}
-		ev.proofs[c] = p
+		raw, err := p.MarshalBinary()
+		if err != nil || len(raw) != proofSize {
+			return fmt.Errorf("encode proof of chunk %d: %v", c, err)
+		}
+		copy(ev.proofs[c][:], raw)
 		return nil
 	})
 	if err != nil {

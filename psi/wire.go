@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/cloudflare/circl/group"
-	"github.com/cloudflare/circl/zk/dleq"
 )
 
 // Wire formats. Every message starts with a format version byte and a suite
@@ -78,7 +77,7 @@ func (r *EvalRequest) Len() int { return len(r.elements) }
 type Evaluation struct {
 	ChunkSize int
 	elements  []group.Element
-	proofs    []*dleq.Proof
+	proofs    [][proofSize]byte // c ‖ s of each chunk's proof
 }
 
 // Len returns the number of evaluated elements.
@@ -225,11 +224,7 @@ func (ev *Evaluation) MarshalBinary() ([]byte, error) {
 		return nil, fmt.Errorf("encode evaluation: %w", err)
 	}
 	for _, p := range ev.proofs {
-		b, err := p.MarshalBinary()
-		if err != nil {
-			return nil, fmt.Errorf("encode evaluation: %w", err)
-		}
-		e.bytes(b)
+		e.bytes(p[:])
 	}
 	return e.b, nil
 }
@@ -258,13 +253,12 @@ func UnmarshalEvaluation(b []byte) (*Evaluation, error) {
 	if ev.elements, err = d.elements(n); err != nil {
 		return nil, malformed(what, err.Error())
 	}
-	ev.proofs = make([]*dleq.Proof, nc)
+	ev.proofs = make([][proofSize]byte, nc)
 	for i := range ev.proofs {
-		p := new(dleq.Proof)
-		if err := p.UnmarshalBinary(g, d.take(proofSize)); err != nil {
+		copy(ev.proofs[i][:], d.take(proofSize))
+		if _, _, err := parseProof(ev.proofs[i][:]); err != nil {
 			return nil, malformed(what, fmt.Sprintf("proof %d: %v", i, err))
 		}
-		ev.proofs[i] = p
 	}
 	return ev, nil
 }
