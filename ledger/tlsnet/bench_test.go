@@ -135,3 +135,62 @@ func BenchmarkThroughput(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDial measures opening a connection, which raft does once per
+// pooled connection: TCP connect alone, or tlsnet's connect, mutual TLS
+// handshake and channel header.
+func BenchmarkDial(b *testing.B) {
+	b.Run("tcp", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_ = c.Close()
+			}
+		}()
+		for b.Loop() {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = c.Close()
+		}
+		_ = ln.Close()
+		<-done
+	})
+	b.Run("tlsnet", func(b *testing.B) {
+		ca := newTestCA(b, "DE")
+		srv := listen(b, config(b, ca, ca, "srv", time.Now()))
+		cli := listen(b, config(b, ca, ca, "cli", time.Now()))
+		l := srv.Layer("audit")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				_ = c.Close()
+			}
+		}()
+		addr := raft.ServerAddress(srv.Addr().String())
+		for b.Loop() {
+			c, err := cli.Layer("audit").Dial(addr, 5*time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = c.Close()
+		}
+		_ = l.Close()
+		<-done
+	})
+}
