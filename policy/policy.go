@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -55,7 +54,6 @@ func (e *FileError) Error() string {
 // immutable and safe for concurrent use.
 type Set struct {
 	version  string
-	policies *cedar.PolicySet
 	byAction map[string]policyList     // the policies whose action scope can match each action
 	reasons  map[cedar.PolicyID]string // forbid policy ID -> its @reason
 	messages map[cedar.PolicyID]string // forbid policy ID -> its @message
@@ -172,8 +170,9 @@ func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 		reason = cedarExact.ReplaceAllString(reason, "found $1 where $2 was expected")
 		return nil, &FileError{File: file, Line: line, Reason: strings.TrimSpace(reason)}
 	}
+	var all policyList
+	seen := map[cedar.PolicyID]bool{}
 	s := &Set{
-		policies: cedar.NewPolicySet(),
 		reasons:  map[cedar.PolicyID]string{},
 		messages: map[cedar.PolicyID]string{},
 		limits:   lim,
@@ -192,9 +191,10 @@ func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 			}
 			id = cedar.PolicyID(a)
 		}
-		if s.policies.Get(id) != nil {
+		if seen[id] {
 			return nil, ferr("@id(%q) is used twice", id)
 		}
+		seen[id] = true
 		for k := range ann {
 			if !slices.Contains([]string{"id", "reason", "message"}, string(k)) {
 				return nil, ferr("unknown annotation @%s: use @id, @reason or @message", k)
@@ -219,16 +219,15 @@ func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 		if err := checkEntities(pa, lim); err != nil {
 			return nil, ferr("%v", err)
 		}
-		s.policies.Add(id, p)
+		all = append(all, policyEntry{id, p})
 	}
 	s.byAction = make(map[string]policyList, len(Actions))
 	for _, a := range Actions {
 		uid := actionUIDs[a]
 		var l policyList
-		for _, id := range slices.Sorted(maps.Keys(s.policies.Map())) {
-			p := s.policies.Get(id)
-			if actionMayMatch((*xast.Policy)(p.AST()).Action, uid) {
-				l = append(l, policyEntry{id, p})
+		for _, e := range all {
+			if actionMayMatch((*xast.Policy)(e.p.AST()).Action, uid) {
+				l = append(l, e)
 			}
 		}
 		s.byAction[a] = l
