@@ -246,7 +246,11 @@ func (s *Set) Decide(r Request) Decision {
 	if isMatch && size > 0 {
 		res := s.reservations(&r, partner, known, pk, size)
 		for _, x := range res {
-			if used := r.Used[x.key.Key]; used+x.key.Amount > x.key.Limit {
+			// Written so that no sum can overflow: a huge used amount denies.
+			switch used := r.Used[x.key.Key]; {
+			case used < 0:
+				deny(ReasonBadRequest, "%s: the used amount %d is negative", x.what, used)
+			case used > x.key.Limit-x.key.Amount:
 				deny(x.reason, "%s: %d used and %d asked is over the limit of %d", x.what, used, x.key.Amount, x.key.Limit)
 			}
 		}

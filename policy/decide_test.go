@@ -3,6 +3,7 @@ package policy
 import (
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -162,6 +163,14 @@ func TestDecideExamples(t *testing.T) {
 		{name: "a new epoch has a fresh key budget", req: with(inbound("FR", "phone", 1024), func(r *Request) {
 			r.Used = map[string]int64{"key/6/phone": 2000000}
 		}), reserve: inboundReserve("FR", "phone", 1024, 50000, 400000, 2000000), handling: "H2", disclosure: "hits"},
+		{name: "a used amount near the int64 limit does not wrap", req: with(inbound("GB", "phone", 1024), func(r *Request) {
+			r.Used = map[string]int64{"partner/GB/phone/DAY": math.MaxInt64}
+		}), reasons: []string{ReasonPartnerBudget}, handling: "H2", disclosure: "hits"},
+		{name: "a negative used amount is refused", req: with(inbound("GB", "phone", 1024), func(r *Request) {
+			r.Used = map[string]int64{"kind/phone/DAY": -1000000}
+		}), reasons: []string{ReasonBadRequest}, handling: "H2", disclosure: "hits"},
+		{name: "a huge padded size does not wrap", req: inbound("GB", "phone", math.MaxInt),
+			reasons: []string{ReasonSizeOverCap, ReasonPartnerBudget, ReasonKindCap, ReasonCaseBudget, ReasonKeyExhausted}, handling: "H2", disclosure: "hits"},
 		// Sync.
 		{name: "TH syncs phone", req: Request{Principal: Principal{Agency: "TH"}, Action: "sync", Kind: "phone", Time: noon},
 			handling: "H2", disclosure: "hits"},

@@ -3,8 +3,10 @@ package policy
 import (
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // minimal files: every test below changes one line of them.
@@ -224,4 +226,54 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("Decide(%q) = %+v: inconsistent", b, d)
 		}
 	})
+}
+
+// TestActionIndex checks that deciding with the policies indexed by action
+// gives what deciding with every policy gives, for scopes of each shape.
+func TestActionIndex(t *testing.T) {
+	pol := minPolicy + `
+@id("any-action")
+permit (principal in Role::"auditor", action, resource == Node::"local");
+@id("set")
+permit (principal in Role::"steward", action in [Action::"import", Action::"approve"], resource);
+@id("in-one")
+forbid (principal, action in Action::"approve", resource == Kind::"document");
+@id("any-forbid")
+@reason("night")
+forbid (principal, action, resource) when { context.hour < 6 };
+`
+	s, err := Parse(Files{Policy: []byte(pol), Limits: []byte(minLimits)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := *s
+	full.byAction = map[string]policyList{}
+	for _, a := range Actions {
+		full.byAction[a] = s.all
+	}
+	n := 0
+	for _, role := range Roles {
+		for _, a := range Actions {
+			for _, kind := range []string{"phone", "document"} {
+				for _, hour := range []int{3, 12} {
+					r := local(role, "GB", kind, 64)
+					r.Action = a
+					r.Time = noon.Add(time.Duration(hour-12) * time.Hour)
+					got, want := s.Decide(r), full.Decide(r)
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("%s %s %s at %d: indexed %+v; every policy %+v", role, a, kind, hour, got, want)
+					}
+					if got.Allow {
+						n++
+					}
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no request was allowed: the test compares only denials")
+	}
+	if got := len(s.byAction["read_ledger"]); got != 2 {
+		t.Errorf("read_ledger has %d policies in the index; want 2 (any-action, any-forbid)", got)
+	}
 }

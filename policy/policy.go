@@ -54,6 +54,7 @@ func (e *FileError) Error() string {
 // immutable and safe for concurrent use.
 type Set struct {
 	version  string
+	all      policyList                // every policy, in file order
 	byAction map[string]policyList     // the policies whose action scope can match each action
 	reasons  map[cedar.PolicyID]string // forbid policy ID -> its @reason
 	messages map[cedar.PolicyID]string // forbid policy ID -> its @message
@@ -221,6 +222,7 @@ func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 		}
 		all = append(all, policyEntry{id, p})
 	}
+	s.all = all
 	s.byAction = make(map[string]policyList, len(Actions))
 	for _, a := range Actions {
 		uid := actionUIDs[a]
