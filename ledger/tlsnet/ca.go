@@ -124,6 +124,25 @@ func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 	return &CA{agency: agency, cert: cert, der: der, key: key}, nil
 }
 
+// ParseRoots decodes the PEM of an agency CA certificate (as written by
+// [CA.CertPEM]) into a pool for [Config.Roots], for replicas that do not
+// hold the CA key.
+func ParseRoots(certPEM []byte) (*x509.CertPool, error) {
+	cert, _, err := parseCertPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("parse roots: %w", err)
+	}
+	if !cert.IsCA {
+		return nil, errors.New("parse roots: certificate is not a ca")
+	}
+	if _, err := caAgency(cert); err != nil {
+		return nil, fmt.Errorf("parse roots: %w", err)
+	}
+	p := x509.NewCertPool()
+	p.AddCert(cert)
+	return p, nil
+}
+
 // Agency returns the agency code the CA was made for.
 func (ca *CA) Agency() string { return ca.agency }
 

@@ -141,3 +141,86 @@ func TestReplicaName(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRoots(t *testing.T) {
+	now := time.Now()
+	ca := newTestCA(t, "DE")
+	leafPEM, _, err := ca.Issue("r1", nil, now)
+	if err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	roots, err := ParseRoots(ca.CertPEM())
+	if err != nil {
+		t.Fatalf("ParseRoots: %v", err)
+	}
+	leaf, _, err := parseCertPEM(leafPEM)
+	if err != nil {
+		t.Fatalf("parse leaf: %v", err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("Verify against ParseRoots pool: %v", err)
+	}
+	for _, bad := range [][]byte{nil, []byte("junk"), leafPEM} {
+		if _, err := ParseRoots(bad); err == nil {
+			t.Errorf("ParseRoots(%.20q) succeeded; want an error", bad)
+		}
+	}
+}
+
+// FuzzParseCA checks that CA files never crash the decoder and that what
+// it accepts encodes back to an equivalent CA.
+func FuzzParseCA(f *testing.F) {
+	ca := newTestCA(f, "DE")
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		f.Fatal(err)
+	}
+	leafPEM, leafKey, err := ca.Issue("r1", nil, time.Now())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ca.CertPEM(), keyPEM)
+	f.Add(leafPEM, leafKey)
+	f.Add(ca.CertPEM(), leafKey)
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), keyPEM)
+	f.Fuzz(func(t *testing.T, certPEM, keyPEM []byte) {
+		_, rootsErr := ParseRoots(certPEM)
+		ca, err := ParseCA(certPEM, keyPEM)
+		if err != nil {
+			return
+		}
+		if rootsErr != nil {
+			t.Fatalf("ParseCA accepted a certificate that ParseRoots refused: %v", rootsErr)
+		}
+		k, err := ca.KeyPEM()
+		if err != nil {
+			t.Fatalf("KeyPEM of a parsed CA: %v", err)
+		}
+		back, err := ParseCA(ca.CertPEM(), k)
+		if err != nil || back.Agency() != ca.Agency() || !back.Certificate().Equal(ca.Certificate()) {
+			t.Fatalf("ParseCA of re-encoded CA = %v", err)
+		}
+	})
+}
+
+// FuzzReplicaName checks that the URI SAN decoder only accepts what the
+// issuer writes.
+func FuzzReplicaName(f *testing.F) {
+	f.Add("xborder://DE/replica/r1")
+	f.Add("xborder://DE/replica/../x")
+	f.Add("xborder://DE:1/replica/r1")
+	f.Add("xborder:opaque")
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := url.Parse(s)
+		if err != nil {
+			return
+		}
+		agency, id, err := ReplicaName(&x509.Certificate{URIs: []*url.URL{u}})
+		if err != nil {
+			return
+		}
+		if got := replicaURI(agency, id).String(); got != u.String() {
+			t.Fatalf("ReplicaName(%q) = %q, %q, which the issuer writes as %q", s, agency, id, got)
+		}
+	})
+}

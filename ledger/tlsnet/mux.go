@@ -126,6 +126,8 @@ func Listen(addr string, cfg Config) (*Mux, error) {
 		Certificates: []tls.Certificate{cfg.Certificate},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    cfg.Roots,
+		// Every connection makes a full handshake with both certificates.
+		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			_, err := m.verifyPeer(cs, x509.ExtKeyUsageClientAuth)
 			return err
@@ -329,9 +331,9 @@ func (m *Mux) serve(raw net.Conn) {
 	}
 	l := m.open(name)
 	if l == nil {
+		m.log.Warn("connection refused: unknown channel", "remote", remote, "peer", peer, "channel", name)
 		_, _ = tc.Write([]byte{statusUnknown})
 		_ = tc.Close()
-		m.log.Warn("connection refused: unknown channel", "remote", remote, "peer", peer, "channel", name)
 		return
 	}
 	if _, err := tc.Write([]byte{statusOK}); err != nil {

@@ -1,11 +1,13 @@
 package tlsnet
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -153,7 +155,10 @@ func TestUnknownChannel(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
 	a := listen(t, config(t, ca, ca, "a", time.Now()))
-	b := listen(t, config(t, ca, ca, "b", time.Now()))
+	var logs syncBuffer
+	cfgB := config(t, ca, ca, "b", time.Now())
+	cfgB.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	b := listen(t, cfgB)
 	serveEcho(b.Layer("audit"), &wg)
 	closed := b.Layer("data")
 	if err := closed.Close(); err != nil {
@@ -170,6 +175,15 @@ func TestUnknownChannel(t *testing.T) {
 	}
 	if _, err := closed.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept on a closed layer = %v; want net.ErrClosed", err)
+	}
+	out := logs.String()
+	for _, want := range []string{"unknown channel", "channel=nope", "peer=a", "channel=audit/fwd"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "CERTIFICATE") {
+		t.Errorf("log holds key or certificate material:\n%s", out)
 	}
 	// A layer reopened after Close serves again.
 	serveEcho(b.Layer("data"), &wg)
@@ -297,6 +311,24 @@ func TestClose(t *testing.T) {
 	if err := exchange(b, again, "audit", 1); err != nil {
 		t.Error(err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func isTimeout(err error) bool {
