@@ -68,8 +68,9 @@ const (
 
 // Config configures Open. Every zero value is a documented default.
 type Config struct {
-	// Dir is the ledger directory, created if missing. It holds the badger
-	// database (Dir/state) and Raft snapshots (Dir/snapshots).
+	// Dir is the ledger directory, created if missing. It holds two badger
+	// databases, the state (Dir/state) and the Raft log (Dir/raft), and Raft
+	// snapshots (Dir/snapshots).
 	Dir string
 	// ReplicaID is the Raft server ID. Empty: the ID stored in Dir by an
 	// earlier Open; a new directory needs one.
@@ -110,7 +111,8 @@ type Ledger struct {
 	cfg    Config
 	origin string
 	log    *slog.Logger
-	db     *badger.DB
+	db     *badger.DB // replicated state (s/) and this replica's own keys (x/)
+	raftDB *badger.DB // Raft log and stable store
 	fsm    *fsm
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
@@ -190,7 +192,14 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
-	l := &Ledger{cfg: cfg, log: log, db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	// The Raft log has a database of its own, so that its synced writes and
+	// the state machine's go to the disk side by side rather than in turn.
+	raftDB, err := badger.Open(opts.WithDir(filepath.Join(cfg.Dir, "raft")).WithValueDir(filepath.Join(cfg.Dir, "raft")))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
+	}
+	l := &Ledger{cfg: cfg, log: log, db: db, raftDB: raftDB, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := l.open(ctx); err != nil {
 		if l.raft != nil {
 			l.raft.Shutdown().Error()
@@ -199,6 +208,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			l.trans.Close()
 		}
 		db.Close()
+		raftDB.Close()
 		return nil, err
 	}
 	go l.checkpointLoop()
@@ -229,7 +239,7 @@ func (l *Ledger) open(ctx context.Context) error {
 		rc.ElectionTimeout = 200 * time.Millisecond
 		rc.LeaderLeaseTimeout = 100 * time.Millisecond
 	}
-	store := raftbadger.New(l.db, prefixRaft)
+	store := raftbadger.New(l.raftDB, prefixRaft)
 	logs, err := raft.NewLogCache(1024, store)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
@@ -266,7 +276,35 @@ func (l *Ledger) open(ctx context.Context) error {
 		return fmt.Errorf("start ledger raft: %w", err)
 	}
 	l.raft = r
+	if l.cfg.Transport == nil {
+		// A lone replica elects itself at once: wait for that, and for its
+		// own log to be applied, so that it is ready when Open returns.
+		return l.barrier(ctx)
+	}
 	return nil
+}
+
+// barrier waits until this replica leads and has applied its whole log.
+func (l *Ledger) barrier(ctx context.Context) error {
+	deadline := time.Now().Add(DefaultWriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	for {
+		if l.raft.State() == raft.Leader {
+			if err := l.raft.Barrier(time.Until(deadline)).Error(); err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("open ledger: no leader within the wait: %w", ErrNoQuorum)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("open ledger: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // identity records the agency, replica ID and public key in a new
@@ -350,6 +388,9 @@ func (l *Ledger) Close() error {
 		}
 		err = l.raft.Shutdown().Error()
 		if e := l.trans.Close(); err == nil {
+			err = e
+		}
+		if e := l.raftDB.Close(); err == nil {
 			err = e
 		}
 		if e := l.db.Close(); err == nil {

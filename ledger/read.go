@@ -149,26 +149,8 @@ type EntryProof struct {
 // size (0: the current size). It does not log the read (see Read).
 func (l *Ledger) Entry(i, size uint64) (EntryProof, error) {
 	var p EntryProof
-	err := l.db.View(func(txn *badger.Txn) error {
-		n, err := getUint64(txn, keySize)
-		if err != nil {
-			return err
-		}
-		if size == 0 {
-			size = n
-		}
-		if size > n || i >= size {
-			return fmt.Errorf("index %d in a tree of %d (%d entries): %w", i, size, n, ErrNotFound)
-		}
-		if p.Entry, p.Leaf, err = readEntry(txn, i); err != nil {
-			return err
-		}
-		r := hashReader{txn}
-		if p.Root, err = tlog.TreeHash(int64(size), r); err != nil {
-			return err
-		}
-		p.Size = size
-		p.Proof, err = tlog.ProveRecord(int64(size), int64(i), r)
+	err := l.db.View(func(txn *badger.Txn) (err error) {
+		p, err = entryProof(txn, i, size)
 		return err
 	})
 	if err != nil {
@@ -177,25 +159,53 @@ func (l *Ledger) Entry(i, size uint64) (EntryProof, error) {
 	return p, nil
 }
 
+func entryProof(txn *badger.Txn, i, size uint64) (EntryProof, error) {
+	var p EntryProof
+	n, err := getUint64(txn, keySize)
+	if err != nil {
+		return p, err
+	}
+	if size == 0 {
+		size = n
+	}
+	if size > n || i >= size {
+		return p, fmt.Errorf("index %d in a tree of %d (%d entries): %w", i, size, n, ErrNotFound)
+	}
+	if p.Entry, p.Leaf, err = readEntry(txn, i); err != nil {
+		return p, err
+	}
+	r := hashReader{txn}
+	if p.Root, err = tlog.TreeHash(int64(size), r); err != nil {
+		return p, err
+	}
+	p.Size = size
+	p.Proof, err = tlog.ProveRecord(int64(size), int64(i), r)
+	return p, err
+}
+
 // ConsistencyProof proves that the tree of size old is a prefix of the tree
 // of size new (RFC 6962).
 func (l *Ledger) ConsistencyProof(old, new uint64) (tlog.TreeProof, error) {
 	var p tlog.TreeProof
-	err := l.db.View(func(txn *badger.Txn) error {
-		n, err := getUint64(txn, keySize)
-		if err != nil {
-			return err
-		}
-		if old > new || new > n {
-			return fmt.Errorf("sizes %d and %d in a tree of %d: %w", old, new, n, ErrNotFound)
-		}
-		p, err = tlog.ProveTree(int64(new), int64(old), hashReader{txn})
+	err := l.db.View(func(txn *badger.Txn) (err error) {
+		p, err = consistencyProof(txn, old, new)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("prove consistency %d-%d: %w", old, new, err)
 	}
 	return p, nil
+}
+
+func consistencyProof(txn *badger.Txn, old, new uint64) (tlog.TreeProof, error) {
+	n, err := getUint64(txn, keySize)
+	if err != nil {
+		return nil, err
+	}
+	if old > new || new > n {
+		return nil, fmt.Errorf("sizes %d and %d in a tree of %d: %w", old, new, n, ErrNotFound)
+	}
+	return tlog.ProveTree(int64(new), int64(old), hashReader{txn})
 }
 
 // TreeHead returns the current size and root of this replica's tree.

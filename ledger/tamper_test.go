@@ -69,6 +69,7 @@ func TestStartCheckCatchesTampering(t *testing.T) {
 			<-l.done
 			l.raft.Shutdown().Error()
 			l.trans.Close()
+			l.raftDB.Close()
 			l.db.Close()
 
 			rawUpdate(t, dir, func(txn *badger.Txn) error { return flipLastByte(txn, tc.key) })

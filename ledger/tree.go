@@ -13,7 +13,7 @@ import (
 // prefixState is replicated state: written only by Apply and carried by
 // snapshots. Everything under prefixLocal belongs to this replica alone.
 const (
-	prefixRaft   = "r/" // raft log and stable store (package raftbadger)
+	prefixRaft   = "r/" // raft log and stable store (package raftbadger), in Dir/raft
 	prefixState  = "s/"
 	prefixLocal  = "x/"
 	keyApplied   = "s/m/applied" // last applied raft index

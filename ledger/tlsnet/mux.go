@@ -297,6 +297,11 @@ func (m *Mux) acceptLoop() {
 		}
 		delay = 0
 		if !m.track(raw, true) {
+			select {
+			case <-m.done:
+				return
+			default:
+			}
 			m.log.Warn("connection refused: too many in handshake", "remote", raw.RemoteAddr().String())
 			continue
 		}
@@ -317,8 +322,8 @@ func (m *Mux) serve(raw net.Conn) {
 		m.logRefused("handshake failed", remote, err)
 		return
 	}
-	peer, err := m.verifyPeer(tc.ConnectionState(), x509.ExtKeyUsageClientAuth)
-	if err != nil { // unreachable: VerifyConnection ran the same check
+	peer, err := peerName(tc.ConnectionState())
+	if err != nil {
 		_ = raw.Close()
 		m.logRefused("peer refused", remote, err)
 		return
@@ -401,6 +406,19 @@ func (m *Mux) verifyPeer(cs tls.ConnectionState, usage x509.ExtKeyUsage) (string
 	}
 	if agency != m.agency {
 		return "", fmt.Errorf("verify peer: replica %s of agency %s, want agency %s", id, agency, m.agency)
+	}
+	return id, nil
+}
+
+// peerName returns the replica ID of a peer whose certificate
+// VerifyConnection has checked in the handshake.
+func peerName(cs tls.ConnectionState) (string, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return "", errors.New("peer name: no certificate")
+	}
+	_, id, err := ReplicaName(cs.PeerCertificates[0])
+	if err != nil {
+		return "", fmt.Errorf("peer name: %w", err)
 	}
 	return id, nil
 }
@@ -539,7 +557,7 @@ func (l *Layer) handshake(ctx context.Context, raw net.Conn) (*conn, error) {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	peer, err := l.m.verifyPeer(tc.ConnectionState(), x509.ExtKeyUsageServerAuth)
+	peer, err := peerName(tc.ConnectionState())
 	if err != nil {
 		return nil, err
 	}
