@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	cedar "github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -171,6 +173,9 @@ func (s *Set) Decide(r Request) Decision {
 	case !inbound && !slices.Contains(Roles, r.Principal.Role):
 		deny(ReasonBadRequest, "unknown role %q: roles are investigator, approver, auditor, steward, admin", r.Principal.Role)
 	}
+	if err := checkText(&r); err != "" {
+		deny(ReasonBadRequest, "%s", err)
+	}
 	action, ok := actionUIDs[r.Action]
 	if !ok {
 		deny(ReasonBadRequest, "unknown action %q", r.Action)
@@ -265,6 +270,32 @@ func (s *Set) Decide(r Request) Decision {
 	return d
 }
 
+// Bounds on the free text of a request: it reaches the ledger.
+const (
+	maxCaseRef = 128
+	maxText    = 1024
+)
+
+// caseEscaper makes a case reference one segment of a budget key, so that
+// "/" in a reference never makes a segment the ledger reads as DAY.
+var caseEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
+
+// checkText bounds the free-text fields and returns what is wrong, or "".
+func checkText(r *Request) string {
+	c := &r.Context
+	switch {
+	case len(c.CaseRef) > maxCaseRef:
+		return fmt.Sprintf("the case reference is longer than %d bytes", maxCaseRef)
+	case strings.IndexFunc(c.CaseRef, unicode.IsControl) >= 0 || !utf8.ValidString(c.CaseRef):
+		return "the case reference holds control characters or invalid UTF-8"
+	case !r.Inbound() && c.CaseRef == DayPlaceholder:
+		return "this case reference is reserved: budget keys use it for the UTC day"
+	case len(c.Purpose) > maxText || len(c.LegalBasis) > maxText || len(c.Offence) > maxText:
+		return fmt.Sprintf("purpose, legal basis and offence are limited to %d bytes each", maxText)
+	}
+	return ""
+}
+
 type reservation struct {
 	key    Reservation
 	reason string
@@ -296,7 +327,7 @@ func (s *Set) reservations(r *Request, partner string, known bool, pk partnerKin
 		})
 	}
 	if lim.caseLimit > 0 && r.Context.CaseRef != "" {
-		ref := r.Context.CaseRef
+		ref := caseEscaper.Replace(r.Context.CaseRef)
 		if r.Inbound() {
 			ref = partner + ":" + ref
 		}

@@ -64,7 +64,8 @@ type Set struct {
 // Version identifies the files a decision was made with: "sha256:" and the
 // 64 hex digits of SHA-256 over both files (each prefixed by its length as a
 // big-endian uint64, under a domain label). It depends only on the bytes, not
-// on the file names, so every replica that holds the same files agrees.
+// on the file names, so every replica that holds the same files agrees. It
+// is "" for Default: no policy file.
 func (s *Set) Version() string { return s.version }
 
 // Retention is how long the ledger keeps the salted bodies of audit entries
@@ -344,7 +345,10 @@ permit (principal in Role::"auditor", action == Action::"read_ledger", resource 
 // Default returns the policy in force when no policy file has been
 // committed: partners get nothing (no partner is listed), auditors may only
 // read_ledger, and admins may always use the admin verbs (see Decide). Its
-// version is that of the two default files, the second one empty.
+// version is the empty string, which is what the ledger holds as the
+// version in force before any policy entry, so that decisions made with
+// Default are admitted until the first policy is committed, and refused as
+// stale after.
 func Default() *Set { return defaultSet() }
 
 var defaultSet = sync.OnceValue(func() *Set {
@@ -355,6 +359,5 @@ var defaultSet = sync.OnceValue(func() *Set {
 	if err != nil {
 		panic("policy: default policy does not parse: " + err.Error())
 	}
-	s.version = version(Files{Policy: []byte(defaultPolicy)})
 	return s
 })
