@@ -446,3 +446,44 @@ func TestDialTimeout(t *testing.T) {
 		t.Errorf("DialContext to a silent server, cancelled after %v = %v after %v; want an error soon after the cancel", timeout, err, d)
 	}
 }
+
+// TestLayerClose checks that closing one layer ends its connections, both
+// accepted and dialled, and leaves the other channels running.
+func TestLayerClose(t *testing.T) {
+	ca := newTestCA(t, "DE")
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	a := listen(t, config(t, ca, ca, "a", time.Now()))
+	b := listen(t, config(t, ca, ca, "b", time.Now()))
+	for _, ch := range []string{"audit", "data"} {
+		serveEcho(a.Layer(ch), &wg)
+		serveEcho(b.Layer(ch), &wg)
+	}
+	dial := func(from, to *Mux, ch string) net.Conn {
+		t.Helper()
+		c, err := from.Layer(ch).Dial(raft.ServerAddress(to.Addr().String()), 5*time.Second)
+		if err != nil {
+			t.Fatalf("Dial %s: %v", ch, err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if _, err := roundTrip(c, "hi"); err != nil {
+			t.Fatalf("round trip on %s: %v", ch, err)
+		}
+		return c
+	}
+	in := dial(b, a, "audit")  // accepted by a's audit layer
+	out := dial(a, b, "audit") // dialled by a's audit layer
+	other := dial(b, a, "data")
+
+	if err := a.Layer("audit").Close(); err != nil {
+		t.Fatalf("Layer.Close: %v", err)
+	}
+	for name, c := range map[string]net.Conn{"accepted": in, "dialled": out} {
+		if _, err := roundTrip(c, "again"); err == nil {
+			t.Errorf("round trip on the %s connection of a closed layer succeeded", name)
+		}
+	}
+	if _, err := roundTrip(other, "still"); err != nil {
+		t.Errorf("round trip on another channel after Layer.Close: %v", err)
+	}
+}
