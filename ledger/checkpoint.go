@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -177,7 +178,7 @@ func (l *Ledger) markVerified() error {
 // Checkpoint returns the latest signed checkpoint, signing one first when
 // this replica holds the key and the tree grew since.
 func (l *Ledger) Checkpoint() (Checkpoint, error) {
-	if l.signer != nil && l.raft.State().String() == "Leader" {
+	if l.signer != nil && l.raft.State() == raft.Leader {
 		var stored []byte
 		if err := l.db.View(func(txn *badger.Txn) (err error) {
 			stored, _, err = getBytes(txn, []byte(keyNote))
@@ -224,7 +225,7 @@ func (l *Ledger) checkpointLoop() {
 			continue
 		}
 		var err error
-		if l.signer != nil && l.raft.State().String() == "Leader" {
+		if l.signer != nil && l.raft.State() == raft.Leader {
 			_, err = l.signCheckpoint()
 		} else {
 			err = l.markVerified()

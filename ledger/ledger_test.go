@@ -76,3 +76,26 @@ func TestOpenRefusesOtherIdentity(t *testing.T) {
 		t.Errorf("Open of a new directory without identity = %v; want ErrInvalid", err)
 	}
 }
+
+// TestEncryptionAtRest: a directory created with a key opens with it and
+// not without it.
+func TestEncryptionAtRest(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.EncryptionKey = []byte("0123456789abcdef0123456789abcdef")
+	l := open(t, cfg)
+	appendN(t, l, 0, 3)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	plain := testConfig(dir)
+	if l, err := Open(context.Background(), plain); err == nil {
+		l.Close()
+		t.Fatal("Open of an encrypted directory without its key succeeded")
+	}
+	l = open(t, cfg)
+	defer l.Close()
+	if st := l.Status(); st.Size != 3 {
+		t.Errorf("size after reopen with the key = %d; want 3", st.Size)
+	}
+}
