@@ -76,7 +76,9 @@ type Request struct {
 func (r *Request) Inbound() bool { return r.Principal.Agency != "" }
 
 // Reason says why a request is denied, by a stable ID and a sentence.
-// Messages never carry identifiers, case references or names.
+// Messages never repeat the request's free text (case reference, purpose,
+// legal basis, offence, unknown names): they name only what the policy
+// defines, agency codes, kinds and numbers.
 type Reason struct {
 	ID      string `json:"id"`
 	Message string `json:"message"`
@@ -171,21 +173,21 @@ func (s *Set) Decide(r Request) Decision {
 	case !inbound && r.Principal.User == "":
 		deny(ReasonBadRequest, "the request names no principal: give an agency or a user")
 	case !inbound && !slices.Contains(Roles, r.Principal.Role):
-		deny(ReasonBadRequest, "unknown role %q: roles are investigator, approver, auditor, steward, admin", r.Principal.Role)
+		deny(ReasonBadRequest, "unknown role: roles are %s", strings.Join(Roles, ", "))
 	}
 	if err := checkText(&r); err != "" {
 		deny(ReasonBadRequest, "%s", err)
 	}
 	action, ok := actionUIDs[r.Action]
 	if !ok {
-		deny(ReasonBadRequest, "unknown action %q", r.Action)
+		deny(ReasonBadRequest, "unknown action: actions are %s", strings.Join(Actions, ", "))
 	}
 	onKind := slices.Contains(kindActions, r.Action)
 	resource := nodeUID
 	if onKind {
 		k, ok := kindUIDs[r.Kind]
 		if !ok {
-			deny(ReasonBadRequest, "unknown kind %q", r.Kind)
+			deny(ReasonBadRequest, "unknown kind: kinds are %s", strings.Join(Kinds, ", "))
 		}
 		resource = k
 	}
@@ -234,7 +236,7 @@ func (s *Set) Decide(r Request) Decision {
 			deny(ReasonMissingPurpose, "a match needs a purpose")
 		}
 		if !slices.Contains(s.limits.offences, r.Context.Offence) {
-			deny(ReasonOffenceNotListed, "offence %q is not one of this policy's offence types", r.Context.Offence)
+			deny(ReasonOffenceNotListed, "the offence type is not one of this policy's: %s", strings.Join(s.limits.offences, ", "))
 		}
 		if !inbound {
 			a := s.limits.approval

@@ -47,6 +47,8 @@
 // (pinned at v1.9.1); Parse adds the checks it lacks (the IDs of roles,
 // kinds and the node, and agency codes against the limits file).
 //
-// Reason messages never contain identifiers, case references or names;
-// they may name agency codes, kinds, offence types and numbers.
+// Reason messages never repeat the request's free text (case reference,
+// purpose, legal basis, unlisted offence, unknown names); they name only
+// what the policy defines, agency codes, kinds and numbers, so they are
+// safe to log.
 package policy
