@@ -1,0 +1,191 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/xborder/xborder/internal/card"
+	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/ledger/tlsnet"
+)
+
+// ErrExists: Init was pointed at a directory that already holds a node.
+// Use it as it is, or choose another directory.
+var ErrExists = errors.New("data directory already initialised")
+
+// InitConfig configures Init. Agency and Name are required.
+type InitConfig struct {
+	// Dir is the data directory, created with mode 0700 if missing. It
+	// must not hold a config.yaml yet.
+	Dir string
+	// Agency is the agency code (ISO 3166 alpha-2, upper case).
+	Agency string
+	// Name is the agency's name.
+	Name string
+	// Replica is the replica ID. Empty: "r1".
+	Replica string
+	// Listen overrides the listen addresses. Empty fields: a free port on
+	// 127.0.0.1, chosen now and saved in config.yaml.
+	Listen ListenConfig
+	// Now is the clock for certificates. Nil: time.Now.
+	Now func() time.Time
+}
+
+// InitResult says what Init made.
+type InitResult struct {
+	Dir            string // the data directory, absolute
+	Fingerprint    string // the agency key's fingerprint, as partners check it
+	AdminTokenFile string // path of the first admin's token file
+	Config         *FileConfig
+}
+
+// Init creates a data directory for the first replica of a new agency:
+// the libp2p identity, the agency signing key, the first epoch seed, the
+// badger at-rest key, the agency CA and this replica's certificate, a
+// documented config.yaml and the first admin's token. Secrets get mode
+// 0600. The ledgers are created when the node first starts.
+func Init(cfg InitConfig) (*InitResult, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("init node: no directory: %w", ErrConfig)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("init node: %w", err)
+	}
+	fc := &FileConfig{Agency: cfg.Agency, Name: cfg.Name, Replica: cfg.Replica, Bootstrap: true, Listen: cfg.Listen,
+		CardValidity: "8760h", LogLevel: "info"}
+	fc.Replica = fc.ReplicaID()
+	if err := fc.validate(); err != nil {
+		return nil, fmt.Errorf("init node: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		return nil, fmt.Errorf("init node %s: %w", dir, ErrExists)
+	}
+	if err := os.MkdirAll(dir, dataDirMode); err != nil {
+		return nil, fmt.Errorf("init node: %w", err)
+	}
+	if err := pickPorts(&fc.Listen); err != nil {
+		return nil, fmt.Errorf("init node: %w", err)
+	}
+	if err := writeKeys(dir, fc, cfg.Now()); err != nil {
+		return nil, fmt.Errorf("init node %s: %w", dir, err)
+	}
+	// The config goes last: its presence marks a complete directory.
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), fc.render(), publicFileMode); err != nil {
+		return nil, fmt.Errorf("init node: %w", err)
+	}
+	key, err := ledger.LoadKey(filepath.Join(dir, AgencyKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("init node: %w", err)
+	}
+	return &InitResult{
+		Dir:            dir,
+		Fingerprint:    card.Fingerprint(key.Public().(ed25519.PublicKey)),
+		AdminTokenFile: filepath.Join(dir, AdminTokenFile),
+		Config:         fc,
+	}, nil
+}
+
+// writeKeys writes every key, seed, certificate and token of a new agency.
+func writeKeys(dir string, fc *FileConfig, now time.Time) error {
+	for _, name := range []string{P2PKeyFile, AgencyKeyFile} {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		pemBytes, err := ledger.MarshalKey(k)
+		if err != nil {
+			return err
+		}
+		if err := writeSecret(filepath.Join(dir, name), pemBytes); err != nil {
+			return err
+		}
+		if name == AgencyKeyFile {
+			vk, err := ledger.VerifierKey(ledger.Origin(fc.Agency), k.Public().(ed25519.PublicKey))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, AgencyPubFile), []byte(vk+"\n"), publicFileMode); err != nil {
+				return err
+			}
+		}
+	}
+	if err := writeHexSecret(filepath.Join(dir, EpochSeedFile), 32); err != nil {
+		return err
+	}
+	if err := writeHexSecret(filepath.Join(dir, StorageKeyFile), 32); err != nil {
+		return err
+	}
+	ca, err := tlsnet.NewCA(fc.Agency, now)
+	if err != nil {
+		return err
+	}
+	caKey, err := ca.KeyPEM()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, CACertFile), ca.CertPEM(), publicFileMode); err != nil {
+		return err
+	}
+	if err := writeSecret(filepath.Join(dir, CAKeyFile), caKey); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(fc.Listen.Raft)
+	certPEM, keyPEM, err := ca.Issue(fc.ReplicaID(), []string{host}, now)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ReplicaCertFile), certPEM, publicFileMode); err != nil {
+		return err
+	}
+	if err := writeSecret(filepath.Join(dir, ReplicaKeyFile), keyPEM); err != nil {
+		return err
+	}
+	tok, err := NewToken()
+	if err != nil {
+		return err
+	}
+	return writeSecret(filepath.Join(dir, AdminTokenFile), []byte(tok+"\n"))
+}
+
+// pickPorts fills every empty listen address with a free port on
+// 127.0.0.1. The ports are free now; a later start binds them.
+func pickPorts(l *ListenConfig) error {
+	free := func() (string, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("pick a free port: %w", err)
+		}
+		defer ln.Close()
+		return ln.Addr().String(), nil
+	}
+	var err error
+	if l.Raft == "" {
+		if l.Raft, err = free(); err != nil {
+			return err
+		}
+	}
+	if l.API == "" {
+		if l.API, err = free(); err != nil {
+			return err
+		}
+	}
+	if l.P2P == "" {
+		a, err := free()
+		if err != nil {
+			return err
+		}
+		_, port, _ := net.SplitHostPort(a)
+		l.P2P = "/ip4/127.0.0.1/tcp/" + port
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the node's Prometheus metrics, in a registry of its own (so
+// that two nodes in one process, as in tests, do not collide).
+type metrics struct {
+	reg           *prometheus.Registry
+	raftState     *prometheus.GaugeVec
+	leaderChanges *prometheus.CounterVec
+	applied       *prometheus.GaugeVec
+	commit        *prometheus.HistogramVec
+	requests      *prometheus.CounterVec
+	requestTime   *prometheus.HistogramVec
+	policy        *prometheus.GaugeVec
+}
+
+// raftStateValue is the value of xborder_raft_state for a Raft state name.
+var raftStateValue = map[string]float64{"Follower": 0, "Candidate": 1, "Leader": 2, "Shutdown": 3}
+
+func newMetrics(connected func() float64) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		raftState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "xborder_raft_state",
+			Help: "Raft state of this replica per group: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
+		}, []string{"group"}),
+		leaderChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xborder_raft_leader_changes_total",
+			Help: "Leader changes this replica has seen per group (including losing the leader).",
+		}, []string{"group"}),
+		applied: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "xborder_raft_applied_index",
+			Help: "Last Raft index applied to this replica's state per group.",
+		}, []string{"group"}),
+		commit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xborder_ledger_commit_seconds",
+			Help:    "Time from submitting a ledger write to its commit by a quorum, per group and operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"group", "op"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xborder_api_requests_total",
+			Help: "API requests by route and HTTP status.",
+		}, []string{"route", "status"}),
+		requestTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xborder_api_request_seconds",
+			Help:    "API request duration by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+		policy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "xborder_policy_info",
+			Help: "1 for the version of the policy in force.",
+		}, []string{"version"}),
+	}
+	m.reg.MustRegister(m.raftState, m.leaderChanges, m.applied, m.commit, m.requests, m.requestTime, m.policy,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "xborder_connected_partners",
+			Help: "Partner replicas (peers of other agencies) this replica has a libp2p connection to.",
+		}, connected),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *metrics) observeRequest(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.requestTime.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *metrics) setPolicy(version string) {
+	m.policy.Reset()
+	m.policy.WithLabelValues(version).Set(1)
+}
