@@ -60,8 +60,8 @@ type Context struct {
 // reads no clock and holds no state.
 type Request struct {
 	Principal Principal `json:"principal"`
-	Action    string    `json:"action"`         // one of Actions
-	Kind      string    `json:"kind,omitempty"` // one of Kinds, for match, sync, import and approve
+	Action    string    `json:"action"`         // see docs/policy.md for the list
+	Kind      string    `json:"kind,omitempty"` // phone, email, btc, eth, iban, address or document; for match, sync, import and approve
 	// Partner is the agency a local user's match or sync goes to. For an
 	// inbound request it is ignored: the principal is the partner.
 	Partner  string           `json:"partner,omitempty"`
@@ -114,9 +114,9 @@ var (
 
 // cedarUIDs are the entity UIDs of actions, kinds and roles, made once.
 var (
-	actionUIDs = uidMap("Action", Actions)
-	kindUIDs   = uidMap("Kind", Kinds)
-	roleUIDs   = uidMap("Role", Roles)
+	actionUIDs = uidMap("Action", actionNames)
+	kindUIDs   = uidMap("Kind", kindNames)
+	roleUIDs   = uidMap("Role", roleNames)
 	roleSets   = func() map[string]types.EntityUIDSet {
 		m := map[string]types.EntityUIDSet{}
 		for r, uid := range roleUIDs {
@@ -172,22 +172,22 @@ func (s *Set) Decide(r Request) Decision {
 		deny(ReasonBadRequest, "a principal is either an agency or a user, not both")
 	case !inbound && r.Principal.User == "":
 		deny(ReasonBadRequest, "the request names no principal: give an agency or a user")
-	case !inbound && !slices.Contains(Roles, r.Principal.Role):
-		deny(ReasonBadRequest, "unknown role: roles are %s", strings.Join(Roles, ", "))
+	case !inbound && !slices.Contains(roleNames, r.Principal.Role):
+		deny(ReasonBadRequest, "unknown role: roles are %s", strings.Join(roleNames, ", "))
 	}
 	if err := checkText(&r); err != "" {
 		deny(ReasonBadRequest, "%s", err)
 	}
 	action, ok := actionUIDs[r.Action]
 	if !ok {
-		deny(ReasonBadRequest, "unknown action: actions are %s", strings.Join(Actions, ", "))
+		deny(ReasonBadRequest, "unknown action: actions are %s", strings.Join(actionNames, ", "))
 	}
 	onKind := slices.Contains(kindActions, r.Action)
 	resource := nodeUID
 	if onKind {
 		k, ok := kindUIDs[r.Kind]
 		if !ok {
-			deny(ReasonBadRequest, "unknown kind: kinds are %s", strings.Join(Kinds, ", "))
+			deny(ReasonBadRequest, "unknown kind: kinds are %s", strings.Join(kindNames, ", "))
 		}
 		resource = k
 	}

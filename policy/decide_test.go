@@ -235,7 +235,7 @@ func TestDecideExamples(t *testing.T) {
 			reasons: []string{ReasonKindNotAllowed}},
 		{name: "local query over the partner's cap", req: with(local("investigator", "TH", "phone", 4096), func(r *Request) { r.Approved = true }),
 			reasons: []string{ReasonSizeOverCap}, approval: true, handling: "H2", disclosure: "hits"},
-		// Roles.
+		// roleNames.
 		{name: "investigator tries read_ledger", req: user("investigator", "read_ledger"),
 			reasons: []string{ReasonNotPermitted}},
 		{name: "auditor tries match", req: local("auditor", "GB", "phone", 64),
@@ -294,7 +294,7 @@ func TestDecideExamples(t *testing.T) {
 			for _, v := range []struct {
 				s     string
 				known []string
-			}{{c.Offence, s.Offences()}, {tt.req.Kind, Kinds}, {tt.req.Action, Actions}, {tt.req.Principal.Role, Roles}} {
+			}{{c.Offence, s.Offences()}, {tt.req.Kind, kindNames}, {tt.req.Action, actionNames}, {tt.req.Principal.Role, roleNames}} {
 				if !slices.Contains(v.known, v.s) {
 					free = append(free, v.s)
 				}

@@ -11,15 +11,15 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Kinds lists the identifier kinds, the resources of match, sync, import and
+// kindNames lists the identifier kinds, the resources of match, sync, import and
 // approve, in the order the documentation gives them.
-var Kinds = []string{"phone", "email", "btc", "eth", "iban", "address", "document"}
+var kindNames = []string{"phone", "email", "btc", "eth", "iban", "address", "document"}
 
-// Roles lists the roles of local users.
-var Roles = []string{"investigator", "approver", "auditor", "steward", "admin"}
+// roleNames lists the roles of local users.
+var roleNames = []string{"investigator", "approver", "auditor", "steward", "admin"}
 
-// Actions lists every action a request may name.
-var Actions = []string{
+// actionNames lists every action a request may name.
+var actionNames = []string{
 	"match", "sync", "export", "read_ledger", "import", "approve",
 	"manage_users", "manage_partners", "manage_keys", "manage_policy",
 }
@@ -161,7 +161,7 @@ func parseLimits(file string, b []byte) (*limits, error) {
 			}
 		}
 		if a["kinds"] != nil {
-			if l.approval.kinds, err = p.idList(a["kinds"], "kind", Kinds); err != nil {
+			if l.approval.kinds, err = p.idList(a["kinds"], "kind", kindNames); err != nil {
 				return nil, err
 			}
 		}
@@ -181,8 +181,8 @@ func (p *limitsParser) kinds(n *yaml.Node, l *limits) error {
 	}
 	for _, k := range order {
 		key := m[k][0]
-		if !slices.Contains(Kinds, k) {
-			return p.errf(key, "unknown kind %q: kinds are %s", k, strings.Join(Kinds, ", "))
+		if !slices.Contains(kindNames, k) {
+			return p.errf(key, "unknown kind %q: kinds are %s", k, strings.Join(kindNames, ", "))
 		}
 		f, err := p.mapping(m[k][1], "kind "+k, "daily_cap", "key_evaluations")
 		if err != nil {
@@ -222,8 +222,8 @@ func (p *limitsParser) partners(n *yaml.Node, l *limits) error {
 		kinds := map[string]partnerKind{}
 		for _, k := range korder {
 			kkey, kval := km[k][0], km[k][1]
-			if !slices.Contains(Kinds, k) {
-				return p.errf(kkey, "partner %s: unknown kind %q: kinds are %s", code, k, strings.Join(Kinds, ", "))
+			if !slices.Contains(kindNames, k) {
+				return p.errf(kkey, "partner %s: unknown kind %q: kinds are %s", code, k, strings.Join(kindNames, ", "))
 			}
 			kl, ok := l.kinds[k]
 			if !ok {

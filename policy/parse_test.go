@@ -154,7 +154,7 @@ func TestSchemaEmbedded(t *testing.T) {
 	if string(b) != Schema || validator() == nil {
 		t.Error("Schema differs from schema.cedarschema")
 	}
-	for _, a := range Actions {
+	for _, a := range actionNames {
 		if !strings.Contains(Schema, `"`+a+`"`) {
 			t.Errorf("action %s is not in the schema", a)
 		}
@@ -248,12 +248,12 @@ forbid (principal, action, resource) when { context.hour < 6 };
 	}
 	full := *s
 	full.byAction = map[string]policyList{}
-	for _, a := range Actions {
+	for _, a := range actionNames {
 		full.byAction[a] = s.all
 	}
 	n := 0
-	for _, role := range Roles {
-		for _, a := range Actions {
+	for _, role := range roleNames {
+		for _, a := range actionNames {
 			for _, kind := range []string{"phone", "document"} {
 				for _, hour := range []int{3, 12} {
 					r := local(role, "GB", kind, 64)

@@ -84,11 +84,12 @@ func (s *Set) Partners() []string {
 }
 
 // PartnerKinds returns the identifier kinds the limits file lets partner
-// exchange, in the order of Kinds: only these are synced to it. It is empty
+// exchange, in the order phone, email, btc, eth, iban, address, document:
+// only these are synced to it. It is empty
 // for an unknown partner.
 func (s *Set) PartnerKinds(partner string) []string {
 	var out []string
-	for _, k := range Kinds {
+	for _, k := range kindNames {
 		if _, ok := s.limits.partners[partner][k]; ok {
 			out = append(out, k)
 		}
@@ -224,8 +225,8 @@ func parsePolicies(file string, b []byte, lim *limits) (*Set, error) {
 		all = append(all, policyEntry{id, p})
 	}
 	s.all = all
-	s.byAction = make(map[string]policyList, len(Actions))
-	for _, a := range Actions {
+	s.byAction = make(map[string]policyList, len(actionNames))
+	for _, a := range actionNames {
 		uid := actionUIDs[a]
 		var l policyList
 		for _, e := range all {
@@ -286,12 +287,12 @@ func checkEntities(p *xast.Policy, lim *limits) error {
 		id := string(uid.ID)
 		switch uid.Type {
 		case "Role":
-			if !slices.Contains(Roles, id) {
-				errs = append(errs, fmt.Errorf("unknown role %q: roles are %s", id, strings.Join(Roles, ", ")))
+			if !slices.Contains(roleNames, id) {
+				errs = append(errs, fmt.Errorf("unknown role %q: roles are %s", id, strings.Join(roleNames, ", ")))
 			}
 		case "Kind":
-			if !slices.Contains(Kinds, id) {
-				errs = append(errs, fmt.Errorf("unknown kind %q: kinds are %s", id, strings.Join(Kinds, ", ")))
+			if !slices.Contains(kindNames, id) {
+				errs = append(errs, fmt.Errorf("unknown kind %q: kinds are %s", id, strings.Join(kindNames, ", ")))
 			}
 		case "Node":
 			if id != "local" {
