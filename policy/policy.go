@@ -85,8 +85,7 @@ func (s *Set) Partners() []string {
 
 // PartnerKinds returns the identifier kinds the limits file lets partner
 // exchange, in the order phone, email, btc, eth, iban, address, document:
-// only these are synced to it. It is empty
-// for an unknown partner.
+// only these are synced to it. It is empty for an unknown partner.
 func (s *Set) PartnerKinds(partner string) []string {
 	var out []string
 	for _, k := range kindNames {
