@@ -147,6 +147,11 @@ func (l *Ledger) signCheckpoint() (Checkpoint, error) {
 	}); err != nil {
 		return Checkpoint{}, fmt.Errorf("sign checkpoint: %w", err)
 	}
+	// The state this checkpoint covers must be durable before the
+	// checkpoint is (state commits are not synced one by one).
+	if err := l.db.Sync(); err != nil {
+		return Checkpoint{}, fmt.Errorf("sign checkpoint: %w", err)
+	}
 	text := log.Checkpoint{Origin: l.origin, Size: n, Hash: root[:]}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(text)}, l.signer)
 	if err != nil {
@@ -166,6 +171,9 @@ func (l *Ledger) signCheckpoint() (Checkpoint, error) {
 
 // markVerified records the tree head this replica built, for the start check.
 func (l *Ledger) markVerified() error {
+	if err := l.db.Sync(); err != nil {
+		return err
+	}
 	return l.db.Update(func(txn *badger.Txn) error {
 		n, root, err := treeHead(txn)
 		if err != nil {

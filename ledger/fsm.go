@@ -544,6 +544,11 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.halted(); err != nil {
 		return nil, err
 	}
+	// Raft may compact its log once the snapshot is taken: the state it
+	// covers must be on disk first (state commits are not synced).
+	if err := f.db.Sync(); err != nil {
+		return nil, fmt.Errorf("snapshot ledger state: %w", err)
+	}
 	return &snapshot{txn: f.db.NewTransaction(false)}, nil
 }
 
@@ -664,6 +669,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	if err := wb.Flush(); err != nil {
+		f.stop(err)
+		return fmt.Errorf("restore ledger snapshot: %w", err)
+	}
+	if err := f.db.Sync(); err != nil {
 		f.stop(err)
 		return fmt.Errorf("restore ledger snapshot: %w", err)
 	}
