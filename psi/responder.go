@@ -283,8 +283,11 @@ func (r *Responder) evaluate(req *EvalRequest, nonces []group.Scalar) (*Evaluati
 			return fmt.Errorf("prove chunk %d: %w", c, err)
 		}
 		raw, err := p.MarshalBinary()
-		if err != nil || len(raw) != proofSize {
-			return fmt.Errorf("encode proof of chunk %d: %v", c, err)
+		if err != nil {
+			return fmt.Errorf("encode proof of chunk %d: %w", c, err)
+		}
+		if len(raw) != proofSize {
+			return fmt.Errorf("encode proof of chunk %d: %d bytes", c, len(raw))
 		}
 		copy(ev.proofs[c][:], raw)
 		return nil
