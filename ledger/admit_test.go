@@ -104,11 +104,11 @@ func TestAdmitRetryReplayPolicy(t *testing.T) {
 		t.Errorf("retry appended %d entries; want none", size()-before)
 	}
 	// The outcome is also there to look up (for a caller whose call failed).
-	r, cerr, err := l.Outcome("cmd-1")
-	if err != nil || cerr != nil || r.Index != first.Index {
-		t.Errorf("Outcome(cmd-1) = %+v, %v, %v; want index %d, no error", r, cerr, err, first.Index)
+	r, err := l.Outcome("cmd-1")
+	if err != nil || r.Index != first.Index || !r.Appended {
+		t.Errorf("Outcome(cmd-1) = %+v, %v; want index %d, no error", r, err, first.Index)
 	}
-	if _, _, err := l.Outcome("no-such-command"); !errors.Is(err, ErrNotFound) {
+	if _, err := l.Outcome("no-such-command"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Outcome(unknown) = %v; want ErrNotFound", err)
 	}
 
@@ -116,6 +116,9 @@ func TestAdmitRetryReplayPolicy(t *testing.T) {
 	r, err = l.Admit(ctx, admission("q-1", 1))
 	if !errors.Is(err, ErrReplay) || !r.Appended {
 		t.Fatalf("Admit of a spent request ID = %+v, %v; want ErrReplay with a denial", r, err)
+	}
+	if o, err := l.Outcome(r.CommandID); !errors.Is(err, ErrReplay) || o.Index != r.Index {
+		t.Errorf("Outcome of the replayed command = %+v, %v; want its denial and ErrReplay", o, err)
 	}
 	p, err := l.Entry(r.Index, 0)
 	if err != nil || p.Entry.Type != TypeDenial || p.Entry.Outcome != OutcomeDeniedReplay || p.Entry.RequestID != "q-1" {

@@ -239,6 +239,10 @@ func (l *Ledger) open(ctx context.Context) error {
 	rc.Logger = slogadapter.New(l.log.With("component", "raft"))
 	rc.NoSnapshotRestoreOnStart = true
 	rc.BatchApplyCh = true
+	// A snapshot streams the whole state and serves only log compaction and
+	// catching up a new replica (the state on disk is always current), so
+	// take one rarely.
+	rc.SnapshotThreshold = 100_000
 	if l.cfg.Transport == nil {
 		// Alone on loopback: nothing to wait for but ourselves.
 		rc.HeartbeatTimeout = 200 * time.Millisecond
@@ -560,10 +564,11 @@ func (l *Ledger) Admit(ctx context.Context, a Admission) (Receipt, error) {
 	return o.receipt(c.ID), nil
 }
 
-// Outcome looks up the outcome of the command with the given ID on this
-// replica's state: its receipt and the error it ended with (ErrBudget, …).
-// It returns ErrNotFound when this replica has not applied such a command.
-func (l *Ledger) Outcome(id string) (Receipt, error, error) {
+// Outcome looks up the command with the given ID on this replica's state,
+// for a caller whose call failed ambiguously: it returns the command's
+// receipt and the error the command ended with (nil, ErrBudget, ErrReplay,
+// …), or ErrNotFound when this replica has not applied such a command.
+func (l *Ledger) Outcome(id string) (Receipt, error) {
 	var o outcome
 	err := l.db.View(func(txn *badger.Txn) error {
 		b, ok, err := getBytes(txn, []byte(pfxCommand+id))
@@ -576,9 +581,9 @@ func (l *Ledger) Outcome(id string) (Receipt, error, error) {
 		return jsonUnmarshal(b, &o)
 	})
 	if err != nil {
-		return Receipt{}, nil, fmt.Errorf("look up command %s: %w", id, err)
+		return Receipt{}, fmt.Errorf("look up command %s: %w", id, err)
 	}
-	return o.receipt(id), o.err(), nil
+	return o.receipt(id), o.err()
 }
 
 // Put stores value under (ns, key) in the replicated records: not audit
