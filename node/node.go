@@ -302,8 +302,8 @@ func (n *Node) Ready() error {
 			return fmt.Errorf("%s group halted: %v: %w", g.name, s.Err, httpapi.ErrUnavailable)
 		case !s.Quorum:
 			return fmt.Errorf("%s group has no quorum (no leader known): %w", g.name, httpapi.ErrUnavailable)
-		case s.Applied < s.Commit:
-			return fmt.Errorf("%s group not caught up (applied %d of %d): %w", g.name, s.Applied, s.Commit, httpapi.ErrUnavailable)
+		case g.l.RaftApplied() < s.Commit:
+			return fmt.Errorf("%s group not caught up (applied %d of %d): %w", g.name, g.l.RaftApplied(), s.Commit, httpapi.ErrUnavailable)
 		}
 	}
 	return nil

@@ -15,6 +15,10 @@ import (
 	"github.com/xborder/xborder/policy"
 )
 
+// Roles lists the roles a local user may have, as the policy package
+// knows them.
+var Roles = []string{"investigator", "approver", "auditor", "steward", "admin"}
+
 // userRecord is a user as the audit group's records hold it: the token
 // only as its SHA-256.
 type userRecord struct {
@@ -81,8 +85,8 @@ func (n *Node) AddUser(ctx context.Context, actor, name, role string) (httpapi.N
 	if !validName(name) {
 		return httpapi.NewUser{}, fmt.Errorf("add user %q: use 1 to 64 of a-z, 0-9, '.', '_', '-': %w", name, httpapi.ErrBadRequest)
 	}
-	if !slices.Contains(policy.Roles, role) {
-		return httpapi.NewUser{}, fmt.Errorf("add user %s: role %q is not one of %v: %w", name, role, policy.Roles, httpapi.ErrBadRequest)
+	if !slices.Contains(Roles, role) {
+		return httpapi.NewUser{}, fmt.Errorf("add user %s: role %q is not one of %v: %w", name, role, Roles, httpapi.ErrBadRequest)
 	}
 	if _, err := n.aud.Get(nsUsers, name); err == nil {
 		return httpapi.NewUser{}, fmt.Errorf("add user %s: exists; remove it first: %w", name, httpapi.ErrConflict)
