@@ -182,7 +182,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("open node: %s: %w", CACertFile, err)
 	}
 	n.mux, err = tlsnet.Listen(n.fc.Listen.Raft, tlsnet.Config{Certificate: cert, Roots: roots,
-		Logger: log.With("component", "tlsnet")})
+		Logger: log})
 	if err != nil {
 		return fmt.Errorf("open node: listen for replicas on %s: %w", n.fc.Listen.Raft, err)
 	}

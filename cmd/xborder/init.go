@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/xborder/xborder/node"
+)
+
+func init() { commands = append(commands, newInitCmd) }
+
+const initLong = `Init creates the data directory of a new agency's first replica:
+
+  config.yaml   every setting, with a comment above each (listen addresses
+                are free 127.0.0.1 ports chosen now)
+  p2p.key       the replica's libp2p Ed25519 identity             (secret)
+  agency.key    the agency's Ed25519 signing key, PEM PKCS #8     (secret)
+  agency.pub    its note verifier key, for 'xborder ledger verify'
+  epoch.seed    the first OPRF epoch seed, 32 random bytes        (secret)
+  storage.key   the badger at-rest encryption key                 (secret)
+  ca.crt        the agency CA for replica TLS
+  ca.key        its key                                           (secret)
+  replica.crt   this replica's TLS certificate
+  replica.key   its key                                           (secret)
+  admin.token   the first admin's API token                       (secret)
+
+Secret files have mode 0600; the node refuses to start when one of them can
+be read by group or others. Without --dir, the directory is
+$XDG_DATA_HOME/xborder (or ~/.local/share/xborder).`
+
+func newInitCmd(e *env, _ *clientFlags) *cobra.Command {
+	var dir, agency, name, replica string
+	cmd := &cobra.Command{
+		Use:     "init --agency CC --name NAME [--dir DIR]",
+		Short:   "Create the data directory, keys and config of a new agency's node",
+		Long:    initLong,
+		Example: "  xborder init --agency GB --name 'National Crime Agency' --dir /var/lib/xborder",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if agency == "" || name == "" {
+				return usageError("give --agency CC (ISO 3166 alpha-2) and --name NAME", "init: missing --agency or --name")
+			}
+			if dir == "" {
+				d, err := defaultDataDir()
+				if err != nil {
+					return err
+				}
+				dir = d
+			}
+			res, err := node.Init(node.InitConfig{Dir: dir, Agency: agency, Name: name, Replica: replica})
+			if err != nil {
+				switch {
+				case errors.Is(err, node.ErrExists):
+					return exitError(exitInvalid, err, "the directory holds a node already: run 'xborder node run --dir "+dir+"'")
+				case errors.Is(err, node.ErrConfig):
+					return exitError(exitInvalid, err, "")
+				}
+				return exitError(exitInvalid, err, "check that the directory can be written")
+			}
+			printInit(e, res)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "data `DIR`ectory to create (default $XDG_DATA_HOME/xborder)")
+	cmd.Flags().StringVar(&agency, "agency", "", "agency code, ISO 3166 alpha-2 (e.g. GB)")
+	cmd.Flags().StringVar(&name, "name", "", "agency name, as the agency card shows it")
+	cmd.Flags().StringVar(&replica, "replica", "", "replica ID (default r1)")
+	return cmd
+}
+
+func printInit(e *env, res *node.InitResult) {
+	fmt.Fprintf(e.stdout, "initialised %s (%s) in %s\n", res.Config.Agency, res.Config.Name, res.Dir)
+	fmt.Fprintf(e.stdout, "agency key fingerprint: %s\n", res.Fingerprint)
+	fmt.Fprintf(e.stdout, "admin token: %s (keep it secret)\n", res.AdminTokenFile)
+	fmt.Fprintf(e.stdout, "API: http://%s\n", res.Config.Listen.API)
+	fmt.Fprintf(e.stdout, "next: xborder node run --dir %s\n", res.Dir)
+}
+
+// defaultDataDir returns $XDG_DATA_HOME/xborder, or ~/.local/share/xborder.
+func defaultDataDir() (string, error) {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "xborder"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", exitError(exitUsage, fmt.Errorf("find the default data directory: %w", err), "give --dir DIR")
+	}
+	return filepath.Join(home, ".local", "share", "xborder"), nil
+}

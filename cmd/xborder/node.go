@@ -1,0 +1,214 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/xborder/xborder/internal/httpapi"
+	"github.com/xborder/xborder/node"
+)
+
+func init() { commands = append(commands, newNodeCmd) }
+
+const nodeLong = `Node runs one replica of the agency's node, or asks a running one for its
+status.
+
+'node run' starts the libp2p host, the audit and data Raft groups over one
+mutual-TLS transport, and the HTTP API on 127.0.0.1; it runs until SIGINT or
+SIGTERM and then shuts down cleanly. With no --dir it uses the default data
+directory ($XDG_DATA_HOME/xborder or ~/.local/share/xborder), creating it on
+first run with --agency and --name (default XX, "xborder node").
+
+Verbs that talk to a node (user, card, partner, policy apply, node status)
+find it by --api URL and --token-file FILE; with --dir DIR instead they read
+the URL the running node wrote to DIR/api.url and use DIR/admin.token.`
+
+func newNodeCmd(e *env, cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a replica of the node, or show its status",
+		Long:  nodeLong,
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return usageError("run 'xborder node --help' for usage", "node: give a subcommand: run or status")
+		},
+	}
+	cmd.AddCommand(newNodeRunCmd(e), newNodeStatusCmd(e, cf))
+	return cmd
+}
+
+// libp2pLogOnce makes libp2p log through the node's handler, once per
+// process.
+var libp2pLogOnce sync.Once
+
+func newNodeRunCmd(e *env) *cobra.Command {
+	var dir, agency, name string
+	var listen node.ListenConfig
+	cmd := &cobra.Command{
+		Use:     "run [--dir DIR] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR]",
+		Short:   "Run one replica until interrupted",
+		Example: "  xborder node run --dir /var/lib/xborder",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if dir == "" {
+				d, err := defaultDataDir()
+				if err != nil {
+					return err
+				}
+				dir = d
+				if _, err := os.Stat(filepath.Join(dir, node.ConfigFile)); errors.Is(err, os.ErrNotExist) {
+					res, err := node.Init(node.InitConfig{Dir: dir, Agency: agency, Name: name})
+					if err != nil {
+						return exitError(exitInvalid, err, "")
+					}
+					printInit(e, res)
+				}
+			}
+			fc, err := node.LoadConfig(dir)
+			if err != nil {
+				return exitError(exitInvalid, err, "run 'xborder init --dir "+dir+"' first, or fix config.yaml")
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(orDefault(fc.LogLevel, "info"))); err != nil {
+				return exitError(exitInvalid, err, "fix log_level in config.yaml")
+			}
+			h := slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})
+			libp2pLogOnce.Do(func() { node.SetLibp2pLogHandler(h) })
+			n, err := node.Open(ctx, node.Config{Dir: dir, Listen: listen, Logger: slog.New(h)})
+			if err != nil {
+				if errors.Is(err, node.ErrSecretMode) {
+					return exitError(exitInvalid, err, "no one but the node's user may read its secret files")
+				}
+				return exitError(exitUnavailable, err, "")
+			}
+			fmt.Fprintf(e.stdout, "node %s/%s running: API %s, peer %s\n", fc.Agency, fc.ReplicaID(), n.APIURL(), n.PeerID())
+			<-ctx.Done()
+			if err := n.Close(); err != nil {
+				return exitError(exitUnavailable, fmt.Errorf("stop node: %w", err), "")
+			}
+			fmt.Fprintln(e.stdout, "node stopped")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "data `DIR`ectory (default $XDG_DATA_HOME/xborder, created on first run)")
+	cmd.Flags().StringVar(&listen.Raft, "listen-raft", "", "replica transport `ADDR`ess host:port (default: config.yaml)")
+	cmd.Flags().StringVar(&listen.P2P, "listen-p2p", "", "libp2p multi`ADDR`ess (default: config.yaml)")
+	cmd.Flags().StringVar(&listen.API, "listen-api", "", "HTTP API `ADDR`ess host:port (default: config.yaml)")
+	cmd.Flags().StringVar(&agency, "agency", "XX", "agency code for a default directory created on first run")
+	cmd.Flags().StringVar(&name, "name", "xborder node", "agency name for a default directory created on first run")
+	return cmd
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func newNodeStatusCmd(e *env, cf *clientFlags) *cobra.Command {
+	var dir string
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "status [--dir DIR] [--wait DURATION]",
+		Short: "Print the status of a running replica as JSON; exit 4 when it is not ready",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			deadline := time.Now().Add(wait)
+			for {
+				cl, err := apiClient(cf, dir)
+				if err == nil {
+					err = cl.Ready(c.Context())
+				}
+				if err == nil || time.Now().After(deadline) {
+					break
+				}
+				select {
+				case <-c.Context().Done():
+					return exitError(exitUnavailable, c.Context().Err(), "")
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			cl, err := apiClient(cf, dir)
+			if err != nil {
+				return err
+			}
+			s, err := cl.Status(c.Context())
+			if err != nil {
+				return apiError(err)
+			}
+			b, _ := json.MarshalIndent(s, "", "  ")
+			fmt.Fprintf(e.stdout, "%s\n", b)
+			if err := cl.Ready(c.Context()); err != nil {
+				return apiError(err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "data `DIR`ectory of the local node (reads its api.url and admin.token)")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to `DURATION` for the node to be ready (e.g. 30s)")
+	return cmd
+}
+
+// apiClient builds the client of a verb that talks to a node: --api and
+// --token-file win; otherwise DIR (or the default data directory, when it
+// holds a node) gives DIR/api.url and DIR/admin.token.
+func apiClient(cf *clientFlags, dir string) (*httpapi.Client, error) {
+	url, tokFile := cf.api, cf.tokenFile
+	if dir == "" && (url == "" || tokFile == "") {
+		if d, err := defaultDataDir(); err == nil {
+			if _, err := os.Stat(filepath.Join(d, node.ConfigFile)); err == nil {
+				dir = d
+			}
+		}
+	}
+	if dir != "" {
+		if url == "" {
+			b, err := os.ReadFile(filepath.Join(dir, node.APIURLFile))
+			if err != nil {
+				fc, cerr := node.LoadConfig(dir)
+				if cerr != nil {
+					return nil, exitError(exitUnavailable, fmt.Errorf("find the node's API: %w", err), "is the node running? start it with 'xborder node run --dir "+dir+"'")
+				}
+				b = []byte("http://" + fc.Listen.API)
+			}
+			url = strings.TrimSpace(string(b))
+		}
+		if tokFile == "" {
+			tokFile = filepath.Join(dir, node.AdminTokenFile)
+		}
+	}
+	if url == "" || tokFile == "" {
+		return nil, usageError("give --api URL and --token-file FILE, or --dir DIR of the local node", "no node to talk to")
+	}
+	tok, err := node.ReadToken(tokFile)
+	if err != nil {
+		return nil, exitError(exitInvalid, err, "give the file 'xborder user add --out FILE' wrote, or DIR/admin.token")
+	}
+	return &httpapi.Client{BaseURL: url, Token: tok}, nil
+}
+
+// apiError maps an API error to the CLI's exit codes.
+func apiError(err error) error {
+	switch {
+	case errors.Is(err, httpapi.ErrUnauthorized):
+		return exitError(exitDenied, err, "check --token-file: the token belongs to no user")
+	case errors.Is(err, httpapi.ErrForbidden), errors.Is(err, httpapi.ErrTooMany):
+		return exitError(exitDenied, err, "")
+	case errors.Is(err, httpapi.ErrUnavailable):
+		return exitError(exitUnavailable, err, "is the node running and ready? try 'xborder node status'")
+	}
+	return exitError(exitInvalid, err, "")
+}
