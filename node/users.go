@@ -82,7 +82,7 @@ func (n *Node) authorize(u httpapi.User, action string) error {
 	for _, r := range d.Reasons {
 		ids = append(ids, r.ID)
 	}
-	return fmt.Errorf("role %s may not %s under policy %.12s (%v): %w", u.Role, action, d.Version, ids, httpapi.ErrForbidden)
+	return fmt.Errorf("role %s may not %s under the policy in force (%v): %w", u.Role, action, ids, httpapi.ErrForbidden)
 }
 
 // AddUser adds a user with a fresh token, which it returns: the only time
