@@ -38,8 +38,9 @@ var ErrSetFull = errors.New("psi: set capacity exhausted")
 
 // ErrSetMismatch is returned when a delta does not extend the set it is
 // applied to (another key, kind, epoch, capacity or base, or not the next
-// version). Fetch the missing deltas or a new base set.
-var ErrSetMismatch = errors.New("psi: delta does not extend this set")
+// version), and when Match or EncodeDelta is given a set of another key,
+// kind or epoch. Fetch the missing deltas or the right base set.
+var ErrSetMismatch = errors.New("psi: set does not match")
 
 // Capacity returns the capacity of a base set holding n real entries: the
 // smallest value of the form j·2^s with 16 <= j < 32 (sixteen steps per
