@@ -9,8 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/xborder/xborder/internal/card"
 )
 
 // Files of a data directory, relative to it. The secret ones are written
@@ -100,8 +104,10 @@ func (c *FileConfig) validate() error {
 	if len(c.Agency) != 2 || strings.ToUpper(c.Agency) != c.Agency || !isLetters(c.Agency) {
 		return fmt.Errorf("agency %q is not an ISO 3166 alpha-2 code such as GB: %w", c.Agency, ErrConfig)
 	}
-	if strings.TrimSpace(c.Name) == "" {
-		return fmt.Errorf("name is empty: %w", ErrConfig)
+	if strings.TrimSpace(c.Name) == "" || len(c.Name) > card.MaxNameLen || strings.IndexFunc(c.Name, func(r rune) bool {
+		return unicode.In(r, unicode.Cc, unicode.Cf) || r == utf8.RuneError
+	}) >= 0 {
+		return fmt.Errorf("name %q: give 1 to %d bytes of printable text: %w", c.Name, card.MaxNameLen, ErrConfig)
 	}
 	if !validReplicaID(c.ReplicaID()) {
 		return fmt.Errorf("replica %q: use 1 to 64 letters, digits or '-': %w", c.Replica, ErrConfig)

@@ -424,3 +424,34 @@ func forgeName(t *testing.T, text string) string {
 	}
 	return forged
 }
+
+func TestNoQuorumAnswers503(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	res, err := Init(InitConfig{Dir: dir, Agency: "GB", Name: "Agency GB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A replica waiting to be joined has no leader: it must not serve.
+	cfgPath := filepath.Join(dir, ConfigFile)
+	b, _ := os.ReadFile(cfgPath)
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(b), "bootstrap: true", "bootstrap: false", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(context.Background(), Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	code, body := get(t, n.APIURL()+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "audit group has no quorum") {
+		t.Errorf("GET /readyz = %d %s; want 503 saying the audit group has no quorum", code, body)
+	}
+	tok, _ := ReadToken(res.AdminTokenFile)
+	admin := &httpapi.Client{BaseURL: n.APIURL(), Token: tok}
+	_, err = admin.AddUser(context.Background(), "ann", "auditor")
+	var apiErr *httpapi.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable || !strings.Contains(apiErr.Message, "no quorum") {
+		t.Errorf("AddUser without quorum = %v; want 503 naming the missing quorum", err)
+	}
+}
