@@ -45,7 +45,9 @@ func TestNodeExportVerify(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var nodeOut, nodeErr syncBuffer
 	done := make(chan int)
-	go func() { done <- run(ctx, []string{"node", "run", "--dir", dir}, strings.NewReader(""), &nodeOut, &nodeErr) }()
+	go func() {
+		done <- run(ctx, []string{"node", "run", "--dir", dir}, strings.NewReader(""), &nodeOut, &nodeErr)
+	}()
 	defer func() {
 		cancel()
 		select {
