@@ -73,6 +73,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	failures map[string][]time.Time // remote host to times of recent failures
+
+	patterns []string // routes, as registered
 }
 
 // New returns the API handler.
@@ -212,6 +214,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // open registers a route that needs no token.
 func (s *Server) open(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
+	s.patterns = append(s.patterns, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := s.cfg.Now()
 		sw := &statusWriter{ResponseWriter: w}
@@ -225,6 +228,7 @@ func (s *Server) open(pattern string, fn func(w http.ResponseWriter, r *http.Req
 // auth registers a route that needs a token and, unless action is empty,
 // the policy's permission for action.
 func (s *Server) auth(pattern, action string, fn handler) {
+	s.patterns = append(s.patterns, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := s.cfg.Now()
 		sw := &statusWriter{ResponseWriter: w}
