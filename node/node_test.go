@@ -124,7 +124,13 @@ func TestNodeServesAPI(t *testing.T) {
 		t.Errorf("Users with a bad token: %v; want ErrUnauthorized", err)
 	}
 
-	code, body := get(t, n.APIURL()+"/metrics")
+	// The watch loop refreshes the Raft gauges on its next tick.
+	var code int
+	var body string
+	waitFor(t, "raft state in the metrics", func() bool {
+		code, body = get(t, n.APIURL()+"/metrics")
+		return strings.Contains(body, `xborder_raft_state{group="data"} 2`) && strings.Contains(body, `xborder_raft_state{group="audit"} 2`)
+	})
 	for _, want := range []string{`xborder_raft_state{group="audit"} 2`, `xborder_raft_state{group="data"} 2`,
 		`xborder_api_requests_total{route="GET /v1/users",status="401"} 1`, "xborder_connected_partners 0",
 		"xborder_ledger_commit_seconds_bucket", `xborder_policy_info{version="` + n.Policy().Version() + `"} 1`} {
