@@ -2,19 +2,48 @@
 // xborder node, wiring the parts of DESIGN.md together (libp2p host, badger,
 // the audit and data Raft groups, the local HTTP API, metrics).
 //
-// What exists so far is the network edge, in p2p.go: [NewHost] starts the
-// replica's libp2p host (Ed25519 identity, TCP only, Noise, yamux; no
-// discovery, relays, hole punching, AutoNAT or port mapping), with a
-// connection gater that admits only the peers of an allow set
-// ([Host.SetCards] or [Host.SetAllowed]: the agency's own replicas and its
-// pinned partners' replicas, each with its agency code) and a resource
-// manager with fixed
-// limits ([DefaultLimits]). [Host] adapts the host to exchange's seams:
-// [Host.Open] satisfies exchange.Opener and [Host.Handle] hands admitted
-// streams to exchange's handlers. Agency cards, by which partners are
-// pinned, are in internal/card. docs/network.md describes the whole.
+// Init makes a data directory (keys, seed, CA, replica certificate, a
+// documented config.yaml and the first admin's token); Open starts a replica
+// from it and Close stops it:
+//
+//	Open(ctx, Config{Dir})
+//	  ├─ CheckSecrets: every secret file 0600, or ErrSecretMode
+//	  ├─ tlsnet.Listen(listen.raft) ── one mutual-TLS Mux for both groups
+//	  │    ├─ Layer("audit") ─▶ ledger.Open(DIR/audit)  users, pins, policy, replicas, audit entries
+//	  │    └─ Layer("data")  ─▶ ledger.Open(DIR/data)   holdings (later issues)
+//	  ├─ NewHost(listen.p2p) ─ gater fed by SetCards(own card, pinned cards)
+//	  ├─ HTTP API on listen.api (internal/httpapi; Backend is this package)
+//	  └─ watch loop: picks up what Raft applied (pins, policy in force,
+//	     replicas), refreshes metrics, and on the leader seeds the first admin
+//	     and records this replica
+//
+// State that every replica must agree on lives in the audit group's
+// replicated records (ledger Put/Get/Scan): users (ns "users", token
+// SHA-256 only), pins ("pins", binary cards), policy files by version
+// ("policy"), replicas ("replicas"). Each change is also an audit entry.
+// The policy in force is the one the ledger names (that of its last policy
+// entry); each replica loads its files from the records when that changes.
+//
+// The network edge is in p2p.go: NewHost starts the replica's libp2p host
+// (Ed25519 identity, TCP only, Noise, yamux; no discovery, relays, hole
+// punching, AutoNAT or port mapping), with a connection gater that admits
+// only the peers of an allow set ([Host.SetCards] or [Host.SetAllowed]: the
+// agency's own replicas and its pinned partners' replicas, each with its
+// agency code) and a resource manager with fixed limits ([DefaultLimits]).
+// [Host] adapts the host to exchange's seams: [Host.Open] satisfies
+// exchange.Opener and [Host.Handle] hands admitted streams to exchange's
+// handlers. Agency cards, by which partners are pinned, are in
+// internal/card. docs/network.md describes the network, docs/operators.md
+// the operation, docs/api.yaml the API.
 //
 // # Security
+//
+// Secrets are files of mode 0600 and never flag values; the node refuses to
+// start when one is readable by group or others. API tokens are 32 random
+// bytes stored only as SHA-256; failed authentications are rate-limited and
+// logged without the token. Every API action is decided by the policy in
+// force (admins always keep the admin verbs). The API listens on 127.0.0.1
+// by default and speaks plain HTTP: do not expose it beyond loopback.
 //
 // The peer ID, proven by the Noise handshake, is the only thing the gater
 // trusts; addresses are hints. A peer is checked three times: before a dial,
@@ -23,5 +52,7 @@
 // connections and any stream that raced the removal. Every stream, handled
 // or opened, carries a deadline. Admission says only which agency holds the
 // peer's transport key: exchange still checks signatures, freshness and
-// sizes of everything it reads.
+// sizes of everything it reads. A pinned card is trusted only after its
+// signature, validity and (when given) out-of-band fingerprint check; a
+// replacement must come from the same agency key with a higher sequence.
 package node
