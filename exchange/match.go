@@ -1,0 +1,358 @@
+package exchange
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/xborder/xborder/internal/wire"
+	"github.com/xborder/xborder/psi"
+)
+
+// matchFrameLimit is the largest request frame a server with this batch
+// limit reads: the elements, the psi header and the metadata.
+func matchFrameLimit(maxBatch int) int {
+	return min(32*maxBatch+16<<10, wire.MaxMatchRequest)
+}
+
+// HandleMatch serves one match stream: read the signed request, check peer,
+// signature, freshness, size and batch digest, find the key, ask the
+// Admitter, and only then evaluate and answer. Refusals are answered with a
+// signed denial; a malformed or oversized message resets the stream. It
+// returns when the stream is done.
+func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
+	ctx, cancel, err := s.deadline(ctx, st)
+	if err != nil {
+		_ = st.Reset()
+		return
+	}
+	defer cancel()
+	log := s.log.With("peer", string(from.ID), "partner", from.Agency, "proto", ProtoMatch)
+	b, err := wire.ReadFrame(wire.NewReader(st), matchFrameLimit(s.cfg.MaxBatch))
+	if err != nil {
+		log.Warn("match request refused", "err", err)
+		_ = st.Reset()
+		return
+	}
+	m, err := wire.UnmarshalMatchRequest(b)
+	if err != nil {
+		log.Warn("match request refused", "err", err)
+		_ = st.Reset()
+		return
+	}
+	in := inbound(from, m)
+	log = log.With("query", hex.EncodeToString(m.ID))
+	ans := &wire.MatchAnswer{ID: m.ID, Responder: s.cfg.Agency, Querier: m.Querier, BatchSHA256: m.BatchSHA256}
+	ev, version, reason, err := s.match(ctx, from, m, in)
+	switch {
+	case reason != "":
+		log.Info("match request denied", "reason", string(reason))
+		ans.Status, ans.Reason = wire.StatusDenied, string(reason)
+	case err != nil:
+		log.Warn("match request unavailable", "err", err)
+		ans.Status = wire.StatusUnavailable
+	default:
+		eb, err := ev.MarshalBinary()
+		if err != nil {
+			log.Error("encode evaluation", "err", err)
+			_ = st.Reset()
+			return
+		}
+		sum := sha256.Sum256(eb)
+		ans.Status, ans.SetVersion, ans.Evaluation, ans.EvaluationSHA256 = wire.StatusOK, uint64(version), eb, sum[:]
+	}
+	ans.TimeUnixMs = unixMs(s.cfg.Clock())
+	if ans.Signature, err = s.sign(ans.SignedBytes()); err != nil {
+		log.Error("sign match answer", "err", err)
+		_ = st.Reset()
+		return
+	}
+	if err := wire.WriteFrame(st, ans.Marshal()); err != nil {
+		log.Warn("write match answer", "err", err)
+		_ = st.Reset()
+		return
+	}
+	_ = st.CloseWrite()
+}
+
+// match checks an authenticated-looking request and evaluates it. It
+// returns a denial reason, or an error for "unavailable", or the evaluation.
+func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in *Inbound) (*psi.Evaluation, uint32, Reason, error) {
+	refuse := func(r Reason) (*psi.Evaluation, uint32, Reason, error) {
+		s.cfg.Admitter.Refused(ctx, in, r)
+		return nil, 0, r, nil
+	}
+	if from.Agency != m.Querier {
+		return refuse(ReasonWrongPeer)
+	}
+	key, err := s.cfg.Keys.AgencyKey(m.Querier)
+	if err != nil || len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, m.SignedBytes(), m.Signature) {
+		return refuse(ReasonBadSignature)
+	}
+	if m.Responder != s.cfg.Agency {
+		return refuse(ReasonWrongResponder)
+	}
+	if !fresh(in.Time, s.cfg.Clock(), s.cfg.MaxSkew) {
+		return refuse(ReasonClockSkew)
+	}
+	if m.PaddedSize > uint64(s.cfg.MaxBatch) {
+		return refuse(ReasonTooLarge)
+	}
+	if sum := sha256.Sum256(m.EvalRequest); !bytes.Equal(sum[:], m.BatchSHA256) {
+		return refuse(ReasonBadBatch)
+	}
+	if m.Kind == "" || m.PaddedSize == 0 {
+		return refuse(ReasonBadRequest)
+	}
+	req, err := psi.UnmarshalEvalRequest(m.EvalRequest)
+	if err != nil {
+		return refuse(ReasonBadRequest)
+	}
+	if req.Kind != m.Kind || req.Epoch != m.Epoch || uint64(req.Len()) != m.PaddedSize {
+		return refuse(ReasonBadBatch)
+	}
+	ev, version, err := s.cfg.Responders.Responder(m.Kind, m.Epoch)
+	if errors.Is(err, ErrNoSet) {
+		return refuse(ReasonUnknownEpoch)
+	}
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("find responder: %w", err)
+	}
+	if err := s.cfg.Admitter.Admit(ctx, in); err != nil {
+		var d *DeniedError
+		if errors.As(err, &d) {
+			r := d.Reason
+			if !r.Valid() {
+				r = ReasonNotPermitted
+			}
+			return nil, 0, r, nil
+		}
+		return nil, 0, "", fmt.Errorf("admit: %w", err)
+	}
+	out, err := ev.Evaluate(req, s.cfg.Rand)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("evaluate: %w", err)
+	}
+	return out, version, "", nil
+}
+
+func inbound(from Peer, m *wire.MatchRequest) *Inbound {
+	in := &Inbound{
+		Peer: from, Time: fromUnixMs(m.TimeUnixMs), Querier: m.Querier, Responder: m.Responder,
+		Kind: m.Kind, Epoch: m.Epoch, CaseRef: m.CaseRef, LegalBasis: m.LegalBasis,
+		Offence: m.Offence, Purpose: m.Purpose, Urgent: m.Urgent,
+		SignatureSHA256: sha256.Sum256(m.Signature),
+	}
+	if m.PaddedSize <= MaxBatch {
+		in.PaddedSize = int(m.PaddedSize)
+	} else {
+		in.PaddedSize = MaxBatch + 1
+	}
+	copy(in.ID[:], m.ID)
+	copy(in.BatchSHA256[:], m.BatchSHA256)
+	return in
+}
+
+// ClientConfig configures a Client. Agency, Signer and Keys are required;
+// Cards is required for Sync.
+type ClientConfig struct {
+	// Agency is this agency's code.
+	Agency string
+	// Signer is the agency key; it signs requests.
+	Signer crypto.Signer
+	// Keys gives partners' pinned agency keys, which answers and sets must
+	// be signed with.
+	Keys Keys
+	// Cards checks the cards partners serve over sync.
+	Cards Cards
+	// Clock stamps requests and checks answers' card validity; nil means
+	// time.Now.
+	Clock func() time.Time
+	// Rand draws request IDs; nil means crypto/rand.
+	Rand io.Reader
+	// Timeout bounds each stream; zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Client asks partners: match queries and set syncs. It is safe for
+// concurrent use and starts no goroutine.
+type Client struct {
+	cfg ClientConfig
+}
+
+// NewClient checks cfg and returns a client.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.Agency == "" || cfg.Signer == nil || cfg.Keys == nil {
+		return nil, errors.New("new exchange client: agency, signer and keys are required")
+	}
+	if _, ok := cfg.Signer.Public().(ed25519.PublicKey); !ok {
+		return nil, errors.New("new exchange client: signer is not an ed25519 key")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// Query is one match query to one partner. Eval is the already blinded
+// batch (psi.Querier.Blind); the rest is the signed metadata.
+type Query struct {
+	// ID is the request ID; zero draws a random one. node sets it to the
+	// ID its outbound ledger entry was committed under.
+	ID         [16]byte
+	Responder  string // the partner's agency code
+	Kind       string
+	Epoch      uint64
+	CaseRef    string
+	LegalBasis string
+	Offence    string
+	Purpose    string
+	Urgent     bool
+	Eval       *psi.EvalRequest
+}
+
+// Answer is a verified match answer.
+type Answer struct {
+	ID         [16]byte
+	Evaluation *psi.Evaluation // verify and finalise with psi.Query.Match
+	SetVersion uint32          // the version of the set the responder holds
+	Time       time.Time       // the responder's clock
+}
+
+// Match sends q to peer over a new ProtoMatch stream and returns the
+// responder's verified evaluation. It fails with a *DeniedError when the
+// responder denied (with the reason and the responder's time), with
+// ErrUnavailable when the responder or the stream failed, and with
+// ErrVerify when the answer is not signed by the pinned agency key of
+// q.Responder or does not answer q. The evaluation's proofs are checked by
+// psi.Query.Match.
+func (c *Client) Match(ctx context.Context, o Opener, peer PeerID, q Query) (*Answer, error) {
+	if q.Eval == nil || q.Responder == "" {
+		return nil, errors.New("match: no batch or responder")
+	}
+	pub, err := c.cfg.Keys.AgencyKey(q.Responder)
+	if err != nil {
+		return nil, fmt.Errorf("match %s: %w", q.Responder, err)
+	}
+	if q.ID == ([16]byte{}) {
+		if _, err := io.ReadFull(c.cfg.Rand, q.ID[:]); err != nil {
+			return nil, fmt.Errorf("match %s: draw request ID: %w", q.Responder, err)
+		}
+	}
+	eb, err := q.Eval.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("match %s: encode batch: %w", q.Responder, err)
+	}
+	sum := sha256.Sum256(eb)
+	m := &wire.MatchRequest{
+		ID: q.ID[:], TimeUnixMs: unixMs(c.cfg.Clock()), Querier: c.cfg.Agency, Responder: q.Responder,
+		Kind: q.Kind, Epoch: q.Epoch, PaddedSize: uint64(q.Eval.Len()), CaseRef: q.CaseRef,
+		LegalBasis: q.LegalBasis, Offence: q.Offence, Purpose: q.Purpose, Urgent: q.Urgent,
+		BatchSHA256: sum[:], EvalRequest: eb,
+	}
+	if m.Signature, err = c.sign(m.SignedBytes()); err != nil {
+		return nil, fmt.Errorf("match %s: %w", q.Responder, err)
+	}
+	b, err := c.roundTrip(ctx, o, peer, ProtoMatch, m.Marshal(), wire.MaxMatchAnswer)
+	if err != nil {
+		return nil, fmt.Errorf("match %s: %w", q.Responder, err)
+	}
+	a, err := wire.UnmarshalMatchAnswer(b)
+	if err != nil {
+		return nil, fmt.Errorf("match %s: %w: %w", q.Responder, ErrVerify, err)
+	}
+	if !ed25519.Verify(pub, a.SignedBytes(), a.Signature) {
+		return nil, fmt.Errorf("match %s: answer signature: %w", q.Responder, ErrVerify)
+	}
+	if !bytes.Equal(a.ID, q.ID[:]) || a.Responder != q.Responder || a.Querier != c.cfg.Agency ||
+		!bytes.Equal(a.BatchSHA256, sum[:]) {
+		return nil, fmt.Errorf("match %s: answer to another request: %w", q.Responder, ErrVerify)
+	}
+	t := fromUnixMs(a.TimeUnixMs)
+	switch a.Status {
+	case wire.StatusDenied:
+		r := Reason(a.Reason)
+		if !r.Valid() {
+			return nil, fmt.Errorf("match %s: unknown denial reason: %w", q.Responder, ErrVerify)
+		}
+		return nil, &DeniedError{Agency: q.Responder, Reason: r, Time: t}
+	case wire.StatusUnavailable:
+		return nil, fmt.Errorf("match %s: %w", q.Responder, ErrUnavailable)
+	}
+	if esum := sha256.Sum256(a.Evaluation); !bytes.Equal(esum[:], a.EvaluationSHA256) || a.SetVersion > 1<<32-1 {
+		return nil, fmt.Errorf("match %s: evaluation digest: %w", q.Responder, ErrVerify)
+	}
+	ev, err := psi.UnmarshalEvaluation(a.Evaluation)
+	if err != nil {
+		return nil, fmt.Errorf("match %s: %w: %w", q.Responder, ErrVerify, err)
+	}
+	if ev.Len() != q.Eval.Len() {
+		return nil, fmt.Errorf("match %s: %d evaluations for %d elements: %w", q.Responder, ev.Len(), q.Eval.Len(), ErrVerify)
+	}
+	return &Answer{ID: q.ID, Evaluation: ev, SetVersion: uint32(a.SetVersion), Time: t}, nil
+}
+
+func (c *Client) sign(msg []byte) ([]byte, error) {
+	sig, err := c.cfg.Signer.Sign(nil, msg, crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return sig, nil
+}
+
+// open opens a stream with the client's deadline.
+func (c *Client) open(ctx context.Context, o Opener, peer PeerID, proto string) (Stream, error) {
+	st, err := o.Open(ctx, peer, proto)
+	if err != nil {
+		return nil, fmt.Errorf("open stream: %w: %w", ErrUnavailable, err)
+	}
+	d := time.Now().Add(c.cfg.Timeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		d = cd
+	}
+	if err := st.SetDeadline(d); err != nil {
+		_ = st.Reset()
+		return nil, fmt.Errorf("set deadline: %w: %w", ErrUnavailable, err)
+	}
+	return st, nil
+}
+
+// roundTrip writes one request frame and reads one answer frame.
+func (c *Client) roundTrip(ctx context.Context, o Opener, peer PeerID, proto string, req []byte, limit int) ([]byte, error) {
+	st, err := c.open(ctx, o, peer, proto)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	defer stop()
+	if err := wire.WriteFrame(st, req); err != nil {
+		_ = st.Reset()
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	b, err := wire.ReadFrame(wire.NewReader(st), limit)
+	if errors.Is(err, wire.ErrMalformed) {
+		_ = st.Reset()
+		return nil, fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	if err != nil {
+		_ = st.Reset()
+		return nil, fmt.Errorf("read answer: %w: %w", ErrUnavailable, err)
+	}
+	return b, nil
+}
+

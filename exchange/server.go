@@ -1,0 +1,291 @@
+package exchange
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/xborder/xborder/psi"
+)
+
+// Defaults of ServerConfig and ClientConfig.
+const (
+	// DefaultMaxSkew is how far a request's time may lie from the
+	// receiver's clock (DESIGN.md, "Network").
+	DefaultMaxSkew = 2 * time.Minute
+	// DefaultTimeout bounds a whole stream, request to answer.
+	DefaultTimeout = 30 * time.Second
+	// DefaultMaxBatch is the largest padded batch a responder evaluates.
+	DefaultMaxBatch = 65536
+	// MaxBatch is the largest MaxBatch a responder may be configured with:
+	// what the match request frame limit of internal/wire carries.
+	MaxBatch = 262144
+)
+
+// Keys gives the pinned Ed25519 agency key of a partner agency. node
+// implements it with its pins (the agency key of each pinned card).
+type Keys interface {
+	// AgencyKey returns the pinned key of agency, or an error when the
+	// agency is not pinned.
+	AgencyKey(agency string) (ed25519.PublicKey, error)
+}
+
+// Evaluator evaluates a blinded batch; *psi.Responder satisfies it.
+type Evaluator interface {
+	Evaluate(req *psi.EvalRequest, rnd io.Reader) (*psi.Evaluation, error)
+}
+
+// Responders gives the evaluator of one (kind, epoch). node implements it
+// with the epoch keys derived from its seeds and the encoded sets it has
+// precomputed.
+type Responders interface {
+	// Responder returns the evaluator of (kind, epoch) and the version of
+	// the encoded set this replica holds for it (the answer names it).
+	// It returns an error wrapping ErrNoSet when there is none: the
+	// partner is denied with ReasonUnknownEpoch. Any other error answers
+	// "unavailable".
+	Responder(kind string, epoch uint64) (Evaluator, uint32, error)
+}
+
+// Inbound is what a responder knows of a match request once it has checked
+// it: the pinned peer and the signed fields. node's Admitter turns it into a
+// policy request and a ledger admission. The text fields can be personal
+// data of officers: keep them out of logs.
+type Inbound struct {
+	Peer        Peer
+	ID          [16]byte
+	Time        time.Time // the querier's clock
+	Querier     string    // agency code
+	Responder   string    // agency code
+	Kind        string
+	Epoch       uint64
+	PaddedSize  int
+	CaseRef     string
+	LegalBasis  string
+	Offence     string
+	Purpose     string
+	Urgent      bool
+	BatchSHA256 [32]byte
+	// SignatureSHA256 is SHA-256 of the request's signature, the ledger
+	// header's request signature digest.
+	SignatureSHA256 [32]byte
+}
+
+// Admitter decides and records inbound match requests. node implements it
+// with policy.Set.Decide and ledger.Admit.
+type Admitter interface {
+	// Admit checks policy and commits the admit entry (replay window,
+	// policy version, budgets) before anything is evaluated. It returns
+	// nil when admitted; a *DeniedError (see Deny) with a partner-visible
+	// reason when denied, after recording the denial (a replayed request
+	// ID is ReasonReplay); an error wrapping ErrUnavailable when the ledger
+	// has no quorum. Any other error is answered as unavailable.
+	Admit(ctx context.Context, in *Inbound) error
+	// Refused records a request the server refused itself before asking
+	// Admit (bad signature, clock skew, wrong peer, too large, bad batch,
+	// unknown epoch). Fields of in other than Peer are unauthenticated when
+	// the reason is ReasonBadSignature or ReasonWrongPeer.
+	Refused(ctx context.Context, in *Inbound, r Reason)
+}
+
+// EpochKey is the public key of one (kind, epoch), as an agency card lists
+// it.
+type EpochKey struct {
+	Kind  string
+	Epoch uint64
+	Key   []byte // psi.PublicKey, binary
+}
+
+// Holding is an owner's encoded set of one (kind, epoch): the base set and
+// the deltas after it.
+type Holding struct {
+	// Base is the base set's version, at least 1.
+	Base uint32
+	// Segments[0] is the psi.EncodedSet of version Base, Segments[i] the
+	// psi.Delta of version Base+i, all in their binary form.
+	Segments [][]byte
+}
+
+// Sets gives an owner's encoded sets and card. node implements it with the
+// sets it precomputes (identical bytes on every replica) and its newest
+// signed card.
+type Sets interface {
+	// Holding returns the set of (kind, epoch), or an error wrapping
+	// ErrNoSet.
+	Holding(ctx context.Context, kind string, epoch uint64) (*Holding, error)
+	// Card returns the agency's newest signed card in its binary form.
+	Card(ctx context.Context) ([]byte, error)
+}
+
+// SyncAuthorizer says which kinds a partner may sync. node implements it
+// with policy.Set.Decide (action sync): only kinds policy lets the partner
+// query are served.
+type SyncAuthorizer interface {
+	// AllowSync returns nil when partner may fetch kind, a *DeniedError
+	// otherwise; any other error answers "unavailable".
+	AllowSync(ctx context.Context, partner Peer, kind string) error
+}
+
+// Served describes one sync about to be served.
+type Served struct {
+	Peer     Peer
+	ID       [16]byte
+	Kind     string
+	Epoch    uint64
+	Base     uint32     // the base version the segments extend
+	From     uint32     // the version the querier held (0: nothing)
+	To       uint32     // the newest version sent
+	Segments int        // segments sent
+	Bytes    int        // bytes of set data sent
+	Digests  [][32]byte // SHA-256 of each segment's data
+}
+
+// SyncAuditor records served syncs. node implements it by appending a sync
+// entry to the audit ledger.
+type SyncAuditor interface {
+	// Synced is called before the segments are sent; an error (no quorum)
+	// answers "unavailable" and sends nothing.
+	Synced(ctx context.Context, s *Served) error
+}
+
+// ServerConfig configures a Server. Agency, Signer, Keys, Admitter and
+// Responders are required for match; Sets, SyncAuthorizer and SyncAuditor
+// for sync (a nil Sets refuses every sync stream).
+type ServerConfig struct {
+	// Agency is this agency's code.
+	Agency string
+	// Signer is the agency key; it signs answers and set segments. Its
+	// public key must be an ed25519.PublicKey.
+	Signer crypto.Signer
+	// Keys gives partners' pinned agency keys.
+	Keys           Keys
+	Admitter       Admitter
+	Responders     Responders
+	Sets           Sets
+	SyncAuthorizer SyncAuthorizer
+	SyncAuditor    SyncAuditor
+	// Clock is the time requests are checked against; nil means time.Now.
+	// Stream deadlines always use the real clock.
+	Clock func() time.Time
+	// Rand draws proof nonces; nil means crypto/rand.
+	Rand io.Reader
+	// MaxSkew is the largest accepted distance between a request's time
+	// and Clock; zero means DefaultMaxSkew.
+	MaxSkew time.Duration
+	// Timeout bounds each stream; zero means DefaultTimeout.
+	Timeout time.Duration
+	// MaxBatch is the largest padded batch evaluated; zero means
+	// DefaultMaxBatch, at most MaxBatch.
+	MaxBatch int
+	// Logger receives one line per refused or failed stream; nil discards.
+	Logger *slog.Logger
+}
+
+// Server answers the match and sync protocols. It is safe for concurrent
+// use and starts no goroutine: each Handle call runs on the caller's
+// goroutine and returns when the stream is done.
+type Server struct {
+	cfg ServerConfig
+	pub ed25519.PublicKey
+	log *slog.Logger
+}
+
+// NewServer checks cfg and returns a server.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	switch {
+	case cfg.Agency == "":
+		return nil, errors.New("new exchange server: no agency")
+	case cfg.Signer == nil || cfg.Keys == nil || cfg.Admitter == nil || cfg.Responders == nil:
+		return nil, errors.New("new exchange server: signer, keys, admitter and responders are required")
+	case cfg.Sets != nil && (cfg.SyncAuthorizer == nil || cfg.SyncAuditor == nil):
+		return nil, errors.New("new exchange server: sets need a sync authorizer and auditor")
+	case cfg.MaxBatch < 0 || cfg.MaxBatch > MaxBatch:
+		return nil, fmt.Errorf("new exchange server: max batch %d (want 0 to %d)", cfg.MaxBatch, MaxBatch)
+	}
+	pub, ok := cfg.Signer.Public().(ed25519.PublicKey)
+	if !ok {
+		return nil, errors.New("new exchange server: signer is not an ed25519 key")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.MaxSkew == 0 {
+		cfg.MaxSkew = DefaultMaxSkew
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, pub: pub, log: log.With("component", "exchange")}, nil
+}
+
+// Handle serves one stream of proto from an admitted peer: ProtoMatch or
+// ProtoSync; a stream of any other protocol is reset. It returns when the
+// stream is done; the caller closes it.
+func (s *Server) Handle(ctx context.Context, from Peer, proto string, st Stream) {
+	switch proto {
+	case ProtoMatch:
+		s.HandleMatch(ctx, from, st)
+	case ProtoSync:
+		s.HandleSync(ctx, from, st)
+	default:
+		_ = st.Reset()
+	}
+}
+
+// deadline sets the stream's deadline and returns a context bounded by it.
+func (s *Server) deadline(ctx context.Context, st Stream) (context.Context, context.CancelFunc, error) {
+	d := time.Now().Add(s.cfg.Timeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		d = cd
+	}
+	if err := st.SetDeadline(d); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithDeadline(ctx, d)
+	return ctx, cancel, nil
+}
+
+func (s *Server) sign(msg []byte) ([]byte, error) {
+	sig, err := s.cfg.Signer.Sign(nil, msg, crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return sig, nil
+}
+
+// fresh reports whether t lies within MaxSkew of now.
+func fresh(t, now time.Time, skew time.Duration) bool {
+	d := now.Sub(t)
+	return d <= skew && d >= -skew
+}
+
+func unixMs(t time.Time) uint64 {
+	ms := t.UnixMilli()
+	if ms < 0 {
+		return 0
+	}
+	return uint64(ms)
+}
+
+func fromUnixMs(ms uint64) time.Time {
+	if ms > 1<<62 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(ms)).UTC()
+}
