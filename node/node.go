@@ -213,6 +213,9 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.met.setPolicy(n.Policy().Version())
 	n.refresh()
 
+	if err := loopbackOnly(n.fc.Listen.API); err != nil {
+		return fmt.Errorf("open node: %w", err)
+	}
 	n.apiLn, err = net.Listen("tcp", n.fc.Listen.API)
 	if err != nil {
 		return fmt.Errorf("open node: listen for the API on %s: %w", n.fc.Listen.API, err)
@@ -412,6 +415,19 @@ func (n *Node) ConnectedPartners() []string {
 		}
 	}
 	return out
+}
+
+// loopbackOnly refuses an API address that is not on loopback: the API
+// speaks plain HTTP with bearer tokens.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("api address %q: %v: %w", addr, err, ErrConfig)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("api address %q is not on loopback: the API speaks plain HTTP, so bind it to 127.0.0.1 and put a TLS proxy in front for remote users: %w", addr, ErrConfig)
 }
 
 // actorName is how an entry body names a user.
