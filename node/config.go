@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -64,6 +65,10 @@ type FileConfig struct {
 	Bootstrap bool `yaml:"bootstrap"`
 	// Listen holds the addresses this replica listens on.
 	Listen ListenConfig `yaml:"listen"`
+	// Join lists replica transport addresses (host:port) of running
+	// replicas that a replica made from a join bundle asks to add it.
+	// Empty: none (the first replica, or one already joined).
+	Join []string `yaml:"join"`
 	// CardValidity is how long a card this agency signs stays valid.
 	// Empty: 8760h (one year).
 	CardValidity string `yaml:"card_validity"`
@@ -118,6 +123,11 @@ func (c *FileConfig) validate() error {
 		}
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("%s %q is not host:port: %w", name, a, ErrConfig)
+		}
+	}
+	for _, a := range c.Join {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("join address %q is not host:port: %w", a, ErrConfig)
 		}
 	}
 	if c.Listen.P2P != "" && !strings.HasPrefix(c.Listen.P2P, "/ip") {
@@ -175,6 +185,9 @@ func parseConfig(path string, b []byte) (*FileConfig, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("load config %s: %v: %w", path, err, ErrConfig)
 	}
+	if len(c.Join) == 0 {
+		c.Join = nil
+	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
@@ -201,6 +214,10 @@ replica: %q
 # are empty (the first replica of an agency). false: wait to be joined.
 bootstrap: %t
 
+# Replica transport addresses of running replicas to ask to add this one
+# (set from a join bundle); empty for the first replica.
+join: %s
+
 listen:
   # Replica transport (mutual TLS, both Raft groups), host:port. Chosen
   # free on 127.0.0.1 by init; use a reachable address for replicas on
@@ -221,6 +238,10 @@ log_level: %q
 
 // render returns the YAML text of c with its comments.
 func (c *FileConfig) render() []byte {
+	join := make([]string, len(c.Join))
+	for i, a := range c.Join {
+		join[i] = strconv.Quote(a)
+	}
 	return fmt.Appendf(nil, configTemplate, c.Agency, c.Name, c.ReplicaID(), c.Bootstrap,
-		c.Listen.Raft, c.Listen.P2P, c.Listen.API, c.CardValidity, c.LogLevel)
+		"["+strings.Join(join, ", ")+"]", c.Listen.Raft, c.Listen.P2P, c.Listen.API, c.CardValidity, c.LogLevel)
 }

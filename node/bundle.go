@@ -1,0 +1,288 @@
+package node
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/xborder/xborder/internal/card"
+	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/ledger/tlsnet"
+)
+
+// BundleVersion is the only join bundle format this package reads and
+// writes.
+const BundleVersion = 1
+
+// maxBundle bounds the size of a join bundle file.
+const maxBundle = 1 << 20
+
+// ErrBundle: a join bundle is malformed, of another version, or its parts
+// do not fit together. Ask the agency's admin for a new one.
+var ErrBundle = errors.New("bad join bundle")
+
+// Bundle is what a new replica needs to join its agency: the agency's
+// signing key and epoch seed (seeds never travel through Raft), the first
+// admin's token, the agency CA certificate, a certificate and key for the
+// new replica, and the replica transport addresses of the running replicas.
+// It holds secrets: it is written with mode 0600 and should be deleted once
+// the replica runs. It never holds the CA key.
+type Bundle struct {
+	Version      int      `json:"version"`
+	Agency       string   `json:"agency"`
+	Name         string   `json:"name"`
+	Replica      string   `json:"replica"`       // the new replica's ID
+	CardValidity string   `json:"card_validity"` // as in config.yaml
+	AgencyKey    string   `json:"agency_key"`    // PEM PKCS #8
+	EpochSeed    string   `json:"epoch_seed"`    // hex
+	AdminToken   string   `json:"admin_token"`
+	CACert       string   `json:"ca_cert"`      // PEM
+	ReplicaCert  string   `json:"replica_cert"` // PEM, issued by the CA for Replica
+	ReplicaKey   string   `json:"replica_key"`  // PEM PKCS #8
+	Cluster      []string `json:"cluster"`      // host:port of running replicas' transports
+}
+
+// makeBundle issues a certificate for replica id (its hosts as SANs, for
+// operators' tools) from the CA in dir and packs everything a new replica
+// needs. cluster lists the running replicas' transport addresses.
+func makeBundle(dir string, fc *FileConfig, id string, hosts, cluster []string, now time.Time) (*Bundle, error) {
+	if !validReplicaID(id) {
+		return nil, fmt.Errorf("replica %q: use 1 to 64 letters, digits or '-': %w", id, ErrConfig)
+	}
+	read := func(name string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		return string(b), err
+	}
+	caCert, err := read(CACertFile)
+	if err != nil {
+		return nil, err
+	}
+	caKey, err := read(CAKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w (only the replica made by init holds the CA key)", err)
+	}
+	ca, err := tlsnet.ParseCA([]byte(caCert), []byte(caKey))
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := ca.Issue(id, hosts, now)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bundle{Version: BundleVersion, Agency: fc.Agency, Name: fc.Name, Replica: id, CardValidity: fc.CardValidity,
+		CACert: caCert, ReplicaCert: string(certPEM), ReplicaKey: string(keyPEM), Cluster: cluster}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{AgencyKeyFile, &b.AgencyKey}, {EpochSeedFile, &b.EpochSeed}, {AdminTokenFile, &b.AdminToken}} {
+		if *f.dst, err = read(f.name); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// ParseBundle decodes and checks a join bundle: its version, fields,
+// keys and that the replica certificate was issued by the bundle's CA for
+// the bundle's agency and replica.
+func ParseBundle(data []byte) (*Bundle, error) {
+	if len(data) > maxBundle {
+		return nil, fmt.Errorf("parse bundle: over %d bytes: %w", maxBundle, ErrBundle)
+	}
+	var b Bundle
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("parse bundle: %v: %w", err, ErrBundle)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("parse bundle: trailing data: %w", ErrBundle)
+	}
+	if b.Version != BundleVersion {
+		return nil, fmt.Errorf("parse bundle: version %d, want %d: %w", b.Version, BundleVersion, ErrBundle)
+	}
+	fc := FileConfig{Agency: b.Agency, Name: b.Name, Replica: b.Replica, CardValidity: b.CardValidity}
+	if err := fc.validate(); err != nil {
+		return nil, fmt.Errorf("parse bundle: %v: %w", err, ErrBundle)
+	}
+	if b.Replica == "" || len(b.Cluster) == 0 {
+		return nil, fmt.Errorf("parse bundle: no replica ID or no cluster address: %w", ErrBundle)
+	}
+	for _, a := range b.Cluster {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("parse bundle: cluster address %q: %w", a, ErrBundle)
+		}
+	}
+	if _, err := ledger.ParseKey([]byte(b.AgencyKey)); err != nil {
+		return nil, fmt.Errorf("parse bundle: agency key: %v: %w", err, ErrBundle)
+	}
+	if b.AdminToken = strings.TrimSpace(b.AdminToken); b.AdminToken == "" {
+		return nil, fmt.Errorf("parse bundle: no admin token: %w", ErrBundle)
+	}
+	if err := checkHex(b.EpochSeed, 32); err != nil {
+		return nil, fmt.Errorf("parse bundle: epoch seed: %v: %w", err, ErrBundle)
+	}
+	if err := checkReplicaCert(&b); err != nil {
+		return nil, fmt.Errorf("parse bundle: %v: %w", err, ErrBundle)
+	}
+	return &b, nil
+}
+
+// Marshal returns the bundle's file form.
+func (b *Bundle) Marshal() []byte {
+	out, _ := json.MarshalIndent(b, "", "  ")
+	return append(out, '\n')
+}
+
+// WriteBundle writes b to path with mode 0600; it refuses to replace a file.
+func WriteBundle(path string, b *Bundle) error {
+	if err := writeSecret(path, b.Marshal()); err != nil {
+		return fmt.Errorf("write bundle: %w", err)
+	}
+	return nil
+}
+
+// InitFromBundle creates the data directory of a replica joining an
+// existing agency from its join bundle: the bundle's keys, seed, token and
+// certificates, a fresh libp2p identity and at-rest key, and a config.yaml
+// with bootstrap false and the cluster addresses to join through. Empty
+// listen fields get free 127.0.0.1 ports.
+func InitFromBundle(dir string, b *Bundle, listen ListenConfig) (*InitResult, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(abs, ConfigFile)); err == nil {
+		return nil, fmt.Errorf("init replica %s: %w", abs, ErrExists)
+	}
+	fc := &FileConfig{Agency: b.Agency, Name: b.Name, Replica: b.Replica, Bootstrap: false, Listen: listen,
+		Join: append([]string(nil), b.Cluster...), CardValidity: b.CardValidity, LogLevel: "info"}
+	if err := fc.validate(); err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	if err := os.MkdirAll(abs, dataDirMode); err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	if err := pickPorts(&fc.Listen); err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	_, p2p, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	p2pPEM, err := ledger.MarshalKey(p2p)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ledger.ParseKey([]byte(b.AgencyKey))
+	if err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	vk, err := ledger.VerifierKey(ledger.Origin(b.Agency), key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	secrets := []struct{ name, body string }{
+		{P2PKeyFile, string(p2pPEM)}, {AgencyKeyFile, b.AgencyKey}, {EpochSeedFile, b.EpochSeed},
+		{ReplicaKeyFile, b.ReplicaKey}, {AdminTokenFile, b.AdminToken + "\n"},
+	}
+	for _, s := range secrets {
+		if err := writeSecret(filepath.Join(abs, s.name), []byte(s.body)); err != nil {
+			return nil, fmt.Errorf("init replica: %w", err)
+		}
+	}
+	if err := writeHexSecret(filepath.Join(abs, StorageKeyFile), 32); err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	for name, body := range map[string]string{CACertFile: b.CACert, ReplicaCertFile: b.ReplicaCert, AgencyPubFile: vk + "\n"} {
+		if err := os.WriteFile(filepath.Join(abs, name), []byte(body), publicFileMode); err != nil {
+			return nil, fmt.Errorf("init replica: %w", err)
+		}
+	}
+	// The CA key is not in a bundle; SecretFiles lists it, so the replica
+	// records that it has none with an empty 0600 file.
+	if err := writeSecret(filepath.Join(abs, CAKeyFile), nil); err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(abs, ConfigFile), fc.render(), publicFileMode); err != nil {
+		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	return &InitResult{Dir: abs, Fingerprint: card.Fingerprint(key.Public().(ed25519.PublicKey)),
+		AdminTokenFile: filepath.Join(abs, AdminTokenFile), Config: fc}, nil
+}
+
+// clusterAddrs returns the transport addresses of the replicas recorded in
+// the audit group, this one first.
+func (n *Node) clusterAddrs() []string {
+	own := n.mux.Addr().String()
+	seen := map[string]bool{own: true}
+	out := []string{own}
+	var others []string
+	n.aud.Scan(nsReplicas, "", func(_ string, v []byte) error {
+		var r replicaRecord
+		if json.Unmarshal(v, &r) == nil && r.Raft != "" && !seen[r.Raft] {
+			seen[r.Raft] = true
+			others = append(others, r.Raft)
+		}
+		return nil
+	})
+	sort.Strings(others)
+	return append(out, others...)
+}
+
+// NewBundle makes the join bundle of a new replica id: a certificate from
+// the agency CA (hosts become its SANs) and the transport addresses of the
+// replicas recorded in the audit group. Only a replica that holds the CA
+// key (the one made by init) can make one.
+func (n *Node) NewBundle(id string, hosts []string) (*Bundle, error) {
+	b, err := makeBundle(n.cfg.Dir, n.fc, id, hosts, n.clusterAddrs(), n.now())
+	if err != nil {
+		return nil, fmt.Errorf("make join bundle: %w", err)
+	}
+	return b, nil
+}
+
+func checkHex(s string, n int) error {
+	k, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(k) != n {
+		return fmt.Errorf("want %d bytes in hex", n)
+	}
+	return nil
+}
+
+// checkReplicaCert checks that the bundle's replica certificate chains to
+// its CA, names its agency and replica, and matches its key.
+func checkReplicaCert(b *Bundle) error {
+	pair, err := tls.X509KeyPair([]byte(b.ReplicaCert), []byte(b.ReplicaKey))
+	if err != nil {
+		return fmt.Errorf("replica certificate and key: %v", err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("replica certificate: %v", err)
+	}
+	roots, err := certPool([]byte(b.CACert))
+	if err != nil {
+		return fmt.Errorf("CA certificate: %v", err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("replica certificate not issued by the bundle's CA: %v", err)
+	}
+	agency, id, err := tlsnet.ReplicaName(cert)
+	if err != nil || agency != b.Agency || id != b.Replica {
+		return fmt.Errorf("replica certificate names %s/%s, bundle %s/%s", agency, id, b.Agency, b.Replica)
+	}
+	return nil
+}
