@@ -358,3 +358,9 @@ type errOpener struct{}
 func (errOpener) Open(ctx context.Context, peer PeerID, proto string) (Stream, error) {
 	return nil, errors.New("dial: connection refused")
 }
+
+// pipePair returns the two ends of an in-memory stream.
+func pipePair() (Stream, Stream) {
+	a, b := net.Pipe()
+	return pipeStream{a}, pipeStream{b}
+}
