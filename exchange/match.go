@@ -355,4 +355,3 @@ func (c *Client) roundTrip(ctx context.Context, o Opener, peer PeerID, proto str
 	}
 	return b, nil
 }
-
