@@ -112,7 +112,7 @@ func TestMalformed(t *testing.T) {
 		{"repeated field", append([]byte{0x0a, 16}, good...)},
 		{"out of order", append(append([]byte{}, good[18:]...), good[:18]...)},
 		{"unknown field", append(append([]byte{}, good...), 0x80, 0x01, 0x01)},
-		{"explicit zero", append([]byte{0x08 | 0, 0}, good...)},
+		{"explicit zero", append([]byte{0x10, 0}, good[18:]...)},
 		{"wrong type", []byte{0x0d, 0, 0, 0, 0}},
 		{"non-minimal varint", []byte{0x10, 0x81, 0x00}},
 		{"text too long", long.Marshal()},
