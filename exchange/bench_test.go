@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // BenchmarkMatch compares one whole match of n elements through the match
@@ -48,6 +49,52 @@ func BenchmarkMatch(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "elements/s")
+		})
+		// paired runs both alternately inside every iteration, in
+		// alternating order, so both see the same machine load; x-psi is
+		// the exchange's time divided by psi's.
+		b.Run(fmt.Sprintf("paired/n=%d", n), func(b *testing.B) {
+			w.server.cfg.Rand = rand.Reader
+			q := w.querier()
+			direct := func() {
+				qy, req, err := q.Blind(inputs, rand.Reader)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev, err := w.psi.Evaluate(req, rand.Reader)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if hits, err := qy.Match(ev, set); err != nil || len(hits) != n/2 {
+					b.Fatalf("%d hits, %v; want %d", len(hits), err, n/2)
+				}
+			}
+			overWire := func() {
+				qy, q := w.query(inputs)
+				a, err := w.client.Match(context.Background(), w.opener, "12D3KooWDE", q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if hits, err := qy.Match(a.Evaluation, set); err != nil || len(hits) != n/2 {
+					b.Fatalf("%d hits, %v; want %d", len(hits), err, n/2)
+				}
+			}
+			var tPSI, tEx time.Duration
+			i := 0
+			for b.Loop() {
+				for j := range 2 {
+					start := time.Now()
+					if (i+j)%2 == 0 {
+						direct()
+						tPSI += time.Since(start)
+					} else {
+						overWire()
+						tEx += time.Since(start)
+					}
+				}
+				i++
+			}
+			b.ReportMetric(tEx.Seconds()/tPSI.Seconds(), "x-psi")
 		})
 	}
 }
