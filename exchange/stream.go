@@ -7,12 +7,56 @@
 // of the agency's own replicas, with its agency code), and an [Opener] opens
 // streams to such peers. Tests drive the protocols over in-memory pipes.
 //
+// # How
+//
+// Every stream carries one request and its answer, as uvarint-length-framed
+// protobuf messages (package internal/wire; docs/protocol.md has the bytes).
+// Requests, answers and set segments are signed with the sender's Ed25519
+// agency key under a context string per use ("xborder/v1/match-request",
+// "xborder/v1/match-answer", "xborder/v1/sync-request",
+// "xborder/v1/sync-answer", "xborder/v1/set").
+//
+//	Querier (Client)                               Responder (Server)
+//	ProtoMatch:
+//	  MatchRequest{ID, time, FR->DE, kind, epoch,  -> peer pinned as FR? signed by
+//	    padded size, case, basis, offence,            FR's pinned key? fresh (2 min)?
+//	    purpose, urgency, SHA-256(batch), batch}      size, batch digest, key for
+//	                                                  (kind, epoch)? Admitter.Admit
+//	                                                  (policy + committed ledger entry)
+//	                                                  then, only then, Evaluate
+//	  verify DE's signature, ID, digest;        <-  MatchAnswer{ok, set version,
+//	  psi.Query.Match checks the proofs               evaluation} or {denied, reason}
+//	                                                  or {unavailable}, signed by DE
+//	ProtoSync:
+//	  SyncRequest{ID, time, kind, epoch,           -> same checks; SyncAuthorizer
+//	    held base and version}                        (policy: kinds this partner may
+//	                                                  query); SyncAuditor (ledger entry)
+//	  Cards.Check(card) -> epoch keys;          <-  SyncAnswer{card, n}, then n
+//	  each segment: signature, digest, epoch          Segments{agency, kind, epoch,
+//	  key on the card, psi.Set.Apply                  base, version, SHA-256, data}
+//
+// The node supplies everything else through interfaces defined here and
+// implemented in package node: [Keys] (pinned agency keys), [Admitter]
+// (policy and ledger.Admit), [Responders] (psi keys per kind and epoch),
+// [Sets] (encoded sets and the card), [SyncAuthorizer], [SyncAuditor] and,
+// on the querier's side, [Cards].
+//
 // # Security
 //
 // Admission by the node only says which agency holds the peer's transport
 // key. Everything read from a Stream is hostile until checked: messages are
 // size-limited, requests and answers are signed by the agency key and fresh,
-// and every stream carries a deadline (DESIGN.md, invariant 6).
+// and every stream carries a deadline (DESIGN.md, invariant 6). A server
+// evaluates nothing before the Admitter has admitted the request (invariants
+// 2 and 3): every refusal before that point is answered with a signed denial
+// whose reason comes from a closed list that repeats none of the request's
+// text, or, for bytes that do not decode or exceed a limit, by resetting the
+// stream. A replayed request ID is the ledger's to detect (Admit); the
+// server passes every ID through. A querier uses nothing that its partner's
+// pinned agency key did not sign: answers, segments (whose signature covers
+// the digest, hence the set's epoch key) and the card that lists that epoch
+// key. Signature checks are Ed25519 (crypto/ed25519); digest comparisons are
+// not constant time, and need not be (public values).
 package exchange
 
 import (
