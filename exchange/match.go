@@ -176,7 +176,8 @@ type ClientConfig struct {
 	// Clock stamps requests and checks answers' card validity; nil means
 	// time.Now.
 	Clock func() time.Time
-	// Rand draws request IDs; nil means crypto/rand.
+	// Rand draws request IDs; nil means crypto/rand. It must be safe for
+	// concurrent use.
 	Rand io.Reader
 	// Timeout bounds each stream; zero means DefaultTimeout.
 	Timeout time.Duration

@@ -1,12 +1,15 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -381,4 +384,56 @@ func (t *tamper) Read(p []byte) (int, error) {
 	}
 	t.off += n
 	return n, err
+}
+
+// recorder keeps every byte read from and written to a stream.
+type recorder struct {
+	Stream
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (r recorder) Read(p []byte) (int, error) {
+	n, err := r.Stream.Read(p)
+	r.mu.Lock()
+	r.buf.Write(p[:n])
+	r.mu.Unlock()
+	return n, err
+}
+
+func (r recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	r.buf.Write(p)
+	r.mu.Unlock()
+	return r.Stream.Write(p)
+}
+
+// No identifier of the query or of the holdings, raw, framed or hashed,
+// crosses the wire in a match or a sync (DESIGN.md, invariant 1).
+func TestNoIdentifierOnTheWire(t *testing.T) {
+	w := newWorld(t, 300, nil)
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	w.opener.wrap = func(s Stream) Stream { return recorder{Stream: s, mu: &mu, buf: &buf} }
+	synced, err := w.sync(w.opener, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hits := w.hitsIn(synced.Set, phones(250, 350)); len(hits) != 50 {
+		t.Fatalf("%d hits; want 50", len(hits))
+	}
+	seen := buf.Bytes()
+	if len(seen) < 10000 {
+		t.Fatalf("recorded only %d bytes", len(seen))
+	}
+	for i := 0; i < 350; i++ {
+		canon := fmt.Sprintf("+4915%09d", i)
+		framed := phone(i)
+		h1, h2 := sha256.Sum256([]byte(canon)), sha256.Sum256(framed)
+		for _, needle := range [][]byte{[]byte(canon), []byte(canon[1:]), framed, h1[:], h2[:]} {
+			if bytes.Contains(seen, needle) {
+				t.Fatalf("identifier %d (or its hash) found on the wire", i)
+			}
+		}
+	}
 }

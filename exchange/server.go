@@ -173,7 +173,8 @@ type ServerConfig struct {
 	// Clock is the time requests are checked against; nil means time.Now.
 	// Stream deadlines always use the real clock.
 	Clock func() time.Time
-	// Rand draws proof nonces; nil means crypto/rand.
+	// Rand draws proof nonces; nil means crypto/rand. It must be safe for
+	// concurrent use: streams are served in parallel.
 	Rand io.Reader
 	// MaxSkew is the largest accepted distance between a request's time
 	// and Clock; zero means DefaultMaxSkew.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/xborder/xborder/internal/wire"
 	"github.com/xborder/xborder/psi"
@@ -230,7 +231,7 @@ func (c *Client) Sync(ctx context.Context, o Opener, peer PeerID, q SyncQuery) (
 	}
 	m := &wire.SyncRequest{TimeUnixMs: unixMs(c.cfg.Clock()), Querier: c.cfg.Agency, Owner: q.Owner,
 		Kind: q.Kind, Epoch: q.Epoch, ID: make([]byte, 16)}
-	if _, err := c.cfg.Rand.Read(m.ID); err != nil {
+	if _, err := io.ReadFull(c.cfg.Rand, m.ID); err != nil {
 		return nil, fmt.Errorf("sync %s %s: draw request ID: %w", q.Owner, q.Kind, err)
 	}
 	if q.Have != nil {
