@@ -85,7 +85,9 @@ type Admitter interface {
 	// nil when admitted; a *DeniedError (see Deny) with a partner-visible
 	// reason when denied, after recording the denial (a replayed request
 	// ID is ReasonReplay); an error wrapping ErrUnavailable when the ledger
-	// has no quorum. Any other error is answered as unavailable.
+	// has no quorum. Any other error is answered as unavailable. A decision
+	// made on a policy version that is no longer in force (the ledger's
+	// ErrStalePolicy) should be made again by Admit, not returned.
 	Admit(ctx context.Context, in *Inbound) error
 	// Refused records a request the server refused itself before asking
 	// Admit (bad signature, clock skew, wrong peer, too large, bad batch,
