@@ -98,3 +98,41 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSync fetches a whole base set of n identifiers through the sync
+// protocol (signed head and segment over an in-memory pipe, card check,
+// digest, decoding into a psi.Set). The set holds 1,000 real outputs and
+// n-1,000 uniformly random 64-byte strings standing in for the other
+// holdings' outputs (outputs are uniform, so the set's bytes and costs are
+// the same).
+func BenchmarkSync(b *testing.B) {
+	for _, n := range []int{1000000} {
+		w := newWorld(b, 1000, nil)
+		outs := append([][]byte(nil), w.outputs...)
+		rnd := detReader(5)
+		for len(outs) < n {
+			o := make([]byte, 64)
+			_, _ = rnd.Read(o)
+			outs = append(outs, o)
+		}
+		es, err := w.psi.EncodeSet(1, outs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		base, err := es.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.sets.holdings[kind] = &Holding{Base: 1, Segments: [][]byte{base}}
+		b.Run(fmt.Sprintf("base/n=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(base)))
+			for b.Loop() {
+				got, err := w.sync(w.opener, nil)
+				if err != nil || got.Set.Version() != 1 {
+					b.Fatalf("Sync: %v", err)
+				}
+			}
+			b.ReportMetric(float64(len(base))/float64(n), "bytes/identifier")
+		})
+	}
+}
