@@ -192,7 +192,9 @@ type ServerConfig struct {
 
 // Server answers the match and sync protocols. It is safe for concurrent
 // use and starts no goroutine: each Handle call runs on the caller's
-// goroutine and returns when the stream is done.
+// goroutine and returns when the stream is done. node registers it with its
+// host: host.Handle(exchange.ProtoMatch, srv.HandleMatch) and
+// host.Handle(exchange.ProtoSync, srv.HandleSync).
 type Server struct {
 	cfg ServerConfig
 	pub ed25519.PublicKey
