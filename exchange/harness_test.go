@@ -164,9 +164,10 @@ func (a authorizer) AllowSync(ctx context.Context, p Peer, k string) error {
 }
 
 type auditor struct {
-	mu     sync.Mutex
-	served []Served
-	err    error
+	mu      sync.Mutex
+	served  []Served
+	refused []Reason
+	err     error
 }
 
 func (a *auditor) Synced(ctx context.Context, s *Served) error {
@@ -177,6 +178,12 @@ func (a *auditor) Synced(ctx context.Context, s *Served) error {
 	}
 	a.served = append(a.served, *s)
 	return nil
+}
+
+func (a *auditor) SyncRefused(ctx context.Context, s *Served, r Reason) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refused = append(a.refused, r)
 }
 
 func (a *auditor) count() int {

@@ -154,6 +154,10 @@ type SyncAuditor interface {
 	// Synced is called before the segments are sent; an error (no quorum)
 	// answers "unavailable" and sends nothing.
 	Synced(ctx context.Context, s *Served) error
+	// SyncRefused records a denied sync request (s has no segments). Its
+	// fields other than Peer are unauthenticated when the reason is
+	// ReasonBadSignature or ReasonWrongPeer.
+	SyncRefused(ctx context.Context, s *Served, r Reason)
 }
 
 // ServerConfig configures a Server. Agency, Signer, Keys, Admitter and

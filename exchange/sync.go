@@ -62,6 +62,9 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 	case reason != "":
 		log.Info("sync request denied", "reason", string(reason), "kind", m.Kind)
 		head.Status, head.Reason = wire.StatusDenied, string(reason)
+		sv := &Served{Peer: from, Kind: m.Kind, Epoch: m.Epoch, From: uint32(min(m.Version, 1<<32-1))}
+		copy(sv.ID[:], m.ID)
+		s.cfg.SyncAuditor.SyncRefused(ctx, sv, reason)
 	case err != nil:
 		log.Warn("sync request unavailable", "err", err)
 		head.Status = wire.StatusUnavailable

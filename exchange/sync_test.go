@@ -174,6 +174,9 @@ func TestSyncRefused(t *testing.T) {
 				if n := w.aud.count(); n != 0 {
 					t.Fatalf("auditor saw %d syncs of a denied request", n)
 				}
+				if !slices.Equal(w.aud.refused, []Reason{tt.reason}) {
+					t.Fatalf("auditor recorded refusals %v; want [%s]", w.aud.refused, tt.reason)
+				}
 			case tt.unavailable:
 				if !errors.Is(err, ErrUnavailable) {
 					t.Fatalf("Sync = %v; want ErrUnavailable", err)
