@@ -461,3 +461,23 @@ func TestNoQuorumAnswers503(t *testing.T) {
 		t.Errorf("AddUser without quorum = %v; want 503 naming the missing quorum", err)
 	}
 }
+
+func TestPruneAPI(t *testing.T) {
+	noLeaks(t)
+	n := startNode(t, "GB")
+	ctx := context.Background()
+	// Inside the retention period: refused, nothing pruned.
+	_, err := n.admin.Prune(ctx, time.Now())
+	if !errors.Is(err, httpapi.ErrBadRequest) || !strings.Contains(err.Error(), "retention") {
+		t.Errorf("Prune(now) = %v; want a 400 about the retention period", err)
+	}
+	// Before any entry: allowed, an entry records it.
+	r, err := n.admin.Prune(ctx, time.Now().Add(-10*365*24*time.Hour))
+	if err != nil {
+		t.Fatalf("Prune(ten years ago): %v", err)
+	}
+	es, err := n.Audit().Entries(ctx, ledger.Filter{Types: []ledger.Type{ledger.TypePrune}})
+	if err != nil || len(es) != 1 || es[0].Index != r.Index || es[0].Body.Actor != "user:admin" {
+		t.Errorf("prune entries = %+v, %v; want one at %d by user:admin", es, err, r.Index)
+	}
+}
