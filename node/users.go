@@ -15,6 +15,10 @@ import (
 	"github.com/xborder/xborder/policy"
 )
 
+// nsTokens is the audit group's index of tokens: key the token's SHA-256 in
+// hex, value the user name.
+const nsTokens = "tokens"
+
 // Roles lists the roles a local user may have, as the policy package
 // knows them.
 var Roles = []string{"investigator", "approver", "auditor", "steward", "admin"}
@@ -33,9 +37,7 @@ type userRecord struct {
 func (n *Node) seedAdmin(ctx context.Context) error {
 	if _, err := n.aud.Get(nsUsers, adminName); errors.Is(err, ledger.ErrNotFound) {
 		rec, _ := json.Marshal(userRecord{Name: adminName, Role: "admin", TokenHash: n.adminHash, Created: n.now().UTC()})
-		if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
-			return n.aud.Put(ctx, nsUsers, adminName, rec)
-		}); err != nil {
+		if err := n.putUser(ctx, rec, adminName, n.adminHash); err != nil {
 			return err
 		}
 	}
@@ -45,30 +47,36 @@ func (n *Node) seedAdmin(ctx context.Context) error {
 	return err
 }
 
-// authenticate returns the user whose token hashes to the token's hash.
+// authenticate returns the user whose token hashes to the token's hash:
+// one lookup in the token index (ns "tokens", hash to name), checked
+// against the user's record.
 func (n *Node) authenticate(token string) (httpapi.User, error) {
 	h := TokenHash(token)
-	var found *userRecord
-	err := n.aud.Scan(nsUsers, "", func(_ string, v []byte) error {
+	if name, err := n.aud.Get(nsTokens, h); err == nil {
+		b, err := n.aud.Get(nsUsers, string(name))
 		var u userRecord
-		if json.Unmarshal(v, &u) == nil && subtle.ConstantTimeCompare([]byte(u.TokenHash), []byte(h)) == 1 {
-			found = &u
+		if err == nil && json.Unmarshal(b, &u) == nil && subtle.ConstantTimeCompare([]byte(u.TokenHash), []byte(h)) == 1 {
+			return httpapi.User{Name: u.Name, Role: u.Role, Created: u.Created}, nil
 		}
-		return nil
-	})
-	if err != nil {
+	} else if !errors.Is(err, ledger.ErrNotFound) {
 		return httpapi.User{}, fmt.Errorf("authenticate: %w", err)
 	}
-	if found == nil {
-		// Until the leader has recorded the init admin, its token file is
-		// the record.
-		if _, err := n.aud.Get(nsNode, adminSeeded); errors.Is(err, ledger.ErrNotFound) &&
-			subtle.ConstantTimeCompare([]byte(h), []byte(n.adminHash)) == 1 {
-			return httpapi.User{Name: adminName, Role: "admin"}, nil
-		}
-		return httpapi.User{}, fmt.Errorf("authenticate: token of no user: %w", httpapi.ErrUnauthorized)
+	// Until the leader has recorded the init admin, its token file is the
+	// record.
+	if _, err := n.aud.Get(nsNode, adminSeeded); errors.Is(err, ledger.ErrNotFound) &&
+		subtle.ConstantTimeCompare([]byte(h), []byte(n.adminHash)) == 1 {
+		return httpapi.User{Name: adminName, Role: "admin"}, nil
 	}
-	return httpapi.User{Name: found.Name, Role: found.Role, Created: found.Created}, nil
+	return httpapi.User{}, fmt.Errorf("authenticate: token of no user: %w", httpapi.ErrUnauthorized)
+}
+
+// putUser records a user and indexes its token hash.
+func (n *Node) putUser(ctx context.Context, rec []byte, name, hash string) error {
+	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsUsers, name, rec) }); err != nil {
+		return err
+	}
+	_, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsTokens, hash, []byte(name)) })
+	return err
 }
 
 // authorize decides whether u may do action under the policy in force.
@@ -108,7 +116,7 @@ func (n *Node) AddUser(ctx context.Context, actor, name, role string) (httpapi.N
 	if err := n.userEntry(ctx, actor, "add user "+name+" role "+role, b); err != nil {
 		return httpapi.NewUser{}, fmt.Errorf("add user %s: %w", name, err)
 	}
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsUsers, name, b) }); err != nil {
+	if err := n.putUser(ctx, b, name, rec.TokenHash); err != nil {
 		return httpapi.NewUser{}, fmt.Errorf("add user %s: %w", name, err)
 	}
 	n.log.Info("user added", "role", role)
@@ -154,6 +162,12 @@ func (n *Node) RemoveUser(ctx context.Context, actor, name string) error {
 	}
 	if err := n.userEntry(ctx, actor, "remove user "+name, old); err != nil {
 		return fmt.Errorf("remove user %s: %w", name, err)
+	}
+	var u userRecord
+	if err := json.Unmarshal(old, &u); err == nil && u.TokenHash != "" {
+		if _, err := n.commit(GroupAudit, "delete", func() (ledger.Receipt, error) { return n.aud.Delete(ctx, nsTokens, u.TokenHash) }); err != nil {
+			return fmt.Errorf("remove user %s: %w", name, err)
+		}
 	}
 	if _, err := n.commit(GroupAudit, "delete", func() (ledger.Receipt, error) { return n.aud.Delete(ctx, nsUsers, name) }); err != nil {
 		return fmt.Errorf("remove user %s: %w", name, err)
