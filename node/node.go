@@ -18,6 +18,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
@@ -85,6 +86,10 @@ type Node struct {
 	apiURL string
 
 	policy atomic.Pointer[policy.Set]
+
+	xsrv *exchange.Server // the match and sync protocols (exchange.go)
+	xcl  *exchange.Client // this node asking partners
+	mm   *matchMetrics    // match counters and stage latencies
 
 	mu      sync.Mutex
 	pins    map[string]*card.Card // agency code to verified pinned card
@@ -212,6 +217,9 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.met = newMetrics(func() float64 { return float64(n.connectedPartners()) })
 	n.met.setPolicy(n.Policy().Version())
 	n.refresh()
+	if err := n.startExchange(); err != nil {
+		return err
+	}
 
 	if err := loopbackOnly(n.fc.Listen.API); err != nil {
 		return fmt.Errorf("open node: %w", err)

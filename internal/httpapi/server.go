@@ -190,6 +190,7 @@ func (s *Server) routes() {
 		}
 		return b.Prune(ctx, u, req.Before)
 	})
+	s.queryRoutes()
 }
 
 // statusWriter remembers the status written.

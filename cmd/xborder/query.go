@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/xborder/xborder/ident"
+	"github.com/xborder/xborder/internal/httpapi"
+)
+
+func init() { commands = append(commands, newQueryCmd) }
+
+const queryLong = `Query asks partner agencies whether they hold the identifiers of FILE (one
+per line, or standard input for -), by private set intersection: the values
+are canonicalised here (as 'xborder canon' does; any invalid line is
+reported with its number and nothing is sent), and the node blinds them, so
+no identifier leaves it. Partners learn the kind, the padded size, the case
+reference, legal basis, offence and purpose; never the values nor whether
+anything hit.
+
+Before anything is sent the node checks its own policy (action match), and
+commits one outbound entry per partner to its audit ledger under the request
+ID it sends; the partner commits its own entry under the same ID before it
+evaluates. A query the policy wants approved waits for an approver
+('xborder approve QUERY-ID'); this command waits up to --wait for the
+approval and then runs it (or run it later with --id QUERY-ID and the same
+flags and FILE).
+
+The output lists per partner the hits (your own input lines, shown only
+here), the counts, denials and failures with their reasons, and the ledger
+indexes of the outbound and result entries. The case key printed is the key
+of the commitment to the query set on every result entry: keep it in the
+case file, the node does not.
+
+Exit status: 0 every partner answered; 1 invalid input; 2 usage; 3 denied
+(by policy, here or at a partner); 4 unavailable (no quorum here, or a
+partner unreachable or its set out of date); 5 an answer did not verify.`
+
+const queryExample = `  xborder query --kind phone --region GB --case OP-1 --basis "Art. 10 TFA" --offence thb \
+      --purpose "identify recruiters" suspects.txt
+  xborder query --kind email --partners TH,DE --case OP-1 --basis "MLA 2024/17" --offence thb --json mails.txt`
+
+// queryLine is one valid input line.
+type queryLine struct {
+	line int
+	text string
+}
+
+func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
+	var dir, kind, region, partners, id string
+	var req httpapi.QueryRequest
+	var jsonOut bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:     "query --kind K --case REF --basis TEXT --offence CODE [--purpose TEXT] [--urgent] [--partners all|CC,CC] [--region CC] [--json] FILE",
+		Short:   "Ask partner agencies whether they hold these identifiers",
+		Long:    queryLong,
+		Example: queryExample,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			switch {
+			case kind == "":
+				return usageError("give --kind, one of "+canonKindList(), "query: no --kind given")
+			case req.Case == "":
+				return usageError("give --case REF, the case reference the query serves", "query: no --case given")
+			case req.Basis == "":
+				return usageError("give --basis TEXT, the legal basis of the query", "query: no --basis given")
+			case req.Offence == "":
+				return usageError("give --offence CODE, one of the policy's offences (thb, ...)", "query: no --offence given")
+			}
+			k, err := ident.ParseKind(kind)
+			if err != nil {
+				return usageError("run 'xborder canon --help' for the kinds", "query: %v", err)
+			}
+			opt := ident.Options{Region: region}
+			if err := opt.Validate(); err != nil {
+				return usageError("give an ISO 3166 alpha-2 country code, such as GB", "query: --region %q: %v", region, err)
+			}
+			if partners != "" && partners != "all" {
+				for _, p := range strings.Split(partners, ",") {
+					req.Partners = append(req.Partners, strings.ToUpper(strings.TrimSpace(p)))
+				}
+			}
+			req.Kind, req.ID = k.String(), id
+			lines, err := readQueryFile(c.Context(), e, args[0], k, opt, &req)
+			if err != nil {
+				return err
+			}
+			cl, err := apiClient(cf, dir)
+			if err != nil {
+				return err
+			}
+			// A query waits for every partner (each bounded by the node).
+			cl.HTTP = &http.Client{Timeout: 5 * time.Minute}
+			res, err := cl.Query(c.Context(), req)
+			if err != nil {
+				return apiError(err)
+			}
+			if res.Status == "pending" {
+				fmt.Fprintf(e.stderr, "xborder: query %s waits for an approver: ask one to run 'xborder approve %s'\n", res.ID, res.ID)
+				if err := waitApproval(c.Context(), cl, res.ID, wait); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "xborder: query %s approved; running it\n", res.ID)
+				req.ID = res.ID
+				if res, err = cl.Query(c.Context(), req); err != nil {
+					return apiError(err)
+				}
+			}
+			if jsonOut {
+				err = writeQueryJSON(e.stdout, res, lines)
+			} else {
+				err = writeQueryText(e.stdout, res, lines)
+			}
+			if err != nil {
+				return exitError(exitInvalid, fmt.Errorf("query: write output: %w", err), "")
+			}
+			if code := queryExit(res); code != exitOK {
+				return silentExit(code)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "data `DIR`ectory of the local node (reads its api.url and admin.token)")
+	f.StringVar(&kind, "kind", "", "kind of the values: "+canonKindList())
+	f.StringVar(&region, "region", "", "ISO 3166 alpha-2 country the values come from (national phone numbers, documents, addresses)")
+	f.StringVar(&req.Case, "case", "", "case reference (recorded on both ledgers)")
+	f.StringVar(&req.Basis, "basis", "", "legal basis of the query")
+	f.StringVar(&req.Offence, "offence", "", "offence code, one of the policy's offences")
+	f.StringVar(&req.Purpose, "purpose", "", "purpose of the query")
+	f.BoolVar(&req.Urgent, "urgent", false, "mark the query urgent (may draw on the urgency reserve; never lifts a check)")
+	f.StringVar(&partners, "partners", "all", "partners to ask: all (every partner the policy allows for the kind) or CC,CC")
+	f.StringVar(&id, "id", "", "run the approved query `QUERY-ID` (same flags and FILE as when it was made)")
+	f.BoolVar(&jsonOut, "json", false, "write the result as one JSON object")
+	f.DurationVar(&wait, "wait", 15*time.Minute, "how long to wait for an approver when the policy asks for one")
+	return cmd
+}
+
+// readQueryFile canonicalises every line of name into req.Values and
+// returns the lines by value index. Invalid lines are reported on stderr
+// as canon reports them, and then the command fails: nothing is sent.
+func readQueryFile(ctx context.Context, e *env, name string, k ident.Kind, opt ident.Options, req *httpapi.QueryRequest) ([]queryLine, error) {
+	in := e.stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, exitError(exitInvalid, fmt.Errorf("query: %w", err), "check the file name, or give - to read standard input")
+		}
+		defer f.Close()
+		in = f
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var lines []queryLine
+	n, bad := 0, 0
+	for sc.Scan() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n++
+		text := strings.TrimSuffix(sc.Text(), "\r")
+		c, err := ident.Canonical(k, text, opt)
+		if err != nil {
+			bad++
+			fmt.Fprintf(e.stderr, "error: line %d: %v\n", n, err)
+			continue
+		}
+		req.Values = append(req.Values, c)
+		lines = append(lines, queryLine{line: n, text: text})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, exitError(exitInvalid, fmt.Errorf("query: read %s after %d lines: %w", name, n, err), "")
+	}
+	if bad > 0 {
+		fmt.Fprintf(e.stderr, "xborder: error: query: %d of %d lines are not valid %s values; nothing was sent\n", bad, n, k)
+		return nil, silentExit(exitInvalid)
+	}
+	if n == 0 {
+		return nil, exitError(exitInvalid, fmt.Errorf("query: %s holds no values", name), "")
+	}
+	return lines, nil
+}
+
+// waitApproval polls the query's record until it is approved.
+func waitApproval(ctx context.Context, cl *httpapi.Client, id string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		rec, err := cl.QueryRecord(ctx, id)
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return apiError(err)
+		}
+		if err == nil && rec.Status != "pending" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return exitError(exitDenied, fmt.Errorf("query %s: no approval within %s", id, wait),
+				fmt.Sprintf("once approved, run the same command with --id %s", id))
+		case <-t.C:
+		}
+	}
+}
+
+// queryExit is the exit code of a finished query: the worst partner part.
+func queryExit(res httpapi.QueryResult) int {
+	code := exitOK
+	for _, p := range res.Partners {
+		c := exitOK
+		switch p.Outcome {
+		case httpapi.OutcomeDenied:
+			c = exitDenied
+		case httpapi.OutcomeUnavailable, httpapi.OutcomeStale:
+			c = exitUnavailable
+		case httpapi.OutcomeFailed:
+			c = exitVerify
+		}
+		code = max(code, c)
+	}
+	return code
+}
+
+func ledgerIndexes(p httpapi.PartnerResult) string {
+	var s []string
+	if p.OutboundIndex != nil {
+		s = append(s, fmt.Sprint(*p.OutboundIndex))
+	}
+	if p.ResultIndex != nil {
+		s = append(s, fmt.Sprint(*p.ResultIndex))
+	}
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ",")
+}
+
+func writeQueryText(w io.Writer, res httpapi.QueryResult, lines []queryLine) error {
+	fmt.Fprintf(w, "query %s: %d %s values, padded to %d\n", res.ID, res.Values, res.Kind, res.PaddedSize)
+	fmt.Fprintf(w, "case key (keep it in the case file): %s\n", res.CaseKey)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTNER\tOUTCOME\tHITS\tREQUEST\tLEDGER\tREASON")
+	for _, p := range res.Partners {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", p.Agency, p.Outcome, p.HitCount, p.RequestID, ledgerIndexes(p), p.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range res.Partners {
+		for _, i := range p.Hits {
+			if i >= 0 && i < len(lines) {
+				fmt.Fprintf(w, "hit %s line %d: %s\n", p.Agency, lines[i].line, lines[i].text)
+			}
+		}
+	}
+	return nil
+}
+
+// queryJSON is the --json output: the node's answer with hits as lines.
+type queryJSON struct {
+	ID         string        `json:"id"`
+	Kind       string        `json:"kind"`
+	Values     int           `json:"values"`
+	PaddedSize int           `json:"padded_size"`
+	CaseKey    string        `json:"case_key"`
+	Partners   []partnerJSON `json:"partners"`
+}
+
+type partnerJSON struct {
+	httpapi.PartnerResult
+	Hits []hitJSON `json:"hits"`
+}
+
+type hitJSON struct {
+	Line  int    `json:"line"`
+	Value string `json:"value"`
+}
+
+func writeQueryJSON(w io.Writer, res httpapi.QueryResult, lines []queryLine) error {
+	out := queryJSON{ID: res.ID, Kind: res.Kind, Values: res.Values, PaddedSize: res.PaddedSize, CaseKey: res.CaseKey,
+		Partners: []partnerJSON{}}
+	for _, p := range res.Partners {
+		pj := partnerJSON{PartnerResult: p, Hits: []hitJSON{}}
+		for _, i := range p.Hits {
+			if i >= 0 && i < len(lines) {
+				pj.Hits = append(pj.Hits, hitJSON{Line: lines[i].line, Value: lines[i].text})
+			}
+		}
+		pj.PartnerResult.Hits = nil
+		out.Partners = append(out.Partners, pj)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(out)
+}

@@ -1,0 +1,158 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/xborder/xborder/internal/httpapi"
+	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/policy"
+)
+
+// nsQueries holds the queries that needed an approver (key: query ID;
+// value: httpapi.QueryRecord JSON). A record holds what the approver
+// decides on (kind, partners, padded size, case, legal basis, offence,
+// purpose) and never the values: the investigator's client keeps them and
+// sends them again to run the approved query.
+const nsQueries = "queries"
+
+// Query record states.
+const (
+	queryPending  = "pending"
+	queryApproved = "approved"
+	queryDone     = "done"
+)
+
+// recordPending records a query that waits for an approver.
+func (n *Node) recordPending(ctx context.Context, u httpapi.User, req httpapi.QueryRequest, partners []string, padded int) (*httpapi.QueryRecord, error) {
+	id, err := newQueryID()
+	if err != nil {
+		return nil, err
+	}
+	rec := &httpapi.QueryRecord{ID: id, User: u.Name, Kind: req.Kind, Case: req.Case, Basis: req.Basis,
+		Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Partners: partners, PaddedSize: padded,
+		Created: n.now().UTC(), Status: queryPending}
+	if err := n.putQueryRecord(ctx, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func (n *Node) putQueryRecord(ctx context.Context, rec *httpapi.QueryRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("record query %s: %w", rec.ID, err)
+	}
+	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsQueries, rec.ID, b) }); err != nil {
+		return fmt.Errorf("record query %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+func (n *Node) queryRecord(id string) (*httpapi.QueryRecord, error) {
+	b, err := n.aud.Get(nsQueries, id)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, fmt.Errorf("query %s: no such query: %w", id, httpapi.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", id, err)
+	}
+	var rec httpapi.QueryRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("query %s: stored record: %w", id, err)
+	}
+	return &rec, nil
+}
+
+// approvedRecord returns the record of an approved query that u runs with
+// the same kind, case, legal basis, offence, purpose, urgency, partners
+// and padded size as were approved.
+func (n *Node) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partners []string, padded int) (*httpapi.QueryRecord, error) {
+	rec, err := n.queryRecord(req.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rec.User != u.Name:
+		return nil, fmt.Errorf("query %s: made by another user: %w", rec.ID, httpapi.ErrForbidden)
+	case rec.Status == queryPending:
+		return nil, fmt.Errorf("query %s: still waits for an approver (xborder approve %s): %w", rec.ID, rec.ID, httpapi.ErrForbidden)
+	case rec.Status != queryApproved:
+		return nil, fmt.Errorf("query %s: already run; an approval is good for one run: %w", rec.ID, httpapi.ErrConflict)
+	case rec.Kind != req.Kind || rec.Case != req.Case || rec.Basis != req.Basis || rec.Offence != req.Offence ||
+		rec.Purpose != req.Purpose || rec.Urgent != req.Urgent || !slices.Equal(rec.Partners, partners) || rec.PaddedSize != padded:
+		return nil, fmt.Errorf("query %s: differs from what was approved (kind, case, basis, offence, purpose, urgency, partners or size): %w", rec.ID, httpapi.ErrConflict)
+	}
+	return rec, nil
+}
+
+// Approve signs off a pending query. The approver must be another user
+// than the one who made it, and the policy in force must let the
+// approver's role approve the query's kind.
+func (n *Node) Approve(ctx context.Context, u httpapi.User, id string) (httpapi.QueryRecord, error) {
+	rec, err := n.queryRecord(id)
+	if err != nil {
+		return httpapi.QueryRecord{}, err
+	}
+	if rec.User == u.Name {
+		return httpapi.QueryRecord{}, fmt.Errorf("approve %s: an investigator cannot approve their own query: %w", id, httpapi.ErrForbidden)
+	}
+	d := n.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "approve",
+		Kind: rec.Kind, Time: n.now().UTC()})
+	if !d.Allow {
+		return httpapi.QueryRecord{}, fmt.Errorf("approve %s: role %s may not approve %s queries under the policy in force: %w", id, u.Role, rec.Kind, httpapi.ErrForbidden)
+	}
+	if rec.Status != queryPending {
+		return httpapi.QueryRecord{}, fmt.Errorf("approve %s: it is %s, not pending: %w", id, rec.Status, httpapi.ErrConflict)
+	}
+	rec.Status, rec.Approver, rec.Approved = queryApproved, u.Name, n.now().UTC()
+	if err := n.putQueryRecord(ctx, rec); err != nil {
+		return httpapi.QueryRecord{}, err
+	}
+	n.log.Info("query approved", "query", id)
+	return *rec, nil
+}
+
+// mayView reports whether u may see rec: its author, or a user whose role
+// may approve its kind.
+func (n *Node) mayView(u httpapi.User, rec *httpapi.QueryRecord) bool {
+	if rec.User == u.Name {
+		return true
+	}
+	return n.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "approve",
+		Kind: rec.Kind, Time: n.now().UTC()}).Allow
+}
+
+// Queries lists the query records u may see, oldest first; pending: only
+// those that wait for an approver.
+func (n *Node) Queries(u httpapi.User, pending bool) ([]httpapi.QueryRecord, error) {
+	out := []httpapi.QueryRecord{}
+	err := n.aud.Scan(nsQueries, "", func(_ string, v []byte) error {
+		var rec httpapi.QueryRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("list queries: stored record: %w", err)
+		}
+		if (!pending || rec.Status == queryPending) && n.mayView(u, &rec) {
+			out = append(out, rec)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, err
+}
+
+// QueryRecord returns one query record, when u may see it.
+func (n *Node) QueryRecord(u httpapi.User, id string) (httpapi.QueryRecord, error) {
+	rec, err := n.queryRecord(id)
+	if err != nil {
+		return httpapi.QueryRecord{}, err
+	}
+	if !n.mayView(u, rec) {
+		return httpapi.QueryRecord{}, fmt.Errorf("query %s: no such query: %w", id, httpapi.ErrNotFound)
+	}
+	return *rec, nil
+}

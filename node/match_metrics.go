@@ -1,0 +1,70 @@
+package node
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// matchMetrics count match queries in and out. Labels carry only agency
+// codes, kinds, outcomes, reason codes and stage names: never an
+// identifier, a case reference or a request ID.
+type matchMetrics struct {
+	queries *prometheus.CounterVec   // direction, partner, kind, outcome
+	hits    *prometheus.CounterVec   // partner, kind
+	denials *prometheus.CounterVec   // direction, reason
+	stages  *prometheus.HistogramVec // direction, stage
+}
+
+func newMatchMetrics(reg prometheus.Registerer) *matchMetrics {
+	m := &matchMetrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xborder_match_queries_total",
+			Help: "Match queries by direction (in: partners asking us; out: per partner we asked), partner, kind and outcome.",
+		}, []string{"direction", "partner", "kind", "outcome"}),
+		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xborder_match_hits_total",
+			Help: "Hits found by outbound queries, by partner and kind.",
+		}, []string{"partner", "kind"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xborder_match_denials_total",
+			Help: "Match denials by direction (in: we denied a partner; out: a partner or our policy denied us) and reason code.",
+		}, []string{"direction", "reason"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xborder_match_stage_seconds",
+			Help:    "Time spent per match stage (policy, ledger, crypto, network, sync) by direction.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"direction", "stage"}),
+	}
+	reg.MustRegister(m.queries, m.hits, m.denials, m.stages)
+	return m
+}
+
+// stage records the time since start of one stage.
+func (m *matchMetrics) stage(direction, stage string, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.stages.WithLabelValues(direction, stage).Observe(time.Since(start).Seconds())
+}
+
+func (m *matchMetrics) query(direction, partner, kind, outcome string) {
+	if m == nil {
+		return
+	}
+	m.queries.WithLabelValues(direction, partner, kind, outcome).Inc()
+}
+
+func (m *matchMetrics) denial(direction, reason string) {
+	if m == nil {
+		return
+	}
+	m.denials.WithLabelValues(direction, reason).Inc()
+}
+
+func (m *matchMetrics) hit(partner, kind string, n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.hits.WithLabelValues(partner, kind).Add(float64(n))
+}

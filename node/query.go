@@ -1,0 +1,428 @@
+package node
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/xborder/xborder/exchange"
+	"github.com/xborder/xborder/ident"
+	"github.com/xborder/xborder/internal/httpapi"
+	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/policy"
+	"github.com/xborder/xborder/psi"
+)
+
+// DefaultPartnerTimeout bounds one partner's part of a query: syncing its
+// set when stale, the outbound entry, the exchange and the result entry.
+// A partner that takes longer fails alone.
+const DefaultPartnerTimeout = 30 * time.Second
+
+// queryPlan is what a query decided before any partner is asked.
+type queryPlan struct {
+	id       string
+	user     httpapi.User
+	req      httpapi.QueryRequest
+	kind     ident.Kind
+	inputs   [][]byte // ident.Input of each value, in the caller's order
+	distinct int
+	padded   int
+	approver string
+	caseKey  [32]byte
+	commit   ledger.Digest // HMAC-SHA256 of the query set under caseKey
+}
+
+// Query runs a match query of user u against the partners it names (all
+// partners the policy in force allows for the kind when it names none).
+// Each partner is asked in parallel, with its own deadline: the node checks
+// its own policy, commits a match_out entry under the request ID it then
+// sends, syncs the partner's set when stale, blinds, asks, verifies,
+// finalises and looks the outputs up, and commits a match_result entry
+// (hit count, commitment to the query set). A query the policy wants
+// approved is recorded as pending and answered with status "pending"
+// until an approver signs it off; the same user then runs it again with
+// its ID. No quorum on this node's ledger refuses the whole query
+// (httpapi.ErrUnavailable); one partner's failure is reported in its part.
+func (n *Node) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRequest) (httpapi.QueryResult, error) {
+	p, err := n.planQuery(u, req)
+	if err != nil {
+		return httpapi.QueryResult{}, err
+	}
+	if st := n.aud.Status(); !st.Quorum || !st.Healthy {
+		return httpapi.QueryResult{}, fmt.Errorf("query: the audit ledger has no quorum, so nothing can be recorded or sent: %w", httpapi.ErrUnavailable)
+	}
+	start := time.Now()
+	if n.aud.Status().Policy != n.Policy().Version() {
+		n.refreshPolicy()
+	}
+	pol := n.Policy()
+	partners, err := n.queryPartners(pol, req)
+	if err != nil {
+		return httpapi.QueryResult{}, err
+	}
+	var rec *httpapi.QueryRecord
+	if req.ID != "" {
+		if rec, err = n.approvedRecord(u, req, partners, p.padded); err != nil {
+			return httpapi.QueryResult{}, err
+		}
+		p.id, p.approver = rec.ID, rec.Approver
+	}
+	decisions := make([]policy.Decision, len(partners))
+	needs := false
+	for i, partner := range partners {
+		decisions[i] = pol.Decide(policy.Request{
+			Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "match", Kind: req.Kind, Partner: partner,
+			Context: policy.Context{Purpose: req.Purpose, LegalBasis: req.Basis, Offence: req.Offence, CaseRef: req.Case,
+				PaddedSize: p.padded, Urgent: req.Urgent},
+			Time: n.now().UTC(), Approved: rec != nil,
+		})
+		needs = needs || decisions[i].NeedsApproval && rec == nil
+	}
+	n.mm.stage("out", "policy", start)
+	res := httpapi.QueryResult{ID: p.id, Kind: req.Kind, Values: p.distinct, PaddedSize: p.padded}
+	if needs {
+		r, err := n.recordPending(ctx, u, req, partners, p.padded)
+		if err != nil {
+			return httpapi.QueryResult{}, err
+		}
+		n.log.Info("query waits for an approver", "query", r.ID, "partners", len(partners))
+		res.ID, res.Status = r.ID, "pending"
+		return res, nil
+	}
+	if _, err := rand.Read(p.caseKey[:]); err != nil {
+		return httpapi.QueryResult{}, fmt.Errorf("query: draw case key: %w", err)
+	}
+	p.commit = querySetCommitment(p.caseKey, p.inputs)
+	res.Status, res.CaseKey = "done", hex.EncodeToString(p.caseKey[:])
+	res.Partners = make([]httpapi.PartnerResult, len(partners))
+	var wg sync.WaitGroup
+	for i, partner := range partners {
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, DefaultPartnerTimeout)
+			defer cancel()
+			t0 := time.Now()
+			r := n.queryPartner(pctx, p, partner, decisions[i])
+			r.Millis = time.Since(t0).Milliseconds()
+			res.Partners[i] = r
+		})
+	}
+	wg.Wait()
+	if rec != nil {
+		rec.Status = "done"
+		if err := n.putQueryRecord(ctx, rec); err != nil {
+			n.log.Warn("mark query done", "query", rec.ID, "err", err)
+		}
+	}
+	return res, nil
+}
+
+// planQuery checks the request and frames the values.
+func (n *Node) planQuery(u httpapi.User, req httpapi.QueryRequest) (*queryPlan, error) {
+	k, err := ident.ParseKind(req.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("query: %v: %w", err, httpapi.ErrBadRequest)
+	}
+	if len(req.Values) == 0 {
+		return nil, fmt.Errorf("query: no values: %w", httpapi.ErrBadRequest)
+	}
+	p := &queryPlan{user: u, req: req, kind: k, inputs: make([][]byte, len(req.Values))}
+	seen := make(map[string]bool, len(req.Values))
+	for i, v := range req.Values {
+		in := ident.Input(k, v)
+		if in == nil {
+			// The value is not echoed: it may be an identifier.
+			return nil, fmt.Errorf("query: value %d is not a canonical %s (run xborder canon): %w", i+1, k, httpapi.ErrBadRequest)
+		}
+		p.inputs[i] = in
+		seen[v] = true
+	}
+	p.distinct = len(seen)
+	p.padded = psi.Bucket(p.distinct)
+	if p.padded > exchange.DefaultMaxBatch {
+		return nil, fmt.Errorf("query: %d distinct values pad to %d, over the %d a partner evaluates; split the file: %w",
+			p.distinct, p.padded, exchange.DefaultMaxBatch, httpapi.ErrBadRequest)
+	}
+	if p.id, err = newQueryID(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newQueryID draws a query ID: "q-" and 16 hex digits.
+func newQueryID() (string, error) {
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", fmt.Errorf("query: draw ID: %w", err)
+	}
+	return "q-" + hex.EncodeToString(id[:]), nil
+}
+
+// queryPartners returns the partners to ask, sorted: those named, each of
+// which must be pinned, or every pinned partner the policy lets this node
+// exchange the kind with.
+func (n *Node) queryPartners(pol *policy.Set, req httpapi.QueryRequest) ([]string, error) {
+	pins := n.Pins()
+	var out []string
+	if len(req.Partners) == 0 {
+		for _, p := range pol.Partners() {
+			if _, ok := pins[p]; ok && slices.Contains(pol.PartnerKinds(p), req.Kind) {
+				out = append(out, p)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("query: no pinned partner exchanges %s under the policy in force: %w", req.Kind, httpapi.ErrBadRequest)
+		}
+		return out, nil
+	}
+	for _, p := range req.Partners {
+		if _, ok := pins[p]; !ok {
+			return nil, fmt.Errorf("query: %s is not a pinned partner (xborder partner list): %w", p, httpapi.ErrBadRequest)
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// querySetCommitment is HMAC-SHA256 under key of the query set: the
+// distinct framed inputs, sorted, each prefixed by its length.
+func querySetCommitment(key [32]byte, inputs [][]byte) ledger.Digest {
+	s := make([]string, 0, len(inputs))
+	for _, in := range inputs {
+		s = append(s, string(in))
+	}
+	sort.Strings(s)
+	s = slices.Compact(s)
+	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte("xborder/v1/query-set"))
+	for _, in := range s {
+		var l [4]byte
+		binary.BigEndian.PutUint32(l[:], uint32(len(in)))
+		m.Write(l[:])
+		m.Write([]byte(in))
+	}
+	var d ledger.Digest
+	m.Sum(d[:0])
+	return d
+}
+
+// queryPartner runs one partner's part of a query and records it. It
+// never returns hits whose result entry is not committed.
+func (n *Node) queryPartner(ctx context.Context, p *queryPlan, partner string, d policy.Decision) httpapi.PartnerResult {
+	var rid [16]byte
+	_, _ = rand.Read(rid[:])
+	r := httpapi.PartnerResult{Agency: partner, RequestID: hex.EncodeToString(rid[:])}
+	kind := p.req.Kind
+	entry := n.outboundEntry(p, partner, r.RequestID, d)
+	fail := func(outcome, reason string) httpapi.PartnerResult {
+		r.Outcome, r.Reason, r.Hits, r.HitCount = outcome, reason, nil, 0
+		n.mm.query("out", partner, kind, outcome)
+		if outcome == httpapi.OutcomeDenied {
+			n.mm.denial("out", reason)
+		}
+		n.log.Info("query part ended", "query", p.id, "partner", partner, "outcome", outcome, "reason", reason)
+		return r
+	}
+	if !d.Allow {
+		entry.Type, entry.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
+		rc, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) { return n.aud.Append(ctx, entry) })
+		if err != nil {
+			return fail(httpapi.OutcomeUnavailable, "no quorum on this node's ledger: "+err.Error())
+		}
+		r.OutboundIndex = &rc.Index
+		return fail(httpapi.OutcomeDenied, d.Reasons[0].ID)
+	}
+	h, err := n.seams()
+	if err != nil {
+		return fail(httpapi.OutcomeUnavailable, err.Error())
+	}
+	for attempt := 0; ; attempt++ {
+		t := time.Now()
+		set, key, epoch, fresh, err := h.partnerSet(ctx, partner, kind)
+		n.mm.stage("out", "sync", t)
+		if set == nil || key == nil {
+			if err == nil {
+				err = errors.New("no set")
+			}
+			return fail(httpapi.OutcomeUnavailable, "no copy of the partner's set: "+err.Error())
+		}
+		out, retry := n.askPartner(ctx, p, partner, d, set, key, epoch, fresh, &r, entry)
+		if retry && attempt == 0 {
+			// The partner's epoch changed under us: sync and ask again
+			// under a new request ID.
+			_, _ = rand.Read(rid[:])
+			r = httpapi.PartnerResult{Agency: partner, RequestID: hex.EncodeToString(rid[:])}
+			entry = n.outboundEntry(p, partner, r.RequestID, d)
+			continue
+		}
+		n.mm.query("out", partner, kind, out.Outcome)
+		if out.Outcome == httpapi.OutcomeDenied {
+			n.mm.denial("out", out.Reason)
+		}
+		n.mm.hit(partner, kind, out.HitCount)
+		n.log.Info("query part ended", "query", p.id, "partner", partner, "outcome", out.Outcome, "hits", out.HitCount)
+		return out
+	}
+}
+
+// outboundEntry is the match_out entry of one partner's part: the header
+// names the partner, kind, padded size and policy version; the body the
+// investigator, the approver and the case.
+func (n *Node) outboundEntry(p *queryPlan, partner, rid string, d policy.Decision) ledger.Entry {
+	urg := uint8(0)
+	if p.req.Urgent {
+		urg = 1
+	}
+	approver := ""
+	if p.approver != "" {
+		approver = "user:" + p.approver
+	}
+	return ledger.Entry{
+		Header: ledger.Header{Type: ledger.TypeMatchOut, Outcome: ledger.OutcomeOK, RequestID: rid, Partner: partner,
+			Kind: p.req.Kind, PaddedSize: uint64(p.padded), PolicyVersion: d.Version, Handling: d.Handling, Urgency: urg},
+		Body: ledger.Body{Actor: actorName(p.user), Approver: approver, Purpose: p.req.Purpose,
+			LegalBasis: p.req.Basis, Offence: p.req.Offence, CaseRef: p.req.Case},
+	}
+}
+
+// askPartner commits the outbound entry, blinds, asks the partner's
+// replicas in turn, verifies and looks up, and commits the result entry.
+// retry reports a partner that no longer serves the epoch of our copy.
+func (n *Node) askPartner(ctx context.Context, p *queryPlan, partner string, d policy.Decision, set *psi.Set,
+	key *psi.PublicKey, epoch uint64, fresh bool, r *httpapi.PartnerResult, entry ledger.Entry) (httpapi.PartnerResult, bool) {
+	kind := p.req.Kind
+	entry.Epoch = epoch
+	res := make([]ledger.Reservation, 0, len(d.Reserve))
+	for _, x := range d.Reserve {
+		res = append(res, ledger.Reservation{Key: x.Key, Amount: uint64(x.Amount), Limit: uint64(x.Limit)})
+	}
+	r.Epoch = epoch
+	// No audit, no answer: the outbound entry is committed before a byte
+	// goes to the partner.
+	t := time.Now()
+	rc, err := n.commit(GroupAudit, "admit", func() (ledger.Receipt, error) {
+		return n.aud.Admit(ctx, ledger.Admission{Entry: entry, PolicyVersion: d.Version, Reserve: res})
+	})
+	n.mm.stage("out", "ledger", t)
+	if rc.Appended {
+		r.OutboundIndex = &rc.Index
+	}
+	switch {
+	case errors.Is(err, ledger.ErrBudget):
+		r.Outcome, r.Reason = httpapi.OutcomeDenied, policy.ReasonCaseBudget
+		return *r, false
+	case err != nil:
+		r.Outcome, r.Reason = httpapi.OutcomeUnavailable, "this node's ledger did not record the query: "+err.Error()
+		return *r, false
+	}
+	t = time.Now()
+	q, err := psi.NewQuerier(psi.QuerierConfig{Key: key, Kind: kind, Epoch: epoch, Dummy: ident.DummyInput})
+	if err != nil {
+		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
+		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+	}
+	query, evreq, err := q.Blind(p.inputs, rand.Reader)
+	n.mm.stage("out", "crypto", t)
+	if err != nil {
+		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
+		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+	}
+	var rid [16]byte
+	hex.Decode(rid[:], []byte(r.RequestID))
+	xq := exchange.Query{ID: rid, Responder: partner, Kind: kind, Epoch: epoch, CaseRef: p.req.Case,
+		LegalBasis: p.req.Basis, Offence: p.req.Offence, Purpose: p.req.Purpose, Urgent: p.req.Urgent, Eval: evreq}
+	t = time.Now()
+	ans, err := n.matchAnyReplica(ctx, partner, xq)
+	n.mm.stage("out", "network", t)
+	var denied *exchange.DeniedError
+	switch {
+	case errors.As(err, &denied):
+		r.Outcome, r.Reason = httpapi.OutcomeDenied, string(denied.Reason)
+		out := ledger.OutcomeDenied
+		switch denied.Reason {
+		case exchange.ReasonPartnerBudget, exchange.ReasonKindCap, exchange.ReasonKeyExhausted:
+			out = ledger.OutcomeDeniedBudget
+		case exchange.ReasonReplay:
+			out = ledger.OutcomeDeniedReplay
+		}
+		res := n.recordResult(ctx, p, r, entry, out, 0, 0)
+		return res, denied.Reason == exchange.ReasonUnknownEpoch
+	case errors.Is(err, exchange.ErrVerify):
+		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
+		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+	case err != nil:
+		r.Outcome, r.Reason = httpapi.OutcomeUnavailable, err.Error()
+		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+	}
+	t = time.Now()
+	hits, err := query.Match(ans.Evaluation, set)
+	n.mm.stage("out", "crypto", t)
+	switch {
+	case errors.Is(err, psi.ErrSetMismatch):
+		r.Outcome, r.Reason = httpapi.OutcomeStale, "our copy of the partner's set is of another key"
+		return n.recordResult(ctx, p, r, entry, ledger.OutcomeStale, 0, ans.SetVersion), false
+	case err != nil:
+		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
+		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, ans.SetVersion), false
+	}
+	r.Hits, r.HitCount, r.SetVersion = hits, len(hits), ans.SetVersion
+	switch {
+	case !fresh || ans.SetVersion > set.Version():
+		// A hit is a hit; a miss is unknown until the copy catches up.
+		r.Outcome, r.Reason = httpapi.OutcomeStale, fmt.Sprintf("our copy of the set is at version %d, the partner answered at %d", set.Version(), ans.SetVersion)
+		return n.recordResult(ctx, p, r, entry, ledger.OutcomeStale, len(hits), ans.SetVersion), false
+	case len(hits) > 0:
+		r.Outcome = httpapi.OutcomeHits
+	default:
+		r.Outcome = httpapi.OutcomeNoHits
+	}
+	return n.recordResult(ctx, p, r, entry, ledger.OutcomeOK, len(hits), ans.SetVersion), false
+}
+
+// matchAnyReplica asks the partner's replicas in the order of its card
+// until one answers; a denial or an answer that does not verify ends the
+// search.
+func (n *Node) matchAnyReplica(ctx context.Context, partner string, q exchange.Query) (*exchange.Answer, error) {
+	c, ok := n.Pins()[partner]
+	if !ok {
+		return nil, fmt.Errorf("match %s: %w", partner, ErrNotPinned)
+	}
+	var errs []error
+	for _, rep := range c.Replicas {
+		ans, err := n.xcl.Match(ctx, n.host, exchange.PeerID(rep.PeerID), q)
+		if err == nil || !errors.Is(err, exchange.ErrUnavailable) || ctx.Err() != nil {
+			return ans, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// recordResult commits the match_result entry of one partner's part. When
+// it cannot be committed the part reports "unavailable" and no hits.
+func (n *Node) recordResult(ctx context.Context, p *queryPlan, r *httpapi.PartnerResult, entry ledger.Entry,
+	out ledger.Outcome, hits int, version uint32) httpapi.PartnerResult {
+	e := entry
+	e.Type, e.Outcome, e.HitCount, e.SetVersion, e.Digest = ledger.TypeMatchResult, out, uint64(hits), uint64(version), p.commit
+	t := time.Now()
+	rc, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) { return n.aud.Append(ctx, e) })
+	n.mm.stage("out", "ledger", t)
+	if err != nil {
+		return httpapi.PartnerResult{Agency: r.Agency, RequestID: r.RequestID, Outcome: httpapi.OutcomeUnavailable,
+			Reason:        "this node's ledger did not record the result, so it is withheld: " + err.Error(),
+			OutboundIndex: r.OutboundIndex, Epoch: r.Epoch}
+	}
+	r.ResultIndex = &rc.Index
+	return *r
+}
