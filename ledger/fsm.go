@@ -672,9 +672,58 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.stop(err)
 		return fmt.Errorf("restore ledger snapshot: %w", err)
 	}
+	if err := f.load(); err != nil {
+		f.stop(err)
+		return err
+	}
+	// The snapshot came from another replica: check that its leaves,
+	// bodies and tree agree before serving from them, and record the tree
+	// head for the start check.
+	if err := f.checkAll(); err != nil {
+		f.stop(err)
+		return fmt.Errorf("restore ledger snapshot: %w", err)
+	}
 	if err := f.db.Sync(); err != nil {
 		f.stop(err)
 		return fmt.Errorf("restore ledger snapshot: %w", err)
 	}
-	return f.load()
+	return nil
+}
+
+// checkAll checks every leaf against its hash and body and rebuilds every
+// tree hash from the leaves, then records the tree head as verified.
+func (f *fsm) checkAll() error {
+	size := f.meta().size
+	err := f.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxLeaf), PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		i := uint64(0)
+		for it.Rewind(); it.Valid(); it.Next() {
+			if got := binary.BigEndian.Uint64(it.Item().Key()[len(pfxLeaf):]); got != i {
+				return corrupt(i, "leaf missing (next stored leaf is %d)", got)
+			}
+			leaf, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := checkStored(txn, i, leaf, true); err != nil {
+				return err
+			}
+			i++
+		}
+		if i != size {
+			return corrupt(i, "%d leaves stored, state says %d", i, size)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return f.db.Update(func(txn *badger.Txn) error {
+		n, root, err := treeHead(txn)
+		if err != nil {
+			return err
+		}
+		return txn.Set([]byte(keyVerified), append(u64(n), root[:]...))
+	})
 }

@@ -82,12 +82,23 @@ type Config struct {
 	// never signs (its checkpoints come from a replica that has the key).
 	// Once a directory has seen a key, another key is refused.
 	Signer ed25519.PrivateKey
-	// Transport carries Raft (and, later, forwarding). Nil: a plain TCP
-	// listener on 127.0.0.1, only for a single replica.
+	// Transport carries Raft and the forwarding of writes to the leader:
+	// each connection starts with one byte that says which (docs/ledger.md).
+	// In production it is a tlsnet Layer (one channel per group); the
+	// forwarding server serves only peers that tlsnet authenticated and
+	// that are members of the configuration. Nil: a plain TCP listener on
+	// 127.0.0.1, only for a single replica (forwarding then refuses every
+	// peer).
 	Transport raft.StreamLayer
 	// Bootstrap makes this replica the first of a new cluster when Dir
-	// holds no Raft state yet. Ignored otherwise.
+	// holds no Raft state yet. Ignored otherwise. A replica opened without
+	// it waits until a member adds it (AddVoter).
 	Bootstrap bool
+	// WriteTimeout bounds how long a write, a membership change or
+	// Linearize waits for a leader to commit it, when the context has no
+	// earlier deadline; then it fails with ErrNoQuorum. Zero:
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// Logger receives the ledger's and Raft's logs. Nil: discard.
 	Logger *slog.Logger
 	// Retention is how long entry bodies are kept before Prune may delete
@@ -102,6 +113,10 @@ type Config struct {
 	EncryptionKey []byte
 	// Now is the clock. Nil: time.Now. Tests inject one.
 	Now func() time.Time
+
+	// tune adjusts Raft's configuration (tests: short timeouts, frequent
+	// snapshots). Nil: none.
+	tune func(*raft.Config)
 }
 
 // Ledger is one replica of an agency's audit ledger. Its methods are safe
@@ -116,6 +131,7 @@ type Ledger struct {
 	fsm    *fsm
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
+	demux  *demux      // splits cfg.Transport into Raft and forwarding
 	signer note.Signer // nil without a key
 	verKey string      // note verifier key, "" until the public key is known
 
@@ -124,6 +140,12 @@ type Ledger struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	fwdMu     sync.Mutex
+	fwdClosed bool
+	fwdConns  map[net.Conn]struct{} // forwarding connections served
+	pool      map[string][]net.Conn // idle forwarding connections to leaders
+	fwdWG     sync.WaitGroup        // forwarding server goroutines
 }
 
 // Origin returns the checkpoint origin for an agency code.
@@ -168,6 +190,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -202,14 +227,20 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		raftDB.Close()
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
-	l := &Ledger{cfg: cfg, log: log, db: db, raftDB: raftDB, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Ledger{cfg: cfg, log: log, db: db, raftDB: raftDB, stop: make(chan struct{}), done: make(chan struct{}),
+		fwdConns: map[net.Conn]struct{}{}}
 	if err := l.open(ctx); err != nil {
+		close(l.stop)
 		if l.raft != nil {
 			l.raft.Shutdown().Error()
 		}
 		if l.trans != nil {
 			l.trans.Close()
+		} else if l.demux != nil {
+			l.demux.Close()
 		}
+		l.closeForward()
+		l.fwdWG.Wait()
 		db.Close()
 		raftDB.Close()
 		return nil, err
@@ -243,11 +274,18 @@ func (l *Ledger) open(ctx context.Context) error {
 	// catching up a new replica (the state on disk is always current), so
 	// take one rarely.
 	rc.SnapshotThreshold = 100_000
+	// Replicate up to 256 commands per AppendEntries RPC (group commit:
+	// the leader writes them to its log in one synced batch and followers
+	// likewise).
+	rc.MaxAppendEntries = 256
 	if l.cfg.Transport == nil {
 		// Alone on loopback: nothing to wait for but ourselves.
 		rc.HeartbeatTimeout = 200 * time.Millisecond
 		rc.ElectionTimeout = 200 * time.Millisecond
 		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+	}
+	if l.cfg.tune != nil {
+		l.cfg.tune(rc)
 	}
 	store := raftbadger.New(l.raftDB, prefixRaft)
 	logs, err := raft.NewLogCache(1024, store)
@@ -266,8 +304,11 @@ func (l *Ledger) open(ctx context.Context) error {
 		}
 		stream = &tcpLayer{ln: ln}
 	}
+	l.demux = newDemux(stream)
+	l.fwdWG.Add(1)
+	go l.serveForward()
 	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
+		Stream: raftLayer{l.demux}, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
 	})
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
@@ -400,6 +441,8 @@ func (l *Ledger) Close() error {
 		if e := l.trans.Close(); err == nil {
 			err = e
 		}
+		l.closeForward()
+		l.fwdWG.Wait()
 		if e := l.raftDB.Close(); err == nil {
 			err = e
 		}
@@ -426,8 +469,13 @@ func (o outcome) receipt(id string) Receipt {
 	return Receipt{Index: o.Index, Appended: o.Appended, RaftIndex: o.RaftIndex, CommandID: id, Time: time.Unix(0, o.Time).UTC()}
 }
 
-// submit commits c through Raft and returns its outcome. It waits for a
-// leader up to the context's deadline or DefaultWriteTimeout.
+// submit commits c through the leader (this replica, or forwarded to it
+// with the same command ID; the leader stamps the time) and returns its
+// outcome once committed and applied on the leader. A forwarded command is
+// then also awaited on this replica, within the write's deadline, so that
+// this replica's reads see it. While no leader commits it, submit retries
+// until the context's deadline or Config.WriteTimeout, then fails with
+// ErrNoQuorum.
 func (l *Ledger) submit(ctx context.Context, c *command) (outcome, error) {
 	if err := l.fsm.halted(); err != nil {
 		return outcome{}, err
@@ -435,48 +483,24 @@ func (l *Ledger) submit(ctx context.Context, c *command) (outcome, error) {
 	if c.ID == "" {
 		c.ID = commandID(ctx)
 	}
-	c.Time = l.cfg.Now().UnixNano()
 	data, err := jsonMarshal(c)
 	if err != nil {
 		return outcome{}, fmt.Errorf("encode command: %w", err)
 	}
-	deadline := time.Now().Add(DefaultWriteTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	ctx, cancel := context.WithDeadline(ctx, deadlineOf(ctx, l.cfg.WriteTimeout))
+	defer cancel()
+	resp, err := l.onLeader(ctx, &fwdRequest{Op: fwdCommand, Command: data, cmd: c})
+	if err != nil {
+		return outcome{}, fmt.Errorf("commit command %s: %w", c.ID, err)
 	}
-	for {
-		timeout := time.Until(deadline)
-		if timeout <= 0 {
-			return outcome{}, fmt.Errorf("commit command %s: %w", c.ID, ErrNoQuorum)
-		}
-		if l.raft.State() == raft.Leader {
-			f := l.raft.Apply(data, timeout)
-			err := f.Error()
-			switch {
-			case err == nil:
-				switch r := f.Response().(type) {
-				case outcome:
-					return r, r.err()
-				case error:
-					return outcome{}, r
-				default:
-					return outcome{}, fmt.Errorf("commit command %s: unexpected response %T", c.ID, r)
-				}
-			case errors.Is(err, raft.ErrRaftShutdown):
-				return outcome{}, ErrClosed
-			case errors.Is(err, raft.ErrEnqueueTimeout):
-				return outcome{}, fmt.Errorf("commit command %s: %w", c.ID, ErrNoQuorum)
-			}
-			// Leadership lost or not leader: the same command ID is safe to retry.
-		}
-		select {
-		case <-ctx.Done():
-			return outcome{}, fmt.Errorf("commit command %s: %w: %w", c.ID, ErrNoQuorum, ctx.Err())
-		case <-l.stop:
-			return outcome{}, ErrClosed
-		case <-time.After(20 * time.Millisecond):
-		}
+	if resp.Outcome == nil {
+		return outcome{}, fmt.Errorf("commit command %s: leader answered without an outcome", c.ID)
 	}
+	o := *resp.Outcome
+	// Committed: a replica that lags behind still answers, its reads
+	// catch up within a heartbeat.
+	_ = l.waitApplied(ctx, o.RaftIndex)
+	return o, o.err()
 }
 
 // Append validates e, commits it through Raft and returns its receipt once

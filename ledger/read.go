@@ -117,7 +117,8 @@ func (l *Ledger) Entries(ctx context.Context, f Filter) ([]Entry, error) {
 
 // Read is the auditor's read: it first appends a ledger_read entry (actor
 // in its body, the SHA-256 of the filter's JSON as its digest) and only once
-// that is committed returns the entries f selects. The ledger_read entry is
+// that is committed and applied on this replica returns the entries f
+// selects: the read is linearizable on any replica. The ledger_read entry is
 // in the result when f selects it.
 func (l *Ledger) Read(ctx context.Context, actor, purpose string, f Filter) ([]Entry, Receipt, error) {
 	fj, err := json.Marshal(f)
@@ -129,6 +130,14 @@ func (l *Ledger) Read(ctx context.Context, actor, purpose string, f Filter) ([]E
 		Body:   Body{Actor: actor, Purpose: purpose},
 	})
 	if err != nil {
+		return nil, Receipt{}, fmt.Errorf("read ledger: %w", err)
+	}
+	// On a follower the append was forwarded: answer from this replica
+	// only once it has applied it, so the read sees everything committed
+	// before it (a linearizable read).
+	wctx, cancel := context.WithDeadline(ctx, deadlineOf(ctx, l.cfg.WriteTimeout))
+	defer cancel()
+	if err := l.waitApplied(wctx, r.RaftIndex); err != nil {
 		return nil, Receipt{}, fmt.Errorf("read ledger: %w", err)
 	}
 	es, err := l.Entries(ctx, f)
