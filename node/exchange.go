@@ -26,8 +26,12 @@ func (n *Node) exchangeServer() (*exchange.Server, error) {
 		Keys:       (*pinnedKeys)(n),
 		Admitter:   (*admitter)(n),
 		Responders: (*responders)(n),
-		Clock:      n.now,
-		Logger:     n.log,
+		// The holdings side (sync.go).
+		Sets:           (*holdingSets)(n),
+		SyncAuthorizer: (*syncAuth)(n),
+		SyncAuditor:    (*syncAudit)(n),
+		Clock:          n.now,
+		Logger:         n.log,
 	}
 	return exchange.NewServer(cfg)
 }
@@ -38,6 +42,7 @@ func (n *Node) exchangeClient() (*exchange.Client, error) {
 		Agency: n.fc.Agency,
 		Signer: n.key,
 		Keys:   (*pinnedKeys)(n),
+		Cards:  (*cardChecker)(n),
 		Clock:  n.now,
 	})
 }
@@ -56,6 +61,7 @@ func (n *Node) startExchange() error {
 	n.xsrv, n.xcl = srv, cl
 	n.mm = newMatchMetrics(n.met.reg)
 	n.host.Handle(exchange.ProtoMatch, srv.HandleMatch)
+	n.host.Handle(exchange.ProtoSync, srv.HandleSync)
 	return nil
 }
 

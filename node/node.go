@@ -61,6 +61,10 @@ type Config struct {
 	WatchInterval time.Duration
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// SyncInterval is how often partners' encoded sets are synced in the
+	// background, and how old a copy may be before a query syncs it
+	// first. Zero: DefaultSyncInterval.
+	SyncInterval time.Duration
 }
 
 // Node is one running replica of an agency's node: the libp2p host, the
@@ -86,6 +90,8 @@ type Node struct {
 	apiURL string
 
 	policy atomic.Pointer[policy.Set]
+
+	holdingsNode // holdings, encoded sets, epochs, partners' sets (holdings.go, sync.go)
 
 	xsrv *exchange.Server // the match and sync protocols (exchange.go)
 	xcl  *exchange.Client // this node asking partners
@@ -217,6 +223,9 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.met = newMetrics(func() float64 { return float64(n.connectedPartners()) })
 	n.met.setPolicy(n.Policy().Version())
 	n.refresh()
+	if err := n.startHoldings(); err != nil {
+		return err
+	}
 	if err := n.startExchange(); err != nil {
 		return err
 	}
@@ -257,6 +266,9 @@ func (n *Node) closeParts() error {
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := n.stopHoldings(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, l := range []*ledger.Ledger{n.data, n.aud} {
 		if l != nil {

@@ -72,8 +72,11 @@ func (n *Node) replicas() []card.Replica {
 // replica set changed or the last one is past half its validity. Its
 // sequence is the issue time in Unix seconds, so a later card is newer.
 func (n *Node) OwnCard() (*card.Card, error) {
-	reps := n.replicas()
-	repKey, _ := json.Marshal(reps)
+	reps, eks := n.replicas(), n.cardEpochKeys()
+	repKey, _ := json.Marshal(struct {
+		R []card.Replica
+		E []card.EpochKey
+	}{reps, eks})
 	validity, err := n.fc.Validity()
 	if err != nil {
 		return nil, err
@@ -91,7 +94,7 @@ func (n *Node) OwnCard() (*card.Card, error) {
 	if n.own != nil && seq <= n.own.Sequence {
 		seq = n.own.Sequence + 1
 	}
-	c := &card.Card{Version: card.Version, Agency: n.fc.Agency, Name: n.fc.Name, Replicas: reps,
+	c := &card.Card{Version: card.Version, Agency: n.fc.Agency, Name: n.fc.Name, Replicas: reps, EpochKeys: eks,
 		Issued: now, Expires: now.Add(validity), Sequence: seq}
 	if err := c.Sign(n.key); err != nil {
 		return nil, fmt.Errorf("sign agency card: %w", err)

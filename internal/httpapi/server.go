@@ -191,6 +191,7 @@ func (s *Server) routes() {
 		return b.Prune(ctx, u, req.Before)
 	})
 	s.queryRoutes()
+	s.dataRoutes()
 }
 
 // statusWriter remembers the status written.

@@ -1,0 +1,193 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// DataBackend is what the holdings routes need: a Backend that also
+// implements it gets /v1/data/... and /v1/keys/rotate. The policy decides
+// each call with the kind concerned (import), or manage_keys (rotate).
+type DataBackend interface {
+	// BeginImport opens an import of kind; its rows then arrive in batches.
+	BeginImport(ctx context.Context, u User, req BeginImport) (Import, error)
+	// ImportRows canonicalises and stores one batch of rows of an import.
+	ImportRows(ctx context.Context, u User, id string, rows []Row) (ImportRowsResult, error)
+	// CommitImport makes an import's rows part of the holdings (the next
+	// set version) and records one audit entry with its counts.
+	CommitImport(ctx context.Context, u User, id string, c CommitImport) (ImportResult, error)
+	// RemoveRows erases rows of a kind from the holdings; matching stops at
+	// the next epoch.
+	RemoveRows(ctx context.Context, u User, req RemoveRows) (RemoveResult, error)
+	// DataStats describes the holdings and their encoded sets.
+	DataStats(ctx context.Context, u User) (DataStats, error)
+	// RotateKeys commits a new OPRF epoch.
+	RotateKeys(ctx context.Context, u User) (Rotation, error)
+}
+
+// Row is one input row of an import or removal: its line in the file, the
+// identifier as written, and the agency's own record reference (optional).
+type Row struct {
+	Line  int    `json:"line"`
+	Value string `json:"value"`
+	Ref   string `json:"ref,omitempty"`
+}
+
+// InvalidRow is a row that was not stored, and why.
+type InvalidRow struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// BeginImport starts an import.
+type BeginImport struct {
+	Kind     string `json:"kind"`
+	Region   string `json:"region,omitempty"`   // default region for national forms
+	Handling string `json:"handling,omitempty"` // H0-H3; empty: H0
+}
+
+// Import names an open import.
+type Import struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+}
+
+// ImportRowsResult is the outcome of one batch.
+type ImportRowsResult struct {
+	Stored     int          `json:"stored"`
+	Duplicates int          `json:"duplicates"`
+	Invalid    []InvalidRow `json:"invalid,omitempty"`
+}
+
+// CommitImport ends an import; Invalid counts rows the client refused
+// itself (unparseable lines) for the audit entry.
+type CommitImport struct {
+	Invalid int `json:"invalid,omitempty"`
+}
+
+// ImportResult is the outcome of a whole import.
+type ImportResult struct {
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	Imported   int    `json:"imported"`
+	Duplicates int    `json:"duplicates"`
+	Invalid    int    `json:"invalid"`
+	Epoch      uint64 `json:"epoch"`
+	Version    int    `json:"version"` // set version the rows enter
+}
+
+// RemoveRows asks to remove identifiers of a kind.
+type RemoveRows struct {
+	Kind   string `json:"kind"`
+	Region string `json:"region,omitempty"`
+	Rows   []Row  `json:"rows"`
+}
+
+// RemoveResult is the outcome of a removal.
+type RemoveResult struct {
+	Removed int          `json:"removed"`
+	NotHeld int          `json:"not_held"`
+	Invalid []InvalidRow `json:"invalid,omitempty"`
+}
+
+// KindStats describes the holdings of one kind.
+type KindStats struct {
+	Kind     string `json:"kind"`
+	Rows     int    `json:"rows"`
+	Epoch    uint64 `json:"epoch"`
+	Versions int    `json:"versions"` // set versions committed in the epoch
+	Built    int    `json:"built"`    // set versions this replica has built
+	Entries  int    `json:"entries"`  // padded entries of the built set
+	Digest   string `json:"digest,omitempty"`
+}
+
+// DataStats describes the holdings.
+type DataStats struct {
+	Epoch     uint64      `json:"epoch"`
+	NextEpoch uint64      `json:"next_epoch,omitempty"` // the epoch being prepared, if any
+	Kinds     []KindStats `json:"kinds"`
+}
+
+// Rotation is the outcome of a key rotation.
+type Rotation struct {
+	Epoch     uint64 `json:"epoch"`      // the epoch still answering
+	NextEpoch uint64 `json:"next_epoch"` // the epoch being prepared
+}
+
+func (s *Server) dataRoutes() {
+	b, ok := s.cfg.Backend.(DataBackend)
+	if !ok {
+		return
+	}
+	s.auth("POST /v1/data/imports", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		var req BeginImport
+		if err := readJSON(r, &req); err != nil {
+			return nil, err
+		}
+		return b.BeginImport(ctx, u, req)
+	})
+	s.auth("POST /v1/data/imports/{id}/rows", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		var rows []Row
+		if err := readJSON(r, &rows); err != nil {
+			return nil, err
+		}
+		return b.ImportRows(ctx, u, r.PathValue("id"), rows)
+	})
+	s.auth("POST /v1/data/imports/{id}/commit", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		var req CommitImport
+		if err := readJSON(r, &req); err != nil {
+			return nil, err
+		}
+		return b.CommitImport(ctx, u, r.PathValue("id"), req)
+	})
+	s.auth("POST /v1/data/remove", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		var req RemoveRows
+		if err := readJSON(r, &req); err != nil {
+			return nil, err
+		}
+		return b.RemoveRows(ctx, u, req)
+	})
+	s.auth("GET /v1/data/stats", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		return b.DataStats(ctx, u)
+	})
+	s.auth("POST /v1/keys/rotate", "manage_keys", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		return b.RotateKeys(ctx, u)
+	})
+}
+
+// BeginImport opens an import.
+func (c *Client) BeginImport(ctx context.Context, req BeginImport) (Import, error) {
+	var out Import
+	return out, c.do(ctx, http.MethodPost, "/v1/data/imports", req, &out)
+}
+
+// ImportRows sends one batch of an import.
+func (c *Client) ImportRows(ctx context.Context, id string, rows []Row) (ImportRowsResult, error) {
+	var out ImportRowsResult
+	return out, c.do(ctx, http.MethodPost, "/v1/data/imports/"+url.PathEscape(id)+"/rows", rows, &out)
+}
+
+// CommitImport ends an import.
+func (c *Client) CommitImport(ctx context.Context, id string, req CommitImport) (ImportResult, error) {
+	var out ImportResult
+	return out, c.do(ctx, http.MethodPost, "/v1/data/imports/"+url.PathEscape(id)+"/commit", req, &out)
+}
+
+// RemoveRows removes identifiers.
+func (c *Client) RemoveRows(ctx context.Context, req RemoveRows) (RemoveResult, error) {
+	var out RemoveResult
+	return out, c.do(ctx, http.MethodPost, "/v1/data/remove", req, &out)
+}
+
+// DataStats describes the holdings.
+func (c *Client) DataStats(ctx context.Context) (DataStats, error) {
+	var out DataStats
+	return out, c.do(ctx, http.MethodGet, "/v1/data/stats", nil, &out)
+}
+
+// RotateKeys commits a new epoch.
+func (c *Client) RotateKeys(ctx context.Context) (Rotation, error) {
+	var out Rotation
+	return out, c.do(ctx, http.MethodPost, "/v1/keys/rotate", nil, &out)
+}

@@ -1,0 +1,487 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/xborder/xborder/ident"
+	"github.com/xborder/xborder/internal/httpapi"
+	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/policy"
+)
+
+// Record namespaces of the data group. Holdings never enter the audit
+// group: the audit ledger holds only counts and digests.
+const (
+	// nsRows: key <kind>/<import ID>/<batch %06d>; value: encodeRows of
+	// the batch's canonical identifiers and references. One record per
+	// batch, so that a million-row import is a few hundred Raft commands.
+	nsRows = "rows"
+	// nsManifest: key <kind>/<epoch %020d>; value: manifest JSON, the
+	// batches each set version of that epoch adds.
+	nsManifest = "manifest"
+)
+
+// MaxImportBatch is the most rows one ImportRows call takes.
+const MaxImportBatch = 20000
+
+// manifest lists the batches of each set version of one (kind, epoch):
+// Versions[0] is the base (version 1), Versions[i] the delta of version
+// i+1. Every replica builds the same bytes from it.
+type manifest struct {
+	Kind     string     `json:"kind"`
+	Epoch    uint64     `json:"epoch"`
+	Versions [][]string `json:"versions"`
+}
+
+func manifestKey(kind string, epoch uint64) string { return fmt.Sprintf("%s/%020d", kind, epoch) }
+
+// row is one stored identifier.
+type row struct {
+	value string // canonical form
+	ref   string // the agency's record reference, may be empty
+}
+
+// encodeRows writes rows as uvarint-prefixed strings.
+func encodeRows(rows []row) []byte {
+	var b []byte
+	for _, r := range rows {
+		b = binary.AppendUvarint(b, uint64(len(r.value)))
+		b = append(b, r.value...)
+		b = binary.AppendUvarint(b, uint64(len(r.ref)))
+		b = append(b, r.ref...)
+	}
+	return b
+}
+
+// errRows: a stored batch does not decode.
+var errRows = errors.New("stored rows do not decode")
+
+// decodeRows reads what encodeRows wrote.
+func decodeRows(b []byte) ([]row, error) {
+	var out []row
+	str := func() (string, error) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) || n > ident.MaxLen*16 {
+			return "", errRows
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s, nil
+	}
+	for len(b) > 0 {
+		v, err := str()
+		if err != nil {
+			return nil, err
+		}
+		r, err := str()
+		if err != nil {
+			return nil, err
+		}
+		if v == "" {
+			return nil, errRows
+		}
+		out = append(out, row{value: v, ref: r})
+	}
+	return out, nil
+}
+
+// importSession is an import in progress on this replica.
+type importSession struct {
+	id, kind, region, handling, actor string
+	batches                           []string
+	stored, duplicates, invalid       int
+	seen                              map[string]struct{} // canonical forms of this import
+}
+
+// holdings is the replica's state about its agency's holdings.
+type holdings struct {
+	mu      sync.Mutex
+	imports map[string]*importSession
+	index   map[string]map[string]struct{} // kind to canonical forms held (loaded lazily)
+}
+
+// decideKind asks the policy whether u may do action on kind.
+func (n *Node) decideKind(u httpapi.User, action, kind string) error {
+	d := n.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role},
+		Action: action, Kind: kind, Time: n.now().UTC()})
+	if d.Allow {
+		return nil
+	}
+	ids := make([]string, 0, len(d.Reasons))
+	for _, r := range d.Reasons {
+		ids = append(ids, r.ID)
+	}
+	return fmt.Errorf("role %s may not %s %s under the policy in force (%v): %w", u.Role, action, kind, ids, httpapi.ErrForbidden)
+}
+
+func parseKind(s string) (ident.Kind, error) {
+	k, err := ident.ParseKind(s)
+	if err != nil {
+		return 0, fmt.Errorf("kind %q: %w: %w", s, httpapi.ErrBadRequest, err)
+	}
+	return k, nil
+}
+
+// BeginImport opens an import of req.Kind for user u (policy action import).
+func (n *Node) BeginImport(ctx context.Context, u httpapi.User, req httpapi.BeginImport) (httpapi.Import, error) {
+	if _, err := parseKind(req.Kind); err != nil {
+		return httpapi.Import{}, fmt.Errorf("begin import: %w", err)
+	}
+	if err := n.decideKind(u, "import", req.Kind); err != nil {
+		return httpapi.Import{}, fmt.Errorf("begin import: %w", err)
+	}
+	if err := (ident.Options{Region: req.Region}).Validate(); err != nil {
+		return httpapi.Import{}, fmt.Errorf("begin import: %w: %w", httpapi.ErrBadRequest, err)
+	}
+	switch req.Handling {
+	case "":
+		req.Handling = "H0"
+	case "H0", "H1", "H2", "H3":
+	default:
+		return httpapi.Import{}, fmt.Errorf("begin import: handling %q is not H0 to H3: %w", req.Handling, httpapi.ErrBadRequest)
+	}
+	var rnd [4]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return httpapi.Import{}, fmt.Errorf("begin import: %w", err)
+	}
+	id := fmt.Sprintf("%016x%s", n.now().UnixNano(), hex.EncodeToString(rnd[:]))
+	h := &n.hold
+	h.mu.Lock()
+	h.imports[id] = &importSession{id: id, kind: req.Kind, region: req.Region, handling: req.Handling,
+		actor: actorName(u), seen: map[string]struct{}{}}
+	h.mu.Unlock()
+	return httpapi.Import{ID: id, Kind: req.Kind}, nil
+}
+
+func (n *Node) session(u httpapi.User, id string) (*importSession, error) {
+	n.hold.mu.Lock()
+	s := n.hold.imports[id]
+	n.hold.mu.Unlock()
+	if s == nil || s.actor != actorName(u) {
+		return nil, fmt.Errorf("import %q is not open on this replica; start it again: %w", id, httpapi.ErrNotFound)
+	}
+	return s, nil
+}
+
+// canonicalRows canonicalises rows on all cores, in order.
+func canonicalRows(k ident.Kind, region string, in []httpapi.Row) ([]string, []error) {
+	vals, errs := make([]string, len(in)), make([]error, len(in))
+	w := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for j := range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := j; i < len(in); i += w {
+				vals[i], errs[i] = ident.Canonical(k, in[i].Value, ident.Options{Region: region})
+			}
+		}()
+	}
+	wg.Wait()
+	return vals, errs
+}
+
+// kindIndex returns the canonical forms held of kind, loading them once.
+// The caller holds n.hold.mu.
+func (n *Node) kindIndex(kind string) (map[string]struct{}, error) {
+	if idx, ok := n.hold.index[kind]; ok {
+		return idx, nil
+	}
+	idx := map[string]struct{}{}
+	err := n.data.Scan(nsRows, kind+"/", func(_ string, v []byte) error {
+		rows, err := decodeRows(v)
+		for _, r := range rows {
+			idx[r.value] = struct{}{}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load holdings of %s: %w", kind, err)
+	}
+	n.hold.index[kind] = idx
+	return idx, nil
+}
+
+// ImportRows canonicalises a batch, reports invalid rows by line, skips
+// identifiers already held or already in this import, and stores the rest
+// as one data-group record.
+func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows []httpapi.Row) (httpapi.ImportRowsResult, error) {
+	s, err := n.session(u, id)
+	if err != nil {
+		return httpapi.ImportRowsResult{}, fmt.Errorf("import rows: %w", err)
+	}
+	if len(rows) > MaxImportBatch {
+		return httpapi.ImportRowsResult{}, fmt.Errorf("import rows: %d rows in one batch, at most %d: %w", len(rows), MaxImportBatch, httpapi.ErrBadRequest)
+	}
+	k, _ := ident.ParseKind(s.kind)
+	vals, errs := canonicalRows(k, s.region, rows)
+	var out httpapi.ImportRowsResult
+	n.hold.mu.Lock()
+	defer n.hold.mu.Unlock()
+	idx, err := n.kindIndex(s.kind)
+	if err != nil {
+		return out, fmt.Errorf("import rows: %w", err)
+	}
+	var keep []row
+	for i, r := range rows {
+		if errs[i] != nil {
+			out.Invalid = append(out.Invalid, httpapi.InvalidRow{Line: r.Line, Reason: errs[i].Error()})
+			continue
+		}
+		if len(r.Ref) > 256 {
+			out.Invalid = append(out.Invalid, httpapi.InvalidRow{Line: r.Line, Reason: "reference longer than 256 bytes"})
+			continue
+		}
+		_, held := idx[vals[i]]
+		_, dup := s.seen[vals[i]]
+		if held || dup {
+			out.Duplicates++
+			continue
+		}
+		s.seen[vals[i]] = struct{}{}
+		keep = append(keep, row{value: vals[i], ref: r.Ref})
+	}
+	if len(keep) > 0 {
+		key := fmt.Sprintf("%s/%s/%06d", s.kind, s.id, len(s.batches))
+		if _, err := n.commit(GroupData, "put", func() (ledger.Receipt, error) {
+			return n.data.Put(ctx, nsRows, key, encodeRows(keep))
+		}); err != nil {
+			for _, r := range keep {
+				delete(s.seen, r.value)
+			}
+			return httpapi.ImportRowsResult{}, fmt.Errorf("import rows: %w", err)
+		}
+		s.batches = append(s.batches, key)
+		for _, r := range keep {
+			idx[r.value] = struct{}{}
+		}
+	}
+	out.Stored = len(keep)
+	s.stored += out.Stored
+	s.duplicates += out.Duplicates
+	s.invalid += len(out.Invalid)
+	return out, nil
+}
+
+// CommitImport adds the import's batches as the next set version of every
+// live epoch and records one import entry (kind and counts only).
+func (n *Node) CommitImport(ctx context.Context, u httpapi.User, id string, c httpapi.CommitImport) (httpapi.ImportResult, error) {
+	s, err := n.session(u, id)
+	if err != nil {
+		return httpapi.ImportResult{}, fmt.Errorf("commit import: %w", err)
+	}
+	if c.Invalid < 0 {
+		return httpapi.ImportResult{}, fmt.Errorf("commit import: negative invalid count: %w", httpapi.ErrBadRequest)
+	}
+	s.invalid += c.Invalid
+	res := httpapi.ImportResult{ID: s.id, Kind: s.kind, Imported: s.stored, Duplicates: s.duplicates, Invalid: s.invalid}
+	st := n.epochState()
+	res.Epoch = st.Current
+	if len(s.batches) > 0 {
+		for _, e := range st.live() {
+			v, err := n.addVersion(ctx, s.kind, e, s.batches)
+			if err != nil {
+				return res, fmt.Errorf("commit import: %w", err)
+			}
+			if e == st.Current {
+				res.Version = v
+			}
+		}
+	}
+	sum := sha256.Sum256([]byte(strings.Join(s.batches, "\n")))
+	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
+		return n.aud.Append(ctx, ledger.Entry{
+			Header: ledger.Header{Type: ledger.TypeImport, Kind: s.kind, Epoch: st.Current, SetVersion: uint64(res.Version),
+				Outcome: ledger.OutcomeOK, Count: uint64(s.stored), Handling: s.handling, Replica: n.fc.ReplicaID(), Digest: sum},
+			Body: ledger.Body{Actor: s.actor, Purpose: fmt.Sprintf("import: %d imported, %d duplicates, %d invalid",
+				s.stored, s.duplicates, s.invalid)},
+		})
+	}); err != nil {
+		return res, fmt.Errorf("commit import: %w", err)
+	}
+	n.hold.mu.Lock()
+	delete(n.hold.imports, id)
+	n.hold.mu.Unlock()
+	n.kickBuild()
+	n.log.Info("import committed", "kind", s.kind, "imported", s.stored, "duplicates", s.duplicates, "invalid", s.invalid)
+	return res, nil
+}
+
+// addVersion appends batches as a new version of the (kind, epoch)
+// manifest and returns the version. Manifest changes are serialised on
+// this replica.
+func (n *Node) addVersion(ctx context.Context, kind string, epoch uint64, batches []string) (int, error) {
+	n.manifestMu.Lock()
+	defer n.manifestMu.Unlock()
+	m, err := n.manifest(kind, epoch)
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return 0, err
+	}
+	m.Versions = append(m.Versions, batches)
+	b, _ := json.Marshal(m)
+	if _, err := n.commit(GroupData, "put", func() (ledger.Receipt, error) {
+		return n.data.Put(ctx, nsManifest, manifestKey(kind, epoch), b)
+	}); err != nil {
+		return 0, fmt.Errorf("record set version: %w", err)
+	}
+	return len(m.Versions), nil
+}
+
+// manifest reads the manifest of (kind, epoch); a missing one is returned
+// empty with ErrNotFound.
+func (n *Node) manifest(kind string, epoch uint64) (manifest, error) {
+	m := manifest{Kind: kind, Epoch: epoch}
+	b, err := n.data.Get(nsManifest, manifestKey(kind, epoch))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("manifest of %s epoch %d: %w", kind, epoch, err)
+	}
+	return m, nil
+}
+
+// RemoveRows erases identifiers of a kind from the data group at once:
+// each batch holding one is rewritten without it (or deleted), so the
+// identifier leaves the replicated state, then the snapshot, log
+// truncation and value-log GC of docs/holdings.md erase it from disk.
+// Encoded sets of the current epoch keep it until the next epoch.
+func (n *Node) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.RemoveRows) (httpapi.RemoveResult, error) {
+	var out httpapi.RemoveResult
+	k, err := parseKind(req.Kind)
+	if err != nil {
+		return out, fmt.Errorf("remove rows: %w", err)
+	}
+	if err := n.decideKind(u, "import", req.Kind); err != nil {
+		return out, fmt.Errorf("remove rows: %w", err)
+	}
+	if len(req.Rows) > MaxImportBatch {
+		return out, fmt.Errorf("remove rows: %d rows, at most %d per call: %w", len(req.Rows), MaxImportBatch, httpapi.ErrBadRequest)
+	}
+	vals, errs := canonicalRows(k, req.Region, req.Rows)
+	gone := map[string]struct{}{}
+	for i, r := range req.Rows {
+		if errs[i] != nil {
+			out.Invalid = append(out.Invalid, httpapi.InvalidRow{Line: r.Line, Reason: errs[i].Error()})
+			continue
+		}
+		gone[vals[i]] = struct{}{}
+	}
+	n.hold.mu.Lock()
+	defer n.hold.mu.Unlock()
+	type rewrite struct {
+		key  string
+		rows []row
+	}
+	var writes []rewrite
+	found := map[string]struct{}{}
+	err = n.data.Scan(nsRows, req.Kind+"/", func(key string, v []byte) error {
+		rows, err := decodeRows(v)
+		if err != nil {
+			return fmt.Errorf("batch %s: %w", key, err)
+		}
+		kept := rows[:0:0]
+		for _, r := range rows {
+			if _, ok := gone[r.value]; ok {
+				found[r.value] = struct{}{}
+				continue
+			}
+			kept = append(kept, r)
+		}
+		if len(kept) != len(rows) {
+			writes = append(writes, rewrite{key, kept})
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("remove rows: %w", err)
+	}
+	for _, w := range writes {
+		_, err := n.commit(GroupData, "put", func() (ledger.Receipt, error) {
+			if len(w.rows) == 0 {
+				return n.data.Delete(ctx, nsRows, w.key)
+			}
+			return n.data.Put(ctx, nsRows, w.key, encodeRows(w.rows))
+		})
+		if err != nil {
+			return out, fmt.Errorf("remove rows: %w", err)
+		}
+	}
+	if idx, ok := n.hold.index[req.Kind]; ok {
+		for v := range found {
+			delete(idx, v)
+		}
+	}
+	out.Removed, out.NotHeld = len(found), len(gone)-len(found)
+	st := n.epochState()
+	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
+		return n.aud.Append(ctx, ledger.Entry{
+			Header: ledger.Header{Type: ledger.TypeRemove, Kind: req.Kind, Epoch: st.Current, Outcome: ledger.OutcomeOK,
+				Count: uint64(out.Removed), Replica: n.fc.ReplicaID()},
+			Body: ledger.Body{Actor: actorName(u), Purpose: "remove"},
+		})
+	}); err != nil {
+		return out, fmt.Errorf("remove rows: %w", err)
+	}
+	if len(writes) > 0 {
+		if _, err := n.commit(GroupData, "put", func() (ledger.Receipt, error) {
+			return n.data.Put(ctx, nsErase, "last", []byte(fmt.Sprintf("%d", n.now().UnixNano())))
+		}); err != nil {
+			return out, fmt.Errorf("remove rows: %w", err)
+		}
+		n.kickErase()
+	}
+	return out, nil
+}
+
+// DataStats counts the holdings per kind and describes their sets.
+func (n *Node) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
+	st := n.epochState()
+	out := httpapi.DataStats{Epoch: st.Current, NextEpoch: st.Next, Kinds: []httpapi.KindStats{}}
+	counts := map[string]int{}
+	err := n.data.Scan(nsRows, "", func(key string, v []byte) error {
+		kind, _, _ := strings.Cut(key, "/")
+		rows, err := decodeRows(v)
+		counts[kind] += len(rows)
+		return err
+	})
+	if err != nil {
+		return out, fmt.Errorf("data stats: %w", err)
+	}
+	for _, k := range ident.Kinds() {
+		kind := k.String()
+		m, err := n.manifest(kind, st.Current)
+		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return out, fmt.Errorf("data stats: %w", err)
+		}
+		if counts[kind] == 0 && len(m.Versions) == 0 {
+			continue
+		}
+		ks := httpapi.KindStats{Kind: kind, Rows: counts[kind], Epoch: st.Current, Versions: len(m.Versions)}
+		if ls := n.sets.get(kind, st.Current); ls != nil {
+			ls.mu.Lock()
+			ks.Built = len(ls.segments)
+			if ls.view != nil {
+				ks.Entries = ls.view.Entries()
+			}
+			if len(ls.digests) > 0 {
+				ks.Digest = hex.EncodeToString(ls.digests[0][:])
+			}
+			ls.mu.Unlock()
+		}
+		out.Kinds = append(out.Kinds, ks)
+	}
+	sort.Slice(out.Kinds, func(i, j int) bool { return out.Kinds[i].Kind < out.Kinds[j].Kind })
+	return out, nil
+}
