@@ -52,9 +52,12 @@ type Config struct {
 	// Break deliberately breaks one part, so that a test can see a check
 	// fail. Only the checks of this package honour it: "" breaks nothing;
 	// "export" flips one byte of the first agency's ledger export before
-	// it is verified; "truth" makes the ground truth expect a hit that no
-	// partner holds.
+	// it is verified; "truth" makes the ground truth of the first agency's
+	// phone queries expect a hit that no partner holds.
 	Break string
+	// OnUp, when set, is called once the federation is up, before the
+	// scenario runs (tests use it to see the processes and ports).
+	OnUp func(*Net)
 }
 
 // MaxAgencies is the most agencies a testnet runs: one per country of
@@ -353,12 +356,14 @@ func (n *Net) buildAgency(ctx context.Context, a *AgencyNode) error {
 	if err != nil {
 		return fmt.Errorf("agency %s: %w", a.Code, err)
 	}
+	var version string
 	if f := strings.Fields(out); len(f) > 1 {
+		version = f[1]
 		n.mu.Lock()
-		n.Policy = f[1]
+		n.Policy = version
 		n.mu.Unlock()
 	}
-	n.progress("%s: users %s added, policy %s in force", a.Code, strings.Join(userRoles, ", "), short(n.Policy))
+	n.progress("%s: users %s added, policy %s in force", a.Code, strings.Join(userRoles, ", "), short(version))
 	return nil
 }
 

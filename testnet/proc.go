@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,30 +176,36 @@ func ListeningPorts() (map[int]bool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read listening ports: %w", err)
 		}
-		s := bufio.NewScanner(fh)
-		s.Scan() // header
-		for s.Scan() {
-			fields := strings.Fields(s.Text())
-			if len(fields) < 4 || fields[3] != "0A" { // 0A: TCP_LISTEN
-				continue
-			}
-			local := fields[1]
-			i := strings.LastIndexByte(local, ':')
-			if i < 0 {
-				continue
-			}
-			port, err := strconv.ParseUint(local[i+1:], 16, 16)
-			if err == nil {
-				out[int(port)] = true
-			}
-		}
-		err = s.Err()
+		err = parseProcNetTCP(fh, out)
 		fh.Close()
 		if err != nil {
-			return nil, fmt.Errorf("read listening ports: %w", err)
+			return nil, fmt.Errorf("read listening ports of %s: %w", f, err)
 		}
 	}
 	return out, nil
+}
+
+// parseProcNetTCP adds to out the local port of every listening socket of
+// a /proc/net/tcp or tcp6 table. Lines it cannot read are skipped.
+func parseProcNetTCP(r io.Reader, out map[int]bool) error {
+	s := bufio.NewScanner(r)
+	s.Scan() // header
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) < 4 || fields[3] != "0A" { // 0A: TCP_LISTEN
+			continue
+		}
+		local := fields[1]
+		i := strings.LastIndexByte(local, ':')
+		if i < 0 {
+			continue
+		}
+		port, err := strconv.ParseUint(local[i+1:], 16, 16)
+		if err == nil {
+			out[int(port)] = true
+		}
+	}
+	return s.Err()
 }
 
 // stillListening returns those of ports on which something listens.
