@@ -257,10 +257,11 @@ func (n *Node) queryPartner(ctx context.Context, p *queryPlan, partner string, d
 			}
 			return fail(httpapi.OutcomeUnavailable, "no copy of the partner's set: "+err.Error())
 		}
-		out, retry := n.askPartner(ctx, p, partner, d, set, key, epoch, fresh, &r, entry)
+		out, retry := n.askPartner(ctx, h, p, partner, d, set, key, epoch, fresh, &r, entry)
 		if retry && attempt == 0 {
 			// The partner's epoch changed under us: sync and ask again
 			// under a new request ID.
+			n.expireCopy(partner, kind)
 			_, _ = rand.Read(rid[:])
 			r = httpapi.PartnerResult{Agency: partner, RequestID: hex.EncodeToString(rid[:])}
 			entry = n.outboundEntry(p, partner, r.RequestID, d)
@@ -299,7 +300,7 @@ func (n *Node) outboundEntry(p *queryPlan, partner, rid string, d policy.Decisio
 // askPartner commits the outbound entry, blinds, asks the partner's
 // replicas in turn, verifies and looks up, and commits the result entry.
 // retry reports a partner that no longer serves the epoch of our copy.
-func (n *Node) askPartner(ctx context.Context, p *queryPlan, partner string, d policy.Decision, set *psi.Set,
+func (n *Node) askPartner(ctx context.Context, h holdingsSeams, p *queryPlan, partner string, d policy.Decision, set *psi.Set,
 	key *psi.PublicKey, epoch uint64, fresh bool, r *httpapi.PartnerResult, entry ledger.Entry) (httpapi.PartnerResult, bool) {
 	kind := p.req.Kind
 	entry.Epoch = epoch
@@ -368,6 +369,19 @@ func (n *Node) askPartner(ctx context.Context, p *queryPlan, partner string, d p
 	t = time.Now()
 	hits, err := query.Match(ans.Evaluation, set)
 	n.mm.stage("out", "crypto", t)
+	if err == nil && ans.SetVersion > set.Version() {
+		// The partner added to its set since our copy: catch up and look
+		// the same outputs up again (no new question to the partner).
+		n.expireCopy(partner, kind)
+		t = time.Now()
+		s2, k2, e2, fresh2, err2 := h.partnerSet(ctx, partner, kind)
+		n.mm.stage("out", "sync", t)
+		if err2 == nil && s2 != nil && e2 == epoch && k2 != nil && k2.Equal(key) {
+			if h2, err3 := query.Match(ans.Evaluation, s2); err3 == nil {
+				set, hits, fresh = s2, h2, fresh2
+			}
+		}
+	}
 	switch {
 	case errors.Is(err, psi.ErrSetMismatch):
 		r.Outcome, r.Reason = httpapi.OutcomeStale, "our copy of the partner's set is of another key"
@@ -425,4 +439,13 @@ func (n *Node) recordResult(ctx context.Context, p *queryPlan, r *httpapi.Partne
 	}
 	r.ResultIndex = &rc.Index
 	return *r
+}
+
+// expireCopy makes the next partnerSet of (partner, kind) sync first: the
+// partner answered from a newer set version or epoch than our copy.
+func (n *Node) expireCopy(partner, kind string) {
+	pc := n.partnerCopy(partner, kind)
+	pc.mu.Lock()
+	pc.synced = time.Time{}
+	pc.mu.Unlock()
 }
