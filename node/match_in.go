@@ -189,7 +189,8 @@ func (n *Node) budgetReason(res []policy.Reservation, in *exchange.Inbound) exch
 // metricKind is kind when it is one of the identifier kinds, else "other",
 // so that a hostile request cannot grow the metrics' label sets.
 func metricKind(kind string) string {
-	if _, err := ident.ParseKind(kind); err != nil {
+	k, err := ident.ParseKind(kind)
+	if err != nil || k.String() != kind {
 		return "other"
 	}
 	return kind
