@@ -387,9 +387,11 @@ func (r *rowReader) readCSV(add func(httpapi.Row, string) error) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
-		row := httpapi.Row{Line: line}
+		var row httpapi.Row
 		var pe *csv.ParseError
+		if err == nil {
+			row.Line, _ = cr.FieldPos(0)
+		}
 		if errors.As(err, &pe) {
 			row.Line = pe.StartLine
 			if err := add(row, "malformed CSV: "+pe.Err.Error()); err != nil {
