@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -154,4 +155,42 @@ func (b *backend) Prune(ctx context.Context, actor httpapi.User, before time.Tim
 		return httpapi.PruneResult{}, fmt.Errorf("prune ledger: %w", err)
 	}
 	return httpapi.PruneResult{Index: r.Index, Deleted: deleted}, nil
+}
+
+func (b *backend) AddReplica(ctx context.Context, actor httpapi.User, req httpapi.AddReplica) (json.RawMessage, error) {
+	n := b.n()
+	if !validReplicaID(req.ID) {
+		return nil, fmt.Errorf("add replica %q: use 1 to 64 letters, digits or '-': %w", req.ID, httpapi.ErrBadRequest)
+	}
+	if n.isMember(req.ID) {
+		return nil, fmt.Errorf("add replica %s: already a member: %w", req.ID, httpapi.ErrConflict)
+	}
+	if _, err := n.aud.Get(nsRemoved, req.ID); err == nil {
+		return nil, fmt.Errorf("add replica %s: the ID of a removed replica; choose another: %w", req.ID, httpapi.ErrConflict)
+	}
+	if fi, err := os.Stat(n.path(CAKeyFile)); err != nil || fi.Size() == 0 {
+		return nil, fmt.Errorf("add replica %s: this replica holds no CA key; ask the replica made by init: %w", req.ID, httpapi.ErrBadRequest)
+	}
+	bundle, err := n.NewBundle(req.ID, req.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info("join bundle issued", "replica", req.ID, "user", actor.Name)
+	return bundle.Marshal(), nil
+}
+
+func (b *backend) Replicas(ctx context.Context) ([]httpapi.Replica, error) {
+	ms, err := b.n().aud.Members()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]httpapi.Replica, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, httpapi.Replica{ID: m.ID, Addr: m.Addr, Suffrage: m.Suffrage, Leader: m.Leader})
+	}
+	return out, nil
+}
+
+func (b *backend) RemoveReplica(ctx context.Context, actor httpapi.User, id string) error {
+	return b.n().RemoveReplica(ctx, actorName(actor), id)
 }

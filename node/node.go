@@ -103,6 +103,8 @@ type Node struct {
 	ownKey  string // replica set the own card was made for
 	leaders map[string]string
 
+	joinWG sync.WaitGroup // the join server and, on a joining replica, the join loop
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -149,6 +151,10 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	go n.watch()
+	if !fc.Bootstrap && len(fc.Join) > 0 {
+		n.joinWG.Add(1)
+		go n.joinLoop()
+	}
 	n.log.Info("node started", "api", n.apiURL, "peer", n.host.ID().String(), "raft", n.mux.Addr().String())
 	return n, nil
 }
@@ -216,6 +222,8 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		}
 		*g.dst = l
 	}
+	n.joinWG.Add(1)
+	go n.serveJoin(n.mux.Layer(ChanJoin))
 	n.host, err = NewHost(ctx, HostConfig{Key: p2pKey, Listen: []string{n.fc.Listen.P2P}, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open node: %w", err)
@@ -282,6 +290,7 @@ func (n *Node) closeParts() error {
 			errs = append(errs, err)
 		}
 	}
+	n.joinWG.Wait()
 	return errors.Join(errs...)
 }
 
@@ -367,7 +376,10 @@ func (n *Node) watch() {
 		}
 		s := n.aud.Status()
 		if s.State == "Leader" {
-			n.leaderDuties()
+			n.seedAdminOnce()
+		}
+		if s.Quorum && n.isMember(n.fc.ReplicaID()) {
+			n.recordSelf()
 		}
 		if s.Applied != applied {
 			applied = s.Applied
@@ -376,23 +388,33 @@ func (n *Node) watch() {
 	}
 }
 
-// leaderDuties writes what the leader keeps current: the first admin (once)
-// and this replica's record. Errors are logged and retried next tick.
-func (n *Node) leaderDuties() {
+// seedAdminOnce records the first admin once per agency (on the leader).
+// Errors are logged and retried next tick.
+func (n *Node) seedAdminOnce() {
+	if _, err := n.aud.Get(nsNode, adminSeeded); !errors.Is(err, ledger.ErrNotFound) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := n.aud.Get(nsNode, adminSeeded); errors.Is(err, ledger.ErrNotFound) {
-		if err := n.seedAdmin(ctx); err != nil {
-			n.log.Warn("seed admin user", "err", err)
-		}
+	if err := n.seedAdmin(ctx); err != nil {
+		n.log.Warn("seed admin user", "err", err)
 	}
+}
+
+// recordSelf keeps this replica's record (peer ID, addresses, transport
+// address) current in the audit group, so that the agency card lists it
+// and every replica's gater admits it. Errors are logged and retried.
+func (n *Node) recordSelf() {
 	rec := n.replicaRecord()
-	if old, err := n.aud.Get(nsReplicas, n.fc.ReplicaID()); err != nil || string(old) != string(rec) {
-		if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
-			return n.aud.Put(ctx, nsReplicas, n.fc.ReplicaID(), rec)
-		}); err != nil {
-			n.log.Warn("record replica", "err", err)
-		}
+	if old, err := n.aud.Get(nsReplicas, n.fc.ReplicaID()); err == nil && string(old) == string(rec) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
+		return n.aud.Put(ctx, nsReplicas, n.fc.ReplicaID(), rec)
+	}); err != nil {
+		n.log.Warn("record replica", "err", err)
 	}
 }
 

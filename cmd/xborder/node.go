@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,7 @@ import (
 	"github.com/xborder/xborder/node"
 )
 
-func init() { commands = append(commands, newNodeCmd) }
+func init() { commands = append(commands, newNodeCmd, newReplicaCmd) }
 
 const nodeLong = `Node runs one replica of the agency's node, or asks a running one for its
 status.
@@ -52,7 +53,7 @@ func newNodeCmd(e *env, cf *clientFlags) *cobra.Command {
 var libp2pLogOnce sync.Once
 
 func newNodeRunCmd(e *env) *cobra.Command {
-	var dir, agency, name string
+	var dir, agency, name, join string
 	var listen node.ListenConfig
 	cmd := &cobra.Command{
 		Use:     "run [--dir DIR] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR]",
@@ -62,6 +63,14 @@ func newNodeRunCmd(e *env) *cobra.Command {
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if join != "" {
+				if dir == "" {
+					return usageError("give --dir DIR, where the new replica keeps its data", "node run --join: no --dir given")
+				}
+				if err := initFromBundle(e, dir, join, listen); err != nil {
+					return err
+				}
+			}
 			if dir == "" {
 				d, err := defaultDataDir()
 				if err != nil {
@@ -106,9 +115,33 @@ func newNodeRunCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&listen.Raft, "listen-raft", "", "replica transport `ADDR`ess host:port (default: config.yaml)")
 	cmd.Flags().StringVar(&listen.P2P, "listen-p2p", "", "libp2p multi`ADDR`ess (default: config.yaml)")
 	cmd.Flags().StringVar(&listen.API, "listen-api", "", "HTTP API `ADDR`ess host:port (default: config.yaml)")
+	cmd.Flags().StringVar(&join, "join", "", "create --dir from the join `BUNDLE` of 'xborder replica add' (first run of a new replica)")
 	cmd.Flags().StringVar(&agency, "agency", "XX", "agency code for a default directory created on first run")
 	cmd.Flags().StringVar(&name, "name", "xborder node", "agency name for a default directory created on first run")
 	return cmd
+}
+
+// initFromBundle makes dir from a join bundle, unless dir already holds
+// the replica (a restart with the same flags).
+func initFromBundle(e *env, dir, path string, listen node.ListenConfig) error {
+	if _, err := os.Stat(filepath.Join(dir, node.ConfigFile)); err == nil {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return exitError(exitInvalid, fmt.Errorf("node run --join: %w", err), "give the bundle 'xborder replica add --out' wrote")
+	}
+	b, err := node.ParseBundle(data)
+	if err != nil {
+		return exitError(exitInvalid, err, "ask the agency's admin for a new bundle")
+	}
+	res, err := node.InitFromBundle(dir, b, listen)
+	if err != nil {
+		return exitError(exitInvalid, err, "")
+	}
+	fmt.Fprintf(e.stdout, "replica %s of %s initialised in %s; joining through %s\n", b.Replica, b.Agency, res.Dir, strings.Join(b.Cluster, ", "))
+	fmt.Fprintf(e.stdout, "the bundle holds the agency key: delete %s once the replica runs\n", path)
+	return nil
 }
 
 func orDefault(s, d string) string {
@@ -211,4 +244,105 @@ func apiError(err error) error {
 		return exitError(exitUnavailable, err, "is the node running and ready? try 'xborder node status'")
 	}
 	return exitError(exitInvalid, err, "")
+}
+
+const replicaLong = `Replica adds, lists and removes the replicas of the agency's node. An agency
+runs 1, 3 or 5 replicas; both Raft groups (audit and data) span all of them.
+
+'replica add ID --out BUNDLE' asks the node (the replica made by init, which
+holds the agency CA key) for a join bundle: a certificate for the new replica,
+the agency key, epoch seed and admin token, and the members' transport
+addresses. It is written with mode 0600: carry it to the new machine, run
+'xborder node run --join BUNDLE --dir DIR' there, and delete the bundle. The
+new replica asks a member over the mutual-TLS replica transport to add it to
+both groups. 'replica remove ID' takes a replica out of both groups; its
+certificate may not join again.`
+
+func newReplicaCmd(e *env, cf *clientFlags) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "replica",
+		Short: "Add, list and remove the replicas of the agency's node",
+		Long:  replicaLong,
+		Example: `  xborder replica add r2 --host 10.0.0.2 --out r2.bundle --dir /var/lib/xborder
+  xborder node run --join r2.bundle --dir /var/lib/xborder-r2 --listen-raft 10.0.0.2:7000
+  xborder replica list --dir /var/lib/xborder
+  xborder replica remove r2 --dir /var/lib/xborder`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return usageError("run 'xborder replica --help' for usage", "replica: give a subcommand: add, list or remove")
+		},
+	}
+	cmd.PersistentFlags().StringVar(&dir, "dir", "", "data `DIR`ectory of the local node (reads its api.url and admin.token)")
+	var out string
+	var hosts []string
+	add := &cobra.Command{
+		Use:   "add ID --out BUNDLE [--host H]...",
+		Short: "Write the join bundle of a new replica (mode 0600)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError("give --out BUNDLE, the file to write", "replica add: no --out given")
+			}
+			cl, err := apiClient(cf, dir)
+			if err != nil {
+				return err
+			}
+			data, err := cl.AddReplica(c.Context(), args[0], hosts)
+			if err != nil {
+				return apiError(err)
+			}
+			b, err := node.ParseBundle(data)
+			if err != nil {
+				return exitError(exitInvalid, err, "")
+			}
+			if err := node.WriteBundle(out, b); err != nil {
+				return exitError(exitInvalid, err, "choose a file that does not exist yet")
+			}
+			fmt.Fprintf(e.stdout, "join bundle of replica %s written to %s (secret: mode 0600)\n", b.Replica, out)
+			fmt.Fprintf(e.stdout, "next, on the new machine: xborder node run --join %s --dir DIR\n", out)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&out, "out", "", "write the bundle to `FILE` (must not exist)")
+	add.Flags().StringArrayVar(&hosts, "host", nil, "name or address of the new replica, for its certificate (repeatable)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the replicas",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cl, err := apiClient(cf, dir)
+			if err != nil {
+				return err
+			}
+			rs, err := cl.Replicas(c.Context())
+			if err != nil {
+				return apiError(err)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tADDRESS\tSUFFRAGE\tLEADER")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", r.ID, r.Addr, r.Suffrage, r.Leader)
+			}
+			return tw.Flush()
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a replica from both groups",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := apiClient(cf, dir)
+			if err != nil {
+				return err
+			}
+			if err := cl.RemoveReplica(c.Context(), args[0]); err != nil {
+				return apiError(err)
+			}
+			fmt.Fprintf(e.stdout, "removed %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(add, list, remove)
+	return cmd
 }

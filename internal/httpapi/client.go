@@ -158,6 +158,24 @@ func (c *Client) RemovePartner(ctx context.Context, agency string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/partners/"+url.PathEscape(agency), nil, nil)
 }
 
+// AddReplica returns the join bundle of a new replica: a JSON document
+// holding secrets, to write to a 0600 file.
+func (c *Client) AddReplica(ctx context.Context, id string, hosts []string) ([]byte, error) {
+	var b json.RawMessage
+	return b, c.do(ctx, http.MethodPost, "/v1/replicas", AddReplica{ID: id, Hosts: hosts}, &b)
+}
+
+// Replicas lists the members of the agency's Raft groups.
+func (c *Client) Replicas(ctx context.Context) ([]Replica, error) {
+	var rs []Replica
+	return rs, c.do(ctx, http.MethodGet, "/v1/replicas", nil, &rs)
+}
+
+// RemoveReplica removes a replica from both groups.
+func (c *Client) RemoveReplica(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/replicas/"+url.PathEscape(id), nil, nil)
+}
+
 // ApplyPolicy commits new policy files and returns their version.
 func (c *Client) ApplyPolicy(ctx context.Context, f PolicyFiles) (string, error) {
 	var v PolicyVersion

@@ -149,6 +149,20 @@ func (s *Server) routes() {
 	s.auth("DELETE /v1/partners/{agency}", "manage_partners", func(ctx context.Context, u User, r *http.Request) (any, error) {
 		return nil, b.RemovePartner(ctx, u, r.PathValue("agency"))
 	})
+	// A join bundle carries the agency key and seed: manage_keys.
+	s.auth("POST /v1/replicas", "manage_keys", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		var req AddReplica
+		if err := readJSON(r, &req); err != nil {
+			return nil, err
+		}
+		return b.AddReplica(ctx, u, req)
+	})
+	s.auth("GET /v1/replicas", "manage_keys", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		return b.Replicas(ctx)
+	})
+	s.auth("DELETE /v1/replicas/{id}", "manage_keys", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		return nil, b.RemoveReplica(ctx, u, r.PathValue("id"))
+	})
 	s.auth("GET /v1/policy", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
 		return PolicyVersion{Version: b.PolicyVersion()}, nil
 	})

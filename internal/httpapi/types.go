@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -135,6 +136,20 @@ type PruneResult struct {
 	Deleted uint64 `json:"deleted"` // bodies, request IDs and outcomes deleted
 }
 
+// Replica is one member of the agency's Raft groups.
+type Replica struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`     // replica transport address
+	Suffrage string `json:"suffrage"` // Voter, Nonvoter or Staging
+	Leader   bool   `json:"leader"`   // leader of the audit group
+}
+
+// AddReplica asks for the join bundle of a new replica.
+type AddReplica struct {
+	ID    string   `json:"id"`              // the new replica's ID
+	Hosts []string `json:"hosts,omitempty"` // names or addresses for its certificate
+}
+
 // Backend is what the API needs of a node. Every method that changes or
 // reads audited state takes the acting user, whom it records.
 type Backend interface {
@@ -156,6 +171,12 @@ type Backend interface {
 	AddPartner(ctx context.Context, actor User, req AddPartner) (Partner, error)
 	Partners(ctx context.Context) ([]Partner, error)
 	RemovePartner(ctx context.Context, actor User, agency string) error
+
+	// AddReplica returns the join bundle (a JSON document holding
+	// secrets) of a new replica.
+	AddReplica(ctx context.Context, actor User, req AddReplica) (json.RawMessage, error)
+	Replicas(ctx context.Context) ([]Replica, error)
+	RemoveReplica(ctx context.Context, actor User, id string) error
 
 	ApplyPolicy(ctx context.Context, actor User, f policy.Files) (string, error)
 	PolicyVersion() string
