@@ -86,6 +86,7 @@ func BenchmarkAppend(b *testing.B) {
 			return r.Apply(data, 10*time.Second).Error()
 		})
 	})
+	benchmarkAppendReplicas(b)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -35,6 +35,8 @@ type cluster struct {
 	reps []*replica
 	tune func(*raft.Config)
 	base string
+	// checkpoint is the replicas' CheckpointInterval (zero: the default).
+	checkpoint time.Duration
 }
 
 // fastRaft shortens Raft's timeouts for loopback tests.
@@ -74,6 +76,13 @@ func newCluster(t testing.TB) *cluster {
 func MakeCluster(t testing.TB, n int) *cluster {
 	t.Helper()
 	c := newCluster(t)
+	c.grow(n)
+	return c
+}
+
+// grow starts n replicas: the first bootstraps, the others are added.
+func (c *cluster) grow(n int) {
+	c.t.Helper()
 	for i := range n {
 		r := c.newReplica(fmt.Sprintf("r%d", i+1), c.ca)
 		c.start(r, i == 0)
@@ -82,7 +91,6 @@ func MakeCluster(t testing.TB, n int) *cluster {
 		}
 	}
 	c.converge()
-	return c
 }
 
 // tlsConfig issues a certificate for id from issuer; roots is always the
@@ -132,7 +140,7 @@ func (c *cluster) start(r *replica, bootstrap bool) {
 	defer cancel()
 	r.l, err = Open(ctx, Config{Dir: r.dir, ReplicaID: r.id, Agency: "GB", Signer: testKey,
 		Transport: r.mux.Layer("audit"), Bootstrap: bootstrap, Logger: testLogger(c.t),
-		WriteTimeout: testWriteTimeout, tune: c.tune})
+		WriteTimeout: testWriteTimeout, tune: c.tune, CheckpointInterval: c.checkpoint})
 	if err != nil {
 		r.mux.Close()
 		c.t.Fatalf("open replica %s: %v", r.id, err)

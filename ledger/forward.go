@@ -365,24 +365,13 @@ func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error
 				return fail(err)
 			}
 		}
-		// The leader's clock: Apply clamps it so that time never goes back.
-		c.Time = l.cfg.Now().UnixNano()
-		data, err := jsonMarshal(c)
+		// The leader's clock (Apply clamps it so that time never goes
+		// back), and group commit with concurrent commands.
+		o, err := l.commit(ctx, c)
 		if err != nil {
 			return fail(err)
 		}
-		f := l.raft.Apply(data, timeout)
-		if err := f.Error(); err != nil {
-			return fail(err)
-		}
-		switch r := f.Response().(type) {
-		case outcome:
-			return fwdResponse{Outcome: &r}, nil
-		case error:
-			return fail(r)
-		default:
-			return fail(fmt.Errorf("unexpected response %T", r))
-		}
+		return fwdResponse{Outcome: &o}, nil
 	case fwdAddVoter:
 		if err := checkField(req.ID); err != nil || req.ID == "" || req.Addr == "" {
 			return fail(fmt.Errorf("add voter: replica ID and address required: %w", ErrInvalid))

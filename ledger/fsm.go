@@ -26,6 +26,9 @@ const (
 	opPut    = "put"
 	opDelete = "delete"
 	opPrune  = "prune"
+	// opBatch carries several commands in one Raft entry (group commit,
+	// made by the leader); each keeps its own ID, time and outcome.
+	opBatch = "batch"
 )
 
 // command is what goes through Raft. It is JSON: commands are written and
@@ -52,6 +55,9 @@ type command struct {
 	Before int64  `json:"before,omitempty"` // Unix ns
 	Max    int    `json:"max,omitempty"`    // most bodies deleted by this command
 	Done   uint64 `json:"done,omitempty"`   // bodies pruned by earlier commands of the same prune
+
+	// batch
+	Batch []*command `json:"batch,omitempty"`
 }
 
 func decodeCommand(b []byte) (*command, error) {
@@ -276,14 +282,34 @@ func writeMeta(txn *badger.Txn, m meta) error {
 	return nil
 }
 
-// apply runs one command. A returned error is a storage error (the replica
-// halts); a command the state refuses gets an outcome with a code.
-func (f *fsm) apply(txn *badger.Txn, m *meta, l *raft.Log) (outcome, error) {
+// apply runs the command of one Raft entry: an outcome, or for a batch a
+// []outcome in the batch's order. A returned error is a storage error (the
+// replica halts); a command the state refuses gets an outcome with a code.
+func (f *fsm) apply(txn *badger.Txn, m *meta, l *raft.Log) (any, error) {
 	c, err := decodeCommand(l.Data)
 	if err != nil {
 		// Every replica decodes the same bytes the same way: refusing is deterministic.
 		return outcome{RaftIndex: l.Index, Code: "invalid"}, nil
 	}
+	if c.Op != opBatch {
+		return f.applyCommand(txn, m, c, l.Index)
+	}
+	out := make([]outcome, len(c.Batch))
+	for i, sub := range c.Batch {
+		if sub == nil || sub.ID == "" || sub.Op == opBatch {
+			out[i] = outcome{RaftIndex: l.Index, Code: "invalid"}
+			continue
+		}
+		if out[i], err = f.applyCommand(txn, m, sub, l.Index); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// applyCommand runs one command (not a batch) of the entry at Raft index idx.
+func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (outcome, error) {
+	var err error
 	ck := []byte(pfxCommand + c.ID)
 	if prev, ok, err := getBytes(txn, ck); err != nil {
 		return outcome{}, err
@@ -297,7 +323,7 @@ func (f *fsm) apply(txn *badger.Txn, m *meta, l *raft.Log) (outcome, error) {
 	if c.Time > m.time {
 		m.time = c.Time
 	}
-	o := outcome{RaftIndex: l.Index, Time: m.time}
+	o := outcome{RaftIndex: idx, Time: m.time}
 	switch c.Op {
 	case opAppend:
 		if c.Entry == nil || c.Entry.validate() != nil {

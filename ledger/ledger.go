@@ -146,6 +146,10 @@ type Ledger struct {
 	fwdConns  map[net.Conn]struct{} // forwarding connections served
 	pool      map[string][]net.Conn // idle forwarding connections to leaders
 	fwdWG     sync.WaitGroup        // forwarding server goroutines
+
+	batchQ    chan *pending  // commands waiting for group commit (batch.go)
+	batchDone chan struct{}  // closed when batchLoop ends
+	batchWG   sync.WaitGroup // batches in Raft
 }
 
 // Origin returns the checkpoint origin for an agency code.
@@ -228,7 +232,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
 	l := &Ledger{cfg: cfg, log: log, db: db, raftDB: raftDB, stop: make(chan struct{}), done: make(chan struct{}),
-		fwdConns: map[net.Conn]struct{}{}}
+		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{})}
 	if err := l.open(ctx); err != nil {
 		close(l.stop)
 		if l.raft != nil {
@@ -246,6 +250,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	go l.checkpointLoop()
+	go l.batchLoop()
 	return l, nil
 }
 
@@ -432,12 +437,14 @@ func (l *Ledger) Close() error {
 	l.once.Do(func() {
 		close(l.stop)
 		<-l.done
+		<-l.batchDone
 		if l.raft.State() == raft.Leader {
 			if _, e := l.signCheckpoint(); e != nil {
 				l.log.Warn("last checkpoint", "err", e)
 			}
 		}
 		err = l.raft.Shutdown().Error()
+		l.batchWG.Wait()
 		if e := l.trans.Close(); err == nil {
 			err = e
 		}

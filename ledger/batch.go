@@ -1,0 +1,164 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+)
+
+// Group commit: on the leader, commands that arrive while earlier ones are
+// being committed wait in a queue and go into Raft together, as one opBatch
+// entry, so that many commands share one log entry, one replication and
+// one state transaction.
+const (
+	// maxBatch bounds the commands of one Raft entry.
+	maxBatch = 256
+	// maxBatchBytes bounds the encoded commands of one Raft entry (well
+	// inside what one badger transaction of the state takes).
+	maxBatchBytes = 1 << 20
+	// maxInFlight is how many batches may be in Raft at once; the next
+	// batch forms while they commit.
+	maxInFlight = 4
+)
+
+// pending is one command waiting for its batch.
+type pending struct {
+	c    *command
+	size int
+	done chan batchResult
+}
+
+type batchResult struct {
+	o   outcome
+	err error
+}
+
+// commit stamps c with the leader's time and commits it through the
+// batcher, returning its outcome once applied on this replica, or the
+// error of Raft (raft.ErrNotLeader, raft.ErrLeadershipLost, …) or ctx.
+func (l *Ledger) commit(ctx context.Context, c *command) (outcome, error) {
+	c.Time = l.cfg.Now().UnixNano()
+	data, err := jsonMarshal(c)
+	if err != nil {
+		return outcome{}, err
+	}
+	p := &pending{c: c, size: len(data), done: make(chan batchResult, 1)}
+	select {
+	case l.batchQ <- p:
+	case <-ctx.Done():
+		return outcome{}, fmt.Errorf("%w: %w", ErrNoQuorum, ctx.Err())
+	case <-l.stop:
+		return outcome{}, ErrClosed
+	}
+	select {
+	case r := <-p.done:
+		return r.o, r.err
+	case <-ctx.Done():
+		// Ambiguous: the command may still commit. Its ID tells.
+		return outcome{}, fmt.Errorf("%w: %w", ErrNoQuorum, ctx.Err())
+	}
+}
+
+// batchLoop forms batches and hands them to Raft, at most maxInFlight at
+// a time. It ends when the ledger closes, failing what is queued.
+func (l *Ledger) batchLoop() {
+	defer close(l.batchDone)
+	inflight := make(chan struct{}, maxInFlight)
+	var carry *pending
+	for {
+		var batch []*pending
+		if carry != nil {
+			batch, carry = append(batch, carry), nil
+		} else {
+			select {
+			case p := <-l.batchQ:
+				batch = append(batch, p)
+			case <-l.stop:
+				l.failQueued(nil)
+				return
+			}
+		}
+		select {
+		case inflight <- struct{}{}:
+		case <-l.stop:
+			l.failQueued(batch)
+			return
+		}
+		size := batch[0].size
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-l.batchQ:
+				if size+p.size > maxBatchBytes {
+					carry = p
+					break drain
+				}
+				batch = append(batch, p)
+				size += p.size
+			default:
+				break drain
+			}
+		}
+		l.batchWG.Add(1)
+		go func() {
+			defer l.batchWG.Done()
+			defer func() { <-inflight }()
+			l.applyBatch(batch)
+		}()
+	}
+}
+
+func (l *Ledger) failQueued(batch []*pending) {
+	for _, p := range batch {
+		p.done <- batchResult{err: ErrClosed}
+	}
+	for {
+		select {
+		case p := <-l.batchQ:
+			p.done <- batchResult{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// applyBatch commits one batch and answers each of its commands.
+func (l *Ledger) applyBatch(batch []*pending) {
+	answer := func(err error) {
+		for _, p := range batch {
+			p.done <- batchResult{err: err}
+		}
+	}
+	c := batch[0].c
+	if len(batch) > 1 {
+		c = &command{Op: opBatch, ID: NewCommandID()}
+		for _, p := range batch {
+			c.Batch = append(c.Batch, p.c)
+		}
+	}
+	data, err := jsonMarshal(c)
+	if err != nil {
+		answer(err)
+		return
+	}
+	f := l.raft.Apply(data, l.cfg.WriteTimeout)
+	if err := f.Error(); err != nil {
+		answer(err)
+		return
+	}
+	switch r := f.Response().(type) {
+	case outcome:
+		batch[0].done <- batchResult{o: r}
+	case []outcome:
+		if len(r) != len(batch) {
+			answer(fmt.Errorf("commit batch: %d outcomes for %d commands", len(r), len(batch)))
+			return
+		}
+		for i, p := range batch {
+			p.done <- batchResult{o: r[i]}
+		}
+	case error:
+		answer(r)
+	default:
+		answer(fmt.Errorf("commit batch: unexpected response %T", r))
+	}
+}

@@ -1,0 +1,118 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// FuzzForwardFrame fuzzes the decoder of forwarding frames (requests from
+// followers, responses from the leader): it never panics, refuses
+// oversized lengths, and what it accepts re-encodes to an equal value.
+func FuzzForwardFrame(f *testing.F) {
+	e := entry(1)
+	cmd, _ := jsonMarshal(&command{Op: opBatch, ID: "b", Batch: []*command{{Op: opAppend, ID: "a", Entry: &e}}})
+	for _, v := range []any{
+		&fwdRequest{Op: fwdCommand, Command: cmd, Timeout: 5e9},
+		&fwdRequest{Op: fwdAddVoter, ID: "r4", Addr: "127.0.0.1:1", Timeout: 1},
+		&fwdRequest{Op: fwdReadIndex},
+		&fwdResponse{Outcome: &outcome{Index: 3, Appended: true, RaftIndex: 9, Code: "budget"}},
+		&fwdResponse{Code: codeNotMember},
+		&fwdResponse{Index: 77, Replica: "r2"},
+	} {
+		var buf bytes.Buffer
+		if err := writeFrame(&buf, v); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+	}
+	f.Add(binary.BigEndian.AppendUint32(nil, maxFrame+1))
+	f.Add([]byte{0, 0, 0, 2, '{', '}'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, v := range []any{&fwdRequest{}, &fwdResponse{}} {
+			if err := readFrame(bytes.NewReader(b), v); err != nil {
+				continue
+			}
+			var buf bytes.Buffer
+			if err := writeFrame(&buf, v); err != nil {
+				t.Fatalf("writeFrame of a decoded frame: %v", err)
+			}
+			again := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+			if err := readFrame(&buf, again); err != nil {
+				t.Fatalf("readFrame of a re-encoded frame: %v", err)
+			}
+			if !reflect.DeepEqual(v, again) {
+				t.Errorf("frame round trip: %+v != %+v", v, again)
+			}
+		}
+	})
+}
+
+// TestReadFrameLimits: a length over maxFrame is refused before any
+// allocation; a short frame and trailing data are refused.
+func TestReadFrameLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"oversized", binary.BigEndian.AppendUint32(nil, maxFrame+1)},
+		{"short", []byte{0, 0, 0, 9, '{', '}'}},
+		{"trailing", []byte{0, 0, 0, 4, '{', '}', '{', '}'}},
+		{"unknown field", append([]byte{0, 0, 0, 10}, `{"zz":1}  `...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var req fwdRequest
+			if err := readFrame(bytes.NewReader(tc.b), &req); err == nil {
+				t.Errorf("readFrame(%q) = nil; want an error", tc.b)
+			} else if tc.name == "oversized" && !errors.Is(err, ErrInvalid) {
+				t.Errorf("readFrame(oversized) = %v; want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// TestBatchEntry: a batch entry applies each command with its own ID and
+// outcome; a command repeated inside the batch appends once; a nested
+// batch is refused.
+func TestBatchEntry(t *testing.T) {
+	l := open(t, testConfig(t.TempDir()))
+	defer l.Close()
+	e1, e2 := entry(1), entry(2)
+	a := &command{Op: opAppend, ID: "a", Time: 1, Entry: &e1}
+	batch := &command{Op: opBatch, ID: "outer", Batch: []*command{
+		a,
+		{Op: opAppend, ID: "b", Time: 2, Entry: &e2},
+		a,
+		{Op: opBatch, ID: "nested", Batch: []*command{{Op: opAppend, ID: "c", Entry: &e1}}},
+	}}
+	data, err := jsonMarshal(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := l.raft.Apply(data, testWriteTimeout)
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	out, ok := f.Response().([]outcome)
+	if !ok || len(out) != 4 {
+		t.Fatalf("batch response %#v; want 4 outcomes", f.Response())
+	}
+	for i, want := range []outcome{
+		{Index: 0, Appended: true},
+		{Index: 1, Appended: true},
+		{Index: 0, Appended: true},
+		{Code: "invalid"},
+	} {
+		if out[i].Index != want.Index || out[i].Appended != want.Appended || out[i].Code != want.Code {
+			t.Errorf("outcome %d = %+v; want %+v", i, out[i], want)
+		}
+	}
+	if st := l.Status(); st.Size != 2 {
+		t.Errorf("size after the batch = %d; want 2", st.Size)
+	}
+	if _, err := l.Outcome("c"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Outcome of a command inside a nested batch = %v; want ErrNotFound", err)
+	}
+}
