@@ -47,12 +47,31 @@
 // Reads through Entries and Entry are not logged; Read is the auditor's read
 // and appends a ledger_read entry before it answers.
 //
+// # Replicas
+//
+// Config.Transport (a tlsnet channel in production) carries both Raft and
+// the forwarding of writes: each connection starts with one byte that says
+// which. A write on a follower (Append, Admit, Put, Delete, Prune, and
+// AddVoter, RemoveServer) is forwarded to the leader with its command ID,
+// committed there, and answered once applied on the leader (and, within
+// the write's deadline, on the follower too); while no leader answers it
+// retries until Config.WriteTimeout and then fails with ErrNoQuorum. The
+// leader batches concurrent commands into one Raft entry (group commit).
+// Local reads are stale reads; Linearize makes the next read linearizable
+// (read index through the leader, then wait for local apply), and Read and
+// LookupOutcome are linearizable. The first replica bootstraps; AddVoter
+// adds others, which receive the log or a snapshot that Restore checks in
+// full before serving; RemoveServer removes any replica, the leader too.
+//
 // # Security
 //
 // The tree and the signed checkpoints detect corruption and any change to
 // an exported ledger, but not an agency that rewrites its own log and signs
 // a new history: partners witnessing each other's checkpoints close that
-// gap (a later issue). Entry headers must hold no personal data of data
+// gap (a later issue). The forwarding server answers only peers that the
+// transport authenticated (tlsnet.PeerID) and that are members of the Raft
+// configuration; AddVoter refuses a replica that does not answer over the
+// authenticated transport as the ID it is added under. Entry headers must hold no personal data of data
 // subjects; officers' data goes in bodies, which are pruned after
 // Config.Retention. Bodies are salted so that their hashes reveal nothing
 // once pruned. Whoever reads the badger directory reads all of it: set
