@@ -10,17 +10,28 @@
 //	  ├─ CheckSecrets: every secret file 0600, or ErrSecretMode
 //	  ├─ tlsnet.Listen(listen.raft) ── one mutual-TLS Mux for both groups
 //	  │    ├─ Layer("audit") ─▶ ledger.Open(DIR/audit)  users, pins, policy, replicas, audit entries
-//	  │    └─ Layer("data")  ─▶ ledger.Open(DIR/data)   holdings (later issues)
+//	  │    ├─ Layer("data")  ─▶ ledger.Open(DIR/data)   holdings
+//	  │    └─ Layer("join")  ─▶ adds the replica a join request's certificate names
 //	  ├─ NewHost(listen.p2p) ─ gater fed by SetCards(own card, pinned cards)
 //	  ├─ HTTP API on listen.api (internal/httpapi; Backend is this package)
 //	  └─ watch loop: picks up what Raft applied (pins, policy in force,
 //	     replicas), refreshes metrics, and on the leader seeds the first admin
 //	     and records this replica
 //
+// A new replica starts from a join Bundle (Node.NewBundle on the replica
+// that holds the agency CA key, then InitFromBundle): a certificate from the
+// agency CA, the agency key, epoch seed and admin token, and the members'
+// transport addresses. It starts with bootstrap false and asks a member on
+// the "join" channel to add it; the member adds the replica ID that the
+// connection's certificate names to both groups (ledger AddVoter, run on the
+// leader) and appends a replica entry. Writes on a follower are forwarded
+// to the leader by the ledger over the same transport.
+//
 // State that every replica must agree on lives in the audit group's
 // replicated records (ledger Put/Get/Scan): users (ns "users", token
-// SHA-256 only), pins ("pins", binary cards), policy files by version
-// ("policy"), replicas ("replicas"). Each change is also an audit entry.
+// SHA-256 only, indexed by hash in "tokens"), pins ("pins", binary cards),
+// policy files by version ("policy"), replicas ("replicas", and removed IDs
+// in "replicas_removed"). Each change is also an audit entry.
 // The policy in force is the one the ledger names (that of its last policy
 // entry); each replica loads its files from the records when that changes.
 //
