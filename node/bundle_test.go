@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -167,4 +168,30 @@ func FuzzParseBundle(f *testing.F) {
 			t.Errorf("a parsed bundle does not round-trip: %v", err)
 		}
 	})
+}
+
+func FuzzParseJoinRequest(f *testing.F) {
+	f.Add([]byte(`{"raft":"127.0.0.1:7000"}` + "\n"))
+	f.Add([]byte(`{"raft":":7000"}`))
+	f.Add([]byte(`{"raft":"x","id":"r9"}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		req, err := parseJoinRequest(line)
+		if err != nil {
+			return
+		}
+		if _, _, err := net.SplitHostPort(req.Raft); err != nil {
+			t.Errorf("accepted transport address %q: %v", req.Raft, err)
+		}
+	})
+}
+
+func TestParseJoinRequest(t *testing.T) {
+	for line, ok := range map[string]bool{
+		`{"raft":"127.0.0.1:7000"}`: true, `{"raft":"[::1]:1"}`: true,
+		`{"raft":":7000"}`: false, `{"raft":"nowhere"}`: false, `{"raft":"h:1","id":"r1"}`: false, `[`: false,
+	} {
+		if _, err := parseJoinRequest([]byte(line)); (err == nil) != ok {
+			t.Errorf("parseJoinRequest(%s) = %v; want ok %v", line, err, ok)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,21 @@ type joinResponse struct {
 	Error string `json:"error,omitempty"`
 }
 
+// parseJoinRequest decodes one join request line.
+func parseJoinRequest(line []byte) (joinRequest, error) {
+	var req joinRequest
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("decode join request: %w", err)
+	}
+	host, port, err := net.SplitHostPort(req.Raft)
+	if err != nil || host == "" || port == "" {
+		return req, fmt.Errorf("join request: transport address %q is not host:port", req.Raft)
+	}
+	return req, nil
+}
+
 // serveJoin answers join requests until the layer closes.
 func (n *Node) serveJoin(l *tlsnet.Layer) {
 	defer n.joinWG.Done()
@@ -70,13 +86,10 @@ func (n *Node) handleJoin(c net.Conn) {
 		n.log.Warn("join request without a replica identity", "err", err)
 		return
 	}
-	var req joinRequest
 	line, err := bufio.NewReader(io.LimitReader(c, maxJoinFrame)).ReadBytes('\n')
+	var req joinRequest
 	if err == nil {
-		err = json.Unmarshal(line, &req)
-	}
-	if err == nil {
-		_, _, err = net.SplitHostPort(req.Raft)
+		req, err = parseJoinRequest(line)
 	}
 	if err != nil {
 		n.log.Warn("bad join request", "replica", id, "err", err)
