@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -33,6 +35,8 @@ func (s *syncBuffer) String() string {
 // the API client the ledger verbs use (apiClient, Client.Export,
 // Export.WriteDir) and checks the export with 'xborder ledger verify'.
 func TestNodeExportVerify(t *testing.T) {
+	// Runs last, once the node has stopped: nothing of it may be left.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := filepath.Join(t.TempDir(), "gb")
 	xb := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
