@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -115,7 +117,10 @@ func newTestnetUpCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := c.Context()
+			// Interrupted, up stops the federation; main's context does the
+			// same, but up must not die of the signal wherever it runs.
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			n, err := testnet.Up(ctx, cfg)
 			if err != nil {
 				return testnetError("up", err)
