@@ -354,6 +354,7 @@ func (n *Node) watch() {
 	t := time.NewTicker(n.cfg.WatchInterval)
 	defer t.Stop()
 	var applied uint64
+	var refreshed time.Time
 	for {
 		select {
 		case <-n.stop:
@@ -381,8 +382,10 @@ func (n *Node) watch() {
 		if s.Quorum && n.isMember(n.fc.ReplicaID()) {
 			n.recordSelf()
 		}
-		if s.Applied != applied {
-			applied = s.Applied
+		// Pins and policy change only by commands; cards also expire, so
+		// the allow set is rebuilt at least once a minute.
+		if s.Applied != applied || time.Since(refreshed) > time.Minute {
+			applied, refreshed = s.Applied, time.Now()
 			n.refresh()
 		}
 	}
