@@ -254,8 +254,9 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 	}
 	if len(keep) > 0 {
 		key := fmt.Sprintf("%s/%s/%06d", s.kind, s.id, len(s.batches))
+		rec := encodeRows(keep)
 		if _, err := n.commit(GroupData, "put", func() (ledger.Receipt, error) {
-			return n.data.Put(ctx, nsRows, key, encodeRows(keep))
+			return n.data.Put(ctx, nsRows, key, rec)
 		}); err != nil {
 			for _, r := range keep {
 				delete(s.seen, r.value)
@@ -266,6 +267,7 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 		for _, r := range keep {
 			idx[r.value] = struct{}{}
 		}
+		n.computeAhead(k, key, rec, keep)
 	}
 	out.Stored = len(keep)
 	s.stored += out.Stored

@@ -57,6 +57,7 @@ type holdingsNode struct {
 	kick       chan struct{}
 	erase      chan struct{}
 	hmet       *holdingMetrics
+	ahead      ahead
 	hstop      chan struct{}
 	hwg        sync.WaitGroup
 }
@@ -111,7 +112,9 @@ func (n *Node) startHoldings() error {
 	if err := n.startPartners(); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
-	n.hwg.Add(3)
+	n.ahead.jobs, n.ahead.sets = make(chan aheadJob, 64), map[string]aheadSet{}
+	n.hwg.Add(4)
+	go n.aheadLoop()
 	go n.buildLoop()
 	go n.eraseLoop()
 	go n.syncLoop()
@@ -293,8 +296,11 @@ func (n *Node) buildKind(k ident.Kind, epoch uint64) error {
 // adds them as the base set or a delta, in one local transaction.
 func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error {
 	start := time.Now()
-	seen := map[string]struct{}{}
+	// Outputs of every batch: computed ahead (precompute_ahead.go) or now.
+	// Duplicates are dropped by output, which is the same as by identifier;
+	// the encoded bytes do not depend on the order of the outputs.
 	var inputs [][]byte
+	var outs [][]byte
 	for _, key := range batches {
 		v, err := n.data.Get(nsRows, key)
 		if errors.Is(err, ledger.ErrNotFound) {
@@ -302,23 +308,21 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 		} else if err != nil {
 			return err
 		}
+		if got, ok := n.takeAhead(ls.kind, ls.epoch, key, sha256.Sum256(v)); ok {
+			outs = append(outs, got...)
+			continue
+		}
 		rows, err := decodeRows(v)
 		if err != nil {
 			return fmt.Errorf("batch %s: %w", key, err)
 		}
 		for _, r := range rows {
-			if _, ok := seen[r.value]; ok {
-				continue
-			}
-			seen[r.value] = struct{}{}
 			if in := ident.Input(k, r.value); in != nil {
 				inputs = append(inputs, in)
 			}
 		}
 	}
-	seen = nil
-	n.hmet.holdings.WithLabelValues(ls.kind).Set(float64(len(inputs)))
-	outs := make([][]byte, 0, len(inputs))
+	total := len(inputs) + len(outs)
 	for lo := 0; lo < len(inputs); lo += precomputePiece {
 		select {
 		case <-n.hstop:
@@ -330,10 +334,22 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 			return err
 		}
 		outs = append(outs, part...)
-		n.hmet.progress.WithLabelValues(ls.kind).Set(float64(len(outs)) / float64(len(inputs)))
+		n.hmet.progress.WithLabelValues(ls.kind).Set(float64(len(outs)) / float64(total))
 		n.hmet.computed.WithLabelValues(ls.kind).Add(float64(len(part)))
 		runtime.Gosched()
 	}
+	inputs = nil
+	seen := make(map[string]struct{}, len(outs))
+	uniq := outs[:0]
+	for _, o := range outs {
+		if _, ok := seen[string(o)]; !ok {
+			seen[string(o)] = struct{}{}
+			uniq = append(uniq, o)
+		}
+	}
+	outs, seen = uniq, nil
+	n.hmet.holdings.WithLabelValues(ls.kind).Set(float64(len(outs)))
+	n.hmet.progress.WithLabelValues(ls.kind).Set(1)
 	var seg []byte
 	if len(ls.segments) == 0 {
 		es, err := ls.resp.EncodeSet(1, outs)
@@ -386,9 +402,9 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 	ls.built++
 	n.hmet.version.WithLabelValues(ls.kind, fmt.Sprint(ls.epoch)).Set(float64(len(ls.segments)))
 	if d := time.Since(start).Seconds(); d > 0 {
-		n.hmet.rate.WithLabelValues(ls.kind).Set(float64(len(inputs)) / d)
+		n.hmet.rate.WithLabelValues(ls.kind).Set(float64(total) / d)
 	}
-	n.log.Info("encoded set built", "kind", ls.kind, "epoch", ls.epoch, "version", len(ls.segments), "inputs", len(inputs),
+	n.log.Info("encoded set built", "kind", ls.kind, "epoch", ls.epoch, "version", len(ls.segments), "inputs", total,
 		"seconds", time.Since(start).Seconds())
 	return nil
 }
