@@ -206,6 +206,7 @@ func (d *demo) checkFederation(ctx context.Context) {
 				want = append(want, p.Code)
 			}
 		}
+		sort.Strings(want)
 		rep.Check(err == nil && slices.Equal(got, want), a.Code+" pins its partners", "%s",
 			errText(err, fmt.Sprintf("pinned %v, want %v", got, want)))
 	}
