@@ -632,8 +632,12 @@ func (d *demo) approval(ctx context.Context) {
 		err error
 	}
 	done := make(chan res, 1)
+	// The query waits for its approval; it is cut short if the approval
+	// fails.
+	qctx, qcancel := context.WithCancel(ctx)
+	defer qcancel()
 	go func() {
-		o, err := d.query(ctx, qa)
+		o, err := d.query(qctx, qa)
 		done <- res{o, err}
 	}()
 	// Find the pending query and approve it as the approver.
@@ -656,20 +660,24 @@ func (d *demo) approval(ctx context.Context) {
 		return errors.New("no pending query")
 	})
 	if !rep.Check(err == nil, "the query waits for an approver", "%s", errText(err, "pending as "+id)) {
+		qcancel()
 		<-done
 		return
 	}
-	out, code, stderr, err := runVerbCode(ctx, d.net.Binary(), time.Minute, "approve", id,
+	_, code, stderr, err := runVerbCode(ctx, d.net.Binary(), time.Minute, "approve", id,
 		"--api", d.api(q), "--token-file", q.Tokens["investigator"])
 	rep.Check(err == nil && code == 3, "the investigator cannot approve it", "%s", errText(err, fmt.Sprintf("exit %d %s", code, lastLine(stderr))))
-	out, code, stderr, err = runVerbCode(ctx, d.net.Binary(), time.Minute, "approve", id,
+	out, code, stderr, err := runVerbCode(ctx, d.net.Binary(), time.Minute, "approve", id,
 		"--api", d.api(q), "--token-file", q.Tokens["approver"])
-	rep.Check(err == nil && code == 0, "the approver approves it", "%s", errText(err, fmt.Sprintf("exit %d %s", code, strings.TrimSpace(out+" "+lastLine(stderr)))))
+	if !rep.Check(err == nil && code == 0, "the approver approves it", "%s", errText(err, fmt.Sprintf("exit %d %s", code, strings.TrimSpace(out+" "+lastLine(stderr))))) {
+		qcancel()
+	}
 	select {
 	case r := <-done:
 		d.checkHits("the approved query runs", qa, r.o, r.err)
 	case <-time.After(3 * time.Minute):
 		rep.Check(false, "the approved query runs", "no answer within 3 minutes of the approval")
+		qcancel()
 		<-done
 	}
 }
