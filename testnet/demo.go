@@ -112,12 +112,41 @@ func Demo(ctx context.Context, cfg Config, rep *Report) error {
 		d.run(ctx)
 	}()
 
+	rep.Step("Resources", "Peak resident memory of each replica process (VmHWM from /proc), before it stops.")
+	for _, a := range n.Agencies {
+		var parts []string
+		for _, r := range a.Replicas {
+			if r.Running() {
+				parts = append(parts, fmt.Sprintf("%s %s", r.ID, peakRSS(r.PID())))
+			}
+		}
+		rep.Note("%s: %s", a.Code, strings.Join(parts, ", "))
+	}
+
 	rep.Step("Stop the federation", "Every replica gets SIGTERM (SIGKILL after a bound); no process and no listening port may remain.")
 	pids, ports := n.PIDs(), n.Ports()
 	err = n.Close()
 	rep.Check(err == nil, "nothing left running or listening", "%s",
 		errText(err, fmt.Sprintf("%d processes ended, %d ports closed", len(pids), len(ports))))
 	return nil
+}
+
+// peakRSS returns the peak resident set size of a process, as /proc
+// reports it.
+func peakRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int
+			if _, err := fmt.Sscan(strings.TrimSpace(v), &kb); err == nil {
+				return fmt.Sprintf("%d MiB", kb/1024)
+			}
+		}
+	}
+	return "unknown"
 }
 
 func errText(err error, ok string) string {

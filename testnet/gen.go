@@ -486,9 +486,12 @@ func (g *gen) make(kind, country string, role int, serial uint64) made {
 }
 
 // plantedPerPair is how many identifiers of each kind every pair of
-// agencies shares, for holdings of n rows per agency.
+// agencies shares, for holdings of n rows per agency: at most 100, so that
+// a query file (every planted identifier its agency holds, and as many
+// decoys) stays within 1,024 values, where the example policy asks for no
+// approver.
 func plantedPerPair(n int) int {
-	return max(3, min(n/2000, 500))
+	return max(3, min(n/2000, 100))
 }
 
 // Generate writes the synthetic holdings of agencies under dir (dir/
