@@ -83,13 +83,16 @@ func FuzzParseConfig(f *testing.F) {
 	})
 }
 
-func TestLoopbackOnly(t *testing.T) {
-	for addr, ok := range map[string]bool{
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
 		"127.0.0.1:0": true, "[::1]:7070": true, "localhost:7070": true,
-		"0.0.0.0:7070": false, "192.0.2.1:7070": false, ":7070": false, "example.org:80": false, "nonsense": false,
+		"0.0.0.0:7070": false, "192.0.2.1:7070": false, ":7070": false, "example.org:80": false,
 	} {
-		if err := loopbackOnly(addr); (err == nil) != ok || (err != nil && !errors.Is(err, ErrConfig)) {
-			t.Errorf("loopbackOnly(%q) = %v; want ok %v", addr, err, ok)
+		if got, err := isLoopback(addr); err != nil || got != want {
+			t.Errorf("isLoopback(%q) = %v, %v; want %v", addr, got, err, want)
 		}
+	}
+	if _, err := isLoopback("nonsense"); !errors.Is(err, ErrConfig) {
+		t.Errorf("isLoopback(nonsense) = %v; want ErrConfig", err)
 	}
 }

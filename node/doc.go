@@ -54,7 +54,10 @@
 // bytes stored only as SHA-256; failed authentications are rate-limited and
 // logged without the token. Every API action is decided by the policy in
 // force (admins always keep the admin verbs). The API listens on 127.0.0.1
-// by default and speaks plain HTTP: do not expose it beyond loopback.
+// by default and speaks plain HTTP there; bound anywhere else it speaks TLS
+// 1.3 with the replica's certificate, which clients check against the
+// agency CA (httpapi.AgencyHTTPClient). /metrics, /healthz and /readyz need
+// no token.
 //
 // The peer ID, proven by the Noise handshake, is the only thing the gater
 // trusts; addresses are hints. A peer is checked three times: before a dial,

@@ -238,7 +238,8 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 
-	if err := loopbackOnly(n.fc.Listen.API); err != nil {
+	loopback, err := isLoopback(n.fc.Listen.API)
+	if err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
 	n.apiLn, err = net.Listen("tcp", n.fc.Listen.API)
@@ -246,6 +247,12 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("open node: listen for the API on %s: %w", n.fc.Listen.API, err)
 	}
 	n.apiURL = "http://" + n.apiLn.Addr().String()
+	if !loopback {
+		// Off loopback, bearer tokens need TLS: the replica's own
+		// certificate, which clients check against the agency CA.
+		n.apiLn = tls.NewListener(n.apiLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+		n.apiURL = "https://" + localAddr(n.apiLn.Addr())
+	}
 	api := httpapi.New(httpapi.Config{Backend: (*backend)(n), Metrics: n.met.handler(),
 		Observe: n.met.observeRequest, Logger: log})
 	n.apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
@@ -462,17 +469,28 @@ func (n *Node) ConnectedPartners() []string {
 	return out
 }
 
-// loopbackOnly refuses an API address that is not on loopback: the API
-// speaks plain HTTP with bearer tokens.
-func loopbackOnly(addr string) error {
+// isLoopback reports whether the API address is on loopback, where the API
+// speaks plain HTTP; anywhere else it speaks TLS.
+func isLoopback(addr string) (bool, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("api address %q: %v: %w", addr, err, ErrConfig)
+		return false, fmt.Errorf("api address %q: %v: %w", addr, err, ErrConfig)
 	}
-	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-		return nil
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback(), nil
+}
+
+// localAddr is the host:port a local client dials to reach a listener: an
+// unspecified address (0.0.0.0, ::) is reached on loopback.
+func localAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
 	}
-	return fmt.Errorf("api address %q is not on loopback: the API speaks plain HTTP, so bind it to 127.0.0.1 and put a TLS proxy in front for remote users: %w", addr, ErrConfig)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // actorName is how an entry body names a user.

@@ -481,3 +481,44 @@ func TestPruneAPI(t *testing.T) {
 		t.Errorf("prune entries = %+v, %v; want one at %d by user:admin", es, err, r.Index)
 	}
 }
+
+func TestAPIOverTLSOffLoopback(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	res, err := Init(InitConfig{Dir: dir, Agency: "GB", Name: "Agency GB", Listen: ListenConfig{API: "0.0.0.0:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := openNode(t, dir)
+	if !strings.HasPrefix(n.APIURL(), "https://127.0.0.1:") {
+		t.Fatalf("APIURL = %s; want https on a local address", n.APIURL())
+	}
+	tok, _ := ReadToken(res.AdminTokenFile)
+	ca, _ := os.ReadFile(filepath.Join(dir, CACertFile))
+	hc, err := httpapi.AgencyHTTPClient(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.CloseIdleConnections()
+	c := &httpapi.Client{BaseURL: n.APIURL(), Token: tok, HTTP: hc}
+	if _, err := c.Status(context.Background()); err != nil {
+		t.Errorf("Status over TLS with the agency CA: %v", err)
+	}
+	// A client that does not trust the agency CA, or speaks plain HTTP,
+	// gets nothing.
+	other := t.TempDir()
+	if _, err := Init(InitConfig{Dir: other, Agency: "GB", Name: "Agency GB"}); err != nil {
+		t.Fatal(err)
+	}
+	otherCA, _ := os.ReadFile(filepath.Join(other, CACertFile))
+	ohc, _ := httpapi.AgencyHTTPClient(otherCA)
+	defer ohc.CloseIdleConnections()
+	for name, cl := range map[string]*httpapi.Client{
+		"another agency's CA": {BaseURL: n.APIURL(), Token: tok, HTTP: ohc},
+		"plain HTTP":          {BaseURL: "http://" + strings.TrimPrefix(n.APIURL(), "https://"), Token: tok},
+	} {
+		if _, err := cl.Status(context.Background()); err == nil {
+			t.Errorf("Status with %s succeeded", name)
+		}
+	}
+}

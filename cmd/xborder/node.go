@@ -32,7 +32,9 @@ first run with --agency and --name (default XX, "xborder node").
 
 Verbs that talk to a node (user, card, partner, policy apply, node status)
 find it by --api URL and --token-file FILE; with --dir DIR instead they read
-the URL the running node wrote to DIR/api.url and use DIR/admin.token.`
+the URL the running node wrote to DIR/api.url and use DIR/admin.token. An API
+bound off loopback speaks TLS with the replica's certificate; clients trust
+the agency CA in DIR/ca.crt, or the file XBORDER_CA_FILE names.`
 
 func newNodeCmd(e *env, cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
@@ -230,7 +232,25 @@ func apiClient(cf *clientFlags, dir string) (*httpapi.Client, error) {
 	if err != nil {
 		return nil, exitError(exitInvalid, err, "give the file 'xborder user add --out FILE' wrote, or DIR/admin.token")
 	}
-	return &httpapi.Client{BaseURL: url, Token: tok}, nil
+	cl := &httpapi.Client{BaseURL: url, Token: tok}
+	if strings.HasPrefix(url, "https://") {
+		// A node API off loopback speaks TLS with the replica's certificate:
+		// trust the agency CA of DIR, or the file XBORDER_CA_FILE names.
+		caFile := os.Getenv("XBORDER_CA_FILE")
+		if caFile == "" && dir != "" {
+			caFile = filepath.Join(dir, node.CACertFile)
+		}
+		if caFile != "" {
+			ca, err := os.ReadFile(caFile)
+			if err == nil {
+				cl.HTTP, err = httpapi.AgencyHTTPClient(ca)
+			}
+			if err != nil {
+				return nil, exitError(exitInvalid, fmt.Errorf("agency CA: %w", err), "set XBORDER_CA_FILE to the agency's ca.crt")
+			}
+		}
+	}
+	return cl, nil
 }
 
 // apiError maps an API error to the CLI's exit codes.

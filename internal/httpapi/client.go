@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,44 @@ type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:7070
 	Token   string // bearer token
 	HTTP    *http.Client
+}
+
+// AgencyHTTPClient returns an HTTP client for a node API served over TLS
+// (bound off loopback): it accepts only a server certificate that chains
+// to the agency CA (caPEM, the data directory's ca.crt) and is valid for
+// server authentication. Host names are not checked: like the replica
+// transport, a replica's identity is its certificate, not its address.
+func AgencyHTTPClient(caPEM []byte) (*http.Client, error) {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("agency CA: no PEM certificate")
+	}
+	verify := func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return errors.New("node presented no certificate")
+		}
+		certs := make([]*x509.Certificate, len(raw))
+		for i, b := range raw {
+			c, err := x509.ParseCertificate(b)
+			if err != nil {
+				return err
+			}
+			certs[i] = c
+		}
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		return err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS13,
+		// The chain is checked by VerifyPeerCertificate against the agency
+		// CA only; host names are deliberately not checked.
+		InsecureSkipVerify: true, VerifyPeerCertificate: verify}
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}, nil
 }
 
 // Error is an error answer of the API. It unwraps to the sentinel of its

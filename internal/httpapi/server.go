@@ -18,8 +18,9 @@
 // Tokens are compared by the Backend through their SHA-256 only. Failed
 // authentications are logged with the remote address and never the token,
 // and more than Config.MaxFailures of them a minute from one address are
-// answered 429 without checking. The API listens on 127.0.0.1 by default:
-// bearer tokens over plain HTTP are only safe on loopback.
+// answered 429 without checking. Bearer tokens over plain HTTP are only
+// safe on loopback: the node serves this handler over TLS anywhere else, and
+// AgencyHTTPClient is the client that checks its certificate.
 package httpapi
 
 import (
