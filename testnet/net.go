@@ -463,6 +463,9 @@ func (n *Net) importHoldings(ctx context.Context) error {
 				return fmt.Errorf("agency %s imports %s: %w", a.Code, r.Kind, err)
 			}
 			total += r.Rows
+			if r.Rows >= 100000 {
+				n.progress("%s: imported %d %s rows", a.Code, r.Rows, r.Kind)
+			}
 		}
 		n.progress("%s: imported %d rows of %d kinds", a.Code, total, len(kindShares))
 		return nil
