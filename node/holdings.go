@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -99,7 +100,8 @@ func decodeRows(b []byte) ([]row, error) {
 // importSession is an import in progress on this replica.
 type importSession struct {
 	id, kind, region, handling, actor string
-	batches                           []string
+	batches                           []string // stored, in the order their commits returned
+	next                              int      // number of the next batch
 	stored, duplicates, invalid       int
 	seen                              map[string]struct{} // canonical forms of this import
 }
@@ -227,10 +229,12 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 	k, _ := ident.ParseKind(s.kind)
 	vals, errs := canonicalRows(k, s.region, rows)
 	var out httpapi.ImportRowsResult
+	// The lock covers the duplicate check and the bookkeeping, not the
+	// Raft commit, so that a client may send batches concurrently.
 	n.hold.mu.Lock()
-	defer n.hold.mu.Unlock()
 	idx, err := n.kindIndex(s.kind)
 	if err != nil {
+		n.hold.mu.Unlock()
 		return out, fmt.Errorf("import rows: %w", err)
 	}
 	var keep []row
@@ -252,22 +256,30 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 		s.seen[vals[i]] = struct{}{}
 		keep = append(keep, row{value: vals[i], ref: r.Ref})
 	}
+	key := fmt.Sprintf("%s/%s/%06d", s.kind, s.id, s.next)
+	s.next++
+	n.hold.mu.Unlock()
 	if len(keep) > 0 {
-		key := fmt.Sprintf("%s/%s/%06d", s.kind, s.id, len(s.batches))
 		rec := encodeRows(keep)
 		if _, err := n.commit(GroupData, "put", func() (ledger.Receipt, error) {
 			return n.data.Put(ctx, nsRows, key, rec)
 		}); err != nil {
+			n.hold.mu.Lock()
 			for _, r := range keep {
 				delete(s.seen, r.value)
 			}
+			n.hold.mu.Unlock()
 			return httpapi.ImportRowsResult{}, fmt.Errorf("import rows: %w", err)
 		}
+		n.computeAhead(k, key, rec, keep)
+	}
+	n.hold.mu.Lock()
+	defer n.hold.mu.Unlock()
+	if len(keep) > 0 {
 		s.batches = append(s.batches, key)
 		for _, r := range keep {
 			idx[r.value] = struct{}{}
 		}
-		n.computeAhead(k, key, rec, keep)
 	}
 	out.Stored = len(keep)
 	s.stored += out.Stored
@@ -286,13 +298,16 @@ func (n *Node) CommitImport(ctx context.Context, u httpapi.User, id string, c ht
 	if c.Invalid < 0 {
 		return httpapi.ImportResult{}, fmt.Errorf("commit import: negative invalid count: %w", httpapi.ErrBadRequest)
 	}
+	n.hold.mu.Lock()
 	s.invalid += c.Invalid
-	res := httpapi.ImportResult{ID: s.id, Kind: s.kind, Imported: s.stored, Duplicates: s.duplicates, Invalid: s.invalid}
+	stored, dups, invalid, batches := s.stored, s.duplicates, s.invalid, slices.Clone(s.batches)
+	n.hold.mu.Unlock()
+	res := httpapi.ImportResult{ID: s.id, Kind: s.kind, Imported: stored, Duplicates: dups, Invalid: invalid}
 	st := n.epochState()
 	res.Epoch = st.Current
-	if len(s.batches) > 0 {
+	if len(batches) > 0 {
 		for _, e := range st.live() {
-			v, err := n.addVersion(ctx, s.kind, e, s.batches)
+			v, err := n.addVersion(ctx, s.kind, e, batches)
 			if err != nil {
 				return res, fmt.Errorf("commit import: %w", err)
 			}
@@ -301,13 +316,13 @@ func (n *Node) CommitImport(ctx context.Context, u httpapi.User, id string, c ht
 			}
 		}
 	}
-	sum := sha256.Sum256([]byte(strings.Join(s.batches, "\n")))
+	sum := sha256.Sum256([]byte(strings.Join(batches, "\n")))
 	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
 		return n.aud.Append(ctx, ledger.Entry{
 			Header: ledger.Header{Type: ledger.TypeImport, Kind: s.kind, Epoch: st.Current, SetVersion: uint64(res.Version),
-				Outcome: ledger.OutcomeOK, Count: uint64(s.stored), Handling: s.handling, Replica: n.fc.ReplicaID(), Digest: sum},
+				Outcome: ledger.OutcomeOK, Count: uint64(stored), Handling: s.handling, Replica: n.fc.ReplicaID(), Digest: sum},
 			Body: ledger.Body{Actor: s.actor, Purpose: fmt.Sprintf("import: %d imported, %d duplicates, %d invalid",
-				s.stored, s.duplicates, s.invalid)},
+				stored, dups, invalid)},
 		})
 	}); err != nil {
 		return res, fmt.Errorf("commit import: %w", err)
@@ -316,7 +331,7 @@ func (n *Node) CommitImport(ctx context.Context, u httpapi.User, id string, c ht
 	delete(n.hold.imports, id)
 	n.hold.mu.Unlock()
 	n.kickBuild()
-	n.log.Info("import committed", "kind", s.kind, "imported", s.stored, "duplicates", s.duplicates, "invalid", s.invalid)
+	n.log.Info("import committed", "kind", s.kind, "imported", stored, "duplicates", dups, "invalid", invalid)
 	return res, nil
 }
 

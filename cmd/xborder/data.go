@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/mattn/go-isatty"
@@ -86,20 +87,46 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			prog := newProgress(e, rd.size, "importing")
 			var invalid []httpapi.InvalidRow
 			stored, dups := 0, 0
+			// Two batches in flight: one is canonicalised while the node
+			// commits the other.
+			var mu sync.Mutex
+			var sendErr error
+			var wg sync.WaitGroup
+			sem := make(chan struct{}, 2)
 			err = rd.batches(func(rows []httpapi.Row, bad []httpapi.InvalidRow, read int64) error {
+				mu.Lock()
 				invalid = append(invalid, bad...)
-				if len(rows) > 0 {
+				failed := sendErr
+				mu.Unlock()
+				if failed != nil || len(rows) == 0 {
+					return failed
+				}
+				rows = slices.Clone(rows)
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
 					res, err := cl.ImportRows(ctx, im.ID, rows)
+					mu.Lock()
+					defer mu.Unlock()
 					if err != nil {
-						return apiError(err)
+						if sendErr == nil {
+							sendErr = apiError(err)
+						}
+						return
 					}
 					stored, dups = stored+res.Stored, dups+res.Duplicates
 					invalid = append(invalid, res.Invalid...)
-				}
-				prog.set(read, stored)
+					prog.set(read, stored)
+				}()
 				return nil
 			})
+			wg.Wait()
 			prog.done()
+			if err == nil {
+				err = sendErr
+			}
 			if err != nil {
 				return err
 			}
