@@ -198,6 +198,9 @@ func TestNodeRoles(t *testing.T) {
 	if b, _ := json.Marshal(us); len(us) != 2 || strings.Contains(string(b), "sha256") {
 		t.Errorf("Users = %s; want admin and auditor1 without hashes", b)
 	}
+	if err := n.admin.RemoveUser(ctx, "admin"); !errors.Is(err, httpapi.ErrConflict) {
+		t.Errorf("removing the last admin: %v; want ErrConflict", err)
+	}
 	if _, err := n.admin.AddUser(ctx, "auditor1", "auditor"); !errors.Is(err, httpapi.ErrConflict) {
 		t.Errorf("AddUser of an existing name: %v; want ErrConflict", err)
 	}

@@ -160,11 +160,27 @@ func (n *Node) RemoveUser(ctx context.Context, actor, name string) error {
 	} else if err != nil {
 		return fmt.Errorf("remove user %s: %w", name, err)
 	}
+	var u userRecord
+	if err := json.Unmarshal(old, &u); err != nil {
+		return fmt.Errorf("remove user %s: decode record: %w", name, err)
+	}
+	if u.Role == "admin" {
+		admins := 0
+		n.aud.Scan(nsUsers, "", func(_ string, v []byte) error {
+			var o userRecord
+			if json.Unmarshal(v, &o) == nil && o.Role == "admin" {
+				admins++
+			}
+			return nil
+		})
+		if admins <= 1 {
+			return fmt.Errorf("remove user %s: the last admin; add another admin first: %w", name, httpapi.ErrConflict)
+		}
+	}
 	if err := n.userEntry(ctx, actor, "remove user "+name, old); err != nil {
 		return fmt.Errorf("remove user %s: %w", name, err)
 	}
-	var u userRecord
-	if err := json.Unmarshal(old, &u); err == nil && u.TokenHash != "" {
+	if u.TokenHash != "" {
 		if _, err := n.commit(GroupAudit, "delete", func() (ledger.Receipt, error) { return n.aud.Delete(ctx, nsTokens, u.TokenHash) }); err != nil {
 			return fmt.Errorf("remove user %s: %w", name, err)
 		}
