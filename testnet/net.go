@@ -445,6 +445,20 @@ func (n *Net) HasVerb(ctx context.Context, verb ...string) bool {
 	return err == nil && code == 0
 }
 
+// importAttempts is how many times a steward runs an import that found the
+// node unavailable.
+const importAttempts = 4
+
+// firstErrLine returns the first "xborder: error:" line of a verb's stderr.
+func firstErrLine(stderr string) string {
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "xborder: error: ") {
+			return strings.TrimPrefix(l, "xborder: error: ")
+		}
+	}
+	return strings.TrimSpace(stderr)
+}
+
 // importHoldings imports every agency's holdings as its steward would.
 func (n *Net) importHoldings(ctx context.Context) error {
 	if !n.HasVerb(ctx, "data", "import") {
@@ -457,10 +471,25 @@ func (n *Net) importHoldings(ctx context.Context) error {
 			if r.Agency != a.Code {
 				continue
 			}
-			_, err := runVerb(ctx, n.cfg.Binary, 30*time.Minute, "data", "import", "--kind", r.Kind, "--region", a.Code,
-				"--api", a.Replicas[0].API, "--token-file", a.Tokens["steward"], r.File)
-			if err != nil {
-				return fmt.Errorf("agency %s imports %s: %w", a.Code, r.Kind, err)
+			// A steward whose import meets an unavailable node (exit 4: a
+			// commit that took too long on a busy machine) runs it again:
+			// rows already stored count as duplicates.
+			for attempt := 1; ; attempt++ {
+				_, err := runVerb(ctx, n.cfg.Binary, 30*time.Minute, "data", "import", "--kind", r.Kind, "--region", a.Code,
+					"--api", a.Replicas[0].API, "--token-file", a.Tokens["steward"], r.File)
+				var ve *VerbError
+				if err == nil {
+					break
+				}
+				if !errors.As(err, &ve) || ve.Code != 4 || attempt == importAttempts {
+					return fmt.Errorf("agency %s imports %s: %w", a.Code, r.Kind, err)
+				}
+				n.progress("%s: import of %s unavailable (%s); running it again", a.Code, r.Kind, firstErrLine(ve.Stderr))
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Duration(attempt) * 2 * time.Second):
+				}
 			}
 			total += r.Rows
 			if r.Rows >= 100000 {
