@@ -92,6 +92,22 @@ func (c *FileConfig) ReplicaID() string {
 	return c.Replica
 }
 
+// APIURL returns the URL a local client reaches the configured API at:
+// http on loopback, https elsewhere (see Node.APIURL for the running node's).
+func (c *FileConfig) APIURL() string {
+	if ok, err := isLoopback(c.Listen.API); err == nil && ok {
+		return "http://" + c.Listen.API
+	}
+	host, port, err := net.SplitHostPort(c.Listen.API)
+	if err != nil {
+		return "https://" + c.Listen.API
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
 // Validity returns the card validity, or its default.
 func (c *FileConfig) Validity() (time.Duration, error) {
 	if c.CardValidity == "" {

@@ -96,3 +96,15 @@ func TestIsLoopback(t *testing.T) {
 		t.Errorf("isLoopback(nonsense) = %v; want ErrConfig", err)
 	}
 }
+
+func TestFileConfigAPIURL(t *testing.T) {
+	for api, want := range map[string]string{
+		"127.0.0.1:7070": "http://127.0.0.1:7070", "localhost:1": "http://localhost:1",
+		"0.0.0.0:7070": "https://127.0.0.1:7070", ":7070": "https://127.0.0.1:7070", "10.0.0.1:7070": "https://10.0.0.1:7070",
+	} {
+		c := FileConfig{Listen: ListenConfig{API: api}}
+		if got := c.APIURL(); got != want {
+			t.Errorf("APIURL() with listen.api %s = %s; want %s", api, got, want)
+		}
+	}
+}

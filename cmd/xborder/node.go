@@ -217,7 +217,7 @@ func apiClient(cf *clientFlags, dir string) (*httpapi.Client, error) {
 				if cerr != nil {
 					return nil, exitError(exitUnavailable, fmt.Errorf("find the node's API: %w", err), "is the node running? start it with 'xborder node run --dir "+dir+"'")
 				}
-				b = []byte("http://" + fc.Listen.API)
+				b = []byte(fc.APIURL())
 			}
 			url = strings.TrimSpace(string(b))
 		}
