@@ -141,7 +141,7 @@ func (l *Ledger) applyBatch(batch []*pending) {
 		return
 	}
 	f := l.raft.Apply(data, l.cfg.WriteTimeout)
-	if err := f.Error(); err != nil {
+	if err := l.await(f); err != nil {
 		answer(err)
 		return
 	}

@@ -258,8 +258,10 @@ func (c *cluster) converge() {
 			if err != nil {
 				return err
 			}
-			if st.Applied < st.Commit {
-				return fmt.Errorf("%s applied %d of %d", r.id, st.Applied, st.Commit)
+			// Raft's applied index counts the entries the state machine
+			// never sees (no-ops, barriers).
+			if applied := r.l.RaftApplied(); applied < st.Commit {
+				return fmt.Errorf("%s applied %d of %d", r.id, applied, st.Commit)
 			}
 			if i == 0 {
 				want, root = n, h

@@ -382,7 +382,7 @@ func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error
 		if err := l.ping(ctx, req.ID, req.Addr); err != nil {
 			return fwdResponse{Code: codeUnreach, Msg: err.Error()}, fmt.Errorf("%w: %w", ErrUnreachable, err)
 		}
-		if err := l.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, timeout).Error(); err != nil {
+		if err := l.await(l.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, timeout)); err != nil {
 			return fail(err)
 		}
 		return fwdResponse{}, nil
@@ -390,7 +390,7 @@ func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error
 		if req.ID == "" {
 			return fail(fmt.Errorf("remove server: replica ID required: %w", ErrInvalid))
 		}
-		if err := l.raft.RemoveServer(raft.ServerID(req.ID), 0, timeout).Error(); err != nil {
+		if err := l.await(l.raft.RemoveServer(raft.ServerID(req.ID), 0, timeout)); err != nil {
 			return fail(err)
 		}
 		return fwdResponse{}, nil
@@ -398,7 +398,7 @@ func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error
 		// The barrier commits an entry of this term through the leader, so
 		// every command committed before the read began is applied here
 		// when it returns; its applied index is the read index.
-		if err := l.raft.Barrier(timeout).Error(); err != nil {
+		if err := l.await(l.raft.Barrier(timeout)); err != nil {
 			return fail(err)
 		}
 		return fwdResponse{Index: l.fsm.meta().applied}, nil
@@ -566,5 +566,25 @@ func (l *Ledger) closed() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// await waits for a Raft future, or until this replica's Raft has shut
+// down: hashicorp/raft never answers a future that was still queued, not
+// yet dispatched, when it shut down. The goroutine that waits on such a
+// future stays blocked; that happens only in that race at Close.
+func (l *Ledger) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-l.raftDown:
+		select {
+		case err := <-done:
+			return err
+		default:
+			return raft.ErrRaftShutdown
+		}
 	}
 }

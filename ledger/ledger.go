@@ -150,6 +150,7 @@ type Ledger struct {
 	batchQ    chan *pending  // commands waiting for group commit (batch.go)
 	batchDone chan struct{}  // closed when batchLoop ends
 	batchWG   sync.WaitGroup // batches in Raft
+	raftDown  chan struct{}  // closed once Raft has shut down
 }
 
 // Origin returns the checkpoint origin for an agency code.
@@ -232,12 +233,13 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
 	l := &Ledger{cfg: cfg, log: log, db: db, raftDB: raftDB, stop: make(chan struct{}), done: make(chan struct{}),
-		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{})}
+		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{}), raftDown: make(chan struct{})}
 	if err := l.open(ctx); err != nil {
 		close(l.stop)
 		if l.raft != nil {
 			l.raft.Shutdown().Error()
 		}
+		close(l.raftDown)
 		if l.trans != nil {
 			l.trans.Close()
 		} else if l.demux != nil {
@@ -444,6 +446,7 @@ func (l *Ledger) Close() error {
 			}
 		}
 		err = l.raft.Shutdown().Error()
+		close(l.raftDown)
 		l.batchWG.Wait()
 		if e := l.trans.Close(); err == nil {
 			err = e

@@ -416,8 +416,13 @@ func TestMembership(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := lead.l.raft.Snapshot().Error(); err != nil {
-		t.Fatalf("snapshot: %v", err)
+	// Every replica snapshots and compacts its log, so that whichever
+	// leads when r4 joins must send it the snapshot.
+	c.converge()
+	for _, r := range c.running() {
+		if err := r.l.raft.Snapshot().Error(); err != nil {
+			t.Fatalf("snapshot on %s: %v", r.id, err)
+		}
 	}
 	r4 := c.newReplica("r4", c.ca)
 	c.start(r4, false)
