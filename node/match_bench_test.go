@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
@@ -9,7 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/xborder/xborder/ident"
 	"github.com/xborder/xborder/internal/httpapi"
+	"github.com/xborder/xborder/psi"
 )
 
 // stageSeconds returns the total seconds n's match stage histogram holds.
@@ -29,6 +32,13 @@ func stageSeconds(n *Node, direction, stage string) float64 {
 // the outbound admit, blinding, the exchange (TH's policy, admit,
 // evaluation and proofs), verification, lookup and the result entry. The
 // time per stage is reported per op (querier: out-*, responder: in-*).
+//
+// The paired sub-benchmark runs, inside every iteration and in alternating
+// order, the whole query and psi alone on the same keys and sets (GB's
+// blind, TH's responder evaluating and proving, GB's verification and
+// lookup in its synced copy, in this process, with no policy, ledger or
+// network), so that both see the same load: x-psi is the query's time over
+// psi's.
 func BenchmarkQueryEndToEnd(b *testing.B) {
 	const n, held, common = 10_000, 1_000_000, 1_000
 	logs := &syncBuf{}
@@ -82,5 +92,55 @@ func BenchmarkQueryEndToEnd(b *testing.B) {
 		for i, s := range stages {
 			b.ReportMetric((stageSeconds(s.node, s.dir, s.stage)-before[i])/float64(b.N), s.dir+"-"+s.stage+"-s/op")
 		}
+	})
+
+	resp, _, ok := r.responder("phone", r.currentEpoch())
+	set, key, epoch, _, err := q.partnerSet(ctx, "TH", "phone")
+	if !ok || err != nil {
+		b.Fatalf("responder %v, partner set: %v", ok, err)
+	}
+	qr, err := psi.NewQuerier(psi.QuerierConfig{Key: key, Kind: "phone", Epoch: epoch, Dummy: ident.DummyInput})
+	if err != nil {
+		b.Fatal(err)
+	}
+	inputs := make([][]byte, n)
+	for i, v := range values {
+		inputs[i] = ident.Input(ident.Phone, v)
+	}
+	psiAlone := func() {
+		qy, ev, err := qr.Blind(inputs, rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := resp.Evaluate(ev, rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if hits, err := qy.Match(out, set); err != nil || len(hits) != common {
+			b.Fatalf("psi alone: %d hits, %v; want %d", len(hits), err, common)
+		}
+	}
+	b.Run(fmt.Sprintf("paired/n=%d/held=%d", n, held), func(b *testing.B) {
+		var tq, tp time.Duration
+		i := 0
+		for b.Loop() {
+			fns := []func(){query, psiAlone}
+			if i%2 == 1 {
+				fns[0], fns[1] = fns[1], fns[0]
+			}
+			for j, fn := range fns {
+				t := time.Now()
+				fn()
+				if (i+j)%2 == 0 {
+					tq += time.Since(t)
+				} else {
+					tp += time.Since(t)
+				}
+			}
+			i++
+		}
+		b.ReportMetric(tq.Seconds()/float64(b.N), "query-s/op")
+		b.ReportMetric(tp.Seconds()/float64(b.N), "psi-s/op")
+		b.ReportMetric(tq.Seconds()/tp.Seconds(), "x-psi")
 	})
 }
