@@ -127,20 +127,14 @@ when the filter selects it.`,
 				return writeJSON(e, es)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "INDEX\tTIME\tTYPE\tOUTCOME\tPARTNER\tKIND\tCOUNT\tACTOR\tCASE")
+			fmt.Fprintln(tw, "INDEX\tTIME\tTYPE\tOUTCOME\tPARTNER\tKIND\tACTOR\tCASE")
 			for _, en := range es {
-				count := en.Count
-				if en.Type == ledger.TypeMatchOut || en.Type == ledger.TypeMatchIn {
-					count = en.PaddedSize
-				} else if en.Type == ledger.TypeMatchResult {
-					count = en.HitCount
-				}
 				actor, caseRef := en.Body.Actor, en.Body.CaseRef
 				if en.Pruned {
 					actor, caseRef = "(pruned)", "(pruned)"
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", en.Index, en.Time.UTC().Format(time.RFC3339),
-					en.Type, en.Outcome, dash(en.Partner), dash(en.Kind), count, dash(actor), dash(caseRef))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", en.Index, en.Time.UTC().Format(time.RFC3339),
+					en.Type, en.Outcome, dash(en.Partner), dash(en.Kind), dash(actor), dash(caseRef))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -307,7 +301,7 @@ func printEntry(e *env, en ledger.Entry) {
 		}
 	}
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
-	line("index", u(en.Index))
+	fmt.Fprintf(tw, "index:\t%d\n", en.Index)
 	line("time", en.Time.UTC().Format(time.RFC3339Nano))
 	line("type", en.Type.String())
 	line("outcome", en.Outcome.String())
