@@ -41,8 +41,8 @@ type cluster struct {
 
 // fastRaft shortens Raft's timeouts for loopback tests.
 func fastRaft(rc *raft.Config) {
-	rc.HeartbeatTimeout = 300 * time.Millisecond
-	rc.ElectionTimeout = 300 * time.Millisecond
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
 	rc.LeaderLeaseTimeout = 100 * time.Millisecond
 	rc.CommitTimeout = 20 * time.Millisecond
 }

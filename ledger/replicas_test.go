@@ -227,9 +227,16 @@ func TestFollowerCutOff(t *testing.T) {
 	c := MakeCluster(t, 3)
 	lead := c.Leader()
 	appendN(t, lead.l, 0, 50)
-	f := c.followers()[0]
+	f := c.reps[0]
+	if f == lead {
+		f = c.reps[1]
+	}
 	c.Cut(f)
-	appendN(t, lead.l, 50, 100)
+	for i := 50; i < 150; i++ {
+		if _, err := c.appendRetry(lead, entry(i), 10*time.Second); err != nil {
+			t.Fatalf("Append(%d) with a follower cut off: %v", i, err)
+		}
+	}
 	if st := f.l.Status(); st.Size >= 150 {
 		t.Fatalf("cut-off follower has %d entries", st.Size)
 	}
