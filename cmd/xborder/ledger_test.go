@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 )
@@ -264,4 +266,87 @@ func TestParseWhen(t *testing.T) {
 			t.Errorf("parseWhen(%q) = nil error; want one", bad)
 		}
 	}
+}
+
+// proofsOf builds the answers a node would serve for a tree of n entries,
+// with tlog alone (no ledger to open in every fuzz worker).
+func proofsOf(tb testing.TB, n int) []httpapi.EntryProof {
+	tb.Helper()
+	var hashes []tlog.Hash
+	var entries []ledger.Entry
+	for i := range n {
+		en := ledger.Entry{Header: ledger.Header{Version: 1, Index: uint64(i), Time: time.Unix(1_700_000_000+int64(i), 5).UTC(),
+			Type: ledger.TypeMatchOut, Agency: "GB", Partner: "FR", Kind: "phone"}, Body: ledger.Body{Actor: "user:alice"}}
+		en.Salt[0] = byte(i + 1)
+		en.BodyHash = ledger.BodyHash(en.Salt, en.Body)
+		hs, err := tlog.StoredHashes(int64(i), ledger.EncodeLeaf(&en.Header), tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+			out := make([]tlog.Hash, len(idx))
+			for j, x := range idx {
+				out[j] = hashes[x]
+			}
+			return out, nil
+		}))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		hashes = append(hashes, hs...)
+		entries = append(entries, en)
+	}
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for j, x := range idx {
+			out[j] = hashes[x]
+		}
+		return out, nil
+	})
+	root, err := tlog.TreeHash(int64(n), hr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []httpapi.EntryProof
+	for i, en := range entries {
+		proof, err := tlog.ProveRecord(int64(n), int64(i), hr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p := httpapi.EntryProof{Entry: en, Leaf: ledger.EncodeLeaf(&en.Header), Size: uint64(n), Root: base64.StdEncoding.EncodeToString(root[:])}
+		for _, h := range proof {
+			p.Proof = append(p.Proof, base64.StdEncoding.EncodeToString(h[:]))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// FuzzCheckEntryProof feeds 'ledger show' hostile answers of the node: it
+// never panics, and what it accepts has a leaf that encodes its header and
+// a proof that leads to the root it names.
+func FuzzCheckEntryProof(f *testing.F) {
+	for i, p := range proofsOf(f, 5) {
+		if _, err := checkEntryProof(uint64(i), p); err != nil {
+			f.Fatalf("checkEntryProof(%d) of a well-formed answer = %v", i, err)
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint64(i), b)
+	}
+	f.Add(uint64(1<<63), []byte(`{"entry":{"index":9223372036854775808},"size":18446744073709551615,"root":"","proof":[]}`))
+	f.Fuzz(func(t *testing.T, index uint64, data []byte) {
+		var p httpapi.EntryProof
+		if json.Unmarshal(data, &p) != nil {
+			return
+		}
+		root, err := checkEntryProof(index, p)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(ledger.EncodeLeaf(&p.Entry.Header), p.Leaf) {
+			t.Fatalf("checkEntryProof(%d) accepted a leaf that does not encode the header", index)
+		}
+		if base64.StdEncoding.EncodeToString(root[:]) != p.Root {
+			t.Fatalf("checkEntryProof(%d) = root %x; the answer named %s", index, root, p.Root)
+		}
+	})
 }
