@@ -153,7 +153,7 @@ when the filter selects it.`,
 	fl.StringVar(&until, "until", "", "entries before `TIME`")
 	fl.Uint64Var(&f.After, "after", 0, "entries with index at least `INDEX`")
 	fl.IntVar(&f.Limit, "limit", 0, "at most `N` entries (0: no limit)")
-	fl.StringVar(&purpose, "purpose", "", "why you read, recorded in the read entry")
+	fl.StringVar(&purpose, "purpose", "", "why you read (`TEXT`), recorded in the read entry")
 	fl.BoolVar(&asJSON, "json", false, "print a JSON array of entries")
 	return cmd
 }
@@ -247,7 +247,7 @@ With --json it prints the entry and proof as the API serves them.`,
 		},
 	}
 	dirFlag(cmd, &dir)
-	cmd.Flags().StringVar(&purpose, "purpose", "", "why you read, recorded in the read entry")
+	cmd.Flags().StringVar(&purpose, "purpose", "", "why you read (`TEXT`), recorded in the read entry")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the entry and its proof as JSON")
 	return cmd
 }
