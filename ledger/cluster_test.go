@@ -48,7 +48,7 @@ func fastRaft(rc *raft.Config) {
 }
 
 // testWriteTimeout is the bounded wait for a leader in cluster tests.
-const testWriteTimeout = 2 * time.Second
+const testWriteTimeout = 4 * time.Second
 
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("LEDGER_TEST_LOG") != "" {

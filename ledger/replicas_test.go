@@ -44,6 +44,29 @@ func (c *cluster) appendRetry(first *replica, e Entry, d time.Duration) (Receipt
 	}
 }
 
+// appendAll appends entry(from) … entry(from+n-1) with appendRetry, starting
+// at r, and fails the test on the first that does not commit in 10 s.
+func (c *cluster) appendAll(r *replica, from, n int) {
+	c.t.Helper()
+	for i := from; i < from+n; i++ {
+		if _, err := c.appendRetry(r, entry(i), 10*time.Second); err != nil {
+			c.t.Fatalf("Append(%d): %v", i, err)
+		}
+	}
+}
+
+// putRetry is Put with retries (same command ID) for 10 s.
+func (c *cluster) putRetry(r *replica, ns, key string, v []byte) (Receipt, error) {
+	ctx := WithCommandID(context.Background(), NewCommandID())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rc, err := r.l.Put(ctx, ns, key, v)
+		if err == nil || time.Now().After(deadline) {
+			return rc, err
+		}
+	}
+}
+
 // runningSnapshot is running() safe to call from writer goroutines while
 // the test goroutine stops a replica: it reads under the harness lock.
 func (c *cluster) runningSnapshot() []*replica {
@@ -226,7 +249,7 @@ func TestLeaderLostUnderLoad(t *testing.T) {
 func TestFollowerCutOff(t *testing.T) {
 	c := MakeCluster(t, 3)
 	lead := c.Leader()
-	appendN(t, lead.l, 0, 50)
+	c.appendAll(lead, 0, 50)
 	f := c.reps[0]
 	if f == lead {
 		f = c.reps[1]
@@ -252,7 +275,7 @@ func TestFollowerCutOff(t *testing.T) {
 func TestNoQuorum(t *testing.T) {
 	c := MakeCluster(t, 3)
 	lead := c.Leader()
-	appendN(t, lead.l, 0, 5)
+	c.appendAll(lead, 0, 5)
 	last := c.followers()[0]
 	for _, r := range c.reps {
 		if r != last {
@@ -316,7 +339,7 @@ func TestAdmitAcrossFailover(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			ctx := WithCommandID(context.Background(), ids[i])
-			deadline := time.Now().Add(30 * time.Second)
+			deadline := time.Now().Add(60 * time.Second)
 			rs := c.runningSnapshot()
 			r := rs[i%len(rs)]
 			for {
@@ -343,7 +366,7 @@ func TestAdmitAcrossFailover(t *testing.T) {
 			}
 		}()
 	}
-	c.poll(30*time.Second, "30 admissions", func() error {
+	c.poll(60*time.Second, "30 admissions", func() error {
 		if done.Load() < 30 {
 			return fmt.Errorf("%d done", done.Load())
 		}
@@ -417,9 +440,9 @@ func TestMembership(t *testing.T) {
 	}
 	lead := c.Leader()
 	ctx := context.Background()
-	appendN(t, lead.l, 0, 100)
+	c.appendAll(lead, 0, 100)
 	for i := range 20 {
-		if _, err := lead.l.Put(ctx, "users", "u"+strconv.Itoa(i), []byte("role")); err != nil {
+		if _, err := c.putRetry(lead, "users", "u"+strconv.Itoa(i), []byte("role")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -503,7 +526,7 @@ func TestMembership(t *testing.T) {
 func TestWrongCertificate(t *testing.T) {
 	c := MakeCluster(t, 3)
 	lead := c.Leader()
-	appendN(t, lead.l, 0, 10)
+	c.appendAll(lead, 0, 10)
 	other, err := tlsnet.NewCA("GB", time.Now().Add(-time.Minute))
 	if err != nil {
 		t.Fatal(err)
