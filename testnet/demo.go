@@ -267,6 +267,8 @@ func (d *demo) checkHoldings(ctx context.Context) {
 		rep.Check(false, "holdings imported", "this xborder has no 'data import' verb")
 		return
 	}
+	// One deadline for all agencies: they build their sets at once.
+	deadline := time.Now().Add(buildBound(d.cfg))
 	for _, a := range d.net.Agencies {
 		want := map[string]int{}
 		for _, r := range d.net.Truth.Rows {
@@ -275,7 +277,7 @@ func (d *demo) checkHoldings(ctx context.Context) {
 			}
 		}
 		var last string
-		err := poll(ctx, buildBound(d.cfg), func() error {
+		err := poll(ctx, time.Until(deadline), func() error {
 			digests := map[string]string{}
 			for i, r := range a.Replicas {
 				if !r.Running() {
@@ -290,14 +292,18 @@ func (d *demo) checkHoldings(ctx context.Context) {
 					return fmt.Errorf("%s: %w", r.ID, err)
 				}
 				for _, k := range st.Kinds {
-					if k.Rows != want[k.Kind] {
+					switch {
+					case k.Rows > want[k.Kind]:
+						return permanent(fmt.Errorf("%s holds %d %s rows, more than the %d imported", r.ID, k.Rows, k.Kind, want[k.Kind]))
+					case k.Rows < want[k.Kind]:
 						return fmt.Errorf("%s holds %d %s rows, want %d", r.ID, k.Rows, k.Kind, want[k.Kind])
-					}
-					if k.Built < k.Versions || k.Digest == "" {
+					case k.Built < k.Versions || k.Digest == "":
 						return fmt.Errorf("%s has built %d of %d %s set versions", r.ID, k.Built, k.Versions, k.Kind)
+					case k.Versions == 1 && k.Entries < k.Rows:
+						return permanent(fmt.Errorf("%s built a %s set of %d entries for %d rows", r.ID, k.Kind, k.Entries, k.Rows))
 					}
 					if dg, ok := digests[k.Kind]; ok && dg != k.Digest {
-						return fmt.Errorf("%s set digests differ between replicas", k.Kind)
+						return permanent(fmt.Errorf("%s set digests differ between replicas", k.Kind))
 					}
 					digests[k.Kind] = k.Digest
 				}
@@ -312,6 +318,14 @@ func (d *demo) checkHoldings(ctx context.Context) {
 	}
 }
 
+// permanentError is an error that waiting does not mend: poll returns it
+// at once.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func permanent(err error) error { return permanentError{err} }
+
 // buildBound bounds the wait for every replica to build its encoded sets:
 // three minutes, or more for large holdings (every replica of every agency
 // evaluates every row once, at about 15,000 rows a second on this 2-core
@@ -321,13 +335,14 @@ func buildBound(cfg Config) time.Duration {
 	return max(3*time.Minute, rows*time.Second/15000)
 }
 
-// poll calls f until it returns nil or within is over; it returns f's
-// last error.
+// poll calls f until it returns nil or a permanent error, or within is
+// over; it returns f's last error.
 func poll(ctx context.Context, within time.Duration, f func() error) error {
 	deadline := time.Now().Add(within)
 	for {
 		err := f()
-		if err == nil || time.Now().After(deadline) {
+		var p permanentError
+		if err == nil || time.Now().After(deadline) || errors.As(err, &p) {
 			return err
 		}
 		select {
