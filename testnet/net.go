@@ -102,6 +102,10 @@ var (
 	ErrTooManyAgencies = errors.New("a testnet runs 1 to 5 agencies (GB, TH, DE, NL, FR)")
 	// ErrReplicas: an agency runs 1, 3 or 5 replicas.
 	ErrReplicas = errors.New("an agency runs 1, 3 or 5 replicas")
+	// ErrNoPolicy: Config.PolicyDir is empty and no examples/policy is in
+	// the working directory or a parent; run inside the repository or set
+	// PolicyDir.
+	ErrNoPolicy = errors.New("no examples/policy/policy.cedar found")
 )
 
 // Net is a running federation. Close stops it.
@@ -185,7 +189,7 @@ func findPolicyDir() (string, error) {
 			return p, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("find examples/policy: not in %s or any parent: %w", wd, os.ErrNotExist)
+			return "", fmt.Errorf("find examples/policy: not in %s or any parent: %w", wd, ErrNoPolicy)
 		}
 	}
 }

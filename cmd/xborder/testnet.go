@@ -189,6 +189,8 @@ func testnetError(verb string, err error) error {
 		return usageError("give --agencies 1 to 5", "testnet %s: %v", verb, err)
 	case errors.Is(err, os.ErrExist):
 		return usageError("give a new or empty --dir", "testnet %s: %v", verb, err)
+	case errors.Is(err, testnet.ErrNoPolicy):
+		return usageError("run it inside the xborder repository, or give --policy-dir DIR", "testnet %s: %v", verb, err)
 	}
 	return exitError(exitUnavailable, fmt.Errorf("testnet %s: %w", verb, err), "the replicas' logs are in DIR/logs")
 }
