@@ -2,7 +2,10 @@ package ident
 
 import (
 	"errors"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -42,13 +45,80 @@ func phone(v, region string) (c string, err error) {
 	num.Extension = nil
 	c = phonenumbers.Format(num, phonenumbers.E164)
 	// The canonical form must read back as itself, whatever quirks of a
-	// numbering plan the parse went through.
+	// numbering plan the parse went through. Most numbers provably do
+	// (phoneStable); the others are parsed again.
+	if phoneStable(c, num) {
+		return c, nil
+	}
 	again, err := phonenumbers.Parse(c, "")
 	if err != nil || phonePossible(again) != nil || phonenumbers.Format(again, phonenumbers.E164) != c {
 		return "", fail(Phone, ErrNotPossible, "not a possible number (no stable E.164 form)")
 	}
 	return c, nil
 }
+
+// phoneStable reports whether parsing c, the E.164 form of num, would give
+// num's country code and national significant number back, without
+// parsing it: c is "+", the country code and the national significant
+// number, all digits, so the parse of c finds no extension and extracts the
+// same country code (country codes are prefix-free); what is left is the
+// national significant number, from which the parse strips a national
+// prefix only when the country's national-prefix-for-parsing pattern
+// matches at its start. When that pattern does not match (or the country
+// has none) the parse gives num's number back, whose possibility was
+// checked already, so c is stable. Otherwise phoneStable returns false and
+// the caller parses c again: a false is never wrong, only slower.
+func phoneStable(c string, num *phonenumbers.PhoneNumber) bool {
+	cc := int(num.GetCountryCode())
+	nsn := phonenumbers.GetNationalSignificantNumber(num)
+	code := strconv.Itoa(cc)
+	if len(c) != 1+len(code)+len(nsn) || c[0] != '+' || c[1:1+len(code)] != code || c[1+len(code):] != nsn {
+		return false
+	}
+	for i := 1; i < len(c); i++ {
+		if c[i] < '0' || c[i] > '9' {
+			return false
+		}
+	}
+	prefix, ok := nationalPrefixes()[cc]
+	if !ok {
+		return false
+	}
+	return prefix == nil || !prefix.MatchString(nsn)
+}
+
+// nationalPrefixes maps each country calling code to the pattern with
+// which a parse strips a national prefix from a number of that country
+// (anchored as libphonenumber anchors it), nil when the country has none.
+// It is built once from libphonenumber's metadata.
+var nationalPrefixes = sync.OnceValue(func() map[int]*regexp.Regexp {
+	m := map[int]*regexp.Regexp{}
+	coll, err := phonenumbers.MetadataCollection()
+	if err != nil {
+		// Without the metadata no number is provably stable: every
+		// number is parsed again.
+		return m
+	}
+	for cc := range phonenumbers.GetSupportedCallingCodes() {
+		region := phonenumbers.GetRegionCodeForCountryCode(cc)
+		for _, meta := range coll.GetMetadata() {
+			if meta.GetId() != region || (region == "001" && int(meta.GetCountryCode()) != cc) {
+				continue
+			}
+			if p := meta.GetNationalPrefixForParsing(); p != "" {
+				re, err := regexp.Compile("^(?:" + p + ")")
+				if err != nil {
+					break
+				}
+				m[cc] = re
+			} else {
+				m[cc] = nil
+			}
+			break
+		}
+	}
+	return m
+})
 
 // phonePossible accepts the numbers that libphonenumber calls possible for
 // their country, except those possible only as local numbers (without their
