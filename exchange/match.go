@@ -214,7 +214,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 type Query struct {
 	// ID is the request ID; zero draws a random one. node sets it to the
 	// ID its outbound ledger entry was committed under.
-	ID         [16]byte
+	ID [16]byte
+	// Time is the request's time; zero means the client's clock now. A
+	// querier that asks another replica after one failed keeps ID and Time,
+	// so the retry is byte-identical (Ed25519 signatures are deterministic)
+	// and the responder's ledger treats it as one command, not a replay.
+	Time       time.Time
 	Responder  string // the partner's agency code
 	Kind       string
 	Epoch      uint64
@@ -259,8 +264,12 @@ func (c *Client) Match(ctx context.Context, o Opener, peer PeerID, q Query) (*An
 		return nil, fmt.Errorf("match %s: encode batch: %w", q.Responder, err)
 	}
 	sum := sha256.Sum256(eb)
+	at := q.Time
+	if at.IsZero() {
+		at = c.cfg.Clock()
+	}
 	m := &wire.MatchRequest{
-		ID: q.ID[:], TimeUnixMs: unixMs(c.cfg.Clock()), Querier: c.cfg.Agency, Responder: q.Responder,
+		ID: q.ID[:], TimeUnixMs: unixMs(at), Querier: c.cfg.Agency, Responder: q.Responder,
 		Kind: q.Kind, Epoch: q.Epoch, PaddedSize: uint64(q.Eval.Len()), CaseRef: q.CaseRef,
 		LegalBasis: q.LegalBasis, Offence: q.Offence, Purpose: q.Purpose, Urgent: q.Urgent,
 		BatchSHA256: sum[:], EvalRequest: eb,

@@ -67,8 +67,14 @@ func (a *admitter) Admit(ctx context.Context, in *exchange.Inbound) error {
 	}
 	e.Type, e.Outcome = ledger.TypeMatchIn, ledger.OutcomeOK
 	start = time.Now()
+	// The command ID is the signed request's digest (and the policy version
+	// it was decided on): the same signed bytes sent again, as a querier does
+	// when the replica it asked went down before answering, are a retry of
+	// one command and get its first outcome, with the budget reserved once;
+	// the same request ID under another signature is a replay (ErrReplay).
+	actx := ledger.WithCommandID(ctx, admitCommandID(in, d.Version))
 	_, err := n.commit(GroupAudit, "admit", func() (ledger.Receipt, error) {
-		return n.aud.Admit(ctx, ledger.Admission{Entry: e, PolicyVersion: d.Version, Reserve: res})
+		return n.aud.Admit(actx, ledger.Admission{Entry: e, PolicyVersion: d.Version, Reserve: res})
 	})
 	n.mm.stage("in", "ledger", start)
 	var r exchange.Reason
@@ -194,4 +200,10 @@ func metricKind(kind string) string {
 		return "other"
 	}
 	return kind
+}
+
+// admitCommandID names the ledger command that admits the signed request in:
+// byte-identical requests share it, whichever replica they reach.
+func admitCommandID(in *exchange.Inbound, policyVersion string) string {
+	return "match_in/" + in.Querier + "/" + hex.EncodeToString(in.SignatureSHA256[:]) + "/" + policyVersion
 }

@@ -343,6 +343,7 @@ func TestQueryTwoAgencies(t *testing.T) {
 		}
 		identity := bytes.Clone(evb)
 		copy(identity[len(identity)-32:], make([]byte, 32))
+		valid := build(1, time.Now(), evb, 1)
 		badSig := build(4, time.Now(), evb, 1)
 		badSig.Signature[0] ^= 1
 		denials := len(byType(t, r, ledger.TypeDenial))
@@ -352,8 +353,11 @@ func TestQueryTwoAgencies(t *testing.T) {
 			status wire.Status
 			reason string
 		}{
-			{"valid", build(1, time.Now(), evb, 1), wire.StatusOK, ""},
-			{"replayed ID", build(1, time.Now(), evb, 1), wire.StatusDenied, "replay"},
+			{"valid", valid, wire.StatusOK, ""},
+			// The same signed bytes again (a querier retrying after a lost
+			// answer) are one command: answered again, budget reserved once.
+			{"identical resend", valid, wire.StatusOK, ""},
+			{"replayed ID", build(1, time.Now().Add(-time.Second), evb, 1), wire.StatusDenied, "replay"},
 			{"stale time", build(2, time.Now().Add(-10*time.Minute), evb, 1), wire.StatusDenied, "clock_skew"},
 			{"future time", build(3, time.Now().Add(10*time.Minute), evb, 1), wire.StatusDenied, "clock_skew"},
 			{"bad signature", badSig, wire.StatusDenied, "bad_signature"},

@@ -412,6 +412,12 @@ func (n *Node) matchAnyReplica(ctx context.Context, partner string, q exchange.Q
 	if !ok {
 		return nil, fmt.Errorf("match %s: %w", partner, ErrNotPinned)
 	}
+	// One time for every replica asked: the request stays byte-identical,
+	// so a replica that admitted it before failing to answer has spent the
+	// budget once and the next replica answers the same command.
+	if q.Time.IsZero() {
+		q.Time = n.now()
+	}
 	var errs []error
 	for _, rep := range c.Replicas {
 		ans, err := n.xcl.Match(ctx, n.host, exchange.PeerID(rep.PeerID), q)
