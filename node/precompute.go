@@ -112,7 +112,7 @@ func (n *Node) startHoldings() error {
 	if err := n.startPartners(); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
-	n.ahead.jobs, n.ahead.sets = make(chan aheadJob, 64), map[string]aheadSet{}
+	n.ahead.jobs, n.ahead.sets, n.ahead.pending = make(chan aheadJob, 256), map[string]aheadSet{}, map[string]chan struct{}{}
 	n.hwg.Add(4)
 	go n.aheadLoop()
 	go n.buildLoop()
@@ -301,6 +301,26 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 	// the encoded bytes do not depend on the order of the outputs.
 	var inputs [][]byte
 	var outs [][]byte
+	add := func(key string, v []byte) error {
+		rows, err := decodeRows(v)
+		if err != nil {
+			return fmt.Errorf("batch %s: %w", key, err)
+		}
+		for _, r := range rows {
+			if in := ident.Input(k, r.value); in != nil {
+				inputs = append(inputs, in)
+			}
+		}
+		return nil
+	}
+	// Batches still being computed ahead are taken once that ends, after
+	// the others: the two run side by side and no batch is computed twice.
+	type waiting struct {
+		key  string
+		v    []byte
+		done <-chan struct{}
+	}
+	var later []waiting
 	for _, key := range batches {
 		v, err := n.data.Get(nsRows, key)
 		if errors.Is(err, ledger.ErrNotFound) {
@@ -312,31 +332,38 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 			outs = append(outs, got...)
 			continue
 		}
-		rows, err := decodeRows(v)
-		if err != nil {
-			return fmt.Errorf("batch %s: %w", key, err)
+		if done := n.aheadPending(ls.kind, ls.epoch, key); done != nil {
+			later = append(later, waiting{key, v, done})
+			continue
 		}
-		for _, r := range rows {
-			if in := ident.Input(k, r.value); in != nil {
-				inputs = append(inputs, in)
-			}
+		if err := add(key, v); err != nil {
+			return err
 		}
 	}
 	total := len(inputs) + len(outs)
-	for lo := 0; lo < len(inputs); lo += precomputePiece {
+	for _, w := range later {
+		total += len(w.v) / 16 // an estimate for the progress metric only
+	}
+	if err := n.computeOutputs(ls, inputs, &outs, total); err != nil {
+		return err
+	}
+	inputs = inputs[:0]
+	for _, w := range later {
 		select {
 		case <-n.hstop:
 			return errors.New("build stopped")
-		default:
+		case <-w.done:
 		}
-		part, err := ls.resp.Precompute(inputs[lo:min(lo+precomputePiece, len(inputs))])
-		if err != nil {
+		if got, ok := n.takeAhead(ls.kind, ls.epoch, w.key, sha256.Sum256(w.v)); ok {
+			outs = append(outs, got...)
+			continue
+		}
+		if err := add(w.key, w.v); err != nil {
 			return err
 		}
-		outs = append(outs, part...)
-		n.hmet.progress.WithLabelValues(ls.kind).Set(float64(len(outs)) / float64(total))
-		n.hmet.computed.WithLabelValues(ls.kind).Add(float64(len(part)))
-		runtime.Gosched()
+	}
+	if err := n.computeOutputs(ls, inputs, &outs, len(outs)+len(inputs)); err != nil {
+		return err
 	}
 	inputs = nil
 	seen := make(map[string]struct{}, len(outs))
@@ -525,3 +552,24 @@ func (n *Node) responder(kind string, epoch uint64) (r *psi.Responder, version u
 // currentEpoch is the epoch answering queries: the old one until the new
 // one's sets are ready and its start is committed.
 func (n *Node) currentEpoch() uint64 { return n.epochState().Current }
+
+// computeOutputs appends the PRF outputs of inputs to *outs, in pieces
+// with a yield between them, updating the progress metric against total.
+func (n *Node) computeOutputs(ls *localSet, inputs [][]byte, outs *[][]byte, total int) error {
+	for lo := 0; lo < len(inputs); lo += precomputePiece {
+		select {
+		case <-n.hstop:
+			return errors.New("build stopped")
+		default:
+		}
+		part, err := ls.resp.Precompute(inputs[lo:min(lo+precomputePiece, len(inputs))])
+		if err != nil {
+			return err
+		}
+		*outs = append(*outs, part...)
+		n.hmet.progress.WithLabelValues(ls.kind).Set(min(float64(len(*outs))/float64(max(total, 1)), 1))
+		n.hmet.computed.WithLabelValues(ls.kind).Add(float64(len(part)))
+		runtime.Gosched()
+	}
+	return nil
+}

@@ -39,7 +39,11 @@ type ahead struct {
 	jobs chan aheadJob
 	mu   sync.Mutex
 	sets map[string]aheadSet // kind/epoch/batch key
-	held int
+	// pending holds, per kind/epoch/batch key queued or being computed, a
+	// channel closed when that computation ends (stored or given up), so
+	// that a build waits for it instead of computing the batch twice.
+	pending map[string]chan struct{}
+	held    int
 }
 
 func aheadKey(kind string, epoch uint64, batch string) string {
@@ -54,10 +58,37 @@ func (n *Node) computeAhead(k ident.Kind, key string, record []byte, rows []row)
 		vals[i] = r.value
 	}
 	j := aheadJob{kind: k, epochs: n.epochState().live(), key: key, sum: sha256.Sum256(record), values: vals}
+	n.ahead.mu.Lock()
+	defer n.ahead.mu.Unlock()
 	select {
 	case n.ahead.jobs <- j:
+		for _, e := range j.epochs {
+			n.ahead.pending[aheadKey(k.String(), e, key)] = make(chan struct{})
+		}
 	default:
 	}
+}
+
+// aheadDone ends the pending computation of a batch for one epoch.
+func (n *Node) aheadDone(kind string, epoch uint64, batch string) {
+	n.ahead.mu.Lock()
+	defer n.ahead.mu.Unlock()
+	k := aheadKey(kind, epoch, batch)
+	if done, ok := n.ahead.pending[k]; ok {
+		close(done)
+		delete(n.ahead.pending, k)
+	}
+}
+
+// aheadPending returns the channel closed when the computation ahead of a
+// batch of (kind, epoch) ends, or nil when none is queued or running.
+func (n *Node) aheadPending(kind string, epoch uint64, batch string) <-chan struct{} {
+	n.ahead.mu.Lock()
+	defer n.ahead.mu.Unlock()
+	if done, ok := n.ahead.pending[aheadKey(kind, epoch, batch)]; ok {
+		return done
+	}
+	return nil
 }
 
 // aheadLoop computes queued batches until stopHoldings.
@@ -74,6 +105,9 @@ func (n *Node) aheadLoop() {
 }
 
 func (n *Node) runAhead(j aheadJob) {
+	for _, e := range j.epochs {
+		defer n.aheadDone(j.kind.String(), e, j.key)
+	}
 	inputs := make([][]byte, 0, len(j.values))
 	for _, v := range j.values {
 		if in := ident.Input(j.kind, v); in != nil {
@@ -106,6 +140,7 @@ func (n *Node) runAhead(j aheadJob) {
 		n.ahead.sets[aheadKey(j.kind.String(), e, j.key)] = aheadSet{sum: j.sum, outs: outs}
 		n.ahead.held += len(outs)
 		n.ahead.mu.Unlock()
+		n.aheadDone(j.kind.String(), e, j.key)
 	}
 }
 
