@@ -78,6 +78,7 @@ func BenchmarkHoldings(b *testing.B) {
 			fresh()
 			runtime.GC()
 			b.StartTimer()
+			began := time.Now()
 			im, err := st.BeginImport(ctx, httpapi.BeginImport{Kind: "phone", Region: "GB"})
 			if err != nil {
 				b.Fatal(err)
@@ -98,14 +99,17 @@ func BenchmarkHoldings(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			sent := time.Since(began)
 			res, err := st.CommitImport(ctx, im.ID, httpapi.CommitImport{})
 			if err != nil || res.Imported != benchPhones {
 				b.Fatalf("import: %+v, %v", res, err)
 			}
+			committed := time.Since(began)
 			poll(b, "set built", 10*time.Minute, func() bool {
 				_, v, ok := gb.responder("phone", 1)
 				return ok && v >= uint64(res.Version)
 			})
+			b.Logf("rows sent %v, committed %v, set built %v", sent.Round(time.Millisecond), committed.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 			// psi's Precompute of the same inputs alone, right after, so
 			// that both see the same load on this shared machine.
 			b.StopTimer()
