@@ -218,6 +218,10 @@ func (n *Node) kindIndex(kind string) (map[string]struct{}, error) {
 // ImportRows canonicalises a batch, reports invalid rows by line, skips
 // identifiers already held or already in this import, and stores the rest
 // as one data-group record.
+// importPutTries bounds how often one batch of an import is submitted
+// (always as the same ledger command) while the data group has no quorum.
+const importPutTries = 3
+
 func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows []httpapi.Row) (httpapi.ImportRowsResult, error) {
 	s, err := n.session(u, id)
 	if err != nil {
@@ -261,9 +265,21 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 	n.hold.mu.Unlock()
 	if len(keep) > 0 {
 		rec := encodeRows(keep)
-		if _, err := n.commit(GroupData, "put", func() (ledger.Receipt, error) {
-			return n.data.Put(ctx, nsRows, key, rec)
-		}); err != nil {
+		// One command ID per batch key: a Put that timed out without a
+		// quorum may still commit, so it is retried as the same command,
+		// which the ledger applies at most once.
+		pctx := ledger.WithCommandID(ctx, "rows/"+key)
+		var err error
+		for try := 0; try < importPutTries; try++ {
+			_, err = n.commit(GroupData, "put", func() (ledger.Receipt, error) {
+				return n.data.Put(pctx, nsRows, key, rec)
+			})
+			if err == nil || !errors.Is(err, ledger.ErrNoQuorum) || ctx.Err() != nil {
+				break
+			}
+			n.log.Warn("import batch not committed yet, trying again", "kind", s.kind, "import", s.id, "try", try+1, "err", err)
+		}
+		if err != nil {
 			n.hold.mu.Lock()
 			for _, r := range keep {
 				delete(s.seen, r.value)
