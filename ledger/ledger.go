@@ -440,7 +440,9 @@ func (l *Ledger) Close() error {
 		close(l.stop)
 		<-l.done
 		<-l.batchDone
-		if l.raft.State() == raft.Leader {
+		// A replica without the agency key (the node's data group) signs no
+		// checkpoints, so it has no last one to sign either.
+		if l.signer != nil && l.raft.State() == raft.Leader {
 			if _, e := l.signCheckpoint(); e != nil {
 				l.log.Warn("last checkpoint", "err", e)
 			}
