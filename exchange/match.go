@@ -36,16 +36,8 @@ func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 	}
 	defer cancel()
 	log := s.log.With("peer", string(from.ID), "partner", from.Agency, "proto", ProtoMatch)
-	b, err := wire.ReadFrame(wire.NewReader(st), matchFrameLimit(s.cfg.MaxBatch))
-	if err != nil {
-		log.Warn("match request refused", "err", err)
-		_ = st.Reset()
-		return
-	}
-	m, err := wire.UnmarshalMatchRequest(b)
-	if err != nil {
-		log.Warn("match request refused", "err", err)
-		_ = st.Reset()
+	m, ok := readRequest(st, matchFrameLimit(s.cfg.MaxBatch), wire.UnmarshalMatchRequest, log, "match")
+	if !ok {
 		return
 	}
 	in := inbound(from, m)

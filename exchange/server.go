@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/xborder/xborder/internal/wire"
 	"github.com/xborder/xborder/psi"
 )
 
@@ -297,4 +298,21 @@ func fromUnixMs(ms uint64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(int64(ms)).UTC()
+}
+
+// readRequest reads one request frame of at most limit bytes from st and
+// decodes it. Bytes that do not frame or decode are hostile: it logs the
+// refusal (without the bytes), resets the stream and reports false.
+func readRequest[T any](st Stream, limit int, decode func([]byte) (T, error), log *slog.Logger, what string) (T, bool) {
+	var m T
+	b, err := wire.ReadFrame(wire.NewReader(st), limit)
+	if err == nil {
+		m, err = decode(b)
+	}
+	if err != nil {
+		log.Warn(what+" request refused", "err", err)
+		_ = st.Reset()
+		return m, false
+	}
+	return m, true
 }

@@ -43,16 +43,8 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 		_ = st.Reset()
 		return
 	}
-	b, err := wire.ReadFrame(wire.NewReader(st), wire.MaxSyncRequest)
-	if err != nil {
-		log.Warn("sync request refused", "err", err)
-		_ = st.Reset()
-		return
-	}
-	m, err := wire.UnmarshalSyncRequest(b)
-	if err != nil {
-		log.Warn("sync request refused", "err", err)
-		_ = st.Reset()
+	m, ok := readRequest(st, wire.MaxSyncRequest, wire.UnmarshalSyncRequest, log, "sync")
+	if !ok {
 		return
 	}
 	log = log.With("query", hex.EncodeToString(m.ID))
