@@ -20,10 +20,9 @@ const (
 	maxInFlight = 4
 )
 
-// pending is one command waiting for its batch.
+// pending is one encoded command waiting for its batch.
 type pending struct {
-	c    *command
-	size int
+	data []byte
 	done chan batchResult
 }
 
@@ -32,16 +31,12 @@ type batchResult struct {
 	err error
 }
 
-// commit stamps c with the leader's time and commits it through the
-// batcher, returning its outcome once applied on this replica, or the
-// error of Raft (raft.ErrNotLeader, raft.ErrLeadershipLost, …) or ctx.
-func (l *Ledger) commit(ctx context.Context, c *command) (outcome, error) {
-	c.Time = l.cfg.Now().UnixNano()
-	data, err := jsonMarshal(c)
-	if err != nil {
-		return outcome{}, err
-	}
-	p := &pending{c: c, size: len(data), done: make(chan batchResult, 1)}
+// commit stamps a copy of the encoded command cmd with the leader's time
+// and commits it through the batcher, returning its outcome once applied
+// on this replica, or the error of Raft (raft.ErrNotLeader,
+// raft.ErrLeadershipLost, …) or ctx.
+func (l *Ledger) commit(ctx context.Context, cmd []byte) (outcome, error) {
+	p := &pending{data: stampTime(cmd, l.cfg.Now().UnixNano()), done: make(chan batchResult, 1)}
 	select {
 	case l.batchQ <- p:
 	case <-ctx.Done():
@@ -83,17 +78,17 @@ func (l *Ledger) batchLoop() {
 			l.failQueued(batch)
 			return
 		}
-		size := batch[0].size
+		size := len(batch[0].data)
 	drain:
 		for len(batch) < maxBatch {
 			select {
 			case p := <-l.batchQ:
-				if size+p.size > maxBatchBytes {
+				if size+len(p.data) > maxBatchBytes {
 					carry = p
 					break drain
 				}
 				batch = append(batch, p)
-				size += p.size
+				size += len(p.data)
 			default:
 				break drain
 			}
@@ -128,17 +123,13 @@ func (l *Ledger) applyBatch(batch []*pending) {
 			p.done <- batchResult{err: err}
 		}
 	}
-	c := batch[0].c
+	data := batch[0].data
 	if len(batch) > 1 {
-		c = &command{Op: opBatch, ID: NewCommandID()}
-		for _, p := range batch {
-			c.Batch = append(c.Batch, p.c)
+		members := make([][]byte, len(batch))
+		for i, p := range batch {
+			members[i] = p.data
 		}
-	}
-	data, err := jsonMarshal(c)
-	if err != nil {
-		answer(err)
-		return
+		data = encodeBatch(members)
 	}
 	f := l.raft.Apply(data, l.cfg.WriteTimeout)
 	if err := l.await(f); err != nil {

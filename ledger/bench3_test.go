@@ -34,12 +34,12 @@ func benchmarkAppendReplicas(b *testing.B) {
 	})
 	b.Run(fmt.Sprintf("replicas=3/writers=%d/raw-raft", writers), func(b *testing.B) {
 		r := rawCluster(b, false)
-		data, _ := jsonMarshal(&command{Op: opAppend, ID: NewCommandID(), Entry: ptr(kib(0))})
+		data := must(encodeCommand(&command{Op: opAppend, ID: NewCommandID(), Entry: ptr(kib(0))}))
 		parallel(b, writers, func(i int) error { return r.Apply(data, 10*time.Second).Error() })
 	})
 	b.Run(fmt.Sprintf("replicas=3/writers=%d/inmem-raft", writers), func(b *testing.B) {
 		r := rawCluster(b, true)
-		data, _ := jsonMarshal(&command{Op: opAppend, ID: NewCommandID(), Entry: ptr(kib(0))})
+		data := must(encodeCommand(&command{Op: opAppend, ID: NewCommandID(), Entry: ptr(kib(0))}))
 		parallel(b, writers, func(i int) error { return r.Apply(data, 10*time.Second).Error() })
 	})
 }

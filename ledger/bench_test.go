@@ -81,7 +81,7 @@ func BenchmarkAppend(b *testing.B) {
 	b.Run(fmt.Sprintf("raw-raft/replicas=1/writers=%d", writers), func(b *testing.B) {
 		r, cleanup := rawRaft(b)
 		defer cleanup()
-		data, _ := jsonMarshal(&command{Op: opAppend, ID: NewCommandID(), Entry: ptr(kib(0))})
+		data := must(encodeCommand(&command{Op: opAppend, ID: NewCommandID(), Entry: ptr(kib(0))}))
 		parallel(b, writers, func(i int) error {
 			return r.Apply(data, 10*time.Second).Error()
 		})

@@ -170,13 +170,13 @@ const (
 
 // fwdRequest is what a follower sends the leader: one JSON frame.
 type fwdRequest struct {
-	Op      string          `json:"op"`
-	Command json.RawMessage `json:"command,omitempty"` // fwdCommand: the encoded command, ID set, time not
-	ID      string          `json:"id,omitempty"`      // add_voter, remove: the replica
-	Addr    string          `json:"addr,omitempty"`    // add_voter: its address
-	Timeout int64           `json:"timeout"`           // ns the asker still waits
+	Op      string `json:"op"`
+	Command []byte `json:"cmd,omitempty"`  // fwdCommand: the encoded command (encodeCommand), ID set, time not
+	ID      string `json:"id,omitempty"`   // add_voter, remove: the replica
+	Addr    string `json:"addr,omitempty"` // add_voter: its address
+	Timeout int64  `json:"timeout"`        // ns the asker still waits
 
-	cmd *command // fwdCommand on the leader itself: the command, not yet encoded with its time
+	local bool // fwdCommand on the leader itself: Command was encoded here, no need to check it
 }
 
 // fwdResponse is the leader's answer.
@@ -358,16 +358,18 @@ func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error
 	}
 	switch req.Op {
 	case fwdCommand:
-		c := req.cmd
-		if c == nil {
-			var err error
-			if c, err = decodeCommand(req.Command); err != nil {
-				return fail(err)
+		if !req.local {
+			c, err := decodeCommand(req.Command)
+			if err != nil {
+				return fail(fmt.Errorf("%w: %w", err, ErrInvalid))
+			}
+			if c.Op == opBatch {
+				return fail(fmt.Errorf("forwarded batch: %w", ErrInvalid))
 			}
 		}
 		// The leader's clock (Apply clamps it so that time never goes
 		// back), and group commit with concurrent commands.
-		o, err := l.commit(ctx, c)
+		o, err := l.commit(ctx, req.Command)
 		if err != nil {
 			return fail(err)
 		}

@@ -75,8 +75,14 @@ func TestReadFrameLimits(t *testing.T) {
 
 // TestBatchEntry: a batch entry applies each command with its own ID and
 // outcome; a command repeated inside the batch appends once; a nested
-// batch is refused.
+// batch is refused. Both encodings: binary, and JSON as logs written
+// before it hold.
 func TestBatchEntry(t *testing.T) {
+	t.Run("binary", func(t *testing.T) { testBatchEntry(t, encodeCommand) })
+	t.Run("json", func(t *testing.T) { testBatchEntry(t, func(c *command) ([]byte, error) { return jsonMarshal(c) }) })
+}
+
+func testBatchEntry(t *testing.T, encode func(*command) ([]byte, error)) {
 	l := open(t, testConfig(t.TempDir()))
 	defer l.Close()
 	e1, e2 := entry(1), entry(2)
@@ -87,7 +93,7 @@ func TestBatchEntry(t *testing.T) {
 		a,
 		{Op: opBatch, ID: "nested", Batch: []*command{{Op: opAppend, ID: "c", Entry: &e1}}},
 	}}
-	data, err := jsonMarshal(batch)
+	data, err := encode(batch)
 	if err != nil {
 		t.Fatal(err)
 	}

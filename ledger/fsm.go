@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,9 +30,9 @@ const (
 	opBatch = "batch"
 )
 
-// command is what goes through Raft. It is JSON: commands are written and
-// read by this package only, and JSON keeps the log readable when
-// debugging. Decoding is strict (unknown fields are refused).
+// command is what goes through Raft, in the binary encoding of codec.go
+// (encodeCommand). The JSON tags read commands that logs and snapshots
+// written before that encoding hold (decodeJSONCommand).
 type command struct {
 	Op   string `json:"op"`
 	ID   string `json:"id"`   // command ID: a retry with the same ID gets the first outcome
@@ -58,22 +57,6 @@ type command struct {
 
 	// batch
 	Batch []*command `json:"batch,omitempty"`
-}
-
-func decodeCommand(b []byte) (*command, error) {
-	var c command
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&c); err != nil {
-		return nil, fmt.Errorf("decode command: %w", err)
-	}
-	if d.More() {
-		return nil, fmt.Errorf("decode command: %w", errTrailing)
-	}
-	if c.ID == "" {
-		return nil, fmt.Errorf("decode command: no command ID: %w", ErrInvalid)
-	}
-	return &c, nil
 }
 
 // outcome is what Apply returns for a command and keeps under its ID.
@@ -314,11 +297,7 @@ func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (ou
 	if prev, ok, err := getBytes(txn, ck); err != nil {
 		return outcome{}, err
 	} else if ok {
-		var o outcome
-		if err := json.Unmarshal(prev, &o); err != nil {
-			return outcome{}, fmt.Errorf("decode outcome of command: %w", ErrCorrupt)
-		}
-		return o, nil
+		return decodeOutcome(prev)
 	}
 	if c.Time > m.time {
 		m.time = c.Time
@@ -353,11 +332,7 @@ func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (ou
 	if err != nil {
 		return outcome{}, err
 	}
-	ob, err := json.Marshal(o)
-	if err != nil {
-		return outcome{}, err
-	}
-	return o, txn.Set(ck, ob)
+	return o, txn.Set(ck, encodeOutcome(o))
 }
 
 // appendEntry gives e the next index and the command time, and adds it to
@@ -521,7 +496,7 @@ func (f *fsm) prune(txn *badger.Txn, m *meta, c *command, o *outcome) error {
 }
 
 // olderThan lists up to max keys under pfx whose value holds a time before t:
-// request IDs hold the time, outcomes a JSON outcome with "time".
+// request IDs hold the time, command outcomes theirs (decodeOutcome).
 func olderThan(txn *badger.Txn, pfx string, t int64, max int) ([][]byte, error) {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfx), PrefetchValues: false})
 	defer it.Close()
@@ -536,9 +511,9 @@ func olderThan(txn *badger.Txn, pfx string, t int64, max int) ([][]byte, error) 
 				at = int64(binary.BigEndian.Uint64(v))
 				return nil
 			}
-			var o outcome
-			if err := json.Unmarshal(v, &o); err != nil {
-				return ErrCorrupt
+			o, err := decodeOutcome(v)
+			if err != nil {
+				return err
 			}
 			at = o.Time
 			return nil

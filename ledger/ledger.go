@@ -495,13 +495,13 @@ func (l *Ledger) submit(ctx context.Context, c *command) (outcome, error) {
 	if c.ID == "" {
 		c.ID = commandID(ctx)
 	}
-	data, err := jsonMarshal(c)
+	data, err := encodeCommand(c)
 	if err != nil {
 		return outcome{}, fmt.Errorf("encode command: %w", err)
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadlineOf(ctx, l.cfg.WriteTimeout))
 	defer cancel()
-	resp, err := l.onLeader(ctx, &fwdRequest{Op: fwdCommand, Command: data, cmd: c})
+	resp, err := l.onLeader(ctx, &fwdRequest{Op: fwdCommand, Command: data, local: true})
 	if err != nil {
 		return outcome{}, fmt.Errorf("commit command %s: %w", c.ID, err)
 	}
@@ -614,7 +614,8 @@ func (l *Ledger) Outcome(id string) (Receipt, error) {
 		if !ok {
 			return ErrNotFound
 		}
-		return jsonUnmarshal(b, &o)
+		o, err = decodeOutcome(b)
+		return err
 	})
 	if err != nil {
 		return Receipt{}, fmt.Errorf("look up command %s: %w", id, err)
