@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/xborder/xborder/ident"
 	"github.com/xborder/xborder/internal/httpapi"
@@ -100,17 +101,42 @@ func decodeRows(b []byte) ([]row, error) {
 // importSession is an import in progress on this replica.
 type importSession struct {
 	id, kind, region, handling, actor string
-	batches                           []string // stored, in the order their commits returned
-	next                              int      // number of the next batch
+	started, active                   time.Time      // n.now() at BeginImport and at the last call
+	batches                           []string       // stored, in the order their commits returned
+	sizes                             map[string]int // rows of each stored batch
+	next                              int            // number of the next batch
 	stored, duplicates, invalid       int
-	seen                              map[string]struct{} // canonical forms of this import
+	seen                              map[string]struct{} // canonical forms of this import: stored, being stored or deferred
+	// deferred holds, per batch call of this import, the rows that a batch
+	// of another import still open on this replica holds: they are held
+	// only once one of the two is committed, so CommitImport settles them.
+	deferred map[string][]deferredRow
+}
+
+// deferredRow is a row of an import that another open import stored
+// first (in batch).
+type deferredRow struct {
+	row
+	batch string
 }
 
 // holdings is the replica's state about its agency's holdings.
+//
+// Held means committed: a row is held once a manifest references its
+// batch (CommitImport, or the base of a rotation). The duplicate index
+// holds exactly those rows; the rows of imports still open on this
+// replica are in pending, so that an import de-duplicates against itself
+// and against concurrent ones without taking the rows of an abandoned
+// import for held (docs/holdings.md, "Import").
 type holdings struct {
 	mu      sync.Mutex
 	imports map[string]*importSession
-	index   map[string]map[string]struct{} // kind to canonical forms held (loaded lazily)
+	index   map[string]map[string]struct{} // kind to canonical forms held (loaded lazily, see kindIndex)
+	refs    map[string]map[string]struct{} // kind to the referenced batches read into index
+	pending map[string]map[string]string   // kind to canonical forms of open imports' batches, to the batch
+	// orphansAt is when this replica last looked for orphan batches.
+	orphansAt time.Time
+	omet      *orphanMetrics
 }
 
 // decideKind asks the policy whether u may do action on kind.
@@ -157,18 +183,30 @@ func (n *Node) BeginImport(ctx context.Context, u httpapi.User, req httpapi.Begi
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return httpapi.Import{}, fmt.Errorf("begin import: %w", err)
 	}
-	id := fmt.Sprintf("%016x%s", n.now().UnixNano(), hex.EncodeToString(rnd[:]))
+	now := n.now()
+	id := fmt.Sprintf("%016x%s", now.UnixNano(), hex.EncodeToString(rnd[:]))
 	h := &n.hold
 	h.mu.Lock()
 	h.imports[id] = &importSession{id: id, kind: req.Kind, region: req.Region, handling: req.Handling,
-		actor: actorName(u), seen: map[string]struct{}{}}
+		actor: actorName(u), started: now, active: now, sizes: map[string]int{}, seen: map[string]struct{}{},
+		deferred: map[string][]deferredRow{}}
 	h.mu.Unlock()
 	return httpapi.Import{ID: id, Kind: req.Kind}, nil
 }
 
+// session returns the open import id of user u and marks it active. An
+// import that outlived ImportIdle or ImportLifetime is closed instead.
 func (n *Node) session(u httpapi.User, id string) (*importSession, error) {
+	now := n.now()
 	n.hold.mu.Lock()
 	s := n.hold.imports[id]
+	if s != nil && s.expired(now) {
+		n.closeSession(s)
+		s = nil
+	}
+	if s != nil && s.actor == actorName(u) {
+		s.active = now
+	}
 	n.hold.mu.Unlock()
 	if s == nil || s.actor != actorName(u) {
 		return nil, fmt.Errorf("import %q is not open on this replica; start it again: %w", id, httpapi.ErrNotFound)
@@ -194,34 +232,101 @@ func canonicalRows(k ident.Kind, region string, in []httpapi.Row) ([]string, []e
 	return vals, errs
 }
 
-// kindIndex returns the canonical forms held of kind, loading them once.
-// The caller holds n.hold.mu.
+// kindIndex returns the canonical forms held of kind: those of the
+// batches some manifest references. It is loaded once per kind and
+// brought up to date with the manifests on every call (reading only the
+// batches not read before), so imports committed through other replicas
+// and the base of a rotation count too. The caller holds n.hold.mu.
 func (n *Node) kindIndex(kind string) (map[string]struct{}, error) {
-	if idx, ok := n.hold.index[kind]; ok {
-		return idx, nil
+	h := &n.hold
+	if h.refs == nil {
+		h.refs = map[string]map[string]struct{}{}
 	}
-	idx := map[string]struct{}{}
-	err := n.data.Scan(nsRows, kind+"/", func(_ string, v []byte) error {
-		rows, err := decodeRows(v)
-		for _, r := range rows {
-			idx[r.value] = struct{}{}
-		}
-		return err
-	})
+	idx, refs := h.index[kind], h.refs[kind]
+	if idx == nil || refs == nil {
+		idx, refs = map[string]struct{}{}, map[string]struct{}{}
+		h.index[kind], h.refs[kind] = idx, refs
+	}
+	ref, err := n.referenced(kind + "/")
 	if err != nil {
 		return nil, fmt.Errorf("load holdings of %s: %w", kind, err)
 	}
-	n.hold.index[kind] = idx
+	for key := range ref {
+		if _, ok := refs[key]; ok {
+			continue
+		}
+		v, err := n.data.Get(nsRows, key)
+		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return nil, fmt.Errorf("load holdings of %s: %w", kind, err)
+		}
+		rows, err := decodeRows(v)
+		if err != nil {
+			return nil, fmt.Errorf("load holdings of %s: batch %s: %w", kind, key, err)
+		}
+		for _, r := range rows {
+			idx[r.value] = struct{}{}
+		}
+		refs[key] = struct{}{}
+	}
 	return idx, nil
 }
 
-// ImportRows canonicalises a batch, reports invalid rows by line, skips
-// identifiers already held or already in this import, and stores the rest
-// as one data-group record.
+// referenced returns the batches that a manifest (of any epoch) whose key
+// starts with prefix ("" for all kinds, "<kind>/" for one) lists: the
+// batches of committed imports.
+func (n *Node) referenced(prefix string) (map[string]struct{}, error) {
+	out := map[string]struct{}{}
+	err := n.data.Scan(nsManifest, prefix, func(key string, v []byte) error {
+		var m manifest
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("manifest %s: %w", key, err)
+		}
+		for _, batches := range m.Versions {
+			for _, b := range batches {
+				out[b] = struct{}{}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// pendingOf returns the canonical forms of kind in batches of imports
+// open on this replica. The caller holds n.hold.mu.
+func (h *holdings) pendingOf(kind string) map[string]string {
+	if h.pending == nil {
+		h.pending = map[string]map[string]string{}
+	}
+	p := h.pending[kind]
+	if p == nil {
+		p = map[string]string{}
+		h.pending[kind] = p
+	}
+	return p
+}
+
+// openBatch returns the rows of batch if an import open on this replica
+// stored it, else 0. The caller holds n.hold.mu.
+func (h *holdings) openBatch(batch string) int {
+	_, id, ok := splitBatchKey(batch)
+	if !ok {
+		return 0
+	}
+	if s := h.imports[id]; s != nil {
+		return s.sizes[batch]
+	}
+	return 0
+}
+
 // importPutTries bounds how often one batch of an import is submitted
 // (always as the same ledger command) while the data group has no quorum.
 const importPutTries = 3
 
+// ImportRows canonicalises a batch, reports invalid rows by line, skips
+// identifiers already held or already in this import, and stores the rest
+// as one data-group record. A row that a batch of another import open on
+// this replica holds is not stored again but deferred: CommitImport
+// settles it (held by then, or taken over).
 func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows []httpapi.Row) (httpapi.ImportRowsResult, error) {
 	s, err := n.session(u, id)
 	if err != nil {
@@ -241,7 +346,11 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 		n.hold.mu.Unlock()
 		return out, fmt.Errorf("import rows: %w", err)
 	}
+	pend := n.hold.pendingOf(s.kind)
+	key := fmt.Sprintf("%s/%s/%06d", s.kind, s.id, s.next)
+	s.next++
 	var keep []row
+	var later []deferredRow
 	for i, r := range rows {
 		if errs[i] != nil {
 			out.Invalid = append(out.Invalid, httpapi.InvalidRow{Line: r.Line, Reason: errs[i].Error()})
@@ -258,32 +367,32 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 			continue
 		}
 		s.seen[vals[i]] = struct{}{}
+		if other, ok := pend[vals[i]]; ok {
+			later = append(later, deferredRow{row: row{value: vals[i], ref: r.Ref}, batch: other})
+			continue
+		}
+		pend[vals[i]] = key
 		keep = append(keep, row{value: vals[i], ref: r.Ref})
 	}
-	key := fmt.Sprintf("%s/%s/%06d", s.kind, s.id, s.next)
-	s.next++
+	if len(later) > 0 {
+		s.deferred[key] = later
+	}
 	n.hold.mu.Unlock()
 	if len(keep) > 0 {
 		rec := encodeRows(keep)
-		// One command ID per batch key: a Put that timed out without a
-		// quorum may still commit, so it is retried as the same command,
-		// which the ledger applies at most once.
-		pctx := ledger.WithCommandID(ctx, "rows/"+key)
-		var err error
-		for try := 0; try < importPutTries; try++ {
-			_, err = n.commit(GroupData, "put", func() (ledger.Receipt, error) {
-				return n.data.Put(pctx, nsRows, key, rec)
-			})
-			if err == nil || !errors.Is(err, ledger.ErrNoQuorum) || ctx.Err() != nil {
-				break
-			}
-			n.log.Warn("import batch not committed yet, trying again", "kind", s.kind, "import", s.id, "try", try+1, "err", err)
-		}
-		if err != nil {
+		if err := n.putBatch(ctx, s, key, rec); err != nil {
+			// The rows are forgotten, so that the client may send them again.
 			n.hold.mu.Lock()
 			for _, r := range keep {
 				delete(s.seen, r.value)
+				if pend[r.value] == key {
+					delete(pend, r.value)
+				}
 			}
+			for _, r := range later {
+				delete(s.seen, r.value)
+			}
+			delete(s.deferred, key)
 			n.hold.mu.Unlock()
 			return httpapi.ImportRowsResult{}, fmt.Errorf("import rows: %w", err)
 		}
@@ -293,15 +402,69 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 	defer n.hold.mu.Unlock()
 	if len(keep) > 0 {
 		s.batches = append(s.batches, key)
-		for _, r := range keep {
-			idx[r.value] = struct{}{}
-		}
+		s.sizes[key] = len(keep)
 	}
-	out.Stored = len(keep)
+	out.Stored = len(keep) + len(later)
 	s.stored += out.Stored
 	s.duplicates += out.Duplicates
 	s.invalid += len(out.Invalid)
 	return out, nil
+}
+
+// putBatch stores one batch record of import s. One command ID per batch
+// key: a Put that timed out without a quorum may still commit, so it is
+// retried as the same command, which the ledger applies at most once.
+func (n *Node) putBatch(ctx context.Context, s *importSession, key string, rec []byte) error {
+	pctx := ledger.WithCommandID(ctx, "rows/"+key)
+	var err error
+	for try := 0; try < importPutTries; try++ {
+		_, err = n.commit(GroupData, "put", func() (ledger.Receipt, error) {
+			return n.data.Put(pctx, nsRows, key, rec)
+		})
+		if err == nil || !errors.Is(err, ledger.ErrNoQuorum) || ctx.Err() != nil {
+			break
+		}
+		n.log.Warn("import batch not committed yet, trying again", "kind", s.kind, "import", s.id, "try", try+1, "err", err)
+	}
+	return err
+}
+
+// settleDeferred decides, at commit, what becomes of the rows s deferred
+// to other open imports: a row held by now is a duplicate; a whole
+// stored batch of an open import whose every row s deferred is
+// referenced by s as it is (a re-run of an abandoned import costs no new
+// records); every other row is stored again as a batch of s. It returns
+// the batches to reference and the rows to store. The caller holds
+// n.hold.mu.
+func (n *Node) settleDeferred(s *importSession, idx map[string]struct{}) (refer []string, store []row) {
+	var open []deferredRow
+	cover := map[string]int{}
+	for _, rs := range s.deferred {
+		for _, d := range rs {
+			if _, held := idx[d.value]; held {
+				s.stored--
+				s.duplicates++
+				continue
+			}
+			open = append(open, d)
+			cover[d.batch]++
+		}
+	}
+	clear(s.deferred)
+	whole := map[string]bool{}
+	for b, c := range cover {
+		if size := n.hold.openBatch(b); size > 0 && size == c {
+			whole[b] = true
+			refer = append(refer, b)
+		}
+	}
+	sort.Strings(refer)
+	for _, d := range open {
+		if !whole[d.batch] {
+			store = append(store, d.row)
+		}
+	}
+	return refer, store
 }
 
 // CommitImport adds the import's batches as the next set version of every
@@ -316,6 +479,40 @@ func (n *Node) CommitImport(ctx context.Context, u httpapi.User, id string, c ht
 	}
 	n.hold.mu.Lock()
 	s.invalid += c.Invalid
+	idx, err := n.kindIndex(s.kind)
+	if err != nil {
+		n.hold.mu.Unlock()
+		return httpapi.ImportResult{}, fmt.Errorf("commit import: %w", err)
+	}
+	refer, store := n.settleDeferred(s, idx)
+	s.batches = append(s.batches, refer...)
+	var keys []string
+	for lo := 0; lo < len(store); lo += MaxImportBatch {
+		keys = append(keys, fmt.Sprintf("%s/%s/%06d", s.kind, s.id, s.next))
+		s.next++
+	}
+	n.hold.mu.Unlock()
+	k, _ := ident.ParseKind(s.kind)
+	for i, key := range keys {
+		part := store[i*MaxImportBatch : min((i+1)*MaxImportBatch, len(store))]
+		rec := encodeRows(part)
+		if err := n.putBatch(ctx, s, key, rec); err != nil {
+			// The rows not stored are deferred again, so a second commit
+			// stores them.
+			n.hold.mu.Lock()
+			for _, r := range store[i*MaxImportBatch:] {
+				s.deferred[key] = append(s.deferred[key], deferredRow{row: r})
+			}
+			n.hold.mu.Unlock()
+			return httpapi.ImportResult{}, fmt.Errorf("commit import: %w", err)
+		}
+		n.computeAhead(k, key, rec, part)
+		n.hold.mu.Lock()
+		s.batches = append(s.batches, key)
+		s.sizes[key] = len(part)
+		n.hold.mu.Unlock()
+	}
+	n.hold.mu.Lock()
 	stored, dups, invalid, batches := s.stored, s.duplicates, s.invalid, slices.Clone(s.batches)
 	n.hold.mu.Unlock()
 	res := httpapi.ImportResult{ID: s.id, Kind: s.kind, Imported: stored, Duplicates: dups, Invalid: invalid}
@@ -343,8 +540,16 @@ func (n *Node) CommitImport(ctx context.Context, u httpapi.User, id string, c ht
 	}); err != nil {
 		return res, fmt.Errorf("commit import: %w", err)
 	}
+	// The import's rows are held now: they move from pending to the index.
 	n.hold.mu.Lock()
-	delete(n.hold.imports, id)
+	idx, refs := n.hold.index[s.kind], n.hold.refs[s.kind]
+	for v := range s.seen {
+		idx[v] = struct{}{}
+	}
+	for _, b := range batches {
+		refs[b] = struct{}{}
+	}
+	n.closeSession(s)
 	n.hold.mu.Unlock()
 	n.kickBuild()
 	n.log.Info("import committed", "kind", s.kind, "imported", stored, "duplicates", dups, "invalid", invalid)
@@ -451,10 +656,11 @@ func (n *Node) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.Remov
 			return out, fmt.Errorf("remove rows: %w", err)
 		}
 	}
-	if idx, ok := n.hold.index[req.Kind]; ok {
-		for v := range found {
-			delete(idx, v)
-		}
+	pend := n.hold.pendingOf(req.Kind)
+	idx := n.hold.index[req.Kind]
+	for v := range found {
+		delete(idx, v)
+		delete(pend, v)
 	}
 	out.Removed, out.NotHeld = len(found), len(gone)-len(found)
 	st := n.epochState()
@@ -478,15 +684,36 @@ func (n *Node) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.Remov
 	return out, nil
 }
 
-// DataStats counts the holdings per kind and describes their sets.
+// DataStats counts the holdings per kind and describes their sets. Rows
+// counts the rows of the batches a manifest references (committed
+// imports) and of the imports still open on this replica; orphan batches
+// (of abandoned imports) are not counted.
 func (n *Node) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
 	st := n.epochState()
 	out := httpapi.DataStats{Epoch: st.Current, NextEpoch: st.Next, Kinds: []httpapi.KindStats{}}
 	counts := map[string]int{}
-	err := n.data.Scan(nsRows, "", func(key string, v []byte) error {
+	held, err := n.referenced("")
+	if err != nil {
+		return out, fmt.Errorf("data stats: %w", err)
+	}
+	now := n.now()
+	n.hold.mu.Lock()
+	for _, s := range n.hold.imports {
+		if s.expired(now) {
+			continue
+		}
+		for _, b := range s.batches {
+			held[b] = struct{}{}
+		}
+	}
+	n.hold.mu.Unlock()
+	err = n.data.Scan(nsRows, "", func(key string, v []byte) error {
+		if _, ok := held[key]; !ok {
+			return nil
+		}
 		kind, _, _ := strings.Cut(key, "/")
-		rows, err := decodeRows(v)
-		counts[kind] += len(rows)
+		c, err := countRows(v)
+		counts[kind] += c
 		return err
 	})
 	if err != nil {

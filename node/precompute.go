@@ -186,6 +186,7 @@ func (n *Node) buildPass() {
 		}
 	}
 	n.retireLocal(st)
+	n.collectOrphans() // orphans.go
 }
 
 // loadSet returns the local set of (kind, epoch), loading what this
