@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/schollz/progressbar/v3"
@@ -107,12 +109,19 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 				go func() {
 					defer wg.Done()
 					defer func() { <-sem }()
-					res, err := cl.ImportRows(ctx, im.ID, rows)
+					res, err := importBatch(ctx, cl, im.ID, rows, func(msg string) {
+						mu.Lock()
+						defer mu.Unlock()
+						fmt.Fprintln(e.stderr, msg)
+					})
 					mu.Lock()
 					defer mu.Unlock()
 					if err != nil {
 						if sendErr == nil {
 							sendErr = apiError(err)
+							if httpapi.IsUnavailable(err) {
+								sendErr = exitError(exitUnavailable, err, fmt.Sprintf("the batch failed %d times; nothing of this import is held until one run completes: run it again once 'xborder node status' shows a quorum", importRetries+1))
+							}
 						}
 						return
 					}
@@ -232,6 +241,36 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	}
 	cmd.AddCommand(imp, rm, stats)
 	return cmd
+}
+
+// importRetries is how often 'data import' sends a batch again that found
+// the node unavailable (HTTP 503: no quorum within the node's write bound,
+// as on a loaded machine, or the node not reachable), waiting
+// importBackoff, then twice as long each time, before it gives up with
+// exit 4. The node forgets the rows of a batch it did not store, so a
+// batch sent again is neither lost nor counted twice.
+const importRetries = 3
+
+var importBackoff = 2 * time.Second
+
+// importBatch sends one batch of an import, with retries on unavailable;
+// say prints a line for each retry.
+func importBatch(ctx context.Context, cl *httpapi.Client, id string, rows []httpapi.Row, say func(string)) (httpapi.ImportRowsResult, error) {
+	wait := importBackoff
+	for try := 1; ; try++ {
+		res, err := cl.ImportRows(ctx, id, rows)
+		if err == nil || !httpapi.IsUnavailable(err) || try > importRetries {
+			return res, err
+		}
+		say(fmt.Sprintf("xborder: a batch of %d rows (lines %d to %d) was not stored: %v; sending it again in %s (retry %d of %d)",
+			len(rows), rows[0].Line, rows[len(rows)-1].Line, err, wait, try, importRetries))
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
 // countLocal counts the rows refused before they reached the node.

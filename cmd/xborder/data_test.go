@@ -1,9 +1,17 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/xborder/xborder/internal/httpapi"
 )
@@ -90,4 +98,109 @@ func FuzzReadRows(f *testing.F) {
 			}
 		}
 	})
+}
+
+// importServer is a node API that answers import calls: the rows call
+// fails with 503 (no quorum) fail times, then stores every row.
+type importServer struct {
+	mu       sync.Mutex
+	fail     int
+	calls    int
+	stored   int
+	commited bool
+}
+
+func (s *importServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.URL.Path == "/v1/data/imports":
+		json.NewEncoder(w).Encode(httpapi.Import{ID: "i1", Kind: "phone"})
+	case strings.HasSuffix(r.URL.Path, "/rows"):
+		s.calls++
+		if s.fail > 0 {
+			s.fail--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(httpapi.ErrorBody{Error: "import rows: put record: ledger has no quorum", Code: "unavailable"})
+			return
+		}
+		var rows []httpapi.Row
+		if err := json.NewDecoder(r.Body).Decode(&rows); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		s.stored += len(rows)
+		json.NewEncoder(w).Encode(httpapi.ImportRowsResult{Stored: len(rows)})
+	case strings.HasSuffix(r.URL.Path, "/commit"):
+		s.commited = true
+		json.NewEncoder(w).Encode(httpapi.ImportResult{ID: "i1", Kind: "phone", Imported: s.stored, Epoch: 1, Version: 1})
+	default:
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// TestImportRetriesUnavailable: a batch that finds the node unavailable
+// is sent again (a line on stderr each time) and counted once; after
+// importRetries retries the import gives up with exit 4 and no commit.
+func TestImportRetriesUnavailable(t *testing.T) {
+	defer func(d time.Duration) { importBackoff = d }(importBackoff)
+	importBackoff = time.Millisecond
+	var csv strings.Builder
+	csv.WriteString("phone\n")
+	for i := range 7000 { // two batches
+		fmt.Fprintf(&csv, "+4477009%05d\n", i)
+	}
+	in := filepath.Join(t.TempDir(), "in.csv")
+	if err := os.WriteFile(in, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(tok, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		fail    int
+		code    int
+		retries int
+		stdout  string
+	}{
+		{"503 once", 1, exitOK, 1, "imported 7000 phone identifiers"},
+		{"503 until retries run out", 100, exitUnavailable, importRetries, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &importServer{fail: tc.fail}
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			var stdout, stderr strings.Builder
+			code := run(context.Background(), []string{"data", "import", "--kind", "phone", "--api", ts.URL, "--token-file", tok, in},
+				strings.NewReader(""), &stdout, &stderr)
+			if code != tc.code {
+				t.Fatalf("exit %d; want %d\nstderr: %s", code, tc.code, stderr.String())
+			}
+			// Two batches are in flight: when every call fails, each of
+			// them may have been retried before the import gave up.
+			if got := strings.Count(stderr.String(), "sending it again"); got < tc.retries || got > 2*tc.retries {
+				t.Errorf("%d retry lines on stderr; want %d (at most %d with both batches failing):\n%s", got, tc.retries, 2*tc.retries, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout %q; want %q", stdout.String(), tc.stdout)
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			if tc.code == exitOK && (srv.stored != 7000 || !srv.commited) {
+				t.Errorf("node stored %d rows, committed %v; want 7000, true", srv.stored, srv.commited)
+			}
+			if tc.code != exitOK {
+				if srv.commited {
+					t.Errorf("a failed import was committed")
+				}
+				if !strings.Contains(stderr.String(), "xborder: hint: the batch failed") {
+					t.Errorf("stderr has no hint:\n%s", stderr.String())
+				}
+			}
+		})
+	}
 }
