@@ -117,6 +117,7 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 					return apiError(err)
 				}
 			}
+			refused := partnerRefusals(&res)
 			if jsonOut {
 				err = writeQueryJSON(e.stdout, res, lines)
 			} else {
@@ -124,6 +125,12 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 			}
 			if err != nil {
 				return exitError(exitInvalid, fmt.Errorf("query: write output: %w", err), "")
+			}
+			if len(refused) > 0 && len(refused) == len(res.Partners) {
+				return exitError(exitDenied,
+					fmt.Errorf("query: no partner asked lets this agency ask %s: %s refused to sync their %s sets to it",
+						res.Kind, strings.Join(refused, ", "), res.Kind),
+					fmt.Sprintf("your policy lists them for %s, their policies do not: ask another kind, or ask them to allow %s for your agency", res.Kind, res.Kind))
 			}
 			if code := queryExit(res); code != exitOK {
 				return silentExit(code)
@@ -213,6 +220,31 @@ func waitApproval(ctx context.Context, cl *httpapi.Client, id string, wait time.
 		case <-t.C:
 		}
 	}
+}
+
+// partnerRefusals makes a partner's refusal to sync the kind to this
+// agency (its policy does not let this agency ask that kind), which the
+// node reports as unavailable ("no copy of the partner's set: ... denied
+// by CC: REASON ..."), the denial it is, with the partner's reason, and
+// keeps only the first line of every reason. It returns the partners that
+// refused.
+func partnerRefusals(res *httpapi.QueryResult) []string {
+	var refused []string
+	for i := range res.Partners {
+		p := &res.Partners[i]
+		p.Reason, _, _ = strings.Cut(p.Reason, "\n")
+		if p.Outcome != httpapi.OutcomeUnavailable {
+			continue
+		}
+		_, why, ok := strings.Cut(p.Reason, "denied by "+p.Agency+": ")
+		if !ok {
+			continue
+		}
+		why, _, _ = strings.Cut(why, " ")
+		p.Outcome, p.Reason = httpapi.OutcomeDenied, why
+		refused = append(refused, p.Agency+" ("+why+")")
+	}
+	return refused
 }
 
 // queryExit is the exit code of a finished query: the worst partner part.
