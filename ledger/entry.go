@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -237,12 +238,19 @@ func (e *Entry) validate() error {
 }
 
 // encodeBody lays out a body as six length-prefixed strings.
-func encodeBody(b *Body) []byte {
-	var out []byte
-	for _, s := range b.strings() {
-		out = appendString(out, s)
+func encodeBody(b *Body) []byte { return appendBody(nil, b) }
+
+// appendBody appends the encoding of b to dst.
+func appendBody(dst []byte, b *Body) []byte {
+	n := 6 * 2
+	for _, s := range [...]string{b.Actor, b.Approver, b.Purpose, b.LegalBasis, b.Offence, b.CaseRef} {
+		n += len(s)
 	}
-	return out
+	dst = slices.Grow(dst, n)
+	for _, s := range [...]string{b.Actor, b.Approver, b.Purpose, b.LegalBasis, b.Offence, b.CaseRef} {
+		dst = appendString(dst, s)
+	}
+	return dst
 }
 
 func decodeBody(b []byte) (Body, error) {
@@ -265,10 +273,14 @@ const bodyDomain = "xborder/v1/ledger-body\x00"
 // BodyHash returns SHA-256(bodyDomain || salt || encoded body): the value of
 // Header.BodyHash.
 func BodyHash(salt Digest, b Body) Digest {
+	return bodyHash(append(salt[:], encodeBody(&b)...))
+}
+
+// bodyHash hashes salt || encoded body, as the body record stores them.
+func bodyHash(saltBody []byte) Digest {
 	h := sha256.New()
 	h.Write([]byte(bodyDomain))
-	h.Write(salt[:])
-	h.Write(encodeBody(&b))
+	h.Write(saltBody)
 	var d Digest
 	h.Sum(d[:0])
 	return d

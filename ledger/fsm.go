@@ -341,12 +341,12 @@ func (f *fsm) appendEntry(txn *badger.Txn, m *meta, e Entry) (uint64, error) {
 	e.Version = EntryVersion
 	e.Index = m.size
 	e.Time = time.Unix(0, m.time).UTC()
-	e.BodyHash = BodyHash(e.Salt, e.Body)
+	body := appendBody(append(make([]byte, 0, 32), e.Salt[:]...), &e.Body)
+	e.BodyHash = bodyHash(body)
 	leaf := EncodeLeaf(&e.Header)
 	if err := storeLeaf(txn, e.Index, leaf); err != nil {
 		return 0, err
 	}
-	body := append(append([]byte(nil), e.Salt[:]...), encodeBody(&e.Body)...)
 	if err := txn.Set(idxKey(pfxBody, e.Index), body); err != nil {
 		return 0, err
 	}

@@ -206,28 +206,16 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
-	opts := badger.DefaultOptions(filepath.Join(cfg.Dir, "state")).
-		WithSyncWrites(true).
-		WithLogger(badgerLogger{log}).
-		WithNumVersionsToKeep(1).
-		WithMemTableSize(16 << 20).
-		WithValueThreshold(64 << 10).
-		WithValueLogFileSize(128 << 20).
-		WithBlockCacheSize(16 << 20).
-		WithNumCompactors(2)
-	if len(cfg.EncryptionKey) > 0 {
-		opts = opts.WithEncryptionKey(cfg.EncryptionKey).WithIndexCacheSize(16 << 20)
-	}
+	opts := dbOptions(cfg.Dir, cfg.EncryptionKey, badgerLogger{log})
 	// The Raft log has a database of its own, so that its synced writes and
 	// the state machine's go to the disk side by side rather than in turn.
 	raftDB, err := badger.Open(opts.WithDir(filepath.Join(cfg.Dir, "raft")).WithValueDir(filepath.Join(cfg.Dir, "raft")))
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
-	// The state needs no fsync per batch: the Raft log is synced, and
-	// replaying it is idempotent. Snapshots and checkpoints sync the state
-	// first (fsm.Snapshot, signCheckpoint, markVerified).
-	db, err := badger.Open(opts.WithSyncWrites(false))
+	// Snapshots and checkpoints sync the state first (fsm.Snapshot,
+	// signCheckpoint, markVerified).
+	db, err := badger.Open(stateOptions(opts))
 	if err != nil {
 		raftDB.Close()
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
@@ -745,4 +733,31 @@ func (b badgerLogger) Infof(f string, a ...any) {
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
+}
+
+// dbOptions are the options of the Raft log database of a ledger in dir,
+// synced on every write; stateOptions derives the state database's.
+func dbOptions(dir string, key []byte, log badger.Logger) badger.Options {
+	opts := badger.DefaultOptions(filepath.Join(dir, "state")).
+		WithSyncWrites(true).
+		WithLogger(log).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(16 << 20).
+		WithValueThreshold(64 << 10).
+		WithValueLogFileSize(128 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithNumCompactors(2)
+	if len(key) > 0 {
+		opts = opts.WithEncryptionKey(key).WithIndexCacheSize(16 << 20)
+	}
+	return opts
+}
+
+// stateOptions: the state needs no fsync per write (the Raft log is
+// synced, and replaying it is idempotent); only the state machine writes
+// replicated keys, one transaction at a time, so conflict detection is
+// off; values of 1 KiB or more (entry bodies, batches of holdings) go to
+// the value log once rather than through every LSM compaction.
+func stateOptions(opts badger.Options) badger.Options {
+	return opts.WithSyncWrites(false).WithDetectConflicts(false).WithValueThreshold(1 << 10)
 }
