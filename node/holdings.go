@@ -106,7 +106,10 @@ type importSession struct {
 	sizes                             map[string]int // rows of each stored batch
 	next                              int            // number of the next batch
 	stored, duplicates, invalid       int
-	seen                              map[string]struct{} // canonical forms of this import: stored, being stored or deferred
+	// seen maps the canonical forms of this import (stored, being stored
+	// or deferred) to the batch that holds them: one of its own, or the
+	// other import's batch a deferred row waits on.
+	seen map[string]string
 	// deferred holds, per batch call of this import, the rows that a batch
 	// of another import still open on this replica holds: they are held
 	// only once one of the two is committed, so CommitImport settles them.
@@ -125,15 +128,14 @@ type deferredRow struct {
 // Held means committed: a row is held once a manifest references its
 // batch (CommitImport, or the base of a rotation). The duplicate index
 // holds exactly those rows; the rows of imports still open on this
-// replica are in pending, so that an import de-duplicates against itself
-// and against concurrent ones without taking the rows of an abandoned
-// import for held (docs/holdings.md, "Import").
+// replica are in their sessions (seen), so that an import de-duplicates
+// against itself and against concurrent ones without taking the rows of
+// an abandoned import for held (docs/holdings.md, "Import").
 type holdings struct {
 	mu      sync.Mutex
 	imports map[string]*importSession
 	index   map[string]map[string]struct{} // kind to canonical forms held (loaded lazily, see kindIndex)
 	refs    map[string]map[string]struct{} // kind to the referenced batches read into index
-	pending map[string]map[string]string   // kind to canonical forms of open imports' batches, to the batch
 	// orphansAt is when this replica last looked for orphan batches.
 	orphansAt time.Time
 	omet      *orphanMetrics
@@ -188,7 +190,7 @@ func (n *Node) BeginImport(ctx context.Context, u httpapi.User, req httpapi.Begi
 	h := &n.hold
 	h.mu.Lock()
 	h.imports[id] = &importSession{id: id, kind: req.Kind, region: req.Region, handling: req.Handling,
-		actor: actorName(u), started: now, active: now, sizes: map[string]int{}, seen: map[string]struct{}{},
+		actor: actorName(u), started: now, active: now, sizes: map[string]int{}, seen: map[string]string{},
 		deferred: map[string][]deferredRow{}}
 	h.mu.Unlock()
 	return httpapi.Import{ID: id, Kind: req.Kind}, nil
@@ -291,18 +293,16 @@ func (n *Node) referenced(prefix string) (map[string]struct{}, error) {
 	return out, err
 }
 
-// pendingOf returns the canonical forms of kind in batches of imports
-// open on this replica. The caller holds n.hold.mu.
-func (h *holdings) pendingOf(kind string) map[string]string {
-	if h.pending == nil {
-		h.pending = map[string]map[string]string{}
+// others returns the other imports of s's kind open on this replica.
+// The caller holds n.hold.mu.
+func (h *holdings) others(s *importSession, now time.Time) []*importSession {
+	var out []*importSession
+	for _, o := range h.imports {
+		if o != s && o.kind == s.kind && !o.expired(now) {
+			out = append(out, o)
+		}
 	}
-	p := h.pending[kind]
-	if p == nil {
-		p = map[string]string{}
-		h.pending[kind] = p
-	}
-	return p
+	return out
 }
 
 // openBatch returns the rows of batch if an import open on this replica
@@ -346,7 +346,7 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 		n.hold.mu.Unlock()
 		return out, fmt.Errorf("import rows: %w", err)
 	}
-	pend := n.hold.pendingOf(s.kind)
+	others := n.hold.others(s, n.now())
 	key := fmt.Sprintf("%s/%s/%06d", s.kind, s.id, s.next)
 	s.next++
 	var keep []row
@@ -366,12 +366,19 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 			out.Duplicates++
 			continue
 		}
-		s.seen[vals[i]] = struct{}{}
-		if other, ok := pend[vals[i]]; ok {
+		other := ""
+		for _, o := range others {
+			if b, ok := o.seen[vals[i]]; ok {
+				other = b
+				break
+			}
+		}
+		if other != "" {
+			s.seen[vals[i]] = other
 			later = append(later, deferredRow{row: row{value: vals[i], ref: r.Ref}, batch: other})
 			continue
 		}
-		pend[vals[i]] = key
+		s.seen[vals[i]] = key
 		keep = append(keep, row{value: vals[i], ref: r.Ref})
 	}
 	if len(later) > 0 {
@@ -385,9 +392,6 @@ func (n *Node) ImportRows(ctx context.Context, u httpapi.User, id string, rows [
 			n.hold.mu.Lock()
 			for _, r := range keep {
 				delete(s.seen, r.value)
-				if pend[r.value] == key {
-					delete(pend, r.value)
-				}
 			}
 			for _, r := range later {
 				delete(s.seen, r.value)
@@ -540,7 +544,7 @@ func (n *Node) CommitImport(ctx context.Context, u httpapi.User, id string, c ht
 	}); err != nil {
 		return res, fmt.Errorf("commit import: %w", err)
 	}
-	// The import's rows are held now: they move from pending to the index.
+	// The import's rows are held now: they move into the index.
 	n.hold.mu.Lock()
 	idx, refs := n.hold.index[s.kind], n.hold.refs[s.kind]
 	for v := range s.seen {
@@ -656,11 +660,14 @@ func (n *Node) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.Remov
 			return out, fmt.Errorf("remove rows: %w", err)
 		}
 	}
-	pend := n.hold.pendingOf(req.Kind)
 	idx := n.hold.index[req.Kind]
 	for v := range found {
 		delete(idx, v)
-		delete(pend, v)
+		for _, s := range n.hold.imports {
+			if s.kind == req.Kind {
+				delete(s.seen, v)
+			}
+		}
 	}
 	out.Removed, out.NotHeld = len(found), len(gone)-len(found)
 	st := n.epochState()

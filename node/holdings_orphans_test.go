@@ -15,6 +15,7 @@ import (
 
 	"github.com/xborder/xborder/ident"
 	"github.com/xborder/xborder/internal/httpapi"
+	"github.com/xborder/xborder/policy"
 )
 
 // testClock is a clock that tests move forward.
@@ -81,6 +82,12 @@ func startClockedAgency(t *testing.T, cc string, clock *testClock) (*testNode, [
 		poll(t, "replica member", time.Minute, func() bool { return n.Ready() == nil && n.isMember(n.fc.ReplicaID()) })
 	}
 	applyExamplePolicy(t, first)
+	for _, n := range nodes {
+		poll(t, "policy in force on every replica", time.Minute, func() bool {
+			v := n.Policy().Version()
+			return v != policy.Default().Version() && v == r1.Policy().Version()
+		})
+	}
 	return first, nodes
 }
 

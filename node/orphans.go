@@ -48,19 +48,12 @@ func (s *importSession) expired(now time.Time) bool {
 	return now.Sub(s.active) > ImportIdle || now.Sub(s.started) > ImportLifetime
 }
 
-// closeSession forgets an import session of this replica: its rows leave
-// pending (they are held only if it was committed, which moved them into
-// the index first), and outputs computed ahead for its batches are
-// dropped. The caller holds n.hold.mu.
+// closeSession forgets an import session of this replica: other imports
+// no longer de-duplicate against its rows (they are held only if it was
+// committed, which moved them into the index first). The caller holds
+// n.hold.mu.
 func (n *Node) closeSession(s *importSession) {
 	delete(n.hold.imports, s.id)
-	pend := n.hold.pendingOf(s.kind)
-	pfx := s.kind + "/" + s.id + "/"
-	for v := range s.seen {
-		if strings.HasPrefix(pend[v], pfx) {
-			delete(pend, v)
-		}
-	}
 }
 
 // dropAhead forgets the outputs computed ahead for the batches of an

@@ -476,8 +476,10 @@ func (n *Net) importHoldings(ctx context.Context) error {
 				continue
 			}
 			// A steward whose import meets an unavailable node (exit 4: a
-			// commit that took too long on a busy machine) runs it again:
-			// rows already stored count as duplicates.
+			// batch not committed after the CLI's retries, on a busy
+			// machine) runs it again: only committed imports are held, so
+			// the run again stores the failed run's rows (or takes over its
+			// stored batches) and they reach the set.
 			for attempt := 1; ; attempt++ {
 				_, err := runVerb(ctx, n.cfg.Binary, 30*time.Minute, "data", "import", "--kind", r.Kind, "--region", a.Code,
 					"--api", a.Replicas[0].API, "--token-file", a.Tokens["steward"], r.File)
