@@ -36,7 +36,9 @@ national forms, ...), skips duplicates, and stores them, encrypted, through
 the data Raft group; every replica then builds the encoded set partners
 sync. Every invalid row is reported with its line and reason; the valid
 rows are kept, and the exit status is 1 when some were invalid. The import
-is one audit entry, with the kind and counts only.
+is one audit entry, with the kind and counts only. A batch that finds the
+node unavailable (no quorum) is sent again up to 3 times, 2, 4 and 8 seconds
+apart; then the import exits 4 and nothing of it is held: run it again.
 
 'data remove' erases identifiers from the holdings at once; partners'
 matches against them stop at the next epoch ('xborder keys rotate').
