@@ -169,9 +169,18 @@ func (n *Node) RotateKeys(ctx context.Context, u httpapi.User) (httpapi.Rotation
 	kb, _ := json.Marshal(keys)
 	rec, _ := json.Marshal(signedKeys{Epoch: next, Keys: keys,
 		Signature: ed25519.Sign(n.key, append([]byte(epochKeysContext), kb...))})
-	// Base sets of the new epoch: every batch held, per kind.
+	// Base sets of the new epoch: every batch held, per kind: stored and
+	// referenced by a manifest (an import's batches are held once it is
+	// committed; orphans of abandoned imports are not).
+	held, err := n.referenced("")
+	if err != nil {
+		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
+	}
 	byKind := map[string][]string{}
 	if err := n.data.Scan(nsRows, "", func(key string, _ []byte) error {
+		if _, ok := held[key]; !ok {
+			return nil
+		}
 		kind, _, _ := strings.Cut(key, "/")
 		byKind[kind] = append(byKind[kind], key)
 		return nil
