@@ -428,6 +428,26 @@ func TestQueryTwoAgencies(t *testing.T) {
 		}
 	})
 
+	t.Run("partner refuses the kind", func(t *testing.T) {
+		// TH's limits let it ask GB phone and email; GB's let TH ask
+		// phone only: GB refuses the sync of email, and TH records and
+		// reports a denial.
+		emails := canon(t, "email", "", "someone@example.org")
+		res, err := r.Query(ctx, ivan, httpapi.QueryRequest{Kind: "email", Case: "OP-4", Basis: "Art. 10", Offence: "thb",
+			Purpose: "p", Values: emails})
+		if err != nil {
+			t.Fatalf("TH asks GB email: %v", err)
+		}
+		p := partOf(t, res, "GB")
+		if p.Outcome != httpapi.OutcomeDenied || p.Reason != string(exchange.ReasonKindNotAllowed) || p.OutboundIndex == nil || len(p.Hits) != 0 {
+			t.Fatalf("GB part = %+v; want denied, kind_not_allowed, with its ledger index", p)
+		}
+		e, err := r.Audit().Entry(*p.OutboundIndex, 0)
+		if err != nil || e.Entry.Type != ledger.TypeDenial || e.Entry.Outcome != ledger.OutcomeDenied || e.Entry.Partner != "GB" || e.Entry.Kind != "email" {
+			t.Errorf("TH's entry %d = %+v, %v; want a denial of email towards GB", *p.OutboundIndex, e.Entry.Header, err)
+		}
+	})
+
 	t.Run("key rotation", func(t *testing.T) {
 		first := r.currentEpoch()
 		for i := range 2 {

@@ -252,6 +252,19 @@ func (n *Node) queryPartner(ctx context.Context, p *queryPlan, partner string, d
 		set, key, epoch, fresh, err := h.partnerSet(ctx, partner, kind)
 		n.mm.stage("out", "sync", t)
 		if set == nil || key == nil {
+			var refused *exchange.DeniedError
+			if errors.As(err, &refused) {
+				// The partner refuses to sync this kind to this agency
+				// (its policy does not let it ask): a denial, recorded
+				// as one; nothing was asked.
+				entry.Type, entry.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
+				rc, cerr := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) { return n.aud.Append(ctx, entry) })
+				if cerr != nil {
+					return fail(httpapi.OutcomeUnavailable, "no quorum on this node's ledger: "+cerr.Error())
+				}
+				r.OutboundIndex = &rc.Index
+				return fail(httpapi.OutcomeDenied, string(refused.Reason))
+			}
 			if err == nil {
 				err = errors.New("no set")
 			}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/ident"
 	"github.com/xborder/xborder/internal/httpapi"
 )
@@ -117,7 +118,7 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 					return apiError(err)
 				}
 			}
-			refused := partnerRefusals(&res)
+			refused, kindRefused := partnerRefusals(&res)
 			if jsonOut {
 				err = writeQueryJSON(e.stdout, res, lines)
 			} else {
@@ -126,11 +127,15 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return exitError(exitInvalid, fmt.Errorf("query: write output: %w", err), "")
 			}
-			if len(refused) > 0 && len(refused) == len(res.Partners) {
+			if len(refused) > 0 && kindRefused {
 				return exitError(exitDenied,
 					fmt.Errorf("query: no partner asked lets this agency ask %s: %s refused to sync their %s sets to it",
 						res.Kind, strings.Join(refused, ", "), res.Kind),
 					fmt.Sprintf("your policy lists them for %s, their policies do not: ask another kind, or ask them to allow %s for your agency", res.Kind, res.Kind))
+			}
+			if len(refused) > 0 {
+				return exitError(exitDenied, fmt.Errorf("query: every partner part was denied: %s", strings.Join(refused, ", ")),
+					"the table above gives each partner's reason and its ledger entry")
 			}
 			if code := queryExit(res); code != exitOK {
 				return silentExit(code)
@@ -222,29 +227,23 @@ func waitApproval(ctx context.Context, cl *httpapi.Client, id string, wait time.
 	}
 }
 
-// partnerRefusals makes a partner's refusal to sync the kind to this
-// agency (its policy does not let this agency ask that kind), which the
-// node reports as unavailable ("no copy of the partner's set: ... denied
-// by CC: REASON ..."), the denial it is, with the partner's reason, and
-// keeps only the first line of every reason. It returns the partners that
-// refused.
-func partnerRefusals(res *httpapi.QueryResult) []string {
-	var refused []string
+// partnerRefusals keeps only the first line of every partner's reason,
+// and returns, when every partner part was denied, each partner with its
+// reason ("DE (kind_not_allowed)"), and whether every one of them refused
+// the kind itself (kind_not_allowed: its policy does not let this agency
+// ask that kind).
+func partnerRefusals(res *httpapi.QueryResult) (denied []string, kindRefused bool) {
+	kindRefused = true
 	for i := range res.Partners {
 		p := &res.Partners[i]
 		p.Reason, _, _ = strings.Cut(p.Reason, "\n")
-		if p.Outcome != httpapi.OutcomeUnavailable {
-			continue
+		if p.Outcome != httpapi.OutcomeDenied {
+			return nil, false
 		}
-		_, why, ok := strings.Cut(p.Reason, "denied by "+p.Agency+": ")
-		if !ok {
-			continue
-		}
-		why, _, _ = strings.Cut(why, " ")
-		p.Outcome, p.Reason = httpapi.OutcomeDenied, why
-		refused = append(refused, p.Agency+" ("+why+")")
+		denied = append(denied, p.Agency+" ("+p.Reason+")")
+		kindRefused = kindRefused && p.Reason == string(exchange.ReasonKindNotAllowed)
 	}
-	return refused
+	return denied, kindRefused && len(denied) > 0
 }
 
 // queryExit is the exit code of a finished query: the worst partner part.
