@@ -739,6 +739,7 @@ func (n *Node) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats
 		if ls := n.sets.get(kind, st.Current); ls != nil {
 			ls.mu.Lock()
 			ks.Built = len(ls.segments)
+			ks.Full = ls.full
 			if ls.view != nil {
 				ks.Entries = ls.view.Entries()
 			}

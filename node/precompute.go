@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -397,7 +398,10 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 		if len(fresh) > 0 {
 			d, err := ls.resp.EncodeDelta(ls.view, fresh)
 			if errors.Is(err, psi.ErrSetFull) {
+				ls.mu.Lock()
 				ls.full = true
+				ls.mu.Unlock()
+				n.hmet.full.WithLabelValues(ls.kind, strconv.FormatUint(ls.epoch, 10)).Set(1)
 				n.log.Warn("encoded set full: new identifiers wait for the next epoch (keys rotate)", "kind", ls.kind, "epoch", ls.epoch)
 				return nil
 			} else if err != nil {

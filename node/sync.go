@@ -38,6 +38,7 @@ type holdingMetrics struct {
 	computed *prometheus.CounterVec // PRF outputs computed, by kind
 	rate     *prometheus.GaugeVec   // outputs per second of the last build, by kind
 	version  *prometheus.GaugeVec   // set version built, by kind and epoch
+	full     *prometheus.GaugeVec   // 1 when a set has no room for more versions, by kind and epoch
 	pversion *prometheus.GaugeVec   // partner set version held, by partner and kind
 	lag      *prometheus.GaugeVec   // seconds since the last successful sync, by partner and kind
 	bytes    *prometheus.CounterVec // set bytes synced, by direction and partner
@@ -55,6 +56,8 @@ func newHoldingMetrics(reg *prometheus.Registry) *holdingMetrics {
 			Help: "Identifiers per second of the last set build, per kind."}, []string{"kind"}),
 		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_set_version",
 			Help: "Encoded set version built by this replica, per kind and epoch."}, []string{"kind", "epoch"}),
+		full: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_set_full",
+			Help: "1 when this replica's encoded set of a kind and epoch has no room for more versions: the identifiers imported since wait for the next epoch (xborder keys rotate)."}, []string{"kind", "epoch"}),
 		pversion: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_partner_set_version",
 			Help: "Version of a partner's encoded set held, per partner and kind."}, []string{"partner", "kind"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_partner_sync_lag_seconds",
@@ -62,7 +65,7 @@ func newHoldingMetrics(reg *prometheus.Registry) *holdingMetrics {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xborder_sync_bytes_total",
 			Help: "Encoded set bytes synced, by direction (in, out) and partner."}, []string{"direction", "partner"}),
 	}
-	reg.MustRegister(m.holdings, m.progress, m.computed, m.rate, m.version, m.pversion, m.lag, m.bytes)
+	reg.MustRegister(m.holdings, m.progress, m.computed, m.rate, m.version, m.full, m.pversion, m.lag, m.bytes)
 	return m
 }
 

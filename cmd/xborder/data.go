@@ -238,7 +238,16 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", k.Kind, k.Rows, k.Versions, k.Built, k.Entries, d)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, k := range st.Kinds {
+				if k.Full {
+					fmt.Fprintf(e.stdout, "%s: the set of epoch %d is full: %d of %d versions wait for the next epoch; run `xborder keys rotate` (admin) to match them\n",
+						k.Kind, k.Epoch, k.Versions-k.Built, k.Versions)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.AddCommand(imp, rm, stats)

@@ -100,6 +100,9 @@ type KindStats struct {
 	Built    int    `json:"built"`    // set versions this replica has built
 	Entries  int    `json:"entries"`  // padded entries of the built set
 	Digest   string `json:"digest,omitempty"`
+	// Full: the set has no room for more versions this epoch; versions
+	// after Built wait for the next epoch (xborder keys rotate).
+	Full bool `json:"full,omitempty"`
 }
 
 // DataStats describes the holdings.
