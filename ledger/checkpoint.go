@@ -21,7 +21,6 @@ import (
 )
 
 func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // LoadKey reads an agency's Ed25519 private key from a PEM file holding a
 // "PRIVATE KEY" block (PKCS #8), as `--key FILE` names it.

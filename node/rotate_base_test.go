@@ -18,14 +18,7 @@ import (
 func TestRotationBaseHoldsCommittedBatches(t *testing.T) {
 	noLeaks(t)
 	ctx := context.Background()
-	gb, _ := startStoppable(t, "GB", 0)
-	applyExamplePolicy(t, gb)
-	st := steward(t, gb, gb.APIURL())
-	poll(t, "steward known", time.Minute, func() bool { _, err := st.DataStats(ctx); return err == nil })
-	values := make([]string, 20)
-	for i := range values {
-		values[i] = fmt.Sprintf("07700 9%05d", i)
-	}
+	gb, st, values := stewardedGB(t, 20)
 	_, committed := importRows(t, st, "phone", values[:10]...)
 	open := beginRows(t, st, 5, values[10:])
 
@@ -67,14 +60,7 @@ func TestRotationBaseHoldsCommittedBatches(t *testing.T) {
 func TestSetFull(t *testing.T) {
 	noLeaks(t)
 	ctx := context.Background()
-	gb, _ := startStoppable(t, "GB", 0)
-	applyExamplePolicy(t, gb)
-	st := steward(t, gb, gb.APIURL())
-	poll(t, "steward known", time.Minute, func() bool { _, err := st.DataStats(ctx); return err == nil })
-	values := make([]string, 210)
-	for i := range values {
-		values[i] = fmt.Sprintf("07700 9%05d", i)
-	}
+	gb, st, values := stewardedGB(t, 210)
 	// The smallest set (psi.MinCapacity 1,024) pads its base to 896
 	// entries and keeps 128 for later versions: 200 more do not fit.
 	importRows(t, st, "phone", values[:10]...)
@@ -123,4 +109,19 @@ func TestSetFull(t *testing.T) {
 	if k := kindStats(); k.Full || k.Epoch != 2 {
 		t.Errorf("stats after the rotation = %+v; want epoch 2, not full", k)
 	}
+}
+
+// stewardedGB starts a one-replica GB with the example policy and a
+// steward's client, and returns n distinct phone numbers to import.
+func stewardedGB(t *testing.T, n int) (*testNode, *httpapi.Client, []string) {
+	t.Helper()
+	gb, _ := startStoppable(t, "GB", 0)
+	applyExamplePolicy(t, gb)
+	st := steward(t, gb, gb.APIURL())
+	poll(t, "steward known", time.Minute, func() bool { _, err := st.DataStats(context.Background()); return err == nil })
+	values := make([]string, n)
+	for i := range values {
+		values[i] = fmt.Sprintf("07700 9%05d", i)
+	}
+	return gb, st, values
 }
