@@ -20,7 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // LoadKey reads an agency's Ed25519 private key from a PEM file holding a
 // "PRIVATE KEY" block (PKCS #8), as `--key FILE` names it.
