@@ -336,6 +336,8 @@ func decodeCmdEntry(b []byte) (*Entry, error) {
 			if err != nil {
 				return err
 			}
+			// The state machine sets these; a command does not carry them.
+			h.Index, h.Time, h.BodyHash = 0, time.Unix(0, 0).UTC(), Digest{}
 			e.Header, haveLeaf = h, true
 		case entrySalt:
 			if len(p) != len(e.Salt) {
