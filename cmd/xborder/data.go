@@ -71,18 +71,11 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 		Short: "Import identifiers from a CSV or JSON lines file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if in.kind == "" {
-				return usageError("give --kind: phone, email, btc, eth, iban, address or document", "data import: no --kind given")
-			}
-			rd, err := openRows(args[0], in)
+			rd, cl, err := openInput("import", args[0], in, cf, dir)
 			if err != nil {
 				return err
 			}
 			defer rd.close()
-			cl, err := apiClient(cf, dir)
-			if err != nil {
-				return err
-			}
 			ctx := c.Context()
 			im, err := cl.BeginImport(ctx, httpapi.BeginImport{Kind: in.kind, Region: in.region, Handling: handling})
 			if err != nil {
@@ -167,18 +160,11 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 		Short: "Remove identifiers; matching against them stops at the next epoch",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if rin.kind == "" {
-				return usageError("give --kind: phone, email, btc, eth, iban, address or document", "data remove: no --kind given")
-			}
-			rd, err := openRows(args[0], rin)
+			rd, cl, err := openInput("remove", args[0], rin, cf, dir)
 			if err != nil {
 				return err
 			}
 			defer rd.close()
-			cl, err := apiClient(cf, dir)
-			if err != nil {
-				return err
-			}
 			removed, notHeld := 0, 0
 			var invalid []httpapi.InvalidRow
 			err = rd.batches(func(rows []httpapi.Row, bad []httpapi.InvalidRow, _ int64) error {
@@ -326,6 +312,24 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// openInput checks the input flags of 'data VERB', opens FILE and the
+// node's API client; the caller closes the reader.
+func openInput(verb, file string, fl inputFlags, cf *clientFlags, dir string) (*rowReader, *httpapi.Client, error) {
+	if fl.kind == "" {
+		return nil, nil, usageError("give --kind: phone, email, btc, eth, iban, address or document", "data %s: no --kind given", verb)
+	}
+	rd, err := openRows(file, fl)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := apiClient(cf, dir)
+	if err != nil {
+		rd.close()
+		return nil, nil, err
+	}
+	return rd, cl, nil
 }
 
 func openRows(path string, fl inputFlags) (*rowReader, error) {
