@@ -298,6 +298,8 @@ func (n *Node) partnerSet(ctx context.Context, partner, kind string) (s *psi.Set
 	err = n.syncCopy(ctx, partner, kind, pc)
 	if err != nil {
 		if pc.set != nil {
+			n.log.Warn("partner set not synced; the copy held answers, as stale", "partner", partner, "kind", kind,
+				"version", pc.set.Version(), "err", err)
 			return pc.set, pc.key, pc.epoch, false, nil
 		}
 		return nil, nil, 0, false, err
