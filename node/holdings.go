@@ -743,8 +743,8 @@ func (n *Node) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats
 			if ls.view != nil {
 				ks.Entries = ls.view.Entries()
 			}
-			if len(ls.digests) > 0 {
-				ks.Digest = hex.EncodeToString(ls.digests[0][:])
+			if len(ls.bases) > 0 {
+				ks.Digest = hex.EncodeToString(ls.digests[ls.bases[len(ls.bases)-1]][:])
 			}
 			ls.mu.Unlock()
 		}

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,19 +33,34 @@ const SetsDir = "sets"
 const precomputePiece = 8192
 
 // localSet is this replica's encoded set of one (kind, epoch): the
-// responder, the segments built (base, then deltas) and the set they make.
+// responder, the segments built and the set they make. Segment i is set
+// version i+1: a base, then deltas; when a version does not fit in the
+// room a base keeps for deltas, a new base of every version so far is
+// built (rebase) and the deltas after it apply to that one.
 type localSet struct {
 	mu       sync.Mutex
 	kind     string
 	epoch    uint64
 	resp     *psi.Responder
-	view     *psi.Set
+	view     *psi.Set // the newest base and its deltas
 	segments [][]byte
 	digests  [][32]byte
-	built    int  // manifest versions consumed
-	recorded int  // segments whose digest is on the audit ledger
-	bad      bool // a digest differs from the one on the ledger: never served
-	full     bool // the set has no room for more deltas this epoch
+	bases    []int // indexes of the segments that are bases, ascending; bases[0] == 0
+	built    int   // manifest versions consumed
+	recorded int   // segments whose digest is on the audit ledger
+	bad      bool  // a digest differs from the one on the ledger: never served
+	full     bool  // no room for more versions even in a new base (psi.MaxCapacity)
+}
+
+// served returns the newest base whose digest is recorded and the
+// recorded segments from it, for partners; ok is false when none is.
+func (ls *localSet) served() (base int, segs [][]byte, ok bool) {
+	for i := len(ls.bases) - 1; i >= 0; i-- {
+		if b := ls.bases[i]; b < ls.recorded {
+			return b, slices.Clone(ls.segments[b:ls.recorded]), true
+		}
+	}
+	return 0, nil, false
 }
 
 // holdingsNode is the part of Node that issue 8 adds: holdings, sets,
@@ -207,6 +224,12 @@ func (n *Node) loadSet(kind string, epoch uint64) (*localSet, error) {
 	ls := &localSet{kind: kind, epoch: epoch, resp: r}
 	pfx := []byte("seg/" + setKey(kind, epoch) + "/")
 	err = n.sets.db.View(func(txn *badger.Txn) error {
+		rebased := map[string]bool{}
+		bit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(basePrefix(kind, epoch))})
+		for bit.Rewind(); bit.Valid(); bit.Next() {
+			rebased[strings.TrimPrefix(string(bit.Item().Key()), basePrefix(kind, epoch))] = true
+		}
+		bit.Close()
 		if it, err := txn.Get([]byte("built/" + setKey(kind, epoch))); err == nil {
 			v, err := it.ValueCopy(nil)
 			if err != nil || len(v) != 8 {
@@ -223,7 +246,8 @@ func (n *Node) loadSet(kind string, epoch uint64) (*localSet, error) {
 			if err != nil {
 				return err
 			}
-			if err := ls.add(b); err != nil {
+			version := strings.TrimPrefix(string(it.Item().Key()), string(pfx))
+			if err := ls.add(b, len(ls.segments) == 0 || rebased[version]); err != nil {
 				return err
 			}
 		}
@@ -241,9 +265,15 @@ func (n *Node) loadSet(kind string, epoch uint64) (*localSet, error) {
 	return ls, nil
 }
 
-// add appends a segment (base first) to the set's view.
-func (ls *localSet) add(b []byte) error {
-	if len(ls.segments) == 0 {
+// basePrefix is the local store's prefix of the markers of the segments
+// of (kind, epoch) after the first that are bases (rebases), keyed by
+// version as the segments are.
+func basePrefix(kind string, epoch uint64) string { return "base/" + setKey(kind, epoch) + "/" }
+
+// add appends a segment to the set: a base replaces the view, a delta
+// applies to it.
+func (ls *localSet) add(b []byte, base bool) error {
+	if base {
 		es, err := psi.UnmarshalEncodedSet(b)
 		if err != nil {
 			return err
@@ -251,6 +281,7 @@ func (ls *localSet) add(b []byte) error {
 		if ls.view, err = psi.NewSet(es); err != nil {
 			return err
 		}
+		ls.bases = append(ls.bases, len(ls.segments))
 	} else {
 		d, err := psi.UnmarshalDelta(b)
 		if err != nil {
@@ -287,16 +318,31 @@ func (n *Node) buildKind(k ident.Kind, epoch uint64) error {
 			return nil
 		default:
 		}
-		if err := n.buildVersion(k, ls, m.Versions[ls.built]); err != nil {
+		err := n.buildVersion(k, ls, m.Versions[ls.built], false)
+		if errors.Is(err, errRebase) {
+			// The version does not fit in the room the base keeps: a new
+			// base of every version so far, with room again.
+			var all []string
+			for _, v := range m.Versions[:ls.built+1] {
+				all = append(all, v...)
+			}
+			err = n.buildVersion(k, ls, all, true)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return n.recordDigests(ls)
 }
 
+// errRebase: a version's delta does not fit in its set.
+var errRebase = errors.New("delta does not fit: build a new base")
+
 // buildVersion computes the outputs of one manifest version's batches and
-// adds them as the base set or a delta, in one local transaction.
-func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error {
+// adds them as the base set or a delta, in one local transaction. With
+// rebase, batches are those of every version so far and they make a new
+// base; without, a delta that does not fit returns errRebase.
+func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string, rebase bool) error {
 	start := time.Now()
 	// Outputs of every batch: computed ahead (precompute_ahead.go) or now.
 	// Duplicates are dropped by output, which is the same as by identifier;
@@ -380,9 +426,16 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 	n.hmet.holdings.WithLabelValues(ls.kind).Set(float64(len(outs)))
 	n.hmet.progress.WithLabelValues(ls.kind).Set(1)
 	var seg []byte
-	if len(ls.segments) == 0 {
-		es, err := ls.resp.EncodeSet(1, outs)
-		if err != nil {
+	if len(ls.segments) == 0 || rebase {
+		es, err := ls.resp.EncodeSet(uint32(len(ls.segments)+1), outs)
+		if rebase && errors.Is(err, psi.ErrInput) {
+			ls.mu.Lock()
+			ls.full = true
+			ls.mu.Unlock()
+			n.hmet.full.WithLabelValues(ls.kind, strconv.FormatUint(ls.epoch, 10)).Set(1)
+			n.log.Warn("encoded set at its largest size: later versions are not in it", "kind", ls.kind, "epoch", ls.epoch, "err", err)
+			return nil
+		} else if err != nil {
 			return err
 		}
 		if seg, err = es.MarshalBinary(); err != nil {
@@ -398,12 +451,7 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 		if len(fresh) > 0 {
 			d, err := ls.resp.EncodeDelta(ls.view, fresh)
 			if errors.Is(err, psi.ErrSetFull) {
-				ls.mu.Lock()
-				ls.full = true
-				ls.mu.Unlock()
-				n.hmet.full.WithLabelValues(ls.kind, strconv.FormatUint(ls.epoch, 10)).Set(1)
-				n.log.Warn("encoded set full: new identifiers wait for the next epoch (keys rotate)", "kind", ls.kind, "epoch", ls.epoch)
-				return nil
+				return errRebase
 			} else if err != nil {
 				return err
 			}
@@ -412,11 +460,17 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 			}
 		}
 	}
+	isBase := len(ls.segments) == 0 || rebase
 	err := n.sets.db.Update(func(txn *badger.Txn) error {
 		if seg != nil {
-			k := fmt.Sprintf("seg/%s/%010d", setKey(ls.kind, ls.epoch), len(ls.segments)+1)
-			if err := txn.Set([]byte(k), seg); err != nil {
+			v := fmt.Sprintf("%010d", len(ls.segments)+1)
+			if err := txn.Set([]byte("seg/"+setKey(ls.kind, ls.epoch)+"/"+v), seg); err != nil {
 				return err
+			}
+			if isBase && len(ls.segments) > 0 {
+				if err := txn.Set([]byte(basePrefix(ls.kind, ls.epoch)+v), nil); err != nil {
+					return err
+				}
 			}
 		}
 		return txn.Set([]byte("built/"+setKey(ls.kind, ls.epoch)), binary.BigEndian.AppendUint64(nil, uint64(ls.built+1)))
@@ -427,7 +481,7 @@ func (n *Node) buildVersion(k ident.Kind, ls *localSet, batches []string) error 
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if seg != nil {
-		if err := ls.add(seg); err != nil {
+		if err := ls.add(seg, isBase); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,61 +54,72 @@ func TestRotationBaseHoldsCommittedBatches(t *testing.T) {
 	}
 }
 
-// TestSetFull: when an import needs more room than a set keeps for the
-// versions of its epoch, the identifiers wait for the next epoch, and the
-// node says so (data stats, the xborder_set_full metric) instead of
-// leaving them silently unmatched; after keys rotate they are matched.
-func TestSetFull(t *testing.T) {
+// TestSetRebase: when an import needs more room than a set keeps for
+// the versions of its epoch, the replica builds a new base of every
+// version so far (with room again) instead of leaving the identifiers
+// unmatched until keys rotate; a partner that held the old base gets the
+// new one whole on its next sync.
+func TestSetRebase(t *testing.T) {
 	noLeaks(t)
 	ctx := context.Background()
 	gb, st, values := stewardedGB(t, 210)
-	// The smallest set (psi.MinCapacity 1,024) pads its base to 896
-	// entries and keeps 128 for later versions: 200 more do not fit.
-	importRows(t, st, "phone", values[:10]...)
-	importRows(t, st, "phone", values[10:]...)
-	kindStats := func() httpapi.KindStats {
-		s, err := st.DataStats(ctx)
+	fr, _ := startStoppable(t, "FR", 0)
+	gbCard, _ := gb.admin.Card(ctx)
+	frCard, _ := fr.admin.Card(ctx)
+	if _, err := fr.admin.AddPartner(ctx, gbCard.Card, gbCard.Fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gb.admin.AddPartner(ctx, frCard.Card, frCard.Fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	canonical := func(v string) string {
+		c, err := ident.Canonical(ident.Phone, v, ident.Options{Region: "GB"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range s.Kinds {
-			if k.Kind == "phone" {
-				return k
-			}
-		}
-		return httpapi.KindStats{}
+		return c
 	}
-	poll(t, "the phone set full", time.Minute, func() bool { return kindStats().Full })
-	if k := kindStats(); k.Versions != 2 || k.Built != 1 || k.Rows != 210 {
-		t.Errorf("stats of a full set = %+v; want 210 rows, 2 versions, 1 built", k)
+	first, late := output(t, gb.Node, ident.Phone, canonical(values[0]), 1), output(t, gb.Node, ident.Phone, canonical(values[200]), 1)
+
+	// The smallest set (psi.MinCapacity 1,024) pads its base to 896
+	// entries and keeps 128 for later versions: 200 more do not fit.
+	importRows(t, st, "phone", values[:10]...)
+	poll(t, "version 1 built", time.Minute, func() bool { _, v, ok := gb.responder("phone", 1); return ok && v == 1 })
+	s, _, _, fresh, err := fr.partnerSet(ctx, "GB", "phone")
+	if err != nil || !fresh || s.Base() != 1 || s.Version() != 1 {
+		t.Fatalf("FR's first sync: %v, fresh %v, %v; want base 1 version 1", s, fresh, err)
 	}
-	if v := metricValue(t, gb.hmet.full.WithLabelValues("phone", "1")); v != 1 {
-		t.Errorf("xborder_set_full{phone,1} = %v; want 1", v)
+	importRows(t, st, "phone", values[10:]...)
+	poll(t, "version 2 built", time.Minute, func() bool { _, v, ok := gb.responder("phone", 1); return ok && v == 2 })
+	h, err := (*holdingSets)(gb.Node).Holding(ctx, "phone", 1)
+	if err != nil || h.Base != 2 || len(h.Segments) != 1 {
+		t.Fatalf("GB's holding after the rebase: %+v, %v; want base 2 alone", h, err)
 	}
-	late, err := ident.Canonical(ident.Phone, values[200], ident.Options{Region: "GB"})
+	stats, err := st.DataStats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	matched := func(e uint64) bool {
-		ls := gb.sets.get("phone", e)
-		if ls == nil {
-			return false
+	for _, k := range stats.Kinds {
+		if k.Kind == "phone" && (k.Full || k.Built != 2 || k.Versions != 2 || k.Rows != 210) {
+			t.Errorf("stats after the rebase = %+v; want 210 rows, 2 versions built, not full", k)
 		}
-		out := output(t, gb.Node, ident.Phone, late, e)
-		ls.mu.Lock()
-		defer ls.mu.Unlock()
-		return ls.view != nil && ls.view.Contains(out)
 	}
-	if matched(1) {
-		t.Errorf("an identifier of the version that did not fit is in epoch 1's set")
+	if v := metricValue(t, gb.hmet.full.WithLabelValues("phone", "1")); v != 0 {
+		t.Errorf("xborder_set_full{phone,1} = %v; want 0", v)
 	}
-	if _, err := gb.admin.RotateKeys(ctx); err != nil {
-		t.Fatalf("RotateKeys: %v", err)
+	fr.expireCopy("GB", "phone")
+	fs, _, _, fresh, err := fr.partnerSet(ctx, "GB", "phone")
+	if err != nil || !fresh || fs.Base() != 2 || fs.Version() != 2 || !fs.Contains(late) || !fs.Contains(first) {
+		t.Fatalf("FR's sync after the rebase: %v, fresh %v, %v; want base 2 holding the first and the last numbers", fs, fresh, err)
 	}
-	poll(t, "epoch 2 in force", time.Minute, func() bool { return gb.currentEpoch() == 2 })
-	poll(t, "epoch 2's set holds every row", time.Minute, func() bool { return matched(2) })
-	if k := kindStats(); k.Full || k.Epoch != 2 {
-		t.Errorf("stats after the rotation = %+v; want epoch 2, not full", k)
+
+	// A restart rebuilds the same view from the local store.
+	gb.sets.mu.Lock()
+	delete(gb.sets.sets, setKey("phone", 1))
+	gb.sets.mu.Unlock()
+	ls, err := gb.loadSet("phone", 1)
+	if err != nil || !slices.Equal(ls.bases, []int{0, 1}) || !ls.view.Contains(late) || ls.view.Base() != 2 {
+		t.Fatalf("reloaded set: bases %v, %v; want [0 1] with base 2 holding the last number", ls.bases, err)
 	}
 }
 

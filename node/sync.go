@@ -38,7 +38,7 @@ type holdingMetrics struct {
 	computed *prometheus.CounterVec // PRF outputs computed, by kind
 	rate     *prometheus.GaugeVec   // outputs per second of the last build, by kind
 	version  *prometheus.GaugeVec   // set version built, by kind and epoch
-	full     *prometheus.GaugeVec   // 1 when a set has no room for more versions, by kind and epoch
+	full     *prometheus.GaugeVec   // 1 when a set is at psi's largest size, by kind and epoch
 	pversion *prometheus.GaugeVec   // partner set version held, by partner and kind
 	lag      *prometheus.GaugeVec   // seconds since the last successful sync, by partner and kind
 	bytes    *prometheus.CounterVec // set bytes synced, by direction and partner
@@ -57,7 +57,7 @@ func newHoldingMetrics(reg *prometheus.Registry) *holdingMetrics {
 		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_set_version",
 			Help: "Encoded set version built by this replica, per kind and epoch."}, []string{"kind", "epoch"}),
 		full: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_set_full",
-			Help: "1 when this replica's encoded set of a kind and epoch has no room for more versions: the identifiers imported since wait for the next epoch (xborder keys rotate)."}, []string{"kind", "epoch"}),
+			Help: "1 when this replica's encoded set of a kind and epoch is at psi's largest size (even a new base cannot hold more): the versions imported since are not in it."}, []string{"kind", "epoch"}),
 		pversion: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_partner_set_version",
 			Help: "Version of a partner's encoded set held, per partner and kind."}, []string{"partner", "kind"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_partner_sync_lag_seconds",
@@ -84,10 +84,11 @@ func (h *holdingSets) Holding(ctx context.Context, kind string, epoch uint64) (*
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if ls.bad || ls.recorded == 0 {
+	base, segs, ok := ls.served()
+	if ls.bad || !ok {
 		return nil, fmt.Errorf("holding %s epoch %d: %w", kind, epoch, exchange.ErrNoSet)
 	}
-	return &exchange.Holding{Base: 1, Segments: slices.Clone(ls.segments[:ls.recorded])}, nil
+	return &exchange.Holding{Base: uint32(base + 1), Segments: segs}, nil
 }
 
 // Card returns the agency's newest signed card.

@@ -229,7 +229,7 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			}
 			for _, k := range st.Kinds {
 				if k.Full {
-					fmt.Fprintf(e.stdout, "%s: the set of epoch %d is full: %d of %d versions wait for the next epoch; run `xborder keys rotate` (admin) to match them\n",
+					fmt.Fprintf(e.stdout, "%s: the set of epoch %d is at its largest size (14,680,064 identifiers): %d of %d versions are not in it and are not matched; remove identifiers of this kind (data remove) and rotate keys\n",
 						k.Kind, k.Epoch, k.Versions-k.Built, k.Versions)
 				}
 			}

@@ -13,7 +13,8 @@ import (
 	"github.com/xborder/xborder/internal/httpapi"
 )
 
-// TestDataStatsFullSet: data stats says which sets are full and what to do.
+// TestDataStatsFullSet: data stats says which sets are at their largest
+// size and what to do.
 func TestDataStatsFullSet(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/data/stats" {
@@ -35,7 +36,7 @@ func TestDataStatsFullSet(t *testing.T) {
 		strings.NewReader(""), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d; stderr %s", code, stderr.String())
 	}
-	want := "phone: the set of epoch 1 is full: 2 of 3 versions wait for the next epoch; run `xborder keys rotate` (admin) to match them"
+	want := "phone: the set of epoch 1 is at its largest size (14,680,064 identifiers): 2 of 3 versions are not in it and are not matched"
 	if !strings.Contains(stdout.String(), want) {
 		t.Errorf("stdout:\n%s\nwant the line %q", stdout.String(), want)
 	}

@@ -100,8 +100,8 @@ type KindStats struct {
 	Built    int    `json:"built"`    // set versions this replica has built
 	Entries  int    `json:"entries"`  // padded entries of the built set
 	Digest   string `json:"digest,omitempty"`
-	// Full: the set has no room for more versions this epoch; versions
-	// after Built wait for the next epoch (xborder keys rotate).
+	// Full: the set is at psi's largest size (14,680,064 identifiers):
+	// the versions after Built are not in it.
 	Full bool `json:"full,omitempty"`
 }
 
