@@ -131,9 +131,41 @@ func stewardedGB(t *testing.T, n int) (*testNode, *httpapi.Client, []string) {
 	applyExamplePolicy(t, gb)
 	st := steward(t, gb, gb.APIURL())
 	poll(t, "steward known", time.Minute, func() bool { _, err := st.DataStats(context.Background()); return err == nil })
+	return gb, st, phoneValues(n)
+}
+
+// phoneValues returns n distinct UK phone numbers in national form.
+func phoneValues(n int) []string {
 	values := make([]string, n)
 	for i := range values {
 		values[i] = fmt.Sprintf("07700 9%05d", i)
 	}
-	return gb, st, values
+	return values
+}
+
+// TestRebaseSameBytes: the three replicas of an agency build the same new
+// base when a version does not fit (the digest each records is checked
+// against the ledger's), and each serves it.
+func TestRebaseSameBytes(t *testing.T) {
+	noLeaks(t)
+	ctx := context.Background()
+	r1, nodes := startClockedAgency(t, "GB", &testClock{})
+	st := steward(t, r1, r1.APIURL())
+	poll(t, "steward known", time.Minute, func() bool { _, err := st.DataStats(ctx); return err == nil })
+	values := phoneValues(210)
+	importRows(t, st, "phone", values[:10]...)
+	importRows(t, st, "phone", values[10:]...)
+	for _, n := range nodes {
+		poll(t, "version 2 recorded on every replica", time.Minute, func() bool { return builtDigest(n, "phone", 1, 2) != nil })
+	}
+	want := *builtDigest(nodes[0], "phone", 1, 2)
+	for _, n := range nodes {
+		if got := *builtDigest(n, "phone", 1, 2); got != want {
+			t.Errorf("%s built version 2 with digest %x; r1 %x", n.fc.ReplicaID(), got[:8], want[:8])
+		}
+		h, err := (*holdingSets)(n).Holding(ctx, "phone", 1)
+		if err != nil || h.Base != 2 || len(h.Segments) != 1 {
+			t.Errorf("%s serves %+v, %v; want the new base 2 alone", n.fc.ReplicaID(), h, err)
+		}
+	}
 }
