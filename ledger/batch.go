@@ -3,12 +3,22 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Group commit: on the leader, commands that arrive while earlier ones are
 // being committed wait in a queue and go into Raft together, as one opBatch
 // entry, so that many commands share one log entry, one replication and
 // one state transaction.
+//
+// The batch in flight answers its callers one by one, and under load they
+// come back one by one: a batch formed as soon as the first is back would
+// carry only it, and the rest would wait a whole round for the next slot.
+// So the batcher keeps an estimate of how many callers are writing (those
+// of the batch just answered, those queued and those in flight, decreasing
+// by one a batch when fewer come back) and waits up to maxLinger for the
+// ones not in flight before it sends a batch. A lone caller never waits:
+// the estimate is then one.
 const (
 	// maxBatch bounds the commands of one Raft entry.
 	maxBatch = 256
@@ -16,8 +26,12 @@ const (
 	// inside what one badger transaction of the state takes).
 	maxBatchBytes = 1 << 20
 	// maxInFlight is how many batches may be in Raft at once; the next
-	// batch forms while they commit.
-	maxInFlight = 4
+	// batch forms while they commit. One measured best with three replicas
+	// on two cores (docs/ledger.md, "Throughput"): batches in flight
+	// together slow each other's commit more than they overlap.
+	maxInFlight = 1
+	// maxLinger bounds the wait for callers expected back.
+	maxLinger = 200 * time.Microsecond
 )
 
 // pending is one encoded command waiting for its batch.
@@ -79,20 +93,39 @@ func (l *Ledger) batchLoop() {
 			return
 		}
 		size := len(batch[0].data)
+		expect := int(l.writers.Load() - l.inflightCmds.Load())
+		var linger *time.Timer
 	drain:
 		for len(batch) < maxBatch {
+			var p *pending
 			select {
-			case p := <-l.batchQ:
-				if size+len(p.data) > maxBatchBytes {
-					carry = p
+			case p = <-l.batchQ:
+			default:
+				if len(batch) >= expect {
 					break drain
 				}
-				batch = append(batch, p)
-				size += len(p.data)
-			default:
+				if linger == nil {
+					linger = time.NewTimer(maxLinger)
+				}
+				select {
+				case p = <-l.batchQ:
+				case <-linger.C:
+					break drain
+				case <-l.stop:
+					break drain
+				}
+			}
+			if size+len(p.data) > maxBatchBytes {
+				carry = p
 				break drain
 			}
+			batch = append(batch, p)
+			size += len(p.data)
 		}
+		if linger != nil {
+			linger.Stop()
+		}
+		l.inflightCmds.Add(int64(len(batch)))
 		l.batchWG.Add(1)
 		go func() {
 			defer l.batchWG.Done()
@@ -132,7 +165,9 @@ func (l *Ledger) applyBatch(batch []*pending) {
 		data = encodeBatch(members)
 	}
 	f := l.raft.Apply(data, l.cfg.WriteTimeout)
-	if err := l.await(f); err != nil {
+	err := l.await(f)
+	l.settle(len(batch))
+	if err != nil {
 		answer(err)
 		return
 	}
@@ -152,4 +187,14 @@ func (l *Ledger) applyBatch(batch []*pending) {
 	default:
 		answer(fmt.Errorf("commit batch: unexpected response %T", r))
 	}
+}
+
+// settle takes a batch of n commands out of flight, before its callers are
+// answered, and updates the estimate of callers writing: the batch's, the
+// queued ones and those still in flight, or one less than the last
+// estimate when fewer are seen. Only the batch goroutines call it, one at
+// a time while maxInFlight is one.
+func (l *Ledger) settle(n int) {
+	seen := int64(n+len(l.batchQ)) + l.inflightCmds.Add(-int64(n))
+	l.writers.Store(max(seen, l.writers.Load()-1))
 }

@@ -109,6 +109,11 @@ type fsm struct {
 	m    meta
 	halt atomic.Pointer[error]
 
+	// edge is the tree's edge as committed; work, the edge of the
+	// transaction being applied. Both belong to Raft's apply goroutine
+	// (Apply, ApplyBatch, Restore) and to newFSM before it.
+	edge, work edge
+
 	skipped atomic.Uint64 // commands at or below the applied index (replays)
 	applied chan struct{} // closed and replaced whenever m.applied moves
 }
@@ -148,6 +153,7 @@ func (f *fsm) load() error {
 	if err != nil {
 		return fmt.Errorf("load ledger state: %w", err)
 	}
+	f.edge, f.work = edge{}, edge{}
 	f.mu.Lock()
 	f.m = m
 	f.notifyLocked()
@@ -206,6 +212,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 
 func (f *fsm) applyRange(logs []*raft.Log, res []any) error {
 	m := f.meta()
+	f.work = f.edge
 	txn := f.db.NewTransaction(true)
 	defer txn.Discard()
 	skipped := uint64(0)
@@ -238,6 +245,7 @@ func (f *fsm) applyRange(logs []*raft.Log, res []any) error {
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("apply raft index %d: commit: %w", m.applied, err)
 	}
+	f.edge = f.work
 	f.skipped.Add(skipped)
 	f.mu.Lock()
 	f.m = m
@@ -344,7 +352,7 @@ func (f *fsm) appendEntry(txn *badger.Txn, m *meta, e Entry) (uint64, error) {
 	body := appendBody(append(make([]byte, 0, 32), e.Salt[:]...), &e.Body)
 	e.BodyHash = bodyHash(body)
 	leaf := EncodeLeaf(&e.Header)
-	if err := storeLeaf(txn, e.Index, leaf); err != nil {
+	if err := storeLeaf(txn, &f.work, e.Index, leaf); err != nil {
 		return 0, err
 	}
 	if err := txn.Set(idxKey(pfxBody, e.Index), body); err != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -147,10 +148,12 @@ type Ledger struct {
 	pool      map[string][]net.Conn // idle forwarding connections to leaders
 	fwdWG     sync.WaitGroup        // forwarding server goroutines
 
-	batchQ    chan *pending  // commands waiting for group commit (batch.go)
-	batchDone chan struct{}  // closed when batchLoop ends
-	batchWG   sync.WaitGroup // batches in Raft
-	raftDown  chan struct{}  // closed once Raft has shut down
+	writers      atomic.Int64   // estimate of callers writing (batch.go)
+	inflightCmds atomic.Int64   // commands in the batches in Raft
+	batchQ       chan *pending  // commands waiting for group commit (batch.go)
+	batchDone    chan struct{}  // closed when batchLoop ends
+	batchWG      sync.WaitGroup // batches in Raft
+	raftDown     chan struct{}  // closed once Raft has shut down
 }
 
 // Origin returns the checkpoint origin for an agency code.
@@ -209,7 +212,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	opts := dbOptions(cfg.Dir, cfg.EncryptionKey, badgerLogger{log})
 	// The Raft log has a database of its own, so that its synced writes and
 	// the state machine's go to the disk side by side rather than in turn.
-	raftDB, err := badger.Open(opts.WithDir(filepath.Join(cfg.Dir, "raft")).WithValueDir(filepath.Join(cfg.Dir, "raft")))
+	raftDB, err := badger.Open(opts.WithDir(filepath.Join(cfg.Dir, "raft")).WithValueDir(filepath.Join(cfg.Dir, "raft")).WithValueThreshold(1 << 20))
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}

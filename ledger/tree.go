@@ -70,16 +70,54 @@ func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// storeLeaf adds the leaf at index n to the tree in txn.
-func storeLeaf(txn *badger.Txn, n uint64, leaf []byte) error {
-	hashes, err := tlog.StoredHashes(int64(n), leaf, hashReader{txn})
+// edge keeps the latest stored tree hash of each level in memory. Adding
+// leaf n reads (tlog.StoredHashes) only the left siblings of the subtrees
+// that n completes, and each is the latest completed subtree of its level,
+// so with the edge the state machine never reads the tree back from
+// badger. Stored hashes never change; an entry is used only when its
+// storage index is the one asked for, and the edge is emptied when the
+// state is replaced (fsm.load).
+type edge struct {
+	idx [64]int64 // storage index + 1 of the level's latest hash; 0: none
+	h   [64]tlog.Hash
+}
+
+// edgeReader reads hashes from the edge, and those it lacks from txn.
+type edgeReader struct {
+	e   *edge
+	txn getter
+}
+
+// ReadHashes implements tlog.HashReader.
+func (r edgeReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if level, _ := tlog.SplitStoredHashIndex(x); level < len(r.e.idx) && r.e.idx[level] == x+1 {
+			out[i] = r.e.h[level]
+			continue
+		}
+		h, err := hashReader{r.txn}.ReadHashes(indexes[i : i+1])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h[0]
+	}
+	return out, nil
+}
+
+// storeLeaf adds the leaf at index n to the tree in txn and to the edge e.
+func storeLeaf(txn *badger.Txn, e *edge, n uint64, leaf []byte) error {
+	hashes, err := tlog.StoredHashes(int64(n), leaf, edgeReader{e, txn})
 	if err != nil {
 		return fmt.Errorf("hash leaf %d: %w", n, err)
 	}
-	base := uint64(tlog.StoredHashIndex(0, int64(n)))
+	base := tlog.StoredHashIndex(0, int64(n))
 	for i, h := range hashes {
-		if err := txn.Set(idxKey(pfxHash, base+uint64(i)), append([]byte(nil), h[:]...)); err != nil {
+		if err := txn.Set(idxKey(pfxHash, uint64(base)+uint64(i)), append([]byte(nil), h[:]...)); err != nil {
 			return err
+		}
+		if i < len(e.idx) {
+			e.idx[i], e.h[i] = base+int64(i)+1, h
 		}
 	}
 	return txn.Set(idxKey(pfxLeaf, n), leaf)
