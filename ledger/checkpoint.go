@@ -296,79 +296,73 @@ func (l *Ledger) check(ctx context.Context) error {
 				return corrupt(n, "the stored tree at size %d does not reproduce its checkpoint root", n)
 			}
 		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxLeaf), PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		i := uint64(0)
-		for it.Rewind(); it.Valid(); it.Next() {
-			if i%4096 == 0 && ctx.Err() != nil {
-				return fmt.Errorf("check ledger: %w", ctx.Err())
-			}
-			k := it.Item().Key()
-			if got := binary.BigEndian.Uint64(k[len(pfxLeaf):]); got != i {
-				return corrupt(i, "leaf missing (next stored leaf is %d)", got)
-			}
-			leaf, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("check ledger: %w", err)
-			}
-			if err := checkStored(txn, i, leaf, i >= from); err != nil {
-				return err
-			}
-			i++
-		}
-		if i != size {
-			return corrupt(i, "%d leaves stored, state says %d", i, size)
-		}
-		return nil
+		return checkRecords(ctx, txn, size, from)
 	})
 }
 
-// checkStored checks one stored leaf against its leaf hash and body, and
-// when rebuild is set, every tree hash that adding it produced.
-func checkStored(txn *badger.Txn, i uint64, leaf []byte, rebuild bool) error {
-	h, err := DecodeLeaf(leaf)
+// checkRecords checks the records of entries 0 to size-1 (checkStored),
+// rebuilding the tree hashes of those from index from on.
+func checkRecords(ctx context.Context, txn *badger.Txn, size, from uint64) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxEntry), PrefetchValues: true, PrefetchSize: 256})
+	defer it.Close()
+	i := uint64(0)
+	for it.Rewind(); it.Valid(); it.Next() {
+		if i%4096 == 0 && ctx.Err() != nil {
+			return fmt.Errorf("check ledger: %w", ctx.Err())
+		}
+		if got := binary.BigEndian.Uint64(it.Item().Key()[len(pfxEntry):]); got != i {
+			return corrupt(i, "entry missing (next stored entry is %d)", got)
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("check ledger: %w", err)
+		}
+		r, err := parseRecord(i, v)
+		if err != nil {
+			return err
+		}
+		if err := checkStored(txn, i, r, i >= from); err != nil {
+			return err
+		}
+		i++
+	}
+	if i != size {
+		return corrupt(i, "%d entries stored, state says %d", i, size)
+	}
+	return nil
+}
+
+// checkStored checks the record r of entry i: its leaf against its leaf
+// hash and its body, and when rebuild is set, every tree hash that adding
+// the leaf produced, rebuilt from the stored tree.
+func checkStored(txn *badger.Txn, i uint64, r record, rebuild bool) error {
+	h, err := DecodeLeaf(r.leaf)
 	if err != nil {
 		return corrupt(i, "%v", err)
 	}
 	if h.Index != i {
 		return corrupt(i, "leaf carries index %d", h.Index)
 	}
-	stored, err := hashReader{txn}.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(i))})
-	if err != nil {
-		return corrupt(i, "%v", err)
-	}
-	if tlog.RecordHash(leaf) != stored[0] {
+	if tlog.RecordHash(r.leaf) != r.hash(0) {
 		return corrupt(i, "leaf does not match its hash in the tree")
 	}
-	body, ok, err := getBytes(txn, idxKey(pfxBody, i))
-	if err != nil {
-		return fmt.Errorf("check ledger: %w", err)
-	}
-	if ok {
-		if len(body) < 32 {
-			return corrupt(i, "body record of %d bytes", len(body))
-		}
-		b, err := decodeBody(body[32:])
+	if len(r.body) > 0 {
+		b, err := decodeBody(r.body[32:])
 		if err != nil {
 			return corrupt(i, "body: %v", err)
 		}
-		if BodyHash(Digest(body[:32]), b) != h.BodyHash {
+		if BodyHash(Digest(r.body[:32]), b) != h.BodyHash {
 			return corrupt(i, "body does not match the body hash in its leaf")
 		}
 	}
 	if rebuild {
-		want, err := tlog.StoredHashes(int64(i), leaf, hashReader{txn})
+		want, err := tlog.StoredHashes(int64(i), r.leaf, hashReader{txn})
 		if err != nil {
 			return corrupt(i, "rebuild tree: %v", err)
 		}
-		base := tlog.StoredHashIndex(0, int64(i))
 		for k, w := range want {
-			got, err := hashReader{txn}.ReadHashes([]int64{base + int64(k)})
-			if err != nil {
-				return corrupt(i, "%v", err)
-			}
-			if got[0] != w {
-				return corrupt(i, "tree hash %d does not match the leaves", base+int64(k))
+			if r.hash(k) != w {
+				return corrupt(i, "tree hash %d does not match the leaves", tlog.StoredHashIndex(0, int64(i))+int64(k))
 			}
 		}
 	}

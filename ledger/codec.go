@@ -89,17 +89,21 @@ func encodeCommand(c *command) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("encode command: operation %q: %w", c.Op, ErrInvalid)
 	}
-	b := make([]byte, cmdHeader, 256)
+	var entry []byte
+	if c.Entry != nil {
+		if err := c.Entry.validate(); err != nil {
+			return nil, fmt.Errorf("encode command: %w", err)
+		}
+		entry = encodeCmdEntry(c.Entry)
+	}
+	b := make([]byte, cmdHeader, cmdHeader+len(c.ID)+len(entry)+len(c.Value)+len(c.NS)+len(c.Key)+128)
 	b[0] = codecVersion
 	binary.BigEndian.PutUint64(b[cmdTimeAt:], uint64(c.Time))
 	b[9] = op
 	b = appendStr(b, cmdID, c.ID)
 	if c.Entry != nil {
-		if err := c.Entry.validate(); err != nil {
-			return nil, fmt.Errorf("encode command: %w", err)
-		}
 		b = protowire.AppendTag(b, cmdEntry, protowire.BytesType)
-		b = protowire.AppendBytes(b, encodeCmdEntry(c.Entry))
+		b = protowire.AppendBytes(b, entry)
 	}
 	b = appendStr(b, cmdPolicyVersion, c.PolicyVersion)
 	for _, r := range c.Reserve {

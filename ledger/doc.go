@@ -12,8 +12,8 @@
 //	        │ command{op, id, leader time}
 //	        ▼
 //	   raft log (badger, prefix r/) ──quorum──▶ Apply batch: one badger txn
-//	                                             ├─ entries s/l/, bodies s/b/
-//	                                             ├─ tree hashes s/h/ (tlog)
+//	                                             ├─ entry records s/e/: leaf,
+//	                                             │  salted body, tree hashes (tlog)
 //	                                             ├─ outcomes s/c/, budgets s/u/,
 //	                                             │  request IDs s/q/, records s/r/
 //	                                             └─ last applied raft index s/m/

@@ -496,12 +496,21 @@ func deadlineOf(ctx context.Context, d time.Duration) time.Time {
 	return deadline
 }
 
+// ctxDeadline is ctx's deadline, or the zero time.
+func ctxDeadline(ctx context.Context) time.Time {
+	dl, _ := ctx.Deadline()
+	return dl
+}
+
 // onLeader runs req on the leader: here when this replica leads, else
 // forwarded to it. While no leader answers it retries, until ctx's deadline
 // or Config.WriteTimeout, then fails with ErrNoQuorum.
 func (l *Ledger) onLeader(ctx context.Context, req *fwdRequest) (fwdResponse, error) {
-	ctx, cancel := context.WithDeadline(ctx, deadlineOf(ctx, l.cfg.WriteTimeout))
-	defer cancel()
+	if dl := deadlineOf(ctx, l.cfg.WriteTimeout); !dl.Equal(ctxDeadline(ctx)) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl)
+		defer cancel()
+	}
 	var last error
 	for {
 		if err := l.fsm.halted(); err != nil {

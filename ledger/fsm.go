@@ -3,6 +3,7 @@ package ledger
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -122,6 +123,9 @@ var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(db *badger.DB, log *slog.Logger) (*fsm, error) {
 	f := &fsm{db: db, log: log, applied: make(chan struct{})}
+	if err := migrateRecords(db, log); err != nil {
+		return nil, err
+	}
 	if err := f.load(); err != nil {
 		return nil, err
 	}
@@ -352,10 +356,7 @@ func (f *fsm) appendEntry(txn *badger.Txn, m *meta, e Entry) (uint64, error) {
 	body := appendBody(append(make([]byte, 0, 32), e.Salt[:]...), &e.Body)
 	e.BodyHash = bodyHash(body)
 	leaf := EncodeLeaf(&e.Header)
-	if err := storeLeaf(txn, &f.work, e.Index, leaf); err != nil {
-		return 0, err
-	}
-	if err := txn.Set(idxKey(pfxBody, e.Index), body); err != nil {
+	if err := storeEntry(txn, &f.work, e.Index, leaf, body); err != nil {
 		return 0, err
 	}
 	if e.Type == TypePolicy && e.Outcome != OutcomeDenied {
@@ -453,22 +454,24 @@ func (f *fsm) prune(txn *badger.Txn, m *meta, c *command, o *outcome) error {
 	}
 	n := 0
 	for m.pruned < m.size && n < c.Max {
-		leaf, ok, err := getBytes(txn, idxKey(pfxLeaf, m.pruned))
+		r, err := readRecord(txn, m.pruned)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("entry %d missing: %w", m.pruned, ErrCorrupt)
+		}
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return fmt.Errorf("leaf %d missing: %w", m.pruned, ErrCorrupt)
-		}
-		h, err := DecodeLeaf(leaf)
+		h, err := DecodeLeaf(r.leaf)
 		if err != nil {
 			return fmt.Errorf("leaf %d: %w", m.pruned, ErrCorrupt)
 		}
 		if h.Time.UnixNano() >= c.Before {
 			break
 		}
-		if err := txn.Delete(idxKey(pfxBody, m.pruned)); err != nil {
-			return err
+		if len(r.body) > 0 {
+			if err := txn.Set(idxKey(pfxEntry, m.pruned), r.withoutBody()); err != nil {
+				return err
+			}
 		}
 		m.pruned++
 		n++
@@ -681,6 +684,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.stop(err)
 		return fmt.Errorf("restore ledger snapshot: %w", err)
 	}
+	if err := migrateRecords(f.db, f.log); err != nil {
+		f.stop(err)
+		return fmt.Errorf("restore ledger snapshot: %w", err)
+	}
 	if err := f.load(); err != nil {
 		f.stop(err)
 		return err
@@ -704,26 +711,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 func (f *fsm) checkAll() error {
 	size := f.meta().size
 	err := f.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxLeaf), PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		i := uint64(0)
-		for it.Rewind(); it.Valid(); it.Next() {
-			if got := binary.BigEndian.Uint64(it.Item().Key()[len(pfxLeaf):]); got != i {
-				return corrupt(i, "leaf missing (next stored leaf is %d)", got)
-			}
-			leaf, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if err := checkStored(txn, i, leaf, true); err != nil {
-				return err
-			}
-			i++
-		}
-		if i != size {
-			return corrupt(i, "%d leaves stored, state says %d", i, size)
-		}
-		return nil
+		return checkRecords(context.Background(), txn, size, 0)
 	})
 	if err != nil {
 		return err

@@ -74,3 +74,15 @@ type ed25519PublicKey = ed25519.PublicKey
 var testKey2 = ed25519.NewKeyFromSeed(sha256.New().Sum([]byte("another agency"))[:32])
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// openRetained opens a ledger with a year's retention on a clock set to
+// 2020-01-01, which it returns with the time it was set to.
+func openRetained(t *testing.T) (*Ledger, Config, *clock, time.Time) {
+	t.Helper()
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := newClock(t0)
+	cfg := testConfig(t.TempDir())
+	cfg.Now = clk.Now
+	cfg.Retention = 365 * 24 * time.Hour
+	return open(t, cfg), cfg, clk, t0
+}

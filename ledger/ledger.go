@@ -212,6 +212,8 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	opts := dbOptions(cfg.Dir, cfg.EncryptionKey, badgerLogger{log})
 	// The Raft log has a database of its own, so that its synced writes and
 	// the state machine's go to the disk side by side rather than in turn.
+	// Its entries (group-commit batches of up to maxBatchBytes) stay in the
+	// LSM: in the value log each synced write would sync two files.
 	raftDB, err := badger.Open(opts.WithDir(filepath.Join(cfg.Dir, "raft")).WithValueDir(filepath.Join(cfg.Dir, "raft")).WithValueThreshold(1 << 20))
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)

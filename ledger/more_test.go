@@ -20,12 +20,7 @@ import (
 // TestPrune: bodies older than the date go, the prune is an entry, a date
 // inside the retention is refused, and the export still verifies.
 func TestPrune(t *testing.T) {
-	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
-	clk := newClock(t0)
-	cfg := testConfig(t.TempDir())
-	cfg.Now = clk.Now
-	cfg.Retention = 365 * 24 * time.Hour
-	l := open(t, cfg)
+	l, cfg, clk, t0 := openRetained(t)
 	defer l.Close()
 	appendN(t, l, 0, 6) // 2020-01-01
 	clk.Set(t0.AddDate(0, 6, 0))

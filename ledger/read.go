@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -53,33 +54,26 @@ func (f *Filter) match(e *Entry) bool {
 
 // readEntry reads entry i from txn.
 func readEntry(txn *badger.Txn, i uint64) (Entry, []byte, error) {
-	leaf, ok, err := getBytes(txn, idxKey(pfxLeaf, i))
+	r, err := readRecord(txn, i)
+	if errors.Is(err, ErrNotFound) {
+		return Entry{}, nil, ErrNotFound
+	}
 	if err != nil {
 		return Entry{}, nil, err
 	}
-	if !ok {
-		return Entry{}, nil, ErrNotFound
-	}
-	h, err := DecodeLeaf(leaf)
+	h, err := DecodeLeaf(r.leaf)
 	if err != nil {
 		return Entry{}, nil, fmt.Errorf("entry %d: %w: %w", i, ErrCorrupt, err)
 	}
 	e := Entry{Header: h, Pruned: true}
-	body, ok, err := getBytes(txn, idxKey(pfxBody, i))
-	if err != nil {
-		return Entry{}, nil, err
-	}
-	if ok {
-		if len(body) < 32 {
-			return Entry{}, nil, fmt.Errorf("entry %d body: %w", i, ErrCorrupt)
-		}
-		b, err := decodeBody(body[32:])
+	if len(r.body) > 0 {
+		b, err := decodeBody(r.body[32:])
 		if err != nil {
 			return Entry{}, nil, fmt.Errorf("entry %d body: %w: %w", i, ErrCorrupt, err)
 		}
-		e.Body, e.Salt, e.Pruned = b, Digest(body[:32]), false
+		e.Body, e.Salt, e.Pruned = b, Digest(r.body[:32]), false
 	}
-	return e, leaf, nil
+	return e, r.leaf, nil
 }
 
 // Entries returns the entries f selects, in index order, from this

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,13 +31,28 @@ func rawUpdate(t *testing.T, dir string, fn func(txn *badger.Txn) error) {
 	}
 }
 
-func flipLastByte(txn *badger.Txn, key []byte) error {
+// flipRecordByte flips one byte of entry i's record: the one at the
+// offset that at gives for the record (parsed from v).
+func flipRecordByte(txn *badger.Txn, i uint64, at func(v []byte, r record) int) error {
+	key := idxKey(pfxEntry, i)
 	v, _, err := getBytes(txn, key)
 	if err != nil {
 		return err
 	}
-	v[len(v)-1] ^= 1
+	r, err := parseRecord(i, slices.Clone(v))
+	if err != nil {
+		return err
+	}
+	v[at(v, r)] ^= 1
 	return txn.Set(key, v)
+}
+
+// Offsets in a record: the last byte of the leaf, of the body, and the
+// first of the tree hash at a level.
+func leafEnd(v []byte, r record) int { return len(v) - len(r.body) - 1 }
+func bodyEnd(v []byte, r record) int { return len(v) - 1 }
+func hashAt(level int) func([]byte, record) int {
+	return func([]byte, record) int { return level * tlog.HashSize }
 }
 
 // TestStartCheckCatchesTampering changes one stored byte in several places
@@ -44,14 +60,17 @@ func flipLastByte(txn *badger.Txn, key []byte) error {
 func TestStartCheckCatchesTampering(t *testing.T) {
 	tests := []struct {
 		name   string
-		key    []byte
+		entry  uint64
+		at     func(v []byte, r record) int
 		wantAt string
 	}{
-		{"leaf before the checkpoint", idxKey(pfxLeaf, 3), "index 3"},
-		{"leaf after the checkpoint", idxKey(pfxLeaf, 11), "index 11"},
-		{"body", idxKey(pfxBody, 5), "index 5"},
-		{"tree hash on the checkpoint's path", idxKey(pfxHash, uint64(tlog.StoredHashIndex(3, 0))), "index 10"},
-		{"tree hash after the checkpoint", idxKey(pfxHash, uint64(tlog.StoredHashIndex(1, 6))), "index 13"},
+		{"leaf before the checkpoint", 3, leafEnd, "index 3"},
+		{"leaf after the checkpoint", 11, leafEnd, "index 11"},
+		{"body", 5, bodyEnd, "index 5"},
+		// Storage index StoredHashIndex(3, 0): level 3, in entry 7's record.
+		{"tree hash on the checkpoint's path", 7, hashAt(3), "index 10"},
+		// StoredHashIndex(1, 6): level 1, in entry 13's record.
+		{"tree hash after the checkpoint", 13, hashAt(1), "index 13"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,7 +91,7 @@ func TestStartCheckCatchesTampering(t *testing.T) {
 			l.raftDB.Close()
 			l.db.Close()
 
-			rawUpdate(t, dir, func(txn *badger.Txn) error { return flipLastByte(txn, tc.key) })
+			rawUpdate(t, dir, func(txn *badger.Txn) error { return flipRecordByte(txn, tc.entry, tc.at) })
 			_, err := Open(context.Background(), cfg)
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.wantAt) {
 				t.Fatalf("Open after tampering with the %s = %v; want ErrCorrupt at %s", tc.name, err, tc.wantAt)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
@@ -13,27 +14,32 @@ import (
 // prefixState is replicated state: written only by Apply and carried by
 // snapshots. Everything under prefixLocal belongs to this replica alone.
 const (
-	prefixRaft   = "r/" // raft log and stable store (package raftbadger), in Dir/raft
-	prefixState  = "s/"
-	prefixLocal  = "x/"
-	keyApplied   = "s/m/applied" // last applied raft index
-	keySize      = "s/m/size"    // number of entries
-	keyTime      = "s/m/time"    // latest entry time, Unix ns
-	keyPolicy    = "s/m/policy"  // policy version in force
-	keyPruned    = "s/m/pruned"  // first index whose body is not pruned
-	pfxLeaf      = "s/l/"        // + index: leaf bytes
-	pfxBody      = "s/b/"        // + index: salt || encoded body
-	pfxHash      = "s/h/"        // + tlog storage index: hash
-	pfxCommand   = "s/c/"        // + command ID: outcome
-	pfxRequest   = "s/q/"        // + request ID: time first seen (Unix ns)
-	pfxBudget    = "s/u/"        // + budget key: amount used
-	pfxRecord    = "s/r/"        // + namespace + 0 + key: record value
-	keyAgency    = "x/agency"
-	keyReplica   = "x/replica"
-	keyPublic    = "x/public"     // agency public key
-	keyNote      = "x/checkpoint" // latest signed checkpoint
-	keyVerified  = "x/verified"   // size (8) || root (32) checked or built by this replica
-	hashKeyBytes = len(pfxHash) + 8
+	prefixRaft  = "r/" // raft log and stable store (package raftbadger), in Dir/raft
+	prefixState = "s/"
+	prefixLocal = "x/"
+	keyApplied  = "s/m/applied" // last applied raft index
+	keySize     = "s/m/size"    // number of entries
+	keyTime     = "s/m/time"    // latest entry time, Unix ns
+	keyPolicy   = "s/m/policy"  // policy version in force
+	keyPruned   = "s/m/pruned"  // first index whose body is not pruned
+	pfxEntry    = "s/e/"        // + index: entry record (encodeRecord)
+	pfxCommand  = "s/c/"        // + command ID: outcome
+	pfxRequest  = "s/q/"        // + request ID: time first seen (Unix ns)
+	pfxBudget   = "s/u/"        // + budget key: amount used
+	pfxRecord   = "s/r/"        // + namespace + 0 + key: record value
+	keyAgency   = "x/agency"
+	keyReplica  = "x/replica"
+	keyPublic   = "x/public"     // agency public key
+	keyNote     = "x/checkpoint" // latest signed checkpoint
+	keyVerified = "x/verified"   // size (8) || root (32) checked or built by this replica
+)
+
+// The layout before entry records (migrate.go): each entry's leaf, body
+// and tree hashes under keys of their own.
+const (
+	pfxLeaf = "s/l/" // + index: leaf bytes
+	pfxBody = "s/b/" // + index: salt || encoded body
+	pfxHash = "s/h/" // + tlog storage index: hash
 )
 
 func idxKey(prefix string, i uint64) []byte {
@@ -45,23 +51,96 @@ type getter interface {
 	Get(key []byte) (*badger.Item, error)
 }
 
-// hashReader reads stored tree hashes from a transaction. Inside Apply it
-// sees the hashes written earlier in the same batch.
+// An entry's record holds all that the state keeps of it, so that
+// appending an entry is one write: the tree hashes that adding its leaf
+// produced (tlog.StoredHashes: hashCount of them, level 0, the leaf's own
+// hash, first), the leaf's length as a uvarint, the leaf, and the salt and
+// encoded body, which prune removes.
+type record struct {
+	hashes []byte // hashCount(i) × tlog.HashSize
+	leaf   []byte
+	body   []byte // salt (32) || encoded body; empty once pruned
+}
+
+// hashCount is how many tree hashes adding leaf i stores: its own and one
+// for each subtree it completes (each trailing 1 bit of i).
+func hashCount(i uint64) int { return 1 + bits.TrailingZeros64(i+1) }
+
+func encodeRecord(hashes []tlog.Hash, leaf, body []byte) []byte {
+	b := make([]byte, 0, len(hashes)*tlog.HashSize+binary.MaxVarintLen64+len(leaf)+len(body))
+	for _, h := range hashes {
+		b = append(b, h[:]...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(leaf)))
+	b = append(b, leaf...)
+	return append(b, body...)
+}
+
+// parseRecord splits the record of entry i; its slices share v.
+func parseRecord(i uint64, v []byte) (record, error) {
+	n := hashCount(i) * tlog.HashSize
+	if len(v) < n {
+		return record{}, corrupt(i, "record of %d bytes", len(v))
+	}
+	r := record{hashes: v[:n]}
+	l, w := binary.Uvarint(v[n:])
+	if w <= 0 || l > uint64(len(v)-n-w) {
+		return record{}, corrupt(i, "record's leaf length does not fit")
+	}
+	r.leaf = v[n+w : n+w+int(l)]
+	r.body = v[n+w+int(l):]
+	if len(r.body) > 0 && len(r.body) < 32 {
+		return record{}, corrupt(i, "body of %d bytes", len(r.body))
+	}
+	return r, nil
+}
+
+// withoutBody is the record with its body removed (prune).
+func (r record) withoutBody() []byte {
+	b := make([]byte, 0, len(r.hashes)+binary.MaxVarintLen64+len(r.leaf))
+	b = append(b, r.hashes...)
+	b = binary.AppendUvarint(b, uint64(len(r.leaf)))
+	return append(b, r.leaf...)
+}
+
+// hash returns the record's tree hash at level k.
+func (r record) hash(k int) tlog.Hash {
+	return tlog.Hash(r.hashes[k*tlog.HashSize : (k+1)*tlog.HashSize])
+}
+
+// readRecord reads and splits the record of entry i (ErrNotFound when
+// there is none).
+func readRecord(txn getter, i uint64) (record, error) {
+	v, ok, err := getBytes(txn, idxKey(pfxEntry, i))
+	if err != nil {
+		return record{}, err
+	}
+	if !ok {
+		return record{}, fmt.Errorf("entry %d: %w", i, ErrNotFound)
+	}
+	return parseRecord(i, v)
+}
+
+// hashReader reads stored tree hashes from a transaction: the hash at a
+// storage index is in the record of the last leaf of its subtree. Inside
+// Apply it sees the records written earlier in the same batch.
 type hashReader struct{ txn getter }
 
 // ReadHashes implements tlog.HashReader.
 func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
-		item, err := r.txn.Get(idxKey(pfxHash, uint64(x)))
+		level, n := tlog.SplitStoredHashIndex(x)
+		last := (uint64(n)+1)<<level - 1
+		item, err := r.txn.Get(idxKey(pfxEntry, last))
 		if err != nil {
-			return nil, fmt.Errorf("read tree hash %d: %w", x, err)
+			return nil, fmt.Errorf("read tree hash %d (entry %d): %w", x, last, err)
 		}
 		if err := item.Value(func(v []byte) error {
-			if len(v) != tlog.HashSize {
-				return fmt.Errorf("tree hash %d has %d bytes: %w", x, len(v), ErrCorrupt)
+			if level >= hashCount(last) || len(v) < (level+1)*tlog.HashSize {
+				return corrupt(last, "record of %d bytes lacks tree hash %d", len(v), x)
 			}
-			copy(out[i][:], v)
+			copy(out[i][:], v[level*tlog.HashSize:])
 			return nil
 		}); err != nil {
 			return nil, err
@@ -105,22 +184,20 @@ func (r edgeReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// storeLeaf adds the leaf at index n to the tree in txn and to the edge e.
-func storeLeaf(txn *badger.Txn, e *edge, n uint64, leaf []byte) error {
+// storeEntry adds entry n (its leaf and its salt and encoded body) to the
+// tree and the state in txn, as one record, and to the edge e.
+func storeEntry(txn *badger.Txn, e *edge, n uint64, leaf, body []byte) error {
 	hashes, err := tlog.StoredHashes(int64(n), leaf, edgeReader{e, txn})
 	if err != nil {
 		return fmt.Errorf("hash leaf %d: %w", n, err)
 	}
 	base := tlog.StoredHashIndex(0, int64(n))
 	for i, h := range hashes {
-		if err := txn.Set(idxKey(pfxHash, uint64(base)+uint64(i)), append([]byte(nil), h[:]...)); err != nil {
-			return err
-		}
 		if i < len(e.idx) {
 			e.idx[i], e.h[i] = base+int64(i)+1, h
 		}
 	}
-	return txn.Set(idxKey(pfxLeaf, n), leaf)
+	return txn.Set(idxKey(pfxEntry, n), encodeRecord(hashes, leaf, body))
 }
 
 func getUint64(txn getter, key string) (uint64, error) {
