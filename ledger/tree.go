@@ -87,6 +87,9 @@ func parseRecord(i uint64, v []byte) (record, error) {
 	if w <= 0 || l > uint64(len(v)-n-w) {
 		return record{}, corrupt(i, "record's leaf length does not fit")
 	}
+	if w != len(binary.AppendUvarint(nil, l)) {
+		return record{}, corrupt(i, "record's leaf length is not in its shortest form")
+	}
 	r.leaf = v[n+w : n+w+int(l)]
 	r.body = v[n+w+int(l):]
 	if len(r.body) > 0 && len(r.body) < 32 {
