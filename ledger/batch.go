@@ -174,6 +174,8 @@ func (l *Ledger) applyBatch(batch []*pending) {
 		}
 		data = encodeBatch(members)
 	}
+	l.batches.Add(1)
+	l.batchedCmds.Add(uint64(len(batch)))
 	f := l.raft.Apply(data, l.cfg.WriteTimeout)
 	err := l.await(f)
 	l.settle(len(batch))

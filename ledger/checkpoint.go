@@ -148,7 +148,7 @@ func (l *Ledger) signCheckpoint() (Checkpoint, error) {
 	}
 	// The state this checkpoint covers must be durable before the
 	// checkpoint is (state commits are not synced one by one).
-	if err := l.db.Sync(); err != nil {
+	if err := l.syncState(); err != nil {
 		return Checkpoint{}, fmt.Errorf("sign checkpoint: %w", err)
 	}
 	text := log.Checkpoint{Origin: l.origin, Size: n, Hash: root[:]}.Marshal()
@@ -170,7 +170,7 @@ func (l *Ledger) signCheckpoint() (Checkpoint, error) {
 
 // markVerified records the tree head this replica built, for the start check.
 func (l *Ledger) markVerified() error {
-	if err := l.db.Sync(); err != nil {
+	if err := l.syncState(); err != nil {
 		return err
 	}
 	return l.db.Update(func(txn *badger.Txn) error {
@@ -238,7 +238,7 @@ func (l *Ledger) checkpointLoop() {
 			return
 		case <-st.C:
 			if a := l.fsm.meta().applied; a != synced && l.fsm.halted() == nil {
-				if err := l.db.Sync(); err != nil {
+				if err := l.syncState(); err != nil {
 					l.log.Warn("sync ledger state", "err", err)
 					continue
 				}

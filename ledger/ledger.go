@@ -148,12 +148,15 @@ type Ledger struct {
 	pool      map[string][]net.Conn // idle forwarding connections to leaders
 	fwdWG     sync.WaitGroup        // forwarding server goroutines
 
-	writers      atomic.Int64   // estimate of callers writing (batch.go)
-	inflightCmds atomic.Int64   // commands in the batches in Raft
-	batchQ       chan *pending  // commands waiting for group commit (batch.go)
-	batchDone    chan struct{}  // closed when batchLoop ends
-	batchWG      sync.WaitGroup // batches in Raft
-	raftDown     chan struct{}  // closed once Raft has shut down
+	writers      atomic.Int64 // estimate of callers writing (batch.go)
+	inflightCmds atomic.Int64 // commands in the batches in Raft
+	// Status counters.
+	batches, batchedCmds       atomic.Uint64
+	stateSyncs, stateSyncNanos atomic.Uint64
+	batchQ                     chan *pending  // commands waiting for group commit (batch.go)
+	batchDone                  chan struct{}  // closed when batchLoop ends
+	batchWG                    sync.WaitGroup // batches in Raft
+	raftDown                   chan struct{}  // closed once Raft has shut down
 }
 
 // Origin returns the checkpoint origin for an agency code.
@@ -253,7 +256,7 @@ func (l *Ledger) open(ctx context.Context) error {
 	if err := l.identity(); err != nil {
 		return err
 	}
-	if err := l.db.Sync(); err != nil {
+	if err := l.syncState(); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
 	f, err := newFSM(l.db, l.log)
@@ -700,6 +703,15 @@ type Status struct {
 	Commit    uint64 // Raft commit index
 	Size      uint64 // number of entries
 	Policy    string // policy version in force
+
+	// Counters since Open. Batches and BatchedCommands count the group
+	// commits this replica sent to Raft as leader (their ratio is the mean
+	// batch size); StateSyncs and StateSyncTime, the syncs of the state
+	// database to disk (periodic, checkpoints, tree heads) and the time
+	// they took: slow syncs slow every replica's Raft log on that disk.
+	Batches, BatchedCommands uint64
+	StateSyncs               uint64
+	StateSyncTime            time.Duration
 }
 
 // Status returns this replica's view.
@@ -711,7 +723,18 @@ func (l *Ledger) Status() Status {
 		ReplicaID: l.cfg.ReplicaID, Origin: l.origin, State: l.raft.State().String(),
 		Leader: string(leader), Quorum: leader != "", Healthy: err == nil, Err: err,
 		Applied: m.applied, Commit: l.raft.CommitIndex(), Size: m.size, Policy: m.policy,
+		Batches: l.batches.Load(), BatchedCommands: l.batchedCmds.Load(),
+		StateSyncs: l.stateSyncs.Load(), StateSyncTime: time.Duration(l.stateSyncNanos.Load()),
 	}
+}
+
+// syncState syncs the state database to disk and counts it (Status).
+func (l *Ledger) syncState() error {
+	t := time.Now()
+	err := l.db.Sync()
+	l.stateSyncs.Add(1)
+	l.stateSyncNanos.Add(uint64(time.Since(t)))
+	return err
 }
 
 // tcpLayer is the plain TCP StreamLayer of a lone replica.

@@ -134,4 +134,11 @@ func TestBatchEstimate(t *testing.T) {
 	if n := l.writers.Load(); n != 1 {
 		t.Errorf("estimate after three appends by one writer = %d; want 1", n)
 	}
+	// Status counts the group commits and the state syncs (at least
+	// Open's).
+	st := l.Status()
+	if st.BatchedCommands != writers*20+3 || st.Batches == 0 || st.Batches >= st.BatchedCommands || st.StateSyncs == 0 {
+		t.Errorf("Status counters: %d batches of %d commands, %d state syncs; want %d commands in fewer batches and a sync",
+			st.Batches, st.BatchedCommands, st.StateSyncs, writers*20+3)
+	}
 }

@@ -26,7 +26,7 @@ type metrics struct {
 // raftStateValue is the value of xborder_raft_state for a Raft state name.
 var raftStateValue = map[string]float64{"Follower": 0, "Candidate": 1, "Leader": 2, "Shutdown": 3}
 
-func newMetrics(connected func() float64) *metrics {
+func newMetrics(connected func() float64, groups func() []group) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		raftState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -65,6 +65,7 @@ func newMetrics(connected func() float64) *metrics {
 			Name: "xborder_connected_partners",
 			Help: "Partner replicas (peers of other agencies) this replica has a libp2p connection to.",
 		}, connected),
+		newLedgerCollector(groups),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -83,4 +84,43 @@ func (m *metrics) observeRequest(route string, status int, d time.Duration) {
 func (m *metrics) setPolicy(version string) {
 	m.policy.Reset()
 	m.policy.WithLabelValues(version).Set(1)
+}
+
+// ledgerCollector reports each group's ledger counters (ledger.Status)
+// when scraped: group commits as leader and syncs of the state to disk.
+type ledgerCollector struct {
+	groups                                func() []group
+	batches, commands, syncs, syncSeconds *prometheus.Desc
+}
+
+func newLedgerCollector(groups func() []group) *ledgerCollector {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"group"}, nil)
+	}
+	return &ledgerCollector{
+		groups:  groups,
+		batches: desc("xborder_ledger_batches_total", "Group commits this replica sent to Raft as leader, per group."),
+		commands: desc("xborder_ledger_batched_commands_total",
+			"Commands in those group commits (divided by xborder_ledger_batches_total: the mean batch size)."),
+		syncs: desc("xborder_ledger_state_syncs_total", "Syncs of the ledger state to disk, per group."),
+		syncSeconds: desc("xborder_ledger_state_sync_seconds_total",
+			"Time spent in those syncs, per group; slow syncs slow the Raft log writes on the same disk."),
+	}
+}
+
+func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.batches
+	ch <- c.commands
+	ch <- c.syncs
+	ch <- c.syncSeconds
+}
+
+func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, g := range c.groups() {
+		s := g.l.Status()
+		ch <- prometheus.MustNewConstMetric(c.batches, prometheus.CounterValue, float64(s.Batches), g.name)
+		ch <- prometheus.MustNewConstMetric(c.commands, prometheus.CounterValue, float64(s.BatchedCommands), g.name)
+		ch <- prometheus.MustNewConstMetric(c.syncs, prometheus.CounterValue, float64(s.StateSyncs), g.name)
+		ch <- prometheus.MustNewConstMetric(c.syncSeconds, prometheus.CounterValue, s.StateSyncTime.Seconds(), g.name)
+	}
 }

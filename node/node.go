@@ -228,7 +228,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
-	n.met = newMetrics(func() float64 { return float64(n.connectedPartners()) })
+	n.met = newMetrics(func() float64 { return float64(n.connectedPartners()) }, n.groups)
 	n.met.setPolicy(n.Policy().Version())
 	n.refresh()
 	if err := n.startHoldings(); err != nil {
