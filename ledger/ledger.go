@@ -728,15 +728,6 @@ func (l *Ledger) Status() Status {
 	}
 }
 
-// syncState syncs the state database to disk and counts it (Status).
-func (l *Ledger) syncState() error {
-	t := time.Now()
-	err := l.db.Sync()
-	l.stateSyncs.Add(1)
-	l.stateSyncNanos.Add(uint64(time.Since(t)))
-	return err
-}
-
 // tcpLayer is the plain TCP StreamLayer of a lone replica.
 type tcpLayer struct{ ln net.Listener }
 
