@@ -213,29 +213,35 @@ func (l *Ledger) Checkpoint() (Checkpoint, error) {
 	return ParseCheckpoint(stored, l.verKey)
 }
 
-// stateSyncInterval is how often checkpointLoop syncs the state while it
-// changes. State commits are not synced one by one; left to the checkpoint,
-// a second of state under load (tens of MB) went to the disk at once and
-// held the Raft log's synced writes up behind it for about 100 ms, the
-// ledger's slowest appends (docs/ledger.md, "Throughput").
-const stateSyncInterval = 100 * time.Millisecond
-
 // checkpointLoop signs a checkpoint every interval while the tree grows (on
-// the leader) and records the tree head (everywhere); in between it syncs
-// the state every stateSyncInterval while it changes. It ends when Close
-// closes l.stop.
+// the leader) and records the tree head (everywhere); in between, while the
+// state changes, it starts its writeback every writebackInterval and syncs
+// it every stateSyncInterval (statesync.go). It ends when Close closes
+// l.stop.
 func (l *Ledger) checkpointLoop() {
 	defer close(l.done)
 	t := time.NewTicker(l.cfg.CheckpointInterval)
 	defer t.Stop()
 	st := time.NewTicker(stateSyncInterval)
 	defer st.Stop()
+	wb := time.NewTicker(writebackInterval)
+	defer wb.Stop()
 	last := ^uint64(0)
 	synced := l.fsm.meta().applied
+	written := synced
 	for {
 		select {
 		case <-l.stop:
 			return
+		case <-wb.C:
+			if a := l.fsm.meta().applied; a != written && l.fsm.halted() == nil {
+				if err := l.writeback(); err != nil {
+					l.log.Warn("write back ledger state", "err", err)
+					continue
+				}
+				written = a
+			}
+			continue
 		case <-st.C:
 			if a := l.fsm.meta().applied; a != synced && l.fsm.halted() == nil {
 				if err := l.syncState(); err != nil {

@@ -9,29 +9,56 @@ import (
 	"time"
 )
 
+// Badger does not sync the state's writes (stateOptions); left to the
+// kernel, they reach the disk late and all at once, and a sync of a few
+// megabytes holds up the Raft logs' synced writes on the same disk for tens
+// of milliseconds: the ledger's slowest appends (docs/ledger.md,
+// "Throughput"). So checkpointLoop starts the writeback of the state's
+// files every writebackInterval (writeback, without waiting for it) and
+// syncs the state every stateSyncInterval (syncState), which then finds
+// little left to write.
+const (
+	stateSyncInterval = 100 * time.Millisecond
+	writebackInterval = 25 * time.Millisecond
+)
+
 // syncState syncs the state database to disk and counts it (Status).
-//
-// badger's Sync holds the database's lock while it syncs the memtable's
-// log, and every write takes that lock: while a sync of a few megabytes
-// waited for the disk, the state machine could not commit, and every
-// caller on the leader waited with it (docs/ledger.md, "Throughput"). So
-// the files that take unsynced writes are synced first through
-// descriptors of their own, without the lock (presync), and badger's Sync,
-// which remains what makes the state durable, finds little left to write.
 func (l *Ledger) syncState() error {
 	t := time.Now()
-	err := presync(l.db.Opts().Dir, l.db.Opts().ValueDir)
-	if err == nil {
-		err = l.db.Sync()
-	}
+	err := l.db.Sync()
 	l.stateSyncs.Add(1)
 	l.stateSyncNanos.Add(uint64(time.Since(t)))
 	return err
 }
 
+// writeback starts writing the state's unsynced pages to disk and returns
+// without waiting. It only spreads the state's writes over time: what
+// makes the state durable is syncState.
+func (l *Ledger) writeback() error {
+	files, err := unsyncedFiles(l.db.Opts().Dir, l.db.Opts().ValueDir)
+	if err != nil {
+		return err
+	}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // badger removed it meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		err = startWriteback(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // unsyncedExts are the extensions of the badger files that take writes
-// without a sync (SyncWrites off): memtable logs and value logs. Tables
-// are synced by badger when written.
+// without a sync (SyncWrites off): memtable logs and value logs. Badger
+// syncs its tables when it writes them.
 var unsyncedExts = []string{".mem", ".vlog"}
 
 // unsyncedFiles lists the files of dirs that may hold unsynced writes.
@@ -56,30 +83,4 @@ func unsyncedFiles(dirs ...string) ([]string, error) {
 		}
 	}
 	return files, nil
-}
-
-// presync fsyncs the state files that may hold unsynced writes. A
-// descriptor of its own flushes the same page cache as badger's mapping
-// (msync is fsync of the range on Linux); files that badger removes
-// meanwhile are skipped.
-func presync(dirs ...string) error {
-	files, err := unsyncedFiles(dirs...)
-	if err != nil {
-		return err
-	}
-	for _, name := range files {
-		f, err := os.Open(name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
