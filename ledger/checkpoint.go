@@ -234,22 +234,10 @@ func (l *Ledger) checkpointLoop() {
 		case <-l.stop:
 			return
 		case <-wb.C:
-			if a := l.fsm.meta().applied; a != written && l.fsm.halted() == nil {
-				if err := l.writeback(); err != nil {
-					l.log.Warn("write back ledger state", "err", err)
-					continue
-				}
-				written = a
-			}
+			written = l.ifApplied(written, l.writeback, "write back ledger state")
 			continue
 		case <-st.C:
-			if a := l.fsm.meta().applied; a != synced && l.fsm.halted() == nil {
-				if err := l.syncState(); err != nil {
-					l.log.Warn("sync ledger state", "err", err)
-					continue
-				}
-				synced = a
-			}
+			synced = l.ifApplied(synced, l.syncState, "sync ledger state")
 			continue
 		case <-t.C:
 		}
@@ -269,6 +257,21 @@ func (l *Ledger) checkpointLoop() {
 		}
 		last = size
 	}
+}
+
+// ifApplied runs do if the state machine applied anything past mark and is
+// healthy, and returns the applied index it covered (mark again if do
+// failed, so that the next tick tries again).
+func (l *Ledger) ifApplied(mark uint64, do func() error, what string) uint64 {
+	a := l.fsm.meta().applied
+	if a == mark || l.fsm.halted() != nil {
+		return mark
+	}
+	if err := do(); err != nil {
+		l.log.Warn(what, "err", err)
+		return mark
+	}
+	return a
 }
 
 // corrupt builds the start check's error.
