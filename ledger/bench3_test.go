@@ -31,6 +31,12 @@ func benchmarkAppendReplicas(b *testing.B) {
 			_, err := l.Append(context.Background(), e)
 			return err
 		})
+		// A leader change under the load (the cluster's Raft lease is
+		// 100 ms) leaves the writers on a follower, forwarding: say so,
+		// since the figures then measure that too.
+		if st := l.Status(); st.State != raft.Leader.String() {
+			b.Logf("the leader changed during the run (replica %s is now %s): the later appends were forwarded", st.ReplicaID, st.State)
+		}
 	})
 	b.Run(fmt.Sprintf("replicas=3/writers=%d/raw-raft", writers), func(b *testing.B) {
 		r := rawCluster(b, false)
