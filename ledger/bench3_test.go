@@ -145,3 +145,20 @@ func rawCluster(b *testing.B, inmem bool) *raft.Raft {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// BenchmarkForwardedAppend is BenchmarkAppend/replicas=3/writers=64/ledger
+// with the writers on a follower: every append is forwarded to the leader
+// over the shared transport and answered once committed.
+func BenchmarkForwardedAppend(b *testing.B) {
+	const writers = 64
+	b.Run(fmt.Sprintf("replicas=3/writers=%d", writers), func(b *testing.B) {
+		c := MakeCluster(b, 3)
+		c.Leader()
+		l := c.followers()[0].l
+		e := kib(0)
+		parallel(b, writers, func(i int) error {
+			_, err := l.Append(context.Background(), e)
+			return err
+		})
+	})
+}

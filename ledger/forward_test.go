@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"sync"
 	"testing"
 )
 
@@ -120,5 +122,33 @@ func testBatchEntry(t *testing.T, encode func(*command) ([]byte, error)) {
 	}
 	if _, err := l.Outcome("c"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Outcome of a command inside a nested batch = %v; want ErrNotFound", err)
+	}
+}
+
+// TestForwardReusesConnections: 32 writers on a follower make 640
+// forwarded appends; each holds one connection at a time and the idle ones
+// are kept, so no more than 32 are ever opened (with a pool smaller than
+// the writers, most appends dialled: a TLS handshake each).
+func TestForwardReusesConnections(t *testing.T) {
+	c := MakeCluster(t, 3)
+	c.Leader()
+	f := c.followers()[0].l
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := f.Append(context.Background(), entry(w*each+i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := f.Status(); st.ForwardDials == 0 || st.ForwardDials > writers {
+		t.Errorf("%d forwarding connections opened for %d appends by %d writers; want 1 to %d", st.ForwardDials, writers*each, writers, writers)
 	}
 }

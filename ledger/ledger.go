@@ -153,6 +153,7 @@ type Ledger struct {
 	// Status counters.
 	batches, batchedCmds       atomic.Uint64
 	stateSyncs, stateSyncNanos atomic.Uint64
+	fwdDials                   atomic.Uint64
 	batchQ                     chan *pending  // commands waiting for group commit (batch.go)
 	batchDone                  chan struct{}  // closed when batchLoop ends
 	batchWG                    sync.WaitGroup // batches in Raft
@@ -712,6 +713,11 @@ type Status struct {
 	Batches, BatchedCommands uint64
 	StateSyncs               uint64
 	StateSyncTime            time.Duration
+	// ForwardDials counts the connections this replica opened to forward
+	// calls to the leader. Idle ones are kept for the next calls, so it
+	// should grow only with the number of callers forwarding at once and
+	// with leader changes; a steady rise means connections are being lost.
+	ForwardDials uint64
 }
 
 // Status returns this replica's view.
@@ -725,6 +731,7 @@ func (l *Ledger) Status() Status {
 		Applied: m.applied, Commit: l.raft.CommitIndex(), Size: m.size, Policy: m.policy,
 		Batches: l.batches.Load(), BatchedCommands: l.batchedCmds.Load(),
 		StateSyncs: l.stateSyncs.Load(), StateSyncTime: time.Duration(l.stateSyncNanos.Load()),
+		ForwardDials: l.fwdDials.Load(),
 	}
 }
 

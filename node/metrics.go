@@ -87,10 +87,11 @@ func (m *metrics) setPolicy(version string) {
 }
 
 // ledgerCollector reports each group's ledger counters (ledger.Status)
-// when scraped: group commits as leader and syncs of the state to disk.
+// when scraped: group commits as leader, syncs of the state to disk and
+// connections opened to forward to the leader.
 type ledgerCollector struct {
-	groups                                func() []group
-	batches, commands, syncs, syncSeconds *prometheus.Desc
+	groups                                       func() []group
+	batches, commands, syncs, syncSeconds, dials *prometheus.Desc
 }
 
 func newLedgerCollector(groups func() []group) *ledgerCollector {
@@ -105,6 +106,8 @@ func newLedgerCollector(groups func() []group) *ledgerCollector {
 		syncs: desc("xborder_ledger_state_syncs_total", "Syncs of the ledger state to disk, per group."),
 		syncSeconds: desc("xborder_ledger_state_sync_seconds_total",
 			"Time spent in those syncs, per group; slow syncs slow the Raft log writes on the same disk."),
+		dials: desc("xborder_ledger_forward_dials_total",
+			"Connections opened to forward calls to the leader, per group; a steady rise means connections are being lost."),
 	}
 }
 
@@ -113,6 +116,7 @@ func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.commands
 	ch <- c.syncs
 	ch <- c.syncSeconds
+	ch <- c.dials
 }
 
 func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -122,5 +126,6 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.commands, prometheus.CounterValue, float64(s.BatchedCommands), g.name)
 		ch <- prometheus.MustNewConstMetric(c.syncs, prometheus.CounterValue, float64(s.StateSyncs), g.name)
 		ch <- prometheus.MustNewConstMetric(c.syncSeconds, prometheus.CounterValue, s.StateSyncTime.Seconds(), g.name)
+		ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(s.ForwardDials), g.name)
 	}
 }
