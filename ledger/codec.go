@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/xborder/xborder/ledger/format"
 )
 
 // Commands and outcomes are binary (docs/ledger.md, "Commands"): every
@@ -165,7 +167,7 @@ func encodeCmdEntry(e *Entry) []byte {
 	h := e.Header
 	h.Version, h.Index, h.Time, h.BodyHash = EntryVersion, 0, time.Unix(0, 0), Digest{}
 	leaf := EncodeLeaf(&h)
-	body := encodeBody(&e.Body)
+	body := format.EncodeBody(&e.Body)
 	b := make([]byte, 0, len(leaf)+len(body)+48)
 	b = protowire.AppendTag(b, entryLeaf, protowire.BytesType)
 	b = protowire.AppendBytes(b, leaf)
@@ -349,7 +351,7 @@ func decodeCmdEntry(b []byte) (*Entry, error) {
 			}
 			copy(e.Salt[:], p)
 		case entryBody:
-			body, err := decodeBody(p)
+			body, err := format.DecodeBody(p)
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/ledger/format"
 )
 
 // A lone replica: append an entry, export the ledger and verify the export
@@ -45,7 +46,7 @@ func Example() {
 	vkey := l.VerifierKey()
 	l.Close()
 
-	rep, err := ledger.Verify(out, vkey, nil)
+	rep, err := format.Verify(os.DirFS(out), vkey, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -75,56 +75,6 @@ func TestReadFrameLimits(t *testing.T) {
 	}
 }
 
-// TestBatchEntry: a batch entry applies each command with its own ID and
-// outcome; a command repeated inside the batch appends once; a nested
-// batch is refused. Both encodings: binary, and JSON as logs written
-// before it hold.
-func TestBatchEntry(t *testing.T) {
-	t.Run("binary", func(t *testing.T) { testBatchEntry(t, encodeCommand) })
-	t.Run("json", func(t *testing.T) { testBatchEntry(t, func(c *command) ([]byte, error) { return jsonMarshal(c) }) })
-}
-
-func testBatchEntry(t *testing.T, encode func(*command) ([]byte, error)) {
-	l := open(t, testConfig(t.TempDir()))
-	defer l.Close()
-	e1, e2 := entry(1), entry(2)
-	a := &command{Op: opAppend, ID: "a", Time: 1, Entry: &e1}
-	batch := &command{Op: opBatch, ID: "outer", Batch: []*command{
-		a,
-		{Op: opAppend, ID: "b", Time: 2, Entry: &e2},
-		a,
-		{Op: opBatch, ID: "nested", Batch: []*command{{Op: opAppend, ID: "c", Entry: &e1}}},
-	}}
-	data, err := encode(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := l.raft.Apply(data, testWriteTimeout)
-	if err := f.Error(); err != nil {
-		t.Fatal(err)
-	}
-	out, ok := f.Response().([]outcome)
-	if !ok || len(out) != 4 {
-		t.Fatalf("batch response %#v; want 4 outcomes", f.Response())
-	}
-	for i, want := range []outcome{
-		{Index: 0, Appended: true},
-		{Index: 1, Appended: true},
-		{Index: 0, Appended: true},
-		{Code: "invalid"},
-	} {
-		if out[i].Index != want.Index || out[i].Appended != want.Appended || out[i].Code != want.Code {
-			t.Errorf("outcome %d = %+v; want %+v", i, out[i], want)
-		}
-	}
-	if st := l.Status(); st.Size != 2 {
-		t.Errorf("size after the batch = %d; want 2", st.Size)
-	}
-	if _, err := l.Outcome("c"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Outcome of a command inside a nested batch = %v; want ErrNotFound", err)
-	}
-}
-
 // TestForwardReusesConnections: 32 writers on a follower make 640
 // forwarded appends; each holds one connection at a time and the idle ones
 // are kept, so no more than 32 are ever opened (with a pool smaller than

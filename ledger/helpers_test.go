@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xborder/xborder/ledger/format"
 )
 
 var testKey = ed25519.NewKeyFromSeed(sha256.New().Sum([]byte("xborder ledger test key"))[:32])
@@ -85,4 +89,22 @@ func openRetained(t *testing.T) (*Ledger, Config, *clock, time.Time) {
 	cfg.Now = clk.Now
 	cfg.Retention = 365 * 24 * time.Hour
 	return open(t, cfg), cfg, clk, t0
+}
+
+func exportLedger(t *testing.T, l *Ledger) string {
+	t.Helper()
+	out := t.TempDir()
+	if _, err := l.Export(context.Background(), out, "auditor-1"); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	return out
+}
+
+// jsonMarshal encodes a command as JSON, as logs written before the binary
+// encoding hold them.
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// verifyExport checks the export directory dir with format.Verify.
+func verifyExport(dir, verifierKey string, trusted []byte) (*format.Report, error) {
+	return format.Verify(os.DirFS(dir), verifierKey, trusted)
 }

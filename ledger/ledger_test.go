@@ -3,13 +3,24 @@ package ledger
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 
+	"go.uber.org/goleak"
 	"golang.org/x/mod/sumdb/tlog"
 )
+
+// TestCloseEndsGoroutines: after Close, nothing the ledger started runs.
+func TestCloseEndsGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	l := open(t, testConfig(t.TempDir()))
+	appendN(t, l, 0, 3)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close = %v; want nil", err)
+	}
+}
 
 func TestAppendReopen(t *testing.T) {
 	dir := t.TempDir()
@@ -100,82 +111,5 @@ func TestEncryptionAtRest(t *testing.T) {
 	defer l.Close()
 	if st := l.Status(); st.Size != 3 {
 		t.Errorf("size after reopen with the key = %d; want 3", st.Size)
-	}
-}
-
-// TestBatchEstimate: under concurrent writers the batcher expects many
-// callers back; when a single writer remains, one wait that runs out
-// brings the estimate down to one, so that it does not wait again.
-func TestBatchEstimate(t *testing.T) {
-	l := open(t, testConfig(t.TempDir()))
-	defer l.Close()
-	const writers = 32
-	var peak atomic.Int64
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 20 {
-				if _, err := l.Append(context.Background(), entry(w*100+i)); err != nil {
-					t.Error(err)
-					return
-				}
-				if n := l.writers.Load(); n > peak.Load() {
-					peak.Store(n)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if p := peak.Load(); p < writers/2 {
-		t.Errorf("estimate of callers writing peaked at %d with %d writers; want at least %d", p, writers, writers/2)
-	}
-	appendN(t, l, 10_000, 3)
-	if n := l.writers.Load(); n != 1 {
-		t.Errorf("estimate after three appends by one writer = %d; want 1", n)
-	}
-	// Status counts the group commits and the state syncs (at least
-	// Open's).
-	st := l.Status()
-	if st.BatchedCommands != writers*20+3 || st.Batches == 0 || st.Batches >= st.BatchedCommands || st.StateSyncs == 0 {
-		t.Errorf("Status counters: %d batches of %d commands, %d state syncs; want %d commands in fewer batches and a sync",
-			st.Batches, st.BatchedCommands, st.StateSyncs, writers*20+3)
-	}
-}
-
-// TestStateSyncFiles: the files whose writeback checkpointLoop starts
-// ahead of the state syncs are found in the state directory (a memtable
-// log and a value log after 1 KiB appends); were badger to name them
-// otherwise, the state would still be synced, but in bursts that slow the
-// Raft logs again, and this fails.
-func TestStateSyncFiles(t *testing.T) {
-	l := open(t, testConfig(t.TempDir()))
-	defer l.Close()
-	for i := range 20 {
-		if _, err := l.Append(context.Background(), kib(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	files, err := unsyncedFiles(l.db.Opts().Dir, l.db.Opts().ValueDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := map[string]int{}
-	for _, f := range files {
-		found[filepath.Ext(f)]++
-	}
-	if found[".mem"] == 0 || found[".vlog"] == 0 {
-		t.Errorf("unsynced state files %v: want a memtable log (.mem) and a value log (.vlog)", files)
-	}
-	if err := l.writeback(); err != nil {
-		t.Fatal(err)
-	}
-	n := l.Status().StateSyncs
-	if err := l.syncState(); err != nil {
-		t.Fatal(err)
-	}
-	if got := l.Status().StateSyncs; got != n+1 {
-		t.Errorf("StateSyncs after a sync = %d; want %d", got, n+1)
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/xborder/xborder/ledger/format"
 )
 
 // Filter selects entries. Zero fields select everything.
@@ -67,7 +69,7 @@ func readEntry(txn *badger.Txn, i uint64) (Entry, []byte, error) {
 	}
 	e := Entry{Header: h, Pruned: true}
 	if len(r.body) > 0 {
-		b, err := decodeBody(r.body[32:])
+		b, err := format.DecodeBody(r.body[32:])
 		if err != nil {
 			return Entry{}, nil, fmt.Errorf("entry %d body: %w: %w", i, ErrCorrupt, err)
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/ledger/format"
 )
 
 func init() { commands = append(commands, newLedgerCmd) }
@@ -267,10 +268,10 @@ func checkEntryProof(index uint64, p httpapi.EntryProof) (tlog.Hash, error) {
 	if index >= p.Size {
 		return fail("not in a tree of %d entries", p.Size)
 	}
-	if !bytes.Equal(ledger.EncodeLeaf(&p.Entry.Header), p.Leaf) {
+	if !bytes.Equal(format.EncodeLeaf(&p.Entry.Header), p.Leaf) {
 		return fail("the header does not match the leaf")
 	}
-	if !p.Entry.Pruned && ledger.BodyHash(p.Entry.Salt, p.Entry.Body) != p.Entry.BodyHash {
+	if !p.Entry.Pruned && format.BodyHash(p.Entry.Salt, p.Entry.Body) != p.Entry.BodyHash {
 		return fail("the body does not match its hash in the leaf")
 	}
 	rb, err := base64.StdEncoding.DecodeString(p.Root)
@@ -361,7 +362,7 @@ verify DIR --key agency.pub', with the agency key obtained out of band.`,
 			if err != nil {
 				return apiError(err)
 			}
-			cp, err := ledger.ParseCheckpoint([]byte(x.Checkpoint), strings.TrimSpace(x.PublicKey))
+			cp, err := format.ParseCheckpoint([]byte(x.Checkpoint), strings.TrimSpace(x.PublicKey))
 			if err != nil {
 				return exitError(exitVerify, fmt.Errorf("ledger export: %w", err), "the node sent a checkpoint its own key does not verify; tell the agency's operators")
 			}
@@ -441,20 +442,20 @@ the key in DIR/ledger.pub is used, which detects damage but not a forged export.
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			dir := args[0]
-			note, err := os.ReadFile(filepath.Join(dir, ledger.ExportCheckpoint))
+			note, err := os.ReadFile(filepath.Join(dir, format.ExportCheckpoint))
 			if err != nil {
 				return exitError(exitInvalid, fmt.Errorf("ledger verify: %w", err), "give a directory written by 'xborder ledger export'")
 			}
 			origin, _, _ := strings.Cut(string(note), "\n")
 			var vkey string
 			if keyFile == "" {
-				b, err := os.ReadFile(filepath.Join(dir, ledger.ExportPublicKey))
+				b, err := os.ReadFile(filepath.Join(dir, format.ExportPublicKey))
 				if err != nil {
 					return exitError(exitInvalid, fmt.Errorf("ledger verify: %w", err), "give --key FILE")
 				}
 				vkey = strings.TrimSpace(string(b))
 				fmt.Fprintf(e.stdout, "key: %s from %s (no --key given: this detects damage, not a forged export)\n",
-					vkey, filepath.Join(dir, ledger.ExportPublicKey))
+					vkey, filepath.Join(dir, format.ExportPublicKey))
 			} else {
 				if vkey, err = readVerifierKey(keyFile, origin); err != nil {
 					return exitError(exitInvalid, err, "give the note verifier key (name+hash+base64) or a PEM key file")
@@ -467,9 +468,9 @@ the key in DIR/ledger.pub is used, which detects damage but not a forged export.
 					return exitError(exitInvalid, fmt.Errorf("ledger verify: %w", err), "give a checkpoint file you kept from an earlier export")
 				}
 			}
-			rep, err := ledger.Verify(dir, vkey, trusted)
+			rep, err := format.Verify(os.DirFS(dir), vkey, trusted)
 			if err != nil {
-				var ve *ledger.VerifyError
+				var ve *format.VerifyError
 				if errors.As(err, &ve) {
 					hint := "the export does not match its signed checkpoint"
 					if ve.Index >= 0 {
@@ -527,5 +528,5 @@ func readVerifierKey(file, origin string) (string, error) {
 	default:
 		return "", fmt.Errorf("ledger verify: key file %s: PEM block %q, want PUBLIC KEY or PRIVATE KEY", file, blk.Type)
 	}
-	return ledger.VerifierKey(origin, pub)
+	return format.VerifierKey(origin, pub)
 }

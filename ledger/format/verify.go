@@ -1,14 +1,9 @@
-package ledger
+package format
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"io/fs"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -60,18 +55,17 @@ func (s hashStore) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// maxExportLine bounds one line of entries.jsonl.
-const maxExportLine = 64 << 10
-
-// Verify checks an export directory offline: the checkpoint's signature
-// with verifierKey (name+hash+base64), every line's header and body against
-// its leaf, the tree recomputed from the leaves against the checkpoint's
-// size and root, and, when trusted (a signed checkpoint note) is given,
-// that its tree is a prefix of the exported one (an RFC 6962 consistency
-// proof built from the leaves and checked against both roots). It reads
-// only dir. Any mismatch is a *VerifyError naming the first bad index.
-func Verify(dir, verifierKey string, trusted []byte) (*Report, error) {
-	note, err := os.ReadFile(filepath.Join(dir, ExportCheckpoint))
+// Verify checks an export offline: the checkpoint's signature with
+// verifierKey (name+hash+base64), every line's header and body against its
+// leaf, the tree recomputed from the leaves against the checkpoint's size
+// and root, and, when trusted (a signed checkpoint note) is given, that its
+// tree is a prefix of the exported one (an RFC 6962 consistency proof built
+// from the leaves and checked against both roots). It reads only the files
+// ExportCheckpoint and ExportEntries of fsys (os.DirFS of the export
+// directory). Any mismatch is a *VerifyError naming the first bad index; a
+// file that cannot be read is another error.
+func Verify(fsys fs.FS, verifierKey string, trusted []byte) (*Report, error) {
+	note, err := fs.ReadFile(fsys, ExportCheckpoint)
 	if err != nil {
 		return nil, fmt.Errorf("verify ledger export: %w", err)
 	}
@@ -88,7 +82,7 @@ func Verify(dir, verifierKey string, trusted []byte) (*Report, error) {
 			return nil, bad(-1, "trusted checkpoint has %d entries, the export only %d", tcp.Size, cp.Size)
 		}
 	}
-	f, err := os.Open(filepath.Join(dir, ExportEntries))
+	f, err := fsys.Open(ExportEntries)
 	if err != nil {
 		return nil, fmt.Errorf("verify ledger export: %w", err)
 	}
@@ -136,56 +130,4 @@ func Verify(dir, verifierKey string, trusted []byte) (*Report, error) {
 		rep.TrustedSize = tcp.Size
 	}
 	return rep, nil
-}
-
-// readLines calls fn for each line of entries.jsonl with its position.
-func readLines(r io.Reader, fn func(i uint64, line []byte) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxExportLine)
-	var i uint64
-	for sc.Scan() {
-		if err := fn(i, sc.Bytes()); err != nil {
-			return err
-		}
-		i++
-	}
-	if err := sc.Err(); err != nil {
-		return bad(int64(i), "reading entries: %v", err)
-	}
-	return nil
-}
-
-// checkLine checks that line i of entries.jsonl is well formed, carries
-// index i, that its header is its leaf decoded and its body (when present)
-// matches the leaf's body hash.
-func checkLine(i uint64, line []byte) (ExportLine, error) {
-	var l ExportLine
-	d := json.NewDecoder(bytes.NewReader(line))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&l); err != nil {
-		return ExportLine{}, bad(int64(i), "malformed line: %v", err)
-	}
-	if l.Index != i {
-		return ExportLine{}, bad(int64(i), "line %d carries index %d (an entry is missing or out of order)", i+1, l.Index)
-	}
-	h, err := DecodeLeaf(l.Leaf)
-	if err != nil {
-		return ExportLine{}, bad(int64(i), "%v", err)
-	}
-	if h.Index != i {
-		return ExportLine{}, bad(int64(i), "leaf carries index %d", h.Index)
-	}
-	if !bytes.Equal(EncodeLeaf(&l.Header), l.Leaf) {
-		return ExportLine{}, bad(int64(i), "header does not match the leaf")
-	}
-	if (l.Body == nil) != (l.Salt == nil) {
-		return ExportLine{}, bad(int64(i), "body and salt must come together")
-	}
-	if l.Body == nil {
-		return l, nil
-	}
-	if BodyHash(*l.Salt, *l.Body) != h.BodyHash {
-		return ExportLine{}, bad(int64(i), "body does not match the body hash in the leaf")
-	}
-	return l, nil
 }

@@ -1,0 +1,292 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
+
+	"github.com/xborder/xborder/ledger/format"
+)
+
+// meta is the replicated state the state machine keeps in memory too.
+type meta struct {
+	applied uint64
+	size    uint64
+	time    int64
+	policy  string
+	pruned  uint64
+}
+
+// fsm is the Raft state machine on badger. Apply is deterministic: its
+// writes depend only on the state and the command, never on the replica's
+// clock or randomness. A storage error halts it for good (halted): it then
+// applies nothing and every write fails, so that the replica never diverges.
+type fsm struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	mu   sync.RWMutex // guards m
+	m    meta
+	halt atomic.Pointer[error]
+
+	// edge is the tree's edge as committed; work, the edge of the
+	// transaction being applied. Both belong to Raft's apply goroutine
+	// (Apply, ApplyBatch, Restore) and to newFSM before it.
+	edge, work edge
+
+	skipped atomic.Uint64 // commands at or below the applied index (replays)
+	applied chan struct{} // closed and replaced whenever m.applied moves
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func newFSM(db *badger.DB, log *slog.Logger) (*fsm, error) {
+	f := &fsm{db: db, log: log, applied: make(chan struct{})}
+	if err := migrateRecords(db, log); err != nil {
+		return nil, err
+	}
+	if err := f.load(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *fsm) load() error {
+	var m meta
+	err := f.db.View(func(txn *badger.Txn) error {
+		var err error
+		if m.applied, err = getUint64(txn, keyApplied); err != nil {
+			return err
+		}
+		if m.size, err = getUint64(txn, keySize); err != nil {
+			return err
+		}
+		t, err := getUint64(txn, keyTime)
+		if err != nil {
+			return err
+		}
+		m.time = int64(t)
+		if m.pruned, err = getUint64(txn, keyPruned); err != nil {
+			return err
+		}
+		p, _, err := getBytes(txn, []byte(keyPolicy))
+		m.policy = string(p)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load ledger state: %w", err)
+	}
+	f.edge, f.work = edge{}, edge{}
+	f.mu.Lock()
+	f.m = m
+	f.notifyLocked()
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fsm) notifyLocked() {
+	close(f.applied)
+	f.applied = make(chan struct{})
+}
+
+func (f *fsm) meta() meta {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.m
+}
+
+// halted returns the error that halted the state machine, or nil.
+func (f *fsm) halted() error {
+	if p := f.halt.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (f *fsm) stop(err error) {
+	err = fmt.Errorf("%w: %w", ErrHalted, err)
+	if f.halt.CompareAndSwap(nil, &err) {
+		f.log.Error("ledger state machine halted: this replica applies nothing more until restarted", "err", err)
+	}
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch implements raft.BatchingFSM: the whole batch and the last
+// applied index go into one badger transaction. A batch too big for one
+// transaction is split in halves.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	res := make([]any, len(logs))
+	if err := f.halted(); err == nil {
+		if err := f.applyRange(logs, res); err != nil {
+			f.stop(err)
+		}
+	}
+	if err := f.halted(); err != nil {
+		for i := range res {
+			if res[i] == nil {
+				res[i] = err
+			}
+		}
+	}
+	return res
+}
+
+func (f *fsm) applyRange(logs []*raft.Log, res []any) error {
+	m := f.meta()
+	f.work = f.edge
+	txn := f.db.NewTransaction(true)
+	defer txn.Discard()
+	skipped := uint64(0)
+	for i, l := range logs {
+		if l.Index <= m.applied {
+			skipped++
+			res[i] = errReplayed
+			continue
+		}
+		if l.Type == raft.LogCommand {
+			r, err := f.apply(txn, &m, l)
+			if errors.Is(err, badger.ErrTxnTooBig) && len(logs) > 1 {
+				txn.Discard()
+				h := len(logs) / 2
+				if err := f.applyRange(logs[:h], res[:h]); err != nil {
+					return err
+				}
+				return f.applyRange(logs[h:], res[h:])
+			}
+			if err != nil {
+				return fmt.Errorf("apply raft index %d: %w", l.Index, err)
+			}
+			res[i] = r
+		}
+		m.applied = l.Index
+	}
+	if err := writeMeta(txn, m); err != nil {
+		return fmt.Errorf("apply raft index %d: %w", m.applied, err)
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("apply raft index %d: commit: %w", m.applied, err)
+	}
+	f.edge = f.work
+	f.skipped.Add(skipped)
+	f.mu.Lock()
+	f.m = m
+	f.notifyLocked()
+	f.mu.Unlock()
+	return nil
+}
+
+// errReplayed is the response to a command at or below the applied index:
+// no caller waits for it.
+var errReplayed = errors.New("command already applied")
+
+func writeMeta(txn *badger.Txn, m meta) error {
+	for _, kv := range []struct {
+		k string
+		v []byte
+	}{
+		{keyApplied, u64(m.applied)}, {keySize, u64(m.size)}, {keyTime, u64(uint64(m.time))},
+		{keyPruned, u64(m.pruned)}, {keyPolicy, []byte(m.policy)},
+	} {
+		if err := txn.Set([]byte(kv.k), kv.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply runs the command of one Raft entry: an outcome, or for a batch a
+// []outcome in the batch's order. A returned error is a storage error (the
+// replica halts); a command the state refuses gets an outcome with a code.
+func (f *fsm) apply(txn *badger.Txn, m *meta, l *raft.Log) (any, error) {
+	c, err := decodeCommand(l.Data)
+	if err != nil {
+		// Every replica decodes the same bytes the same way: refusing is deterministic.
+		return outcome{RaftIndex: l.Index, Code: "invalid"}, nil
+	}
+	if c.Op != opBatch {
+		return f.applyCommand(txn, m, c, l.Index)
+	}
+	out := make([]outcome, len(c.Batch))
+	for i, sub := range c.Batch {
+		if sub == nil || sub.ID == "" || sub.Op == opBatch {
+			out[i] = outcome{RaftIndex: l.Index, Code: "invalid"}
+			continue
+		}
+		if out[i], err = f.applyCommand(txn, m, sub, l.Index); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// applyCommand runs one command (not a batch) of the entry at Raft index idx.
+func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (outcome, error) {
+	var err error
+	ck := []byte(pfxCommand + c.ID)
+	if prev, ok, err := getBytes(txn, ck); err != nil {
+		return outcome{}, err
+	} else if ok {
+		return decodeOutcome(prev)
+	}
+	if c.Time > m.time {
+		m.time = c.Time
+	}
+	o := outcome{RaftIndex: idx, Time: m.time}
+	switch c.Op {
+	case opAppend:
+		if c.Entry == nil || c.Entry.validate() != nil {
+			o.Code = "invalid"
+			break
+		}
+		o.Index, err = f.appendEntry(txn, m, *c.Entry)
+		o.Appended = true
+	case opAdmit:
+		err = f.admit(txn, m, c, &o)
+	case opPut, opDelete:
+		if checkRecordKey(c.NS, c.Key) != nil {
+			o.Code = "invalid"
+			break
+		}
+		k := recordKey(c.NS, c.Key)
+		if c.Op == opPut {
+			err = txn.Set(k, c.Value)
+		} else {
+			err = txn.Delete(k)
+		}
+	case opPrune:
+		err = f.prune(txn, m, c, &o)
+	default:
+		o.Code = "invalid"
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	return o, txn.Set(ck, encodeOutcome(o))
+}
+
+// appendEntry gives e the next index and the command time, and adds it to
+// the tree.
+func (f *fsm) appendEntry(txn *badger.Txn, m *meta, e Entry) (uint64, error) {
+	e.Version = EntryVersion
+	e.Index = m.size
+	e.Time = time.Unix(0, m.time).UTC()
+	body := format.AppendBody(append(make([]byte, 0, 32), e.Salt[:]...), &e.Body)
+	e.BodyHash = format.SaltedBodyHash(body)
+	leaf := EncodeLeaf(&e.Header)
+	if err := storeEntry(txn, &f.work, e.Index, leaf, body); err != nil {
+		return 0, err
+	}
+	if e.Type == TypePolicy && e.Outcome != OutcomeDenied {
+		m.policy = e.PolicyVersion
+	}
+	m.size++
+	return e.Index, nil
+}

@@ -1,0 +1,91 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Put stores value under (ns, key) in the replicated records: not audit
+// entries, not in the tree, carried by snapshots.
+func (l *Ledger) Put(ctx context.Context, ns, key string, value []byte) (Receipt, error) {
+	if err := checkRecordKey(ns, key); err != nil {
+		return Receipt{}, fmt.Errorf("put record: %w", err)
+	}
+	c := &command{Op: opPut, NS: ns, Key: key, Value: value}
+	o, err := l.submit(ctx, c)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("put record: %w", err)
+	}
+	return o.receipt(c.ID), nil
+}
+
+// Delete removes the record (ns, key); deleting a missing record is not an error.
+func (l *Ledger) Delete(ctx context.Context, ns, key string) (Receipt, error) {
+	if err := checkRecordKey(ns, key); err != nil {
+		return Receipt{}, fmt.Errorf("delete record: %w", err)
+	}
+	c := &command{Op: opDelete, NS: ns, Key: key}
+	o, err := l.submit(ctx, c)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("delete record: %w", err)
+	}
+	return o.receipt(c.ID), nil
+}
+
+// Get returns the record (ns, key) as this replica has applied it, or
+// ErrNotFound.
+func (l *Ledger) Get(ns, key string) ([]byte, error) {
+	if err := checkRecordKey(ns, key); err != nil {
+		return nil, fmt.Errorf("get record: %w", err)
+	}
+	var v []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		b, ok, err := getBytes(txn, recordKey(ns, key))
+		if !ok && err == nil {
+			return ErrNotFound
+		}
+		v = b
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get record %s/%s: %w", ns, key, err)
+	}
+	return v, nil
+}
+
+// Scan calls fn for every record of ns whose key starts with prefix, in key
+// order, until fn returns an error (which Scan returns).
+func (l *Ledger) Scan(ns, prefix string, fn func(key string, value []byte) error) error {
+	if err := checkRecordKey(ns, prefix); err != nil {
+		return fmt.Errorf("scan records: %w", err)
+	}
+	base := recordKey(ns, "")
+	return l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: recordKey(ns, prefix), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("scan records: %w", err)
+			}
+			if err := fn(string(it.Item().Key()[len(base):]), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func recordKey(ns, key string) []byte {
+	return []byte(pfxRecord + ns + "\x00" + key)
+}
+
+func checkRecordKey(ns, key string) error {
+	if ns == "" || strings.IndexByte(ns, 0) >= 0 || len(ns) > MaxField || len(key) > MaxField {
+		return fmt.Errorf("record namespace %q: empty, too long or holds a NUL byte: %w", ns, ErrInvalid)
+	}
+	return nil
+}
