@@ -19,19 +19,18 @@ var layers = map[string][]string{
 	"ident":    {},
 	"psi":      {},
 	"policy":   {},
-	"ledger":   {"ledger", "internal/slogadapter"},
+	"ledger":   {"ledger"},
 	"exchange": {"exchange", "psi", "ident", "policy", "internal/wire"},
 	"node": {"node", "exchange", "psi", "ident", "policy", "ledger",
-		"internal/wire", "internal/httpapi", "internal/slogadapter", "internal/card"},
+		"internal/wire", "internal/httpapi", "internal/card"},
 	"testnet": {"testnet", "node", "exchange", "psi", "ident", "policy", "ledger",
-		"internal/wire", "internal/httpapi", "internal/slogadapter", "internal/card"},
+		"internal/wire", "internal/httpapi", "internal/card"},
 	"cmd/xborder": {"cmd/xborder", "testnet", "node", "exchange", "psi", "ident", "policy", "ledger",
-		"internal/wire", "internal/httpapi", "internal/slogadapter", "internal/card"},
-	"internal/wire":        {"internal/wire"},
-	"internal/httpapi":     {"internal/httpapi", "ledger", "policy", "ident", "psi", "exchange"},
-	"internal/slogadapter": {},
-	"internal/card":        {"internal/card"},
-	"":                     {}, // the root package holds only this test
+		"internal/wire", "internal/httpapi", "internal/card"},
+	"internal/wire":    {"internal/wire"},
+	"internal/httpapi": {"internal/httpapi", "ledger", "policy", "ident", "psi", "exchange"},
+	"internal/card":    {"internal/card"},
+	"":                 {}, // the root package holds only this test
 }
 
 // forbiddenExternal lists imports from outside the module that a part must

@@ -17,7 +17,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
 
-	"github.com/xborder/xborder/internal/slogadapter"
+	"github.com/xborder/xborder/ledger/internal/hclogslog"
 	"github.com/xborder/xborder/ledger/raftbadger"
 	"github.com/xborder/xborder/ledger/tlsnet"
 )
@@ -140,7 +140,7 @@ func rawRaft(b *testing.B) (*raft.Raft, func()) {
 	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = "r1"
-	rc.Logger = slogadapter.New(nil)
+	rc.Logger = hclogslog.New(nil)
 	rc.BatchApplyCh = true
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
 	store := raftbadger.New(db, prefixRaft)
@@ -251,11 +251,11 @@ func rawCluster(b *testing.B, inmem bool) *raft.Raft {
 			st := raftbadger.New(db, prefixRaft)
 			n.logs, _ = raft.NewLogCache(1024, st)
 			n.store = st
-			if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(r.dir, "snapshots"), 2, slogadapter.New(nil)); err != nil {
+			if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(r.dir, "snapshots"), 2, hclogslog.New(nil)); err != nil {
 				b.Fatal(err)
 			}
 			n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-				Stream: mux.Layer("audit"), MaxPool: 3, Timeout: 10 * time.Second, Logger: slogadapter.New(nil)})
+				Stream: mux.Layer("audit"), MaxPool: 3, Timeout: 10 * time.Second, Logger: hclogslog.New(nil)})
 		}
 		nodes = append(nodes, n)
 	}
@@ -274,7 +274,7 @@ func rawCluster(b *testing.B, inmem bool) *raft.Raft {
 	for _, n := range nodes {
 		rc := raft.DefaultConfig()
 		rc.LocalID = n.id
-		rc.Logger = slogadapter.New(nil)
+		rc.Logger = hclogslog.New(nil)
 		rc.BatchApplyCh = true
 		fastRaft(rc)
 		if err := raft.BootstrapCluster(rc, n.logs, n.store, n.snaps, n.trans, cfg); err != nil {

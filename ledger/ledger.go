@@ -17,7 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/xborder/xborder/internal/slogadapter"
+	"github.com/xborder/xborder/ledger/internal/hclogslog"
 	"github.com/xborder/xborder/ledger/raftbadger"
 )
 
@@ -145,7 +145,7 @@ func (l *Ledger) open(ctx context.Context) error {
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(l.cfg.ReplicaID)
-	rc.Logger = slogadapter.New(l.log.With("component", "raft"))
+	rc.Logger = hclogslog.New(l.log.With("component", "raft"))
 	rc.NoSnapshotRestoreOnStart = true
 	rc.BatchApplyCh = true
 	// A snapshot streams the whole state and serves only log compaction and

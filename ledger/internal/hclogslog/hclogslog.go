@@ -1,4 +1,4 @@
-// Package slogadapter implements hashicorp/go-hclog's Logger on top of a
+// Package hclogslog implements hashicorp/go-hclog's Logger on top of a
 // log/slog Logger, so that Raft's logs go to the same handler as the rest of
 // xborder.
 //
@@ -11,7 +11,7 @@
 //
 // The adapter forwards whatever its callers log. Raft logs server IDs,
 // addresses and indexes, never command payloads; callers must keep it so.
-package slogadapter
+package hclogslog
 
 import (
 	"context"
