@@ -38,7 +38,8 @@
 // every stored leaf against its hash and body, checks that the stored tree
 // reproduces its last checkpoint, rebuilds the tree hashes added since, and
 // refuses to start with ErrCorrupt when anything disagrees. Export writes a
-// directory that Verify checks offline with only the agency's public key.
+// directory that format.Verify checks offline with only the agency's public
+// key.
 //
 // Admit is the single command that makes an inbound query's admission
 // atomic: replay window, policy version in force, budget reservations and
@@ -62,6 +63,17 @@
 // LookupOutcome are linearizable. The first replica bootstraps; AddVoter
 // adds others, which receive the log or a snapshot that Restore checks in
 // full before serving; RemoveServer removes any replica, the leader too.
+//
+// # Packages
+//
+// The entry schema, the leaf and body encodings, checkpoints, the export
+// files and Verify are in package ledger/format, which imports neither
+// badger, Raft nor a network, so that an auditor's verifier builds from it
+// alone; this package keeps the names its callers use (Header, Body, Type,
+// Outcome, Checkpoint, EncodeLeaf, ParseCheckpoint, …) as aliases.
+// ledger/tlsnet is the mutual-TLS transport, ledger/raftbadger Raft's log
+// and stable store on badger, and ledger/internal/hclogslog Raft's logger
+// on log/slog. docs/ledger.md lists this package's files by concern.
 //
 // # Security
 //
