@@ -151,28 +151,3 @@ func TestAdmitRetryReplayPolicy(t *testing.T) {
 		t.Errorf("Admit without request ID = %v; want ErrInvalid", err)
 	}
 }
-
-// TestTimeNeverBackwards: a clock that jumps back does not move entry time back.
-func TestTimeNeverBackwards(t *testing.T) {
-	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	clk := newClock(t0)
-	cfg := testConfig(t.TempDir())
-	cfg.Now = clk.Now
-	l := open(t, cfg)
-	defer l.Close()
-	appendN(t, l, 0, 1)
-	clk.Set(t0.Add(-time.Hour))
-	appendN(t, l, 1, 1)
-	clk.Set(t0.Add(time.Minute))
-	appendN(t, l, 2, 1)
-	es, err := l.Entries(context.Background(), Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []time.Time{t0, t0, t0.Add(time.Minute)}
-	for i, e := range es {
-		if !e.Time.Equal(want[i]) {
-			t.Errorf("entry %d time %s; want %s", i, e.Time, want[i])
-		}
-	}
-}
