@@ -279,8 +279,8 @@ func (c *Client) Prune(ctx context.Context, before time.Time) (PruneResult, erro
 }
 
 // WriteDir writes the export as an export directory (checkpoint,
-// ledger.pub, entries.jsonl), which ledger.Verify checks offline. dir is
-// created if missing; the files are replaced.
+// ledger.pub, entries.jsonl), which format.Verify (package ledger/format)
+// checks offline. dir is created if missing; the files are replaced.
 func (x Export) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write export: %w", err)
