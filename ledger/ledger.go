@@ -176,11 +176,11 @@ func (l *Ledger) open(ctx context.Context) error {
 	}
 	stream := l.cfg.Transport
 	if stream == nil {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		tl, err := listenTCP()
 		if err != nil {
 			return fmt.Errorf("open ledger transport: %w", err)
 		}
-		stream = &tcpLayer{ln: ln}
+		stream = tl
 	}
 	l.demux = newDemux(stream)
 	l.fwdWG.Add(1)

@@ -7,6 +7,16 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// listenTCP returns the plain TCP StreamLayer of a lone replica (no
+// Config.Transport), on a free port of 127.0.0.1.
+func listenTCP() (*tcpLayer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return &tcpLayer{ln: ln}, nil
+}
+
 // tcpLayer is the plain TCP StreamLayer of a lone replica.
 type tcpLayer struct{ ln net.Listener }
 
