@@ -31,9 +31,9 @@ func (f *fsm) checkAll() error {
 }
 
 // corrupt builds the start check's error.
-func corrupt(i uint64, format string, args ...any) error {
+func corrupt(i uint64, reason string, args ...any) error {
 	return fmt.Errorf("check ledger at index %d: %s: %w; restore this replica's directory from a backup or re-join it from a healthy replica",
-		i, fmt.Sprintf(format, args...), ErrCorrupt)
+		i, fmt.Sprintf(reason, args...), ErrCorrupt)
 }
 
 // check verifies the stored ledger before Raft starts: every leaf decodes,
