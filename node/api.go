@@ -40,7 +40,9 @@ type backend struct {
 	holdings holdingsRoutes
 }
 
-func (b *backend) Authenticate(token string) (httpapi.User, error) { return b.users.authenticate(token) }
+func (b *backend) Authenticate(token string) (httpapi.User, error) {
+	return b.users.authenticate(token)
+}
 
 func (b *backend) Authorize(u httpapi.User, action string) error { return b.users.authorize(u, action) }
 
