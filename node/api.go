@@ -40,6 +40,8 @@ type backend struct {
 	holdings holdingsRoutes
 }
 
+var _ httpapi.Backend = (*backend)(nil)
+
 func (b *backend) Authenticate(token string) (httpapi.User, error) {
 	return b.users.authenticate(token)
 }

@@ -40,6 +40,11 @@ type admission struct {
 	mm         *matchMetrics
 }
 
+var (
+	_ exchange.Admitter   = (*admission)(nil)
+	_ exchange.Responders = (*admission)(nil)
+)
+
 // newAdmission returns the admission of inbound matches.
 func newAdmission(audit *raftGroup, pol livePolicy, responders responderSource, mm *matchMetrics,
 	now func() time.Time, log *slog.Logger) *admission {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
@@ -62,6 +63,8 @@ type cards struct {
 	own    *card.Card
 	ownKey string // replica set and epoch keys the own card was made for
 }
+
+var _ exchange.Keys = (*cards)(nil)
 
 // newCards returns the cards of cfg; refreshPins loads the pins.
 func newCards(cfg cardsConfig) *cards {
