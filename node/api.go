@@ -15,23 +15,46 @@ import (
 	"github.com/xborder/xborder/policy"
 )
 
-// backend adapts a Node to httpapi.Backend.
-type backend Node
+// nodeState is what the status routes read of the replica itself
+// (*Node): readiness and the partner replicas connected.
+type nodeState interface {
+	Ready() error
+	connectedPartners() int
+}
 
-func (b *backend) n() *Node { return (*Node)(b) }
+// backend is the node's httpapi.Backend (with httpapi.QueryBackend and
+// httpapi.DataBackend): it routes each call to the component that serves
+// it, and reads the audit ledger for auditors. It holds no state of its own.
+type backend struct {
+	agency   string // agency code
+	replica  string // this replica's ID
+	peer     string // this replica's libp2p peer ID
+	node     nodeState
+	audit    *raftGroup
+	data     *raftGroup
+	users    *users
+	cards    *cards
+	policy   *policySource
+	replicas *replicaSet
+	querier  *querier
+	holdings holdingsRoutes
+}
 
-func (b *backend) Authenticate(token string) (httpapi.User, error) { return b.n().authenticate(token) }
+var _ httpapi.Backend = (*backend)(nil)
 
-func (b *backend) Authorize(u httpapi.User, action string) error { return b.n().authorize(u, action) }
+func (b *backend) Authenticate(token string) (httpapi.User, error) {
+	return b.users.authenticate(token)
+}
 
-func (b *backend) Ready() error { return b.n().Ready() }
+func (b *backend) Authorize(u httpapi.User, action string) error { return b.users.authorize(u, action) }
+
+func (b *backend) Ready() error { return b.node.Ready() }
 
 func (b *backend) Status() httpapi.Status {
-	n := b.n()
-	s := httpapi.Status{Agency: n.fc.Agency, Replica: n.fc.ReplicaID(), PeerID: n.host.ID().String(),
-		Policy: n.Policy().Version(), Partners: n.connectedPartners()}
-	for _, g := range n.groups() {
-		st := g.l.Status()
+	s := httpapi.Status{Agency: b.agency, Replica: b.replica, PeerID: b.peer,
+		Policy: b.policy.Policy().Version(), Partners: b.node.connectedPartners()}
+	for _, g := range []*raftGroup{b.audit, b.data} {
+		st := g.Status()
 		gs := httpapi.Group{Name: g.name, State: st.State, Leader: st.Leader, Quorum: st.Quorum, Healthy: st.Healthy,
 			Applied: st.Applied, Commit: st.Commit, Size: st.Size}
 		if st.Err != nil {
@@ -43,17 +66,17 @@ func (b *backend) Status() httpapi.Status {
 }
 
 func (b *backend) AddUser(ctx context.Context, actor httpapi.User, name, role string) (httpapi.NewUser, error) {
-	return b.n().AddUser(ctx, actorName(actor), name, role)
+	return b.users.AddUser(ctx, actorName(actor), name, role)
 }
 
-func (b *backend) Users(ctx context.Context) ([]httpapi.User, error) { return b.n().Users() }
+func (b *backend) Users(ctx context.Context) ([]httpapi.User, error) { return b.users.Users() }
 
 func (b *backend) RemoveUser(ctx context.Context, actor httpapi.User, name string) error {
-	return b.n().RemoveUser(ctx, actorName(actor), name)
+	return b.users.RemoveUser(ctx, actorName(actor), name)
 }
 
 func (b *backend) Card(ctx context.Context) (httpapi.Card, error) {
-	c, err := b.n().OwnCard()
+	c, err := b.cards.OwnCard()
 	if err != nil {
 		return httpapi.Card{}, err
 	}
@@ -69,34 +92,23 @@ func (b *backend) AddPartner(ctx context.Context, actor httpapi.User, req httpap
 	if err != nil {
 		return httpapi.Partner{}, fmt.Errorf("pin partner: %w: %w", httpapi.ErrBadRequest, err)
 	}
-	return b.n().PinCard(ctx, actorName(actor), c, req.Fingerprint)
+	return b.cards.PinCard(ctx, actorName(actor), c, req.Fingerprint)
 }
 
-func (b *backend) Partners(ctx context.Context) ([]httpapi.Partner, error) {
-	out := []httpapi.Partner{}
-	err := b.n().aud.Scan(nsPins, "", func(agency string, v []byte) error {
-		c, err := card.Decode(v)
-		if err != nil {
-			return fmt.Errorf("stored card of %s: %w", agency, err)
-		}
-		out = append(out, partnerInfo(c))
-		return nil
-	})
-	return out, err
-}
+func (b *backend) Partners(ctx context.Context) ([]httpapi.Partner, error) { return b.cards.Partners() }
 
 func (b *backend) RemovePartner(ctx context.Context, actor httpapi.User, agency string) error {
-	return b.n().UnpinPartner(ctx, actorName(actor), agency)
+	return b.cards.UnpinPartner(ctx, actorName(actor), agency)
 }
 
 func (b *backend) ApplyPolicy(ctx context.Context, actor httpapi.User, f policy.Files) (string, error) {
-	return b.n().ApplyPolicy(ctx, actorName(actor), f)
+	return b.policy.ApplyPolicy(ctx, actorName(actor), f)
 }
 
-func (b *backend) PolicyVersion() string { return b.n().Policy().Version() }
+func (b *backend) PolicyVersion() string { return b.policy.Policy().Version() }
 
 func (b *backend) Entries(ctx context.Context, actor httpapi.User, purpose string, f ledger.Filter) ([]ledger.Entry, error) {
-	es, _, err := b.n().aud.Read(ctx, actorName(actor), purpose, f)
+	es, _, err := b.audit.Read(ctx, actorName(actor), purpose, f)
 	if err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
@@ -107,17 +119,16 @@ func (b *backend) Entries(ctx context.Context, actor httpapi.User, purpose strin
 }
 
 func (b *backend) Entry(ctx context.Context, actor httpapi.User, purpose string, index uint64) (httpapi.EntryProof, error) {
-	n := b.n()
-	if size, _, err := n.aud.TreeHead(); err != nil {
+	if size, _, err := b.audit.TreeHead(); err != nil {
 		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: %w", index, err)
 	} else if index >= size {
 		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: the ledger has %d entries: %w", index, size, httpapi.ErrNotFound)
 	}
 	// The read is logged first (no audit, no answer).
-	if _, _, err := n.aud.Read(ctx, actorName(actor), purpose, ledger.Filter{After: index, Limit: 1}); err != nil {
+	if _, _, err := b.audit.Read(ctx, actorName(actor), purpose, ledger.Filter{After: index, Limit: 1}); err != nil {
 		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: %w", index, err)
 	}
-	p, err := n.aud.Entry(index, 0)
+	p, err := b.audit.Entry(index, 0)
 	if err != nil {
 		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: %w", index, err)
 	}
@@ -134,7 +145,7 @@ func (b *backend) Export(ctx context.Context, actor httpapi.User) (httpapi.Expor
 		return httpapi.Export{}, fmt.Errorf("export ledger: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if _, err := b.n().aud.Export(ctx, tmp, actorName(actor)); err != nil {
+	if _, err := b.audit.Export(ctx, tmp, actorName(actor)); err != nil {
 		return httpapi.Export{}, fmt.Errorf("export ledger: %w", err)
 	}
 	var x httpapi.Export
@@ -150,7 +161,7 @@ func (b *backend) Export(ctx context.Context, actor httpapi.User) (httpapi.Expor
 }
 
 func (b *backend) Prune(ctx context.Context, actor httpapi.User, before time.Time) (httpapi.PruneResult, error) {
-	r, deleted, err := b.n().aud.Prune(ctx, before, actorName(actor))
+	r, deleted, err := b.audit.Prune(ctx, before, actorName(actor))
 	if err != nil {
 		return httpapi.PruneResult{}, fmt.Errorf("prune ledger: %w", err)
 	}
@@ -158,29 +169,15 @@ func (b *backend) Prune(ctx context.Context, actor httpapi.User, before time.Tim
 }
 
 func (b *backend) AddReplica(ctx context.Context, actor httpapi.User, req httpapi.AddReplica) (json.RawMessage, error) {
-	n := b.n()
-	if !validReplicaID(req.ID) {
-		return nil, fmt.Errorf("add replica %q: use 1 to 64 letters, digits or '-': %w", req.ID, httpapi.ErrBadRequest)
-	}
-	if n.isMember(req.ID) {
-		return nil, fmt.Errorf("add replica %s: already a member: %w", req.ID, httpapi.ErrConflict)
-	}
-	if _, err := n.aud.Get(nsRemoved, req.ID); err == nil {
-		return nil, fmt.Errorf("add replica %s: the ID of a removed replica; choose another: %w", req.ID, httpapi.ErrConflict)
-	}
-	if fi, err := os.Stat(n.path(CAKeyFile)); err != nil || fi.Size() == 0 {
-		return nil, fmt.Errorf("add replica %s: this replica holds no CA key; ask the replica made by init: %w", req.ID, httpapi.ErrBadRequest)
-	}
-	bundle, err := n.NewBundle(req.ID, req.Hosts)
+	bundle, err := b.replicas.issueBundle(req.ID, req.Hosts, actor.Name)
 	if err != nil {
 		return nil, err
 	}
-	n.log.Info("join bundle issued", "replica", req.ID, "user", actor.Name)
 	return bundle.Marshal(), nil
 }
 
 func (b *backend) Replicas(ctx context.Context) ([]httpapi.Replica, error) {
-	ms, err := b.n().aud.Members()
+	ms, err := b.audit.Members()
 	if err != nil {
 		return nil, err
 	}
@@ -192,5 +189,5 @@ func (b *backend) Replicas(ctx context.Context) ([]httpapi.Replica, error) {
 }
 
 func (b *backend) RemoveReplica(ctx context.Context, actor httpapi.User, id string) error {
-	return b.n().RemoveReplica(ctx, actorName(actor), id)
+	return b.replicas.RemoveReplica(ctx, actorName(actor), id)
 }

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,34 +29,43 @@ const (
 	queryDone     = "done"
 )
 
+// newQueryID draws a query ID: "q-" and 16 hex digits.
+func newQueryID() (string, error) {
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", fmt.Errorf("query: draw ID: %w", err)
+	}
+	return "q-" + hex.EncodeToString(id[:]), nil
+}
+
 // recordPending records a query that waits for an approver.
-func (n *Node) recordPending(ctx context.Context, u httpapi.User, req httpapi.QueryRequest, partners []string, padded int) (*httpapi.QueryRecord, error) {
+func (q *querier) recordPending(ctx context.Context, u httpapi.User, req httpapi.QueryRequest, partners []string, padded int) (*httpapi.QueryRecord, error) {
 	id, err := newQueryID()
 	if err != nil {
 		return nil, err
 	}
 	rec := &httpapi.QueryRecord{ID: id, User: u.Name, Kind: req.Kind, Case: req.Case, Basis: req.Basis,
 		Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Partners: partners, PaddedSize: padded,
-		Created: n.now().UTC(), Status: queryPending}
-	if err := n.putQueryRecord(ctx, rec); err != nil {
+		Created: q.cfg.Now().UTC(), Status: queryPending}
+	if err := q.putQueryRecord(ctx, rec); err != nil {
 		return nil, err
 	}
 	return rec, nil
 }
 
-func (n *Node) putQueryRecord(ctx context.Context, rec *httpapi.QueryRecord) error {
+func (q *querier) putQueryRecord(ctx context.Context, rec *httpapi.QueryRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("record query %s: %w", rec.ID, err)
 	}
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsQueries, rec.ID, b) }); err != nil {
+	if _, err := q.cfg.Audit.Put(ctx, nsQueries, rec.ID, b); err != nil {
 		return fmt.Errorf("record query %s: %w", rec.ID, err)
 	}
 	return nil
 }
 
-func (n *Node) queryRecord(id string) (*httpapi.QueryRecord, error) {
-	b, err := n.aud.Get(nsQueries, id)
+func (q *querier) queryRecord(id string) (*httpapi.QueryRecord, error) {
+	b, err := q.cfg.Audit.Get(nsQueries, id)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, fmt.Errorf("query %s: no such query: %w", id, httpapi.ErrNotFound)
 	}
@@ -71,8 +82,8 @@ func (n *Node) queryRecord(id string) (*httpapi.QueryRecord, error) {
 // approvedRecord returns the record of an approved query that u runs with
 // the same kind, case, legal basis, offence, purpose, urgency, partners
 // and padded size as were approved.
-func (n *Node) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partners []string, padded int) (*httpapi.QueryRecord, error) {
-	rec, err := n.queryRecord(req.ID)
+func (q *querier) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partners []string, padded int) (*httpapi.QueryRecord, error) {
+	rec, err := q.queryRecord(req.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -93,50 +104,50 @@ func (n *Node) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partners
 // Approve signs off a pending query. The approver must be another user
 // than the one who made it, and the policy in force must let the
 // approver's role approve the query's kind.
-func (n *Node) Approve(ctx context.Context, u httpapi.User, id string) (httpapi.QueryRecord, error) {
-	rec, err := n.queryRecord(id)
+func (q *querier) Approve(ctx context.Context, u httpapi.User, id string) (httpapi.QueryRecord, error) {
+	rec, err := q.queryRecord(id)
 	if err != nil {
 		return httpapi.QueryRecord{}, err
 	}
 	if rec.User == u.Name {
 		return httpapi.QueryRecord{}, fmt.Errorf("approve %s: an investigator cannot approve their own query: %w", id, httpapi.ErrForbidden)
 	}
-	d := n.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "approve",
-		Kind: rec.Kind, Time: n.now().UTC()})
+	d := q.cfg.Policy.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "approve",
+		Kind: rec.Kind, Time: q.cfg.Now().UTC()})
 	if !d.Allow {
 		return httpapi.QueryRecord{}, fmt.Errorf("approve %s: role %s may not approve %s queries under the policy in force: %w", id, u.Role, rec.Kind, httpapi.ErrForbidden)
 	}
 	if rec.Status != queryPending {
 		return httpapi.QueryRecord{}, fmt.Errorf("approve %s: it is %s, not pending: %w", id, rec.Status, httpapi.ErrConflict)
 	}
-	rec.Status, rec.Approver, rec.Approved = queryApproved, u.Name, n.now().UTC()
-	if err := n.putQueryRecord(ctx, rec); err != nil {
+	rec.Status, rec.Approver, rec.Approved = queryApproved, u.Name, q.cfg.Now().UTC()
+	if err := q.putQueryRecord(ctx, rec); err != nil {
 		return httpapi.QueryRecord{}, err
 	}
-	n.log.Info("query approved", "query", id)
+	q.cfg.Log.Info("query approved", "query", id)
 	return *rec, nil
 }
 
 // mayView reports whether u may see rec: its author, or a user whose role
 // may approve its kind.
-func (n *Node) mayView(u httpapi.User, rec *httpapi.QueryRecord) bool {
+func (q *querier) mayView(u httpapi.User, rec *httpapi.QueryRecord) bool {
 	if rec.User == u.Name {
 		return true
 	}
-	return n.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "approve",
-		Kind: rec.Kind, Time: n.now().UTC()}).Allow
+	return q.cfg.Policy.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "approve",
+		Kind: rec.Kind, Time: q.cfg.Now().UTC()}).Allow
 }
 
 // Queries lists the query records u may see, oldest first; pending: only
 // those that wait for an approver.
-func (n *Node) Queries(u httpapi.User, pending bool) ([]httpapi.QueryRecord, error) {
+func (q *querier) Queries(u httpapi.User, pending bool) ([]httpapi.QueryRecord, error) {
 	out := []httpapi.QueryRecord{}
-	err := n.aud.Scan(nsQueries, "", func(_ string, v []byte) error {
+	err := q.cfg.Audit.Scan(nsQueries, "", func(_ string, v []byte) error {
 		var rec httpapi.QueryRecord
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("list queries: stored record: %w", err)
 		}
-		if (!pending || rec.Status == queryPending) && n.mayView(u, &rec) {
+		if (!pending || rec.Status == queryPending) && q.mayView(u, &rec) {
 			out = append(out, rec)
 		}
 		return nil
@@ -146,12 +157,12 @@ func (n *Node) Queries(u httpapi.User, pending bool) ([]httpapi.QueryRecord, err
 }
 
 // QueryRecord returns one query record, when u may see it.
-func (n *Node) QueryRecord(u httpapi.User, id string) (httpapi.QueryRecord, error) {
-	rec, err := n.queryRecord(id)
+func (q *querier) QueryRecord(u httpapi.User, id string) (httpapi.QueryRecord, error) {
+	rec, err := q.queryRecord(id)
 	if err != nil {
 		return httpapi.QueryRecord{}, err
 	}
-	if !n.mayView(u, rec) {
+	if !q.mayView(u, rec) {
 		return httpapi.QueryRecord{}, fmt.Errorf("query %s: no such query: %w", id, httpapi.ErrNotFound)
 	}
 	return *rec, nil

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xborder/xborder/internal/card"
+	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/ledger/tlsnet"
 )
@@ -225,12 +226,12 @@ func InitFromBundle(dir string, b *Bundle, listen ListenConfig) (*InitResult, er
 
 // clusterAddrs returns the transport addresses of the replicas recorded in
 // the audit group, this one first.
-func (n *Node) clusterAddrs() []string {
-	own := n.mux.Addr().String()
+func (s *replicaSet) clusterAddrs() []string {
+	own := s.cfg.Transport.Addr().String()
 	seen := map[string]bool{own: true}
 	out := []string{own}
 	var others []string
-	n.aud.Scan(nsReplicas, "", func(_ string, v []byte) error {
+	s.cfg.Audit.Scan(nsReplicas, "", func(_ string, v []byte) error {
 		var r replicaRecord
 		if json.Unmarshal(v, &r) == nil && r.Raft != "" && !seen[r.Raft] {
 			seen[r.Raft] = true
@@ -246,12 +247,44 @@ func (n *Node) clusterAddrs() []string {
 // the agency CA (hosts become its SANs) and the transport addresses of the
 // replicas recorded in the audit group. Only a replica that holds the CA
 // key (the one made by init) can make one.
-func (n *Node) NewBundle(id string, hosts []string) (*Bundle, error) {
-	b, err := makeBundle(n.cfg.Dir, n.fc, id, hosts, n.clusterAddrs(), n.now())
+func (s *replicaSet) NewBundle(id string, hosts []string) (*Bundle, error) {
+	b, err := makeBundle(s.cfg.Dir, s.cfg.File, id, hosts, s.clusterAddrs(), s.cfg.Now())
 	if err != nil {
 		return nil, fmt.Errorf("make join bundle: %w", err)
 	}
 	return b, nil
+}
+
+// issueBundle is NewBundle for an admin's request (the API's replica add):
+// it refuses, with the API's errors, an ID that is bad, a member's or a
+// removed replica's, and a replica that holds no CA key.
+func (s *replicaSet) issueBundle(id string, hosts []string, user string) (*Bundle, error) {
+	if !validReplicaID(id) {
+		return nil, fmt.Errorf("add replica %q: use 1 to 64 letters, digits or '-': %w", id, httpapi.ErrBadRequest)
+	}
+	if s.isMember(id) {
+		return nil, fmt.Errorf("add replica %s: already a member: %w", id, httpapi.ErrConflict)
+	}
+	if _, err := s.cfg.Audit.Get(nsRemoved, id); err == nil {
+		return nil, fmt.Errorf("add replica %s: the ID of a removed replica; choose another: %w", id, httpapi.ErrConflict)
+	}
+	if fi, err := os.Stat(filepath.Join(s.cfg.Dir, CAKeyFile)); err != nil || fi.Size() == 0 {
+		return nil, fmt.Errorf("add replica %s: this replica holds no CA key; ask the replica made by init: %w", id, httpapi.ErrBadRequest)
+	}
+	b, err := s.NewBundle(id, hosts)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Log.Info("join bundle issued", "replica", id, "user", user)
+	return b, nil
+}
+
+func certPool(pemBytes []byte) (*x509.CertPool, error) {
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(pemBytes) {
+		return nil, errors.New("no PEM certificate")
+	}
+	return p, nil
 }
 
 func checkHex(s string, n int) error {

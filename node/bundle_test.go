@@ -20,7 +20,7 @@ import (
 func TestJoinBundle(t *testing.T) {
 	noLeaks(t)
 	gb := startNode(t, "GB")
-	b, err := gb.NewBundle("r2", []string{"127.0.0.1"})
+	b, err := gb.replicas.NewBundle("r2", []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatalf("NewBundle: %v", err)
 	}

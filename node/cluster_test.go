@@ -21,7 +21,7 @@ import (
 // starts it; it is closed when the test ends, or earlier by stop.
 func joinReplica(t *testing.T, first *testNode, id string) (n *Node, stop func()) {
 	t.Helper()
-	b, err := first.NewBundle(id, nil)
+	b, err := first.replicas.NewBundle(id, nil)
 	if err != nil {
 		t.Fatalf("NewBundle(%s): %v", id, err)
 	}
@@ -53,7 +53,7 @@ func TestThreeReplicas(t *testing.T) {
 	r3, stop3 := joinReplica(t, r1, "r3")
 	nodes := []*Node{r1.Node, r2, r3}
 	for i, n := range nodes {
-		waitFor(t, "replica ready", func() bool { return n.Ready() == nil && n.isMember(n.fc.ReplicaID()) })
+		waitFor(t, "replica ready", func() bool { return n.Ready() == nil && n.replicas.isMember(n.fc.ReplicaID()) })
 		if i > 0 && n.Audit().Status().Leader != "r1" {
 			t.Errorf("replica %d sees leader %q; want r1", i+1, n.Audit().Status().Leader)
 		}
@@ -128,18 +128,18 @@ func TestRemoveReplica(t *testing.T) {
 	noLeaks(t)
 	r1 := startNode(t, "GB")
 	r2, stop2 := joinReplica(t, r1, "r2")
-	waitFor(t, "r2 ready", func() bool { return r2.Ready() == nil && r2.isMember("r2") })
+	waitFor(t, "r2 ready", func() bool { return r2.Ready() == nil && r2.replicas.isMember("r2") })
 	ctx := context.Background()
-	if err := r1.RemoveReplica(ctx, "test", "r2"); err != nil {
+	if err := r1.replicas.RemoveReplica(ctx, "test", "r2"); err != nil {
 		t.Fatalf("RemoveReplica(r2): %v", err)
 	}
-	if r1.isMember("r2") {
+	if r1.replicas.isMember("r2") {
 		t.Errorf("r2 still a member after its removal")
 	}
-	if err := r1.addReplica(ctx, "r2", r2.mux.Addr().String()); err == nil || !strings.Contains(err.Error(), "removed") {
+	if err := r1.replicas.addReplica(ctx, "r2", r2.mux.Addr().String()); err == nil || !strings.Contains(err.Error(), "removed") {
 		t.Errorf("re-adding a removed replica: %v; want refused", err)
 	}
-	if err := r1.RemoveReplica(ctx, "test", "r9"); !errors.Is(err, httpapi.ErrNotFound) {
+	if err := r1.replicas.RemoveReplica(ctx, "test", "r9"); !errors.Is(err, httpapi.ErrNotFound) {
 		t.Errorf("RemoveReplica(r9) = %v; want ErrNotFound", err)
 	}
 	stop2()

@@ -18,10 +18,10 @@
 //	     replicas), refreshes metrics, and on the leader seeds the first admin
 //	     and records this replica
 //
-// A new replica starts from a join Bundle (Node.NewBundle on the replica
-// that holds the agency CA key, then InitFromBundle): a certificate from the
-// agency CA, the agency key, epoch seed and admin token, and the members'
-// transport addresses. It starts with bootstrap false and asks a member on
+// A new replica starts from a join Bundle (the API's replica add, on the
+// replica that holds the agency CA key, then InitFromBundle): a certificate
+// from the agency CA, the agency key, epoch seed and admin token, and the
+// members' transport addresses. It starts with bootstrap false and asks a member on
 // the "join" channel to add it; the member adds the replica ID that the
 // connection's certificate names to both groups (ledger AddVoter, run on the
 // leader) and appends a replica entry. Writes on a follower are forwarded

@@ -44,8 +44,8 @@ func BenchmarkHoldings(b *testing.B) {
 		st = steward(b, gb, gb.APIURL())
 		gbCard, _ := gb.admin.Card(ctx)
 		frCard, _ := fr.admin.Card(ctx)
-		if fr.Pins()["GB"] != nil {
-			if err := fr.UnpinPartner(ctx, "bench", "GB"); err != nil {
+		if fr.cards.Pins()["GB"] != nil {
+			if err := fr.cards.UnpinPartner(ctx, "bench", "GB"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -68,7 +68,7 @@ func startClockedAgency(t *testing.T, cc string, clock *testClock) (*testNode, [
 	first := &testNode{Node: r1, dir: dir, admin: &httpapi.Client{BaseURL: r1.APIURL(), Token: tok}}
 	nodes := []*Node{r1}
 	for _, id := range []string{"r2", "r3"} {
-		b, err := r1.NewBundle(id, nil)
+		b, err := r1.replicas.NewBundle(id, nil)
 		if err != nil {
 			t.Fatalf("NewBundle(%s): %v", id, err)
 		}
@@ -79,7 +79,7 @@ func startClockedAgency(t *testing.T, cc string, clock *testClock) (*testNode, [
 		nodes = append(nodes, open(d))
 	}
 	for _, n := range nodes {
-		poll(t, "replica member", time.Minute, func() bool { return n.Ready() == nil && n.isMember(n.fc.ReplicaID()) })
+		poll(t, "replica member", time.Minute, func() bool { return n.Ready() == nil && n.replicas.isMember(n.fc.ReplicaID()) })
 	}
 	applyExamplePolicy(t, first)
 	for _, n := range nodes {

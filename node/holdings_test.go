@@ -85,7 +85,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	r3, _ := joinReplica(t, r1, "r3")
 	gb := []*Node{r1.Node, r2, r3}
 	for _, n := range gb {
-		waitFor(t, "replica ready", func() bool { return n.Ready() == nil && n.isMember(n.fc.ReplicaID()) })
+		waitFor(t, "replica ready", func() bool { return n.Ready() == nil && n.replicas.isMember(n.fc.ReplicaID()) })
 	}
 	fr, _ := startStoppable(t, "FR", time.Nanosecond) // every partnerSet syncs
 	st := steward(t, r1, r2.APIURL())                 // the steward works through replica r2
@@ -126,7 +126,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 
 	// FR pins GB's card (with its three replicas and epoch keys).
 	waitFor(t, "GB card lists three replicas", func() bool {
-		c, err := r1.OwnCard()
+		c, err := r1.cards.OwnCard()
 		return err == nil && len(c.Replicas) == 3 && len(c.EpochKeys) > 0
 	})
 	gbCard, err := r1.admin.Card(ctx)
@@ -141,7 +141,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 		t.Fatalf("GB pins FR: %v", err)
 	}
 	for _, n := range gb {
-		waitFor(t, "GB replicas pin FR", func() bool { _, ok := n.Pins()["FR"]; return ok })
+		waitFor(t, "GB replicas pin FR", func() bool { _, ok := n.cards.Pins()["FR"]; return ok })
 	}
 
 	// 3. FR syncs (from r1, first on the card) and holds the set.
@@ -150,7 +150,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	if err != nil || !fresh || epoch != 1 || !s.Contains(held) || s.Version() != 1 {
 		t.Fatalf("partnerSet = %v, fresh %v, epoch %d, %v; want version 1 holding the number", s, fresh, epoch, err)
 	}
-	if c := fr.Pins()["GB"]; len(c.EpochKeys) == 0 {
+	if c := fr.cards.Pins()["GB"]; len(c.EpochKeys) == 0 {
 		t.Errorf("FR's pin of GB has no epoch keys")
 	}
 
@@ -200,7 +200,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	}
 
 	// 6. A card signed by another key, or altered, is refused.
-	c, _ := card.Decode(mustEncode(t, fr.Pins()["GB"]))
+	c, _ := card.Decode(mustEncode(t, fr.cards.Pins()["GB"]))
 	c.Sequence++
 	if err := c.Sign(newKey(t)); err != nil {
 		t.Fatal(err)
@@ -208,7 +208,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	if _, err := (*cardChecker)(fr.Node).Check(ctx, "GB", mustEncode(t, c)); err == nil {
 		t.Errorf("a card of GB signed by another key was accepted")
 	}
-	b := mustEncode(t, fr.Pins()["GB"])
+	b := mustEncode(t, fr.cards.Pins()["GB"])
 	b[len(b)-1] ^= 1
 	if _, err := (*cardChecker)(fr.Node).Check(ctx, "GB", b); err == nil {
 		t.Errorf("a card with a broken signature was accepted")

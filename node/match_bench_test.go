@@ -63,7 +63,7 @@ func BenchmarkQueryEndToEnd(b *testing.B) {
 	q, r := gb.leader(), th.leader()
 	ctx := context.Background()
 	query := func() {
-		res, err := q.Query(ctx, ivan, req)
+		res, err := q.querier.Query(ctx, ivan, req)
 		if err != nil || len(res.Partners) != 1 || res.Partners[0].HitCount != common {
 			b.Fatalf("Query = %+v, %v; want %d hits", res, err, common)
 		}

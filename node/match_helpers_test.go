@@ -71,7 +71,7 @@ func startAgency(t testing.TB, cc string, replicas int, logs *syncBuf) *agency {
 	until(t, cc+" admin seeded", func() bool { _, err := first.Audit().Get(nsNode, adminSeeded); return err == nil })
 	for i := 1; i < replicas; i++ {
 		id := fmt.Sprintf("r%d", i+1)
-		b, err := first.NewBundle(id, nil)
+		b, err := first.replicas.NewBundle(id, nil)
 		if err != nil {
 			t.Fatalf("NewBundle(%s): %v", id, err)
 		}
@@ -88,11 +88,11 @@ func startAgency(t testing.TB, cc string, replicas int, logs *syncBuf) *agency {
 	}
 	if replicas > 1 {
 		until(t, cc+" card lists every replica", func() bool {
-			c, err := first.OwnCard()
+			c, err := first.cards.OwnCard()
 			return err == nil && len(c.Replicas) == replicas
 		})
 	}
-	v, err := first.ApplyPolicy(context.Background(), "user:admin", policy.Files{PolicyName: "policy.cedar",
+	v, err := first.policy.ApplyPolicy(context.Background(), "user:admin", policy.Files{PolicyName: "policy.cedar",
 		Policy: []byte(matchPolicy), LimitsName: "limits.yaml", Limits: []byte(matchLimits)})
 	if err != nil {
 		t.Fatalf("%s ApplyPolicy: %v", cc, err)
@@ -160,7 +160,7 @@ func (a *agency) running() []*Node {
 func (a *agency) pin(b *agency) {
 	t := a.t
 	t.Helper()
-	c, err := b.leader().OwnCard()
+	c, err := b.leader().cards.OwnCard()
 	if err != nil {
 		t.Fatalf("%s OwnCard: %v", b.cc, err)
 	}
@@ -168,7 +168,7 @@ func (a *agency) pin(b *agency) {
 		t.Fatalf("%s pins %s: %v", a.cc, b.cc, err)
 	}
 	for _, n := range a.running() {
-		until(t, a.cc+" pins "+b.cc, func() bool { _, ok := n.Pins()[b.cc]; return ok })
+		until(t, a.cc+" pins "+b.cc, func() bool { _, ok := n.cards.Pins()[b.cc]; return ok })
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -13,52 +15,78 @@ import (
 	"github.com/xborder/xborder/ident"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/policy"
+	"github.com/xborder/xborder/psi"
 )
 
-// admitter adapts the node to exchange.Admitter: the responder's side of a
-// match. Policy decides first; then one ledger Admit command checks the
-// replay window and the policy version, reserves the budgets and appends
-// the match_in entry, atomically; exchange evaluates only after it returns
-// nil.
-type admitter Node
+// responderSource gives the evaluator of a kind and epoch: the precomputed
+// keys and sets of the holdings.
+type responderSource interface {
+	responder(kind string, epoch uint64) (r *psi.Responder, version uint64, ok bool)
+}
+
+// admission is the responder's side of a match (exchange.Admitter and
+// exchange.Responders). Policy decides first; then one ledger Admit
+// command of the audit group checks the replay window and the policy
+// version, reserves the budgets and appends the match_in entry,
+// atomically; exchange evaluates only after Admit returns nil, with the
+// evaluator Responder gives, timed into the match metrics. It holds no
+// state and starts no goroutine.
+type admission struct {
+	audit      *raftGroup
+	policy     livePolicy
+	responders responderSource
+	now        func() time.Time
+	log        *slog.Logger
+	mm         *matchMetrics
+}
+
+var (
+	_ exchange.Admitter   = (*admission)(nil)
+	_ exchange.Responders = (*admission)(nil)
+)
+
+// newAdmission returns the admission of inbound matches.
+func newAdmission(audit *raftGroup, pol livePolicy, responders responderSource, mm *matchMetrics,
+	now func() time.Time, log *slog.Logger) *admission {
+	return &admission{audit: audit, policy: pol, responders: responders, now: now, log: log, mm: mm}
+}
 
 // Admit decides an inbound match request by the policy in force (action
 // match, principal the partner agency) and commits its admission. A policy
 // denial is appended as a denial entry and returned as a partner-visible
 // reason; no quorum returns exchange.ErrUnavailable and evaluates nothing.
-func (a *admitter) Admit(ctx context.Context, in *exchange.Inbound) error {
-	n := (*Node)(a)
+func (a *admission) Admit(ctx context.Context, in *exchange.Inbound) error {
 	partner, kind := in.Peer.Agency, metricKind(in.Kind)
 	start := time.Now()
 	// Decide with the version the ledger has in force, so that Admit
 	// does not refuse the decision as stale.
-	if n.aud.Status().Policy != n.Policy().Version() {
-		n.refreshPolicy()
+	if a.audit.Status().Policy != a.policy.Policy().Version() {
+		a.policy.refreshPolicy()
 	}
-	pol := n.Policy()
+	pol := a.policy.Policy()
 	d := pol.Decide(policy.Request{
 		Principal: policy.Principal{Agency: in.Querier},
 		Action:    "match",
 		Kind:      in.Kind,
 		Context: policy.Context{Purpose: in.Purpose, LegalBasis: in.LegalBasis, Offence: in.Offence,
 			CaseRef: in.CaseRef, PaddedSize: in.PaddedSize, Urgent: in.Urgent},
-		Time:  n.now().UTC(),
+		Time:  a.now().UTC(),
 		Epoch: in.Epoch,
 	})
-	n.mm.stage("in", "policy", start)
+	a.mm.stage("in", "policy", start)
 	e := inboundEntry(in, d.Version, d.Handling)
 	if !d.Allow {
 		r := partnerReason(d.Reasons[0].ID)
 		e.Type, e.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
 		start = time.Now()
-		_, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) { return n.aud.Append(ctx, e) })
-		n.mm.stage("in", "ledger", start)
+		_, err := a.audit.Append(ctx, e)
+		a.mm.stage("in", "ledger", start)
 		if err != nil {
-			n.mm.query("in", partner, kind, "unavailable")
+			a.mm.query("in", partner, kind, "unavailable")
 			return fmt.Errorf("record denial: %w: %w", exchange.ErrUnavailable, err)
 		}
-		n.mm.query("in", partner, kind, "denied")
-		n.mm.denial("in", string(r))
+		a.mm.query("in", partner, kind, "denied")
+		a.mm.denial("in", string(r))
 		return exchange.Deny(r)
 	}
 	res := make([]ledger.Reservation, 0, len(d.Reserve))
@@ -73,41 +101,38 @@ func (a *admitter) Admit(ctx context.Context, in *exchange.Inbound) error {
 	// one command and get its first outcome, with the budget reserved once;
 	// the same request ID under another signature is a replay (ErrReplay).
 	actx := ledger.WithCommandID(ctx, admitCommandID(in, d.Version))
-	_, err := n.commit(GroupAudit, "admit", func() (ledger.Receipt, error) {
-		return n.aud.Admit(actx, ledger.Admission{Entry: e, PolicyVersion: d.Version, Reserve: res})
-	})
-	n.mm.stage("in", "ledger", start)
+	_, err := a.audit.Admit(actx, ledger.Admission{Entry: e, PolicyVersion: d.Version, Reserve: res})
+	a.mm.stage("in", "ledger", start)
 	var r exchange.Reason
 	switch {
 	case err == nil:
-		n.mm.query("in", partner, kind, "admitted")
+		a.mm.query("in", partner, kind, "admitted")
 		return nil
 	case errors.Is(err, ledger.ErrReplay):
 		r = exchange.ReasonReplay
 	case errors.Is(err, ledger.ErrBudget):
-		r = n.budgetReason(d.Reserve, in)
+		r = a.budgetReason(d.Reserve, in)
 	default:
 		// ErrNoQuorum, ErrStalePolicy (the version changed between the
 		// decision and the commit: the request ID is spent, the partner
 		// asks again with a new one), a halted or closed ledger.
-		n.mm.query("in", partner, kind, "unavailable")
+		a.mm.query("in", partner, kind, "unavailable")
 		return fmt.Errorf("admit: %w: %w", exchange.ErrUnavailable, err)
 	}
-	n.mm.query("in", partner, kind, "denied")
-	n.mm.denial("in", string(r))
+	a.mm.query("in", partner, kind, "denied")
+	a.mm.denial("in", string(r))
 	return exchange.Deny(r)
 }
 
 // Refused records a request the exchange server refused before Admit. For
 // a bad signature or a wrong peer nothing of the request is trusted: the
 // entry names only the pinned agency of the stream.
-func (a *admitter) Refused(ctx context.Context, in *exchange.Inbound, r exchange.Reason) {
-	n := (*Node)(a)
+func (a *admission) Refused(ctx context.Context, in *exchange.Inbound, r exchange.Reason) {
 	var e ledger.Entry
 	if r == exchange.ReasonBadSignature || r == exchange.ReasonWrongPeer {
 		e = ledger.Entry{Header: ledger.Header{Partner: in.Peer.Agency}}
 	} else {
-		e = inboundEntry(in, n.Policy().Version(), "")
+		e = inboundEntry(in, a.policy.Policy().Version(), "")
 		e.Body = ledger.Body{}
 		if _, err := ident.ParseKind(e.Kind); err != nil {
 			e.Kind = ""
@@ -116,12 +141,12 @@ func (a *admitter) Refused(ctx context.Context, in *exchange.Inbound, r exchange
 	e.Type, e.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
 	e.Count = 0
 	start := time.Now()
-	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) { return n.aud.Append(ctx, e) }); err != nil {
-		n.log.Warn("record refused match request", "partner", in.Peer.Agency, "reason", string(r), "err", err)
+	if _, err := a.audit.Append(ctx, e); err != nil {
+		a.log.Warn("record refused match request", "partner", in.Peer.Agency, "reason", string(r), "err", err)
 	}
-	n.mm.stage("in", "ledger", start)
-	n.mm.query("in", in.Peer.Agency, metricKind(in.Kind), "refused")
-	n.mm.denial("in", string(r))
+	a.mm.stage("in", "ledger", start)
+	a.mm.query("in", in.Peer.Agency, metricKind(in.Kind), "refused")
+	a.mm.denial("in", string(r))
 }
 
 // inboundEntry is the ledger entry of an inbound match request: partner,
@@ -157,12 +182,12 @@ func partnerReason(id string) exchange.Reason {
 // admitted inbound entries that drew on each reservation's key (the ledger
 // keeps the totals but says only "budget") and names the first one the
 // request would pass. It reads the ledger only on this denial path.
-func (n *Node) budgetReason(res []policy.Reservation, in *exchange.Inbound) exchange.Reason {
-	entries, err := n.aud.Entries(context.Background(), ledger.Filter{Types: []ledger.Type{ledger.TypeMatchIn}})
+func (a *admission) budgetReason(res []policy.Reservation, in *exchange.Inbound) exchange.Reason {
+	entries, err := a.audit.Entries(context.Background(), ledger.Filter{Types: []ledger.Type{ledger.TypeMatchIn}})
 	if err != nil {
 		return exchange.ReasonPartnerBudget
 	}
-	today := n.now().UTC().Format("2006-01-02")
+	today := a.now().UTC().Format("2006-01-02")
 	for _, r := range res {
 		seg := strings.Split(r.Key, "/")
 		var used int64
@@ -206,4 +231,31 @@ func metricKind(kind string) string {
 // byte-identical requests share it, whichever replica they reach.
 func admitCommandID(in *exchange.Inbound, policyVersion string) string {
 	return "match_in/" + in.Querier + "/" + hex.EncodeToString(in.SignatureSHA256[:]) + "/" + policyVersion
+}
+
+// Responder returns the evaluator of (kind, epoch), timed for the crypto
+// stage metric, or exchange.ErrNoSet (exchange.Responders).
+func (a *admission) Responder(kind string, epoch uint64) (exchange.Evaluator, uint32, error) {
+	ev, version, ok := a.responders.responder(kind, epoch)
+	if !ok || ev == nil {
+		return nil, 0, fmt.Errorf("responder of %s epoch %d: %w", kind, epoch, exchange.ErrNoSet)
+	}
+	if version > 1<<32-1 {
+		return nil, 0, fmt.Errorf("responder of %s epoch %d: set version %d out of range", kind, epoch, version)
+	}
+	return timedEvaluator{ev: ev, m: a.mm}, uint32(version), nil
+}
+
+// timedEvaluator records the time of each evaluation as the inbound crypto
+// stage.
+type timedEvaluator struct {
+	ev exchange.Evaluator
+	m  *matchMetrics
+}
+
+func (t timedEvaluator) Evaluate(req *psi.EvalRequest, rnd io.Reader) (*psi.Evaluation, error) {
+	start := time.Now()
+	ev, err := t.ev.Evaluate(req, rnd)
+	t.m.stage("in", "crypto", start)
+	return ev, err
 }

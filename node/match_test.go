@@ -115,7 +115,7 @@ func TestQueryFederation(t *testing.T) {
 	q := gb.leader()
 	values := canon(t, "phone", "GB", "07700 900101", "0044 7700 900202", "+447700900303", "07700 900999", "+44-7700-900202")
 	req := httpapi.QueryRequest{Kind: "phone", Case: "OP-1", Basis: "Art. 10", Offence: "thb", Purpose: "identify recruiters", Values: values}
-	res, err := q.Query(ctx, ivan, req)
+	res, err := q.querier.Query(ctx, ivan, req)
 	if err != nil {
 		t.Fatalf("Query: %v", err)
 	}
@@ -158,14 +158,14 @@ func TestQueryFederation(t *testing.T) {
 	mails := canon(t, "email", "", "X1@Example.org", "nobody@example.org", "z@example.net")
 	mreq := httpapi.QueryRequest{Kind: "email", Case: "OP-2", Basis: "Art. 10", Offence: "thb", Purpose: "p", Partners: []string{"DE"}, Values: mails}
 	for i := range 2 {
-		r, err := q.Query(ctx, ivan, mreq)
+		r, err := q.querier.Query(ctx, ivan, mreq)
 		if err != nil || partOf(t, r, "DE").Outcome != httpapi.OutcomeHits || !slices.Equal(partOf(t, r, "DE").Hits, []int{0}) {
 			t.Fatalf("email query %d = %+v, %v; want one hit", i+1, r, err)
 		}
 	}
 	overBudget := func(what string) {
 		t.Helper()
-		r, err := q.Query(ctx, ivan, mreq)
+		r, err := q.querier.Query(ctx, ivan, mreq)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -212,7 +212,7 @@ func TestQueryFederation(t *testing.T) {
 	}
 	waitFor(t, "DE without quorum", func() bool { return !last.Audit().Status().Quorum })
 	evals := stageCount(t, last, "in", "crypto")
-	res, err = q.Query(ctx, ivan, req)
+	res, err = q.querier.Query(ctx, ivan, req)
 	if err != nil {
 		t.Fatalf("Query with DE down: %v", err)
 	}
@@ -225,7 +225,7 @@ func TestQueryFederation(t *testing.T) {
 	if got := stageCount(t, last, "in", "crypto"); got != evals {
 		t.Errorf("DE without quorum evaluated %d requests; want none", got-evals)
 	}
-	if _, err := last.Query(ctx, ivan, httpapi.QueryRequest{Kind: "phone", Case: "OP-9", Basis: "b", Offence: "thb",
+	if _, err := last.querier.Query(ctx, ivan, httpapi.QueryRequest{Kind: "phone", Case: "OP-9", Basis: "b", Offence: "thb",
 		Purpose: "p", Values: values[:1]}); !errors.Is(err, httpapi.ErrUnavailable) {
 		t.Errorf("DE queries without quorum: %v; want ErrUnavailable", err)
 	}
@@ -233,7 +233,7 @@ func TestQueryFederation(t *testing.T) {
 	// One replica back: DE serves again.
 	de.open(stopped)
 	de.leader()
-	res, err = q.Query(ctx, ivan, req)
+	res, err = q.querier.Query(ctx, ivan, req)
 	if err != nil {
 		t.Fatalf("Query after DE recovered: %v", err)
 	}
@@ -315,7 +315,7 @@ func TestQueryTwoAgencies(t *testing.T) {
 		}
 		return p
 	}
-	res, err := q.Query(ctx, ivan, req)
+	res, err := q.querier.Query(ctx, ivan, req)
 	check("first query", res, err)
 
 	t.Run("refusals", func(t *testing.T) {
@@ -386,44 +386,44 @@ func TestQueryTwoAgencies(t *testing.T) {
 		if got := len(byType(t, r, ledger.TypeDenial)) - denials; got != 6 {
 			t.Errorf("TH recorded %d denials; want 6", got)
 		}
-		res, err := q.Query(ctx, ivan, req)
+		res, err := q.querier.Query(ctx, ivan, req)
 		check("query after refusals", res, err)
 	})
 
 	t.Run("approval", func(t *testing.T) {
 		areq := req
 		areq.Offence = "forced_labour"
-		res, err := q.Query(ctx, ivan, areq)
+		res, err := q.querier.Query(ctx, ivan, areq)
 		if err != nil || res.Status != "pending" || res.ID == "" || len(res.Partners) != 0 {
 			t.Fatalf("query that needs an approver = %+v, %v; want pending", res, err)
 		}
-		if ps, err := q.Queries(alice, true); err != nil || len(ps) != 1 || ps[0].ID != res.ID || ps[0].User != "ivan" {
+		if ps, err := q.querier.Queries(alice, true); err != nil || len(ps) != 1 || ps[0].ID != res.ID || ps[0].User != "ivan" {
 			t.Errorf("pending queries = %+v, %v; want %s by ivan", ps, err, res.ID)
 		}
 		areq.ID = res.ID
-		if _, err := q.Query(ctx, ivan, areq); !errors.Is(err, httpapi.ErrForbidden) {
+		if _, err := q.querier.Query(ctx, ivan, areq); !errors.Is(err, httpapi.ErrForbidden) {
 			t.Errorf("running before approval: %v; want ErrForbidden", err)
 		}
-		if _, err := q.Approve(ctx, httpapi.User{Name: "ivan", Role: "approver"}, res.ID); !errors.Is(err, httpapi.ErrForbidden) {
+		if _, err := q.querier.Approve(ctx, httpapi.User{Name: "ivan", Role: "approver"}, res.ID); !errors.Is(err, httpapi.ErrForbidden) {
 			t.Errorf("ivan approves his own query: %v; want ErrForbidden", err)
 		}
-		if _, err := q.Approve(ctx, httpapi.User{Name: "eve", Role: "investigator"}, res.ID); !errors.Is(err, httpapi.ErrForbidden) {
+		if _, err := q.querier.Approve(ctx, httpapi.User{Name: "eve", Role: "investigator"}, res.ID); !errors.Is(err, httpapi.ErrForbidden) {
 			t.Errorf("an investigator approves: %v; want ErrForbidden", err)
 		}
-		if rec, err := q.Approve(ctx, alice, res.ID); err != nil || rec.Status != "approved" || rec.Approver != "alice" {
+		if rec, err := q.querier.Approve(ctx, alice, res.ID); err != nil || rec.Status != "approved" || rec.Approver != "alice" {
 			t.Fatalf("alice approves: %+v, %v", rec, err)
 		}
 		other := areq
 		other.Case = "OP-4"
-		if _, err := q.Query(ctx, ivan, other); !errors.Is(err, httpapi.ErrConflict) {
+		if _, err := q.querier.Query(ctx, ivan, other); !errors.Is(err, httpapi.ErrConflict) {
 			t.Errorf("running another case under the approval: %v; want ErrConflict", err)
 		}
-		res, err = q.Query(ctx, ivan, areq)
+		res, err = q.querier.Query(ctx, ivan, areq)
 		p := check("approved query", res, err)
 		if out := hasEntry(byRequest(t, q, p.RequestID), ledger.TypeMatchOut, ledger.OutcomeOK); out == nil || out.Body.Approver != "user:alice" {
 			t.Errorf("outbound entry of the approved query = %+v; want approver alice", out)
 		}
-		if _, err := q.Query(ctx, ivan, areq); !errors.Is(err, httpapi.ErrConflict) {
+		if _, err := q.querier.Query(ctx, ivan, areq); !errors.Is(err, httpapi.ErrConflict) {
 			t.Errorf("second run of one approval: %v; want ErrConflict", err)
 		}
 	})
@@ -433,7 +433,7 @@ func TestQueryTwoAgencies(t *testing.T) {
 		// phone only: GB refuses the sync of email, and TH records and
 		// reports a denial.
 		emails := canon(t, "email", "", "someone@example.org")
-		res, err := r.Query(ctx, ivan, httpapi.QueryRequest{Kind: "email", Case: "OP-4", Basis: "Art. 10", Offence: "thb",
+		res, err := r.querier.Query(ctx, ivan, httpapi.QueryRequest{Kind: "email", Case: "OP-4", Basis: "Art. 10", Offence: "thb",
 			Purpose: "p", Values: emails})
 		if err != nil {
 			t.Fatalf("TH asks GB email: %v", err)
@@ -451,7 +451,7 @@ func TestQueryTwoAgencies(t *testing.T) {
 	t.Run("key rotation", func(t *testing.T) {
 		first := r.currentEpoch()
 		for i := range 2 {
-			res, err := q.Query(ctx, ivan, req)
+			res, err := q.querier.Query(ctx, ivan, req)
 			check(fmt.Sprintf("query %d before rotation", i+1), res, err)
 		}
 		if _, err := r.RotateKeys(ctx, httpapi.User{Name: "admin", Role: "admin"}); err != nil {
@@ -465,7 +465,7 @@ func TestQueryTwoAgencies(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("no query under the new epoch after %d queries", i)
 			}
-			res, err := q.Query(ctx, ivan, req)
+			res, err := q.querier.Query(ctx, ivan, req)
 			p := check(fmt.Sprintf("query %d during rotation", i+1), res, err)
 			if p.Epoch > first {
 				after++

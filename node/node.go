@@ -13,13 +13,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/xborder/xborder/exchange"
-	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/ledger/tlsnet"
@@ -83,27 +81,27 @@ type Node struct {
 	host *Host
 	met  *metrics
 
-	adminHash string // SHA-256 of the init admin's token, seeded into the users once
-
 	apiLn  net.Listener
 	apiSrv *http.Server
 	apiURL string
 
-	policy atomic.Pointer[policy.Set]
+	auditG, dataG *raftGroup // the ledgers as the components write to them
+
+	policy    *policySource // the policy in force (policy.go)
+	users     *users        // local users and tokens (users.go)
+	replicas  *replicaSet   // replica records, membership, join (join.go, bundle.go)
+	cards     *cards        // own card and partners' pins (partners.go)
+	admission *admission    // inbound matches (match_in.go)
+	querier   *querier      // outbound queries and approvals (query.go, approve.go)
 
 	holdingsNode // holdings, encoded sets, epochs, partners' sets (holdings.go, sync.go)
 
-	xsrv *exchange.Server // the match and sync protocols (exchange.go)
+	xsrv *exchange.Server // the match and sync protocols
 	xcl  *exchange.Client // this node asking partners
 	mm   *matchMetrics    // match counters and stage latencies
 
 	mu      sync.Mutex
-	pins    map[string]*card.Card // agency code to verified pinned card
-	own     *card.Card
-	ownKey  string // replica set the own card was made for
 	leaders map[string]string
-
-	joinWG sync.WaitGroup // the join server and, on a joining replica, the join loop
 
 	stop chan struct{}
 	done chan struct{}
@@ -141,7 +139,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		fc.Listen.API = cfg.Listen.API
 	}
 	n := &Node{cfg: cfg, fc: fc, log: log.With("component", "node", "replica", fc.ReplicaID()), now: cfg.Now,
-		pins: map[string]*card.Card{}, leaders: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+		leaders: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.closeParts()
@@ -152,8 +150,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	go n.watch()
 	if !fc.Bootstrap && len(fc.Join) > 0 {
-		n.joinWG.Add(1)
-		go n.joinLoop()
+		n.replicas.join(fc.Join, n.stop)
 	}
 	n.log.Info("node started", "api", n.apiURL, "peer", n.host.ID().String(), "raft", n.mux.Addr().String())
 	return n, nil
@@ -183,8 +180,6 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("open node: admin token: %w", err)
 	}
-	n.adminHash = TokenHash(tok)
-	n.policy.Store(policy.Default())
 
 	cert, err := tls.LoadX509KeyPair(n.path(ReplicaCertFile), n.path(ReplicaKeyFile))
 	if err != nil {
@@ -222,21 +217,38 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		}
 		*g.dst = l
 	}
-	n.joinWG.Add(1)
-	go n.serveJoin(n.mux.Layer(ChanJoin))
+	joinLn := n.mux.Layer(ChanJoin) // served once the replicas are built
 	n.host, err = NewHost(ctx, HostConfig{Key: p2pKey, Listen: []string{n.fc.Listen.P2P}, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
 	n.met = newMetrics(func() float64 { return float64(n.connectedPartners()) }, n.groups)
+	n.auditG, n.dataG = newRaftGroup(GroupAudit, n.aud, n.met), newRaftGroup(GroupData, n.data, n.met)
+	clog := func(c string) *slog.Logger { return log.With("component", c, "replica", n.fc.ReplicaID()) }
+	n.policy = newPolicySource(n.auditG, n.met, clog("policy"))
+	n.users = newUsers(n.auditG, n.policy, TokenHash(tok), n.now, clog("users"))
+	n.replicas = newReplicaSet(replicaSetConfig{ID: n.fc.ReplicaID(), Dir: n.cfg.Dir, File: n.fc, Audit: n.auditG,
+		Data: n.dataG, Host: n.host, Transport: n.mux, Now: n.now, Log: clog("replicas")})
+	n.replicas.serve(joinLn)
+	n.cards = newCards(cardsConfig{Agency: n.fc.Agency, Name: n.fc.Name, Validity: n.fc.Validity, Key: key,
+		Audit: n.auditG, Replicas: n.replicas, Epochs: n, Allow: n.host, Now: n.now, Log: clog("partners")})
 	n.met.setPolicy(n.Policy().Version())
 	n.refresh()
 	if err := n.startHoldings(); err != nil {
 		return err
 	}
-	if err := n.startExchange(); err != nil {
+	n.mm = newMatchMetrics(n.met.reg)
+	n.admission = newAdmission(n.auditG, n.policy, n, n.mm, n.now, clog("match"))
+	n.xsrv, n.xcl, err = newExchange(n.host,
+		exchange.ServerConfig{Agency: n.fc.Agency, Signer: key, Keys: n.cards, Admitter: n.admission,
+			Responders: n.admission, Sets: (*holdingSets)(n), SyncAuthorizer: (*syncAuth)(n),
+			SyncAuditor: (*syncAudit)(n), Clock: n.now, Logger: clog("exchange")},
+		exchange.ClientConfig{Agency: n.fc.Agency, Signer: key, Keys: n.cards, Cards: (*cardChecker)(n), Clock: n.now})
+	if err != nil {
 		return err
 	}
+	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n, Client: n.xcl,
+		Opener: n.host, Metrics: n.mm, Now: n.now, Log: clog("query")})
 
 	loopback, err := isLoopback(n.fc.Listen.API)
 	if err != nil {
@@ -253,7 +265,10 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		n.apiLn = tls.NewListener(n.apiLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
 		n.apiURL = "https://" + localAddr(n.apiLn.Addr())
 	}
-	api := httpapi.New(httpapi.Config{Backend: (*backend)(n), Metrics: n.met.handler(),
+	b := &backend{agency: n.fc.Agency, replica: n.fc.ReplicaID(), peer: n.host.ID().String(), node: n,
+		audit: n.auditG, data: n.dataG, users: n.users, cards: n.cards, policy: n.policy, replicas: n.replicas,
+		querier: n.querier, holdings: n}
+	api := httpapi.New(httpapi.Config{Backend: b, Metrics: n.met.handler(),
 		Observe: n.met.observeRequest, Logger: log})
 	n.apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
@@ -297,7 +312,9 @@ func (n *Node) closeParts() error {
 			errs = append(errs, err)
 		}
 	}
-	n.joinWG.Wait()
+	if n.replicas != nil {
+		n.replicas.wait()
+	}
 	return errors.Join(errs...)
 }
 
@@ -325,7 +342,7 @@ func (n *Node) Audit() *ledger.Ledger { return n.aud }
 func (n *Node) Data() *ledger.Ledger { return n.data }
 
 // Policy returns the policy in force on this replica.
-func (n *Node) Policy() *policy.Set { return n.policy.Load() }
+func (n *Node) Policy() *policy.Set { return n.policy.Policy() }
 
 // Agency returns the agency code.
 func (n *Node) Agency() string { return n.fc.Agency }
@@ -384,10 +401,10 @@ func (n *Node) watch() {
 		}
 		s := n.aud.Status()
 		if s.State == "Leader" {
-			n.seedAdminOnce()
+			n.users.seedAdminOnce()
 		}
-		if s.Quorum && n.isMember(n.fc.ReplicaID()) {
-			n.recordSelf()
+		if s.Quorum && n.replicas.isMember(n.fc.ReplicaID()) {
+			n.replicas.recordSelf()
 		}
 		// Pins and policy change only by commands; cards also expire, so
 		// the allow set is rebuilt at least once a minute.
@@ -398,40 +415,10 @@ func (n *Node) watch() {
 	}
 }
 
-// seedAdminOnce records the first admin once per agency (on the leader).
-// Errors are logged and retried next tick.
-func (n *Node) seedAdminOnce() {
-	if _, err := n.aud.Get(nsNode, adminSeeded); !errors.Is(err, ledger.ErrNotFound) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := n.seedAdmin(ctx); err != nil {
-		n.log.Warn("seed admin user", "err", err)
-	}
-}
-
-// recordSelf keeps this replica's record (peer ID, addresses, transport
-// address) current in the audit group, so that the agency card lists it
-// and every replica's gater admits it. Errors are logged and retried.
-func (n *Node) recordSelf() {
-	rec := n.replicaRecord()
-	if old, err := n.aud.Get(nsReplicas, n.fc.ReplicaID()); err == nil && string(old) == string(rec) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
-		return n.aud.Put(ctx, nsReplicas, n.fc.ReplicaID(), rec)
-	}); err != nil {
-		n.log.Warn("record replica", "err", err)
-	}
-}
-
 // refresh reloads the policy in force and the pins from the records.
 func (n *Node) refresh() {
-	n.refreshPolicy()
-	if err := n.refreshPins(); err != nil {
+	n.policy.refreshPolicy()
+	if err := n.cards.refreshPins(); err != nil {
 		n.log.Warn("refresh pins", "err", err)
 	}
 }

@@ -305,7 +305,7 @@ func TestPolicyInForceAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "leader", func() bool { return n.Audit().Status().State == "Leader" })
-	v, err := n.ApplyPolicy(ctx, "test", files)
+	v, err := n.policy.ApplyPolicy(ctx, "test", files)
 	if cerr := n.Close(); err != nil || cerr != nil {
 		t.Fatalf("ApplyPolicy: %v; Close: %v", err, cerr)
 	}
@@ -398,9 +398,9 @@ func TestPartners(t *testing.T) {
 	// A newer card of the same agency replaces the pin; removal closes the
 	// connection and is an audit entry.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond))) // next second: a newer sequence
-	fr.Node.mu.Lock()
-	fr.Node.own = nil
-	fr.Node.mu.Unlock()
+	fr.cards.mu.Lock()
+	fr.cards.own = nil
+	fr.cards.mu.Unlock()
 	frCard2 := cardOf(fr)
 	p, err := gb.admin.AddPartner(ctx, frCard2.Card, "")
 	if err != nil || !p.Replaced {

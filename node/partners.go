@@ -2,148 +2,178 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 )
 
-// replicaRecord is what a replica records about itself in the audit
-// group, so that the agency card lists every replica.
-type replicaRecord struct {
-	PeerID string   `json:"peer_id"`
-	Addrs  []string `json:"addrs"`
-	Raft   string   `json:"raft"`
+// epochKeyLister lists the epoch keys the agency's card carries (the
+// epochs: cardEpochKeys).
+type epochKeyLister interface {
+	cardEpochKeys() []card.EpochKey
 }
 
-func (n *Node) replicaRecord() []byte {
-	r := replicaRecord{PeerID: n.host.ID().String(), Raft: n.mux.Addr().String()}
-	for _, a := range n.host.Addrs() {
-		r.Addrs = append(r.Addrs, a.String())
-	}
-	b, _ := json.Marshal(r)
-	return b
+// replicaLister lists the agency's replicas as its card names them
+// (*replicaSet).
+type replicaLister interface {
+	replicas() []card.Replica
 }
 
-func certPool(pemBytes []byte) (*x509.CertPool, error) {
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(pemBytes) {
-		return nil, errors.New("no PEM certificate")
-	}
-	return p, nil
+// allowSet admits peers: the replicas of the agency's own card and of every
+// pinned card in force (*Host).
+type allowSet interface {
+	SetCards(cards ...*card.Card) error
 }
 
-// replicas returns the agency's replicas as the card lists them: those
-// recorded in the audit group, and this replica in any case.
-func (n *Node) replicas() []card.Replica {
-	var own replicaRecord
-	json.Unmarshal(n.replicaRecord(), &own)
-	byID := map[string]card.Replica{n.fc.ReplicaID(): {PeerID: own.PeerID, Addrs: own.Addrs}}
-	n.aud.Scan(nsReplicas, "", func(id string, v []byte) error {
-		var r replicaRecord
-		if json.Unmarshal(v, &r) == nil && id != n.fc.ReplicaID() && len(r.Addrs) > 0 {
-			byID[id] = card.Replica{PeerID: r.PeerID, Addrs: r.Addrs}
-		}
-		return nil
-	})
-	ids := make([]string, 0, len(byID))
-	for id := range byID {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	out := make([]card.Replica, 0, len(ids))
-	for _, id := range ids {
-		if len(out) < card.MaxReplicas {
-			out = append(out, byID[id])
-		}
-	}
-	return out
+// cardsConfig is what cards are built from.
+type cardsConfig struct {
+	Agency   string                        // this agency's code
+	Name     string                        // this agency's name, on its card
+	Validity func() (time.Duration, error) // how long a card is valid (config.yaml)
+	Key      ed25519.PrivateKey            // the agency key that signs the card
+	Audit    *raftGroup                    // pins are its records, each change an entry
+	Replicas replicaLister
+	Epochs   epochKeyLister
+	Allow    allowSet
+	Now      func() time.Time
+	Log      *slog.Logger
+}
+
+// cards are the agency's own signed card and its partners' pinned cards:
+// pins are records of the audit group, each change an audit entry; cards
+// holds the verified pins in force, hands them (with its own card) to the
+// host's allow set, and serves partners' agency keys (exchange.Keys). It
+// starts no goroutine.
+type cards struct {
+	cfg cardsConfig
+
+	mu     sync.Mutex
+	pins   map[string]*card.Card // agency code to verified pinned card
+	own    *card.Card
+	ownKey string // replica set and epoch keys the own card was made for
+}
+
+var _ exchange.Keys = (*cards)(nil)
+
+// newCards returns the cards of cfg; refreshPins loads the pins.
+func newCards(cfg cardsConfig) *cards {
+	return &cards{cfg: cfg, pins: map[string]*card.Card{}}
 }
 
 // OwnCard returns the agency's signed card, signing a new one when the
 // replica set changed or the last one is past half its validity. Its
 // sequence is the issue time in Unix seconds, so a later card is newer.
-func (n *Node) OwnCard() (*card.Card, error) {
-	reps, eks := n.replicas(), n.cardEpochKeys()
+func (c *cards) OwnCard() (*card.Card, error) {
+	reps, eks := c.cfg.Replicas.replicas(), c.cfg.Epochs.cardEpochKeys()
 	repKey, _ := json.Marshal(struct {
 		R []card.Replica
 		E []card.EpochKey
 	}{reps, eks})
-	validity, err := n.fc.Validity()
+	validity, err := c.cfg.Validity()
 	if err != nil {
 		return nil, err
 	}
 	if validity > card.MaxValidity {
 		validity = card.MaxValidity
 	}
-	now := n.now().UTC().Truncate(time.Second)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.own != nil && n.ownKey == string(repKey) && now.Before(n.own.Issued.Add(validity/2)) {
-		return n.own, nil
+	now := c.cfg.Now().UTC().Truncate(time.Second)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.own != nil && c.ownKey == string(repKey) && now.Before(c.own.Issued.Add(validity/2)) {
+		return c.own, nil
 	}
 	seq := uint64(now.Unix())
-	if n.own != nil && seq <= n.own.Sequence {
-		seq = n.own.Sequence + 1
+	if c.own != nil && seq <= c.own.Sequence {
+		seq = c.own.Sequence + 1
 	}
-	c := &card.Card{Version: card.Version, Agency: n.fc.Agency, Name: n.fc.Name, Replicas: reps, EpochKeys: eks,
+	own := &card.Card{Version: card.Version, Agency: c.cfg.Agency, Name: c.cfg.Name, Replicas: reps, EpochKeys: eks,
 		Issued: now, Expires: now.Add(validity), Sequence: seq}
-	if err := c.Sign(n.key); err != nil {
+	if err := own.Sign(c.cfg.Key); err != nil {
 		return nil, fmt.Errorf("sign agency card: %w", err)
 	}
-	n.own, n.ownKey = c, string(repKey)
-	return c, nil
+	c.own, c.ownKey = own, string(repKey)
+	return own, nil
 }
 
 // refreshPins reads the pins from the records and hands the host the allow
 // set: this agency's replicas and every pinned, unexpired card's replicas.
-func (n *Node) refreshPins() error {
-	own, err := n.OwnCard()
+func (c *cards) refreshPins() error {
+	own, err := c.OwnCard()
 	if err != nil {
 		return err
 	}
-	now := n.now()
+	now := c.cfg.Now()
 	pins := map[string]*card.Card{}
-	cards := []*card.Card{own}
-	err = n.aud.Scan(nsPins, "", func(agency string, v []byte) error {
-		c, err := card.Decode(v)
+	allow := []*card.Card{own}
+	err = c.cfg.Audit.Scan(nsPins, "", func(agency string, v []byte) error {
+		pc, err := card.Decode(v)
 		if err == nil {
-			err = c.Verify(now)
+			err = pc.Verify(now)
 		}
 		if err != nil {
-			n.log.Warn("pinned card not in force", "partner", agency, "err", err)
+			c.cfg.Log.Warn("pinned card not in force", "partner", agency, "err", err)
 			return nil
 		}
-		pins[agency] = c
-		cards = append(cards, c)
+		pins[agency] = pc
+		allow = append(allow, pc)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	n.mu.Lock()
-	n.pins = pins
-	n.mu.Unlock()
-	return n.host.SetCards(cards...)
+	c.mu.Lock()
+	c.pins = pins
+	c.mu.Unlock()
+	return c.cfg.Allow.SetCards(allow...)
 }
 
 // Pins returns the verified pinned partner cards by agency code.
-func (n *Node) Pins() map[string]*card.Card {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make(map[string]*card.Card, len(n.pins))
-	for k, v := range n.pins {
+func (c *cards) Pins() map[string]*card.Card {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]*card.Card, len(c.pins))
+	for k, v := range c.pins {
 		out[k] = v
 	}
 	return out
+}
+
+// AgencyKey returns the agency key of a pinned partner card in force
+// (exchange.Keys).
+func (c *cards) AgencyKey(agency string) (ed25519.PublicKey, error) {
+	c.mu.Lock()
+	pc, ok := c.pins[agency]
+	c.mu.Unlock()
+	if !ok || agency == c.cfg.Agency {
+		return nil, fmt.Errorf("agency key of %s: %w", agency, ErrNotPinned)
+	}
+	return pc.Key, nil
+}
+
+// Partners lists the pinned cards as recorded (in force or not), by agency
+// code.
+func (c *cards) Partners() ([]httpapi.Partner, error) {
+	out := []httpapi.Partner{}
+	err := c.cfg.Audit.Scan(nsPins, "", func(agency string, v []byte) error {
+		pc, err := card.Decode(v)
+		if err != nil {
+			return fmt.Errorf("stored card of %s: %w", agency, err)
+		}
+		out = append(out, partnerInfo(pc))
+		return nil
+	})
+	return out, err
 }
 
 // partnerInfo describes a pinned card.
@@ -160,77 +190,69 @@ func partnerInfo(c *card.Card) httpapi.Partner {
 // already pinned must be signed by the same key and newer. The pin is a
 // replicated record and an audit entry; the host admits the partner's
 // replicas at once.
-func (n *Node) PinCard(ctx context.Context, actor string, c *card.Card, fingerprint string) (httpapi.Partner, error) {
-	if err := c.Verify(n.now()); err != nil {
+func (c *cards) PinCard(ctx context.Context, actor string, pc *card.Card, fingerprint string) (httpapi.Partner, error) {
+	if err := pc.Verify(c.cfg.Now()); err != nil {
 		return httpapi.Partner{}, fmt.Errorf("pin partner: %w: %w", httpapi.ErrBadRequest, err)
 	}
 	if fingerprint != "" {
-		if err := c.CheckFingerprint(fingerprint); err != nil {
+		if err := pc.CheckFingerprint(fingerprint); err != nil {
 			return httpapi.Partner{}, fmt.Errorf("pin partner: %w: %w", httpapi.ErrBadRequest, err)
 		}
 	}
-	if c.Agency == n.fc.Agency {
-		return httpapi.Partner{}, fmt.Errorf("pin partner: card of %s is this agency's own: %w", c.Agency, httpapi.ErrBadRequest)
+	if pc.Agency == c.cfg.Agency {
+		return httpapi.Partner{}, fmt.Errorf("pin partner: card of %s is this agency's own: %w", pc.Agency, httpapi.ErrBadRequest)
 	}
-	p := partnerInfo(c)
+	p := partnerInfo(pc)
 	purpose := "pin"
-	if old, err := n.aud.Get(nsPins, c.Agency); err == nil {
+	if old, err := c.cfg.Audit.Get(nsPins, pc.Agency); err == nil {
 		oc, err := card.Decode(old)
 		if err != nil {
-			return p, fmt.Errorf("pin partner: stored card of %s: %w", c.Agency, err)
+			return p, fmt.Errorf("pin partner: stored card of %s: %w", pc.Agency, err)
 		}
-		if err := card.Replaces(oc, c); err != nil {
+		if err := card.Replaces(oc, pc); err != nil {
 			return p, fmt.Errorf("pin partner: %w: %w", httpapi.ErrConflict, err)
 		}
 		purpose, p.Replaced = "replace", true
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		return p, fmt.Errorf("pin partner: %w", err)
 	}
-	bin, err := c.Encode()
+	bin, err := pc.Encode()
 	if err != nil {
 		return p, fmt.Errorf("pin partner: %w", err)
 	}
-	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
-		return n.aud.Append(ctx, ledger.Entry{
-			Header: ledger.Header{Type: ledger.TypePartner, Partner: c.Agency, Outcome: ledger.OutcomeOK,
-				Count: c.Sequence, Digest: sha256.Sum256(bin)},
-			Body: ledger.Body{Actor: actor, Purpose: purpose + " partner card " + c.Fingerprint()},
-		})
+	if _, err := c.cfg.Audit.Append(ctx, ledger.Entry{
+		Header: ledger.Header{Type: ledger.TypePartner, Partner: pc.Agency, Outcome: ledger.OutcomeOK,
+			Count: pc.Sequence, Digest: sha256.Sum256(bin)},
+		Body: ledger.Body{Actor: actor, Purpose: purpose + " partner card " + pc.Fingerprint()},
 	}); err != nil {
 		return p, fmt.Errorf("pin partner: %w", err)
 	}
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
-		return n.aud.Put(ctx, nsPins, c.Agency, bin)
-	}); err != nil {
+	if _, err := c.cfg.Audit.Put(ctx, nsPins, pc.Agency, bin); err != nil {
 		return p, fmt.Errorf("pin partner: %w", err)
 	}
-	n.log.Info("partner pinned", "partner", c.Agency, "sequence", c.Sequence, "replicas", len(c.Replicas))
-	return p, n.refreshPins()
+	c.cfg.Log.Info("partner pinned", "partner", pc.Agency, "sequence", pc.Sequence, "replicas", len(pc.Replicas))
+	return p, c.refreshPins()
 }
 
 // UnpinPartner removes a partner's pin (an audit entry) and closes its
 // connections.
-func (n *Node) UnpinPartner(ctx context.Context, actor, agency string) error {
+func (c *cards) UnpinPartner(ctx context.Context, actor, agency string) error {
 	agency = strings.ToUpper(agency)
-	if _, err := n.aud.Get(nsPins, agency); err != nil {
+	if _, err := c.cfg.Audit.Get(nsPins, agency); err != nil {
 		if errors.Is(err, ledger.ErrNotFound) {
 			return fmt.Errorf("remove partner %s: not pinned: %w", agency, httpapi.ErrNotFound)
 		}
 		return fmt.Errorf("remove partner %s: %w", agency, err)
 	}
-	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
-		return n.aud.Append(ctx, ledger.Entry{
-			Header: ledger.Header{Type: ledger.TypePartner, Partner: agency, Outcome: ledger.OutcomeOK},
-			Body:   ledger.Body{Actor: actor, Purpose: "remove partner"},
-		})
+	if _, err := c.cfg.Audit.Append(ctx, ledger.Entry{
+		Header: ledger.Header{Type: ledger.TypePartner, Partner: agency, Outcome: ledger.OutcomeOK},
+		Body:   ledger.Body{Actor: actor, Purpose: "remove partner"},
 	}); err != nil {
 		return fmt.Errorf("remove partner %s: %w", agency, err)
 	}
-	if _, err := n.commit(GroupAudit, "delete", func() (ledger.Receipt, error) {
-		return n.aud.Delete(ctx, nsPins, agency)
-	}); err != nil {
+	if _, err := c.cfg.Audit.Delete(ctx, nsPins, agency); err != nil {
 		return fmt.Errorf("remove partner %s: %w", agency, err)
 	}
-	n.log.Info("partner removed", "partner", agency)
-	return n.refreshPins()
+	c.cfg.Log.Info("partner removed", "partner", agency)
+	return c.refreshPins()
 }

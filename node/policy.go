@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/policy"
@@ -20,6 +22,36 @@ type policyRecord struct {
 	LimitsName string `json:"limits_name"`
 	Limits     []byte `json:"limits"`
 }
+
+// policyGauge is the metric that names the policy version in force
+// (*metrics).
+type policyGauge interface {
+	setPolicy(version string)
+}
+
+// policySource is the policy in force on this replica: the version the
+// audit group's ledger says is in force, parsed from the files recorded
+// under it. ApplyPolicy records new files through the audit group;
+// refreshPolicy catches up with the ledger, and is called by the node's
+// watch loop and by a decision that finds the ledger ahead. It owns only
+// the parsed set and starts no goroutine.
+type policySource struct {
+	audit *raftGroup
+	gauge policyGauge
+	log   *slog.Logger
+	cur   atomic.Pointer[policy.Set]
+}
+
+// newPolicySource returns a source that holds policy.Default until the
+// ledger names a version.
+func newPolicySource(audit *raftGroup, gauge policyGauge, log *slog.Logger) *policySource {
+	p := &policySource{audit: audit, gauge: gauge, log: log}
+	p.cur.Store(policy.Default())
+	return p
+}
+
+// Policy returns the policy in force on this replica.
+func (p *policySource) Policy() *policy.Set { return p.cur.Load() }
 
 // filesDigest is the digest a policy entry carries: SHA-256 over both files,
 // each prefixed by its length.
@@ -41,7 +73,7 @@ func filesDigest(f policy.Files) ledger.Digest {
 // every replica (each one watches the ledger's policy version). A bad file
 // is refused with a *policy.FileError (file:line: reason) and the version
 // in force stays.
-func (n *Node) ApplyPolicy(ctx context.Context, actor string, f policy.Files) (string, error) {
+func (p *policySource) ApplyPolicy(ctx context.Context, actor string, f policy.Files) (string, error) {
 	set, err := policy.Parse(f)
 	if err != nil {
 		return "", fmt.Errorf("apply policy: %w", err)
@@ -51,41 +83,40 @@ func (n *Node) ApplyPolicy(ctx context.Context, actor string, f policy.Files) (s
 	if err != nil {
 		return "", fmt.Errorf("apply policy: %w", err)
 	}
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsPolicy, v, rec) }); err != nil {
+	if _, err := p.audit.Put(ctx, nsPolicy, v, rec); err != nil {
 		return "", fmt.Errorf("apply policy: %w", err)
 	}
-	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
-		return n.aud.Append(ctx, ledger.Entry{
-			Header: ledger.Header{Type: ledger.TypePolicy, Outcome: ledger.OutcomeOK, PolicyVersion: v, Digest: filesDigest(f)},
-			Body:   ledger.Body{Actor: actor, Purpose: "apply policy"},
-		})
+	if _, err := p.audit.Append(ctx, ledger.Entry{
+		Header: ledger.Header{Type: ledger.TypePolicy, Outcome: ledger.OutcomeOK, PolicyVersion: v, Digest: filesDigest(f)},
+		Body:   ledger.Body{Actor: actor, Purpose: "apply policy"},
 	}); err != nil {
 		return "", fmt.Errorf("apply policy: %w", err)
 	}
-	n.refreshPolicy()
+	p.refreshPolicy()
 	return v, nil
 }
 
 // refreshPolicy puts in force the policy version the ledger says is in
 // force, parsing its files from the records.
-func (n *Node) refreshPolicy() {
-	want := n.aud.Status().Policy
-	cur := n.Policy()
+func (p *policySource) refreshPolicy() {
+	want := p.audit.Status().Policy
+	cur := p.Policy()
 	if want == "" || want == cur.Version() {
 		return
 	}
-	set, err := n.loadPolicy(want)
+	set, err := p.loadPolicy(want)
 	if err != nil {
-		n.log.Error("policy in force cannot be loaded; keeping the previous one", "version", want, "err", err)
+		p.log.Error("policy in force cannot be loaded; keeping the previous one", "version", want, "err", err)
 		return
 	}
-	n.policy.Store(set)
-	n.met.setPolicy(set.Version())
-	n.log.Info("policy in force", "version", set.Version())
+	p.cur.Store(set)
+	p.gauge.setPolicy(set.Version())
+	p.log.Info("policy in force", "version", set.Version())
 }
 
-func (n *Node) loadPolicy(version string) (*policy.Set, error) {
-	b, err := n.aud.Get(nsPolicy, version)
+// loadPolicy parses the files recorded under version.
+func (p *policySource) loadPolicy(version string) (*policy.Set, error) {
+	b, err := p.audit.Get(nsPolicy, version)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/ident"
+	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/policy"
@@ -26,6 +28,56 @@ import (
 // set when stale, the outbound entry, the exchange and the result entry.
 // A partner that takes longer fails alone.
 const DefaultPartnerTimeout = 30 * time.Second
+
+// livePolicy is the policy in force, which a decision refreshes first when
+// the ledger has moved to another version (*policySource).
+type livePolicy interface {
+	Policy() *policy.Set
+	refreshPolicy()
+}
+
+// pinnedCards are the partners' pinned cards in force (*cards).
+type pinnedCards interface {
+	Pins() map[string]*card.Card
+}
+
+// partnerSets are this node's copies of partners' encoded sets: the copy
+// of (partner, kind), synced first when stale, and the mark that makes the
+// next one sync.
+type partnerSets interface {
+	partnerSet(ctx context.Context, partner, kind string) (s *psi.Set, key *psi.PublicKey, epoch uint64, fresh bool, err error)
+	expireCopy(partner, kind string)
+}
+
+// matchClient asks one partner replica a match query over the host
+// (*exchange.Client).
+type matchClient interface {
+	Match(ctx context.Context, o exchange.Opener, peer exchange.PeerID, q exchange.Query) (*exchange.Answer, error)
+}
+
+// querierConfig is what a querier is built from.
+type querierConfig struct {
+	Audit   *raftGroup // match_out, match_result and denial entries; query records
+	Policy  livePolicy
+	Pins    pinnedCards
+	Sets    partnerSets
+	Client  matchClient
+	Opener  exchange.Opener // the host the client opens streams on
+	Metrics *matchMetrics
+	Now     func() time.Time
+	Log     *slog.Logger
+}
+
+// querier runs this node's match queries against its partners and keeps
+// the records of queries that wait for, or got, an approver (records of
+// the audit group). It holds no state of its own; a query's goroutines
+// end before Query returns.
+type querier struct {
+	cfg querierConfig
+}
+
+// newQuerier returns the querier of cfg.
+func newQuerier(cfg querierConfig) *querier { return &querier{cfg: cfg} }
 
 // queryPlan is what a query decided before any partner is asked.
 type queryPlan struct {
@@ -52,26 +104,26 @@ type queryPlan struct {
 // until an approver signs it off; the same user then runs it again with
 // its ID. No quorum on this node's ledger refuses the whole query
 // (httpapi.ErrUnavailable); one partner's failure is reported in its part.
-func (n *Node) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRequest) (httpapi.QueryResult, error) {
-	p, err := n.planQuery(u, req)
+func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRequest) (httpapi.QueryResult, error) {
+	p, err := q.planQuery(u, req)
 	if err != nil {
 		return httpapi.QueryResult{}, err
 	}
-	if st := n.aud.Status(); !st.Quorum || !st.Healthy {
+	if st := q.cfg.Audit.Status(); !st.Quorum || !st.Healthy {
 		return httpapi.QueryResult{}, fmt.Errorf("query: the audit ledger has no quorum, so nothing can be recorded or sent: %w", httpapi.ErrUnavailable)
 	}
 	start := time.Now()
-	if n.aud.Status().Policy != n.Policy().Version() {
-		n.refreshPolicy()
+	if q.cfg.Audit.Status().Policy != q.cfg.Policy.Policy().Version() {
+		q.cfg.Policy.refreshPolicy()
 	}
-	pol := n.Policy()
-	partners, err := n.queryPartners(pol, req)
+	pol := q.cfg.Policy.Policy()
+	partners, err := q.queryPartners(pol, req)
 	if err != nil {
 		return httpapi.QueryResult{}, err
 	}
 	var rec *httpapi.QueryRecord
 	if req.ID != "" {
-		if rec, err = n.approvedRecord(u, req, partners, p.padded); err != nil {
+		if rec, err = q.approvedRecord(u, req, partners, p.padded); err != nil {
 			return httpapi.QueryResult{}, err
 		}
 		p.id, p.approver = rec.ID, rec.Approver
@@ -83,18 +135,18 @@ func (n *Node) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 			Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "match", Kind: req.Kind, Partner: partner,
 			Context: policy.Context{Purpose: req.Purpose, LegalBasis: req.Basis, Offence: req.Offence, CaseRef: req.Case,
 				PaddedSize: p.padded, Urgent: req.Urgent},
-			Time: n.now().UTC(), Approved: rec != nil,
+			Time: q.cfg.Now().UTC(), Approved: rec != nil,
 		})
 		needs = needs || decisions[i].NeedsApproval && rec == nil
 	}
-	n.mm.stage("out", "policy", start)
+	q.cfg.Metrics.stage("out", "policy", start)
 	res := httpapi.QueryResult{ID: p.id, Kind: req.Kind, Values: p.distinct, PaddedSize: p.padded}
 	if needs {
-		r, err := n.recordPending(ctx, u, req, partners, p.padded)
+		r, err := q.recordPending(ctx, u, req, partners, p.padded)
 		if err != nil {
 			return httpapi.QueryResult{}, err
 		}
-		n.log.Info("query waits for an approver", "query", r.ID, "partners", len(partners))
+		q.cfg.Log.Info("query waits for an approver", "query", r.ID, "partners", len(partners))
 		res.ID, res.Status = r.ID, "pending"
 		return res, nil
 	}
@@ -110,7 +162,7 @@ func (n *Node) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 			pctx, cancel := context.WithTimeout(ctx, DefaultPartnerTimeout)
 			defer cancel()
 			t0 := time.Now()
-			r := n.queryPartner(pctx, p, partner, decisions[i])
+			r := q.queryPartner(pctx, p, partner, decisions[i])
 			r.Millis = time.Since(t0).Milliseconds()
 			res.Partners[i] = r
 		})
@@ -118,15 +170,15 @@ func (n *Node) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 	wg.Wait()
 	if rec != nil {
 		rec.Status = "done"
-		if err := n.putQueryRecord(ctx, rec); err != nil {
-			n.log.Warn("mark query done", "query", rec.ID, "err", err)
+		if err := q.putQueryRecord(ctx, rec); err != nil {
+			q.cfg.Log.Warn("mark query done", "query", rec.ID, "err", err)
 		}
 	}
 	return res, nil
 }
 
 // planQuery checks the request and frames the values.
-func (n *Node) planQuery(u httpapi.User, req httpapi.QueryRequest) (*queryPlan, error) {
+func (q *querier) planQuery(u httpapi.User, req httpapi.QueryRequest) (*queryPlan, error) {
 	k, err := ident.ParseKind(req.Kind)
 	if err != nil {
 		return nil, fmt.Errorf("query: %v: %w", err, httpapi.ErrBadRequest)
@@ -157,20 +209,11 @@ func (n *Node) planQuery(u httpapi.User, req httpapi.QueryRequest) (*queryPlan, 
 	return p, nil
 }
 
-// newQueryID draws a query ID: "q-" and 16 hex digits.
-func newQueryID() (string, error) {
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return "", fmt.Errorf("query: draw ID: %w", err)
-	}
-	return "q-" + hex.EncodeToString(id[:]), nil
-}
-
 // queryPartners returns the partners to ask, sorted: those named, each of
 // which must be pinned, or every pinned partner the policy lets this node
 // exchange the kind with.
-func (n *Node) queryPartners(pol *policy.Set, req httpapi.QueryRequest) ([]string, error) {
-	pins := n.Pins()
+func (q *querier) queryPartners(pol *policy.Set, req httpapi.QueryRequest) ([]string, error) {
+	pins := q.cfg.Pins.Pins()
 	var out []string
 	if len(req.Partners) == 0 {
 		for _, p := range pol.Partners() {
@@ -219,38 +262,34 @@ func querySetCommitment(key [32]byte, inputs [][]byte) ledger.Digest {
 
 // queryPartner runs one partner's part of a query and records it. It
 // never returns hits whose result entry is not committed.
-func (n *Node) queryPartner(ctx context.Context, p *queryPlan, partner string, d policy.Decision) httpapi.PartnerResult {
+func (q *querier) queryPartner(ctx context.Context, p *queryPlan, partner string, d policy.Decision) httpapi.PartnerResult {
 	var rid [16]byte
 	_, _ = rand.Read(rid[:])
 	r := httpapi.PartnerResult{Agency: partner, RequestID: hex.EncodeToString(rid[:])}
 	kind := p.req.Kind
-	entry := n.outboundEntry(p, partner, r.RequestID, d)
+	entry := q.outboundEntry(p, partner, r.RequestID, d)
 	fail := func(outcome, reason string) httpapi.PartnerResult {
 		r.Outcome, r.Reason, r.Hits, r.HitCount = outcome, reason, nil, 0
-		n.mm.query("out", partner, kind, outcome)
+		q.cfg.Metrics.query("out", partner, kind, outcome)
 		if outcome == httpapi.OutcomeDenied {
-			n.mm.denial("out", reason)
+			q.cfg.Metrics.denial("out", reason)
 		}
-		n.log.Info("query part ended", "query", p.id, "partner", partner, "outcome", outcome, "reason", reason)
+		q.cfg.Log.Info("query part ended", "query", p.id, "partner", partner, "outcome", outcome, "reason", reason)
 		return r
 	}
 	if !d.Allow {
 		entry.Type, entry.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
-		rc, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) { return n.aud.Append(ctx, entry) })
+		rc, err := q.cfg.Audit.Append(ctx, entry)
 		if err != nil {
 			return fail(httpapi.OutcomeUnavailable, "no quorum on this node's ledger: "+err.Error())
 		}
 		r.OutboundIndex = &rc.Index
 		return fail(httpapi.OutcomeDenied, d.Reasons[0].ID)
 	}
-	h, err := n.seams()
-	if err != nil {
-		return fail(httpapi.OutcomeUnavailable, err.Error())
-	}
 	for attempt := 0; ; attempt++ {
 		t := time.Now()
-		set, key, epoch, fresh, err := h.partnerSet(ctx, partner, kind)
-		n.mm.stage("out", "sync", t)
+		set, key, epoch, fresh, err := q.cfg.Sets.partnerSet(ctx, partner, kind)
+		q.cfg.Metrics.stage("out", "sync", t)
 		if set == nil || key == nil {
 			var refused *exchange.DeniedError
 			if errors.As(err, &refused) {
@@ -258,7 +297,7 @@ func (n *Node) queryPartner(ctx context.Context, p *queryPlan, partner string, d
 				// (its policy does not let it ask): a denial, recorded
 				// as one; nothing was asked.
 				entry.Type, entry.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
-				rc, cerr := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) { return n.aud.Append(ctx, entry) })
+				rc, cerr := q.cfg.Audit.Append(ctx, entry)
 				if cerr != nil {
 					return fail(httpapi.OutcomeUnavailable, "no quorum on this node's ledger: "+cerr.Error())
 				}
@@ -270,22 +309,22 @@ func (n *Node) queryPartner(ctx context.Context, p *queryPlan, partner string, d
 			}
 			return fail(httpapi.OutcomeUnavailable, "no copy of the partner's set: "+err.Error())
 		}
-		out, retry := n.askPartner(ctx, h, p, partner, d, set, key, epoch, fresh, &r, entry)
+		out, retry := q.askPartner(ctx, p, partner, d, set, key, epoch, fresh, &r, entry)
 		if retry && attempt == 0 {
 			// The partner's epoch changed under us: sync and ask again
 			// under a new request ID.
-			n.expireCopy(partner, kind)
+			q.cfg.Sets.expireCopy(partner, kind)
 			_, _ = rand.Read(rid[:])
 			r = httpapi.PartnerResult{Agency: partner, RequestID: hex.EncodeToString(rid[:])}
-			entry = n.outboundEntry(p, partner, r.RequestID, d)
+			entry = q.outboundEntry(p, partner, r.RequestID, d)
 			continue
 		}
-		n.mm.query("out", partner, kind, out.Outcome)
+		q.cfg.Metrics.query("out", partner, kind, out.Outcome)
 		if out.Outcome == httpapi.OutcomeDenied {
-			n.mm.denial("out", out.Reason)
+			q.cfg.Metrics.denial("out", out.Reason)
 		}
-		n.mm.hit(partner, kind, out.HitCount)
-		n.log.Info("query part ended", "query", p.id, "partner", partner, "outcome", out.Outcome, "hits", out.HitCount)
+		q.cfg.Metrics.hit(partner, kind, out.HitCount)
+		q.cfg.Log.Info("query part ended", "query", p.id, "partner", partner, "outcome", out.Outcome, "hits", out.HitCount)
 		return out
 	}
 }
@@ -293,7 +332,7 @@ func (n *Node) queryPartner(ctx context.Context, p *queryPlan, partner string, d
 // outboundEntry is the match_out entry of one partner's part: the header
 // names the partner, kind, padded size and policy version; the body the
 // investigator, the approver and the case.
-func (n *Node) outboundEntry(p *queryPlan, partner, rid string, d policy.Decision) ledger.Entry {
+func (q *querier) outboundEntry(p *queryPlan, partner, rid string, d policy.Decision) ledger.Entry {
 	urg := uint8(0)
 	if p.req.Urgent {
 		urg = 1
@@ -313,7 +352,7 @@ func (n *Node) outboundEntry(p *queryPlan, partner, rid string, d policy.Decisio
 // askPartner commits the outbound entry, blinds, asks the partner's
 // replicas in turn, verifies and looks up, and commits the result entry.
 // retry reports a partner that no longer serves the epoch of our copy.
-func (n *Node) askPartner(ctx context.Context, h holdingsSeams, p *queryPlan, partner string, d policy.Decision, set *psi.Set,
+func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, d policy.Decision, set *psi.Set,
 	key *psi.PublicKey, epoch uint64, fresh bool, r *httpapi.PartnerResult, entry ledger.Entry) (httpapi.PartnerResult, bool) {
 	kind := p.req.Kind
 	entry.Epoch = epoch
@@ -325,10 +364,8 @@ func (n *Node) askPartner(ctx context.Context, h holdingsSeams, p *queryPlan, pa
 	// No audit, no answer: the outbound entry is committed before a byte
 	// goes to the partner.
 	t := time.Now()
-	rc, err := n.commit(GroupAudit, "admit", func() (ledger.Receipt, error) {
-		return n.aud.Admit(ctx, ledger.Admission{Entry: entry, PolicyVersion: d.Version, Reserve: res})
-	})
-	n.mm.stage("out", "ledger", t)
+	rc, err := q.cfg.Audit.Admit(ctx, ledger.Admission{Entry: entry, PolicyVersion: d.Version, Reserve: res})
+	q.cfg.Metrics.stage("out", "ledger", t)
 	if rc.Appended {
 		r.OutboundIndex = &rc.Index
 	}
@@ -341,24 +378,24 @@ func (n *Node) askPartner(ctx context.Context, h holdingsSeams, p *queryPlan, pa
 		return *r, false
 	}
 	t = time.Now()
-	q, err := psi.NewQuerier(psi.QuerierConfig{Key: key, Kind: kind, Epoch: epoch, Dummy: ident.DummyInput})
+	pq, err := psi.NewQuerier(psi.QuerierConfig{Key: key, Kind: kind, Epoch: epoch, Dummy: ident.DummyInput})
 	if err != nil {
 		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
 	}
-	query, evreq, err := q.Blind(p.inputs, rand.Reader)
-	n.mm.stage("out", "crypto", t)
+	query, evreq, err := pq.Blind(p.inputs, rand.Reader)
+	q.cfg.Metrics.stage("out", "crypto", t)
 	if err != nil {
 		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
 	}
 	var rid [16]byte
 	hex.Decode(rid[:], []byte(r.RequestID))
 	xq := exchange.Query{ID: rid, Responder: partner, Kind: kind, Epoch: epoch, CaseRef: p.req.Case,
 		LegalBasis: p.req.Basis, Offence: p.req.Offence, Purpose: p.req.Purpose, Urgent: p.req.Urgent, Eval: evreq}
 	t = time.Now()
-	ans, err := n.matchAnyReplica(ctx, partner, xq)
-	n.mm.stage("out", "network", t)
+	ans, err := q.matchAnyReplica(ctx, partner, xq)
+	q.cfg.Metrics.stage("out", "network", t)
 	var denied *exchange.DeniedError
 	switch {
 	case errors.As(err, &denied):
@@ -370,25 +407,25 @@ func (n *Node) askPartner(ctx context.Context, h holdingsSeams, p *queryPlan, pa
 		case exchange.ReasonReplay:
 			out = ledger.OutcomeDeniedReplay
 		}
-		res := n.recordResult(ctx, p, r, entry, out, 0, 0)
+		res := q.recordResult(ctx, p, r, entry, out, 0, 0)
 		return res, denied.Reason == exchange.ReasonUnknownEpoch
 	case errors.Is(err, exchange.ErrVerify):
 		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
 	case err != nil:
 		r.Outcome, r.Reason = httpapi.OutcomeUnavailable, err.Error()
-		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
 	}
 	t = time.Now()
 	hits, err := query.Match(ans.Evaluation, set)
-	n.mm.stage("out", "crypto", t)
+	q.cfg.Metrics.stage("out", "crypto", t)
 	if err == nil && ans.SetVersion > set.Version() {
 		// The partner added to its set since our copy: catch up and look
 		// the same outputs up again (no new question to the partner).
-		n.expireCopy(partner, kind)
+		q.cfg.Sets.expireCopy(partner, kind)
 		t = time.Now()
-		s2, k2, e2, fresh2, err2 := h.partnerSet(ctx, partner, kind)
-		n.mm.stage("out", "sync", t)
+		s2, k2, e2, fresh2, err2 := q.cfg.Sets.partnerSet(ctx, partner, kind)
+		q.cfg.Metrics.stage("out", "sync", t)
 		if err2 == nil && s2 != nil && e2 == epoch && k2 != nil && k2.Equal(key) {
 			if h2, err3 := query.Match(ans.Evaluation, s2); err3 == nil {
 				set, hits, fresh = s2, h2, fresh2
@@ -398,42 +435,42 @@ func (n *Node) askPartner(ctx context.Context, h holdingsSeams, p *queryPlan, pa
 	switch {
 	case errors.Is(err, psi.ErrSetMismatch):
 		r.Outcome, r.Reason = httpapi.OutcomeStale, "our copy of the partner's set is of another key"
-		return n.recordResult(ctx, p, r, entry, ledger.OutcomeStale, 0, ans.SetVersion), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, 0, ans.SetVersion), false
 	case err != nil:
 		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return n.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, ans.SetVersion), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, ans.SetVersion), false
 	}
 	r.Hits, r.HitCount, r.SetVersion = hits, len(hits), ans.SetVersion
 	switch {
 	case !fresh || ans.SetVersion > set.Version():
 		// A hit is a hit; a miss is unknown until the copy catches up.
 		r.Outcome, r.Reason = httpapi.OutcomeStale, fmt.Sprintf("our copy of the set is at version %d, the partner answered at %d", set.Version(), ans.SetVersion)
-		return n.recordResult(ctx, p, r, entry, ledger.OutcomeStale, len(hits), ans.SetVersion), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, len(hits), ans.SetVersion), false
 	case len(hits) > 0:
 		r.Outcome = httpapi.OutcomeHits
 	default:
 		r.Outcome = httpapi.OutcomeNoHits
 	}
-	return n.recordResult(ctx, p, r, entry, ledger.OutcomeOK, len(hits), ans.SetVersion), false
+	return q.recordResult(ctx, p, r, entry, ledger.OutcomeOK, len(hits), ans.SetVersion), false
 }
 
 // matchAnyReplica asks the partner's replicas in the order of its card
 // until one answers; a denial or an answer that does not verify ends the
 // search.
-func (n *Node) matchAnyReplica(ctx context.Context, partner string, q exchange.Query) (*exchange.Answer, error) {
-	c, ok := n.Pins()[partner]
+func (q *querier) matchAnyReplica(ctx context.Context, partner string, xq exchange.Query) (*exchange.Answer, error) {
+	c, ok := q.cfg.Pins.Pins()[partner]
 	if !ok {
 		return nil, fmt.Errorf("match %s: %w", partner, ErrNotPinned)
 	}
 	// One time for every replica asked: the request stays byte-identical,
 	// so a replica that admitted it before failing to answer has spent the
 	// budget once and the next replica answers the same command.
-	if q.Time.IsZero() {
-		q.Time = n.now()
+	if xq.Time.IsZero() {
+		xq.Time = q.cfg.Now()
 	}
 	var errs []error
 	for _, rep := range c.Replicas {
-		ans, err := n.xcl.Match(ctx, n.host, exchange.PeerID(rep.PeerID), q)
+		ans, err := q.cfg.Client.Match(ctx, q.cfg.Opener, exchange.PeerID(rep.PeerID), xq)
 		if err == nil || !errors.Is(err, exchange.ErrUnavailable) || ctx.Err() != nil {
 			return ans, err
 		}
@@ -444,13 +481,13 @@ func (n *Node) matchAnyReplica(ctx context.Context, partner string, q exchange.Q
 
 // recordResult commits the match_result entry of one partner's part. When
 // it cannot be committed the part reports "unavailable" and no hits.
-func (n *Node) recordResult(ctx context.Context, p *queryPlan, r *httpapi.PartnerResult, entry ledger.Entry,
+func (q *querier) recordResult(ctx context.Context, p *queryPlan, r *httpapi.PartnerResult, entry ledger.Entry,
 	out ledger.Outcome, hits int, version uint32) httpapi.PartnerResult {
 	e := entry
 	e.Type, e.Outcome, e.HitCount, e.SetVersion, e.Digest = ledger.TypeMatchResult, out, uint64(hits), uint64(version), p.commit
 	t := time.Now()
-	rc, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) { return n.aud.Append(ctx, e) })
-	n.mm.stage("out", "ledger", t)
+	rc, err := q.cfg.Audit.Append(ctx, e)
+	q.cfg.Metrics.stage("out", "ledger", t)
 	if err != nil {
 		return httpapi.PartnerResult{Agency: r.Agency, RequestID: r.RequestID, Outcome: httpapi.OutcomeUnavailable,
 			Reason:        "this node's ledger did not record the result, so it is withheld: " + err.Error(),
@@ -458,13 +495,4 @@ func (n *Node) recordResult(ctx context.Context, p *queryPlan, r *httpapi.Partne
 	}
 	r.ResultIndex = &rc.Index
 	return *r
-}
-
-// expireCopy makes the next partnerSet of (partner, kind) sync first: the
-// partner answered from a newer set version or epoch than our copy.
-func (n *Node) expireCopy(partner, kind string) {
-	pc := n.partnerCopy(partner, kind)
-	pc.mu.Lock()
-	pc.synced = time.Time{}
-	pc.mu.Unlock()
 }

@@ -11,17 +11,17 @@ import (
 var _ httpapi.QueryBackend = (*backend)(nil)
 
 func (b *backend) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRequest) (httpapi.QueryResult, error) {
-	return b.n().Query(ctx, u, req)
+	return b.querier.Query(ctx, u, req)
 }
 
 func (b *backend) Queries(ctx context.Context, u httpapi.User, pending bool) ([]httpapi.QueryRecord, error) {
-	return b.n().Queries(u, pending)
+	return b.querier.Queries(u, pending)
 }
 
 func (b *backend) QueryRecord(ctx context.Context, u httpapi.User, id string) (httpapi.QueryRecord, error) {
-	return b.n().QueryRecord(u, id)
+	return b.querier.QueryRecord(u, id)
 }
 
 func (b *backend) Approve(ctx context.Context, u httpapi.User, id string) (httpapi.QueryRecord, error) {
-	return b.n().Approve(ctx, u, id)
+	return b.querier.Approve(ctx, u, id)
 }

@@ -174,9 +174,7 @@ func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exc
 	if err := next.Verify(n.now()); err != nil {
 		return nil, err
 	}
-	n.mu.Lock()
-	pinned, ok := n.pins[agency]
-	n.mu.Unlock()
+	pinned, ok := n.Pins()[agency]
 	if !ok {
 		return nil, fmt.Errorf("check card of %s: %w", agency, ErrNotPinned)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -32,28 +33,63 @@ type userRecord struct {
 	Created   time.Time `json:"created"`
 }
 
+// policyReader is the policy in force (*policySource).
+type policyReader interface {
+	Policy() *policy.Set
+}
+
+// users are the agency's local users and their tokens, kept as records of
+// the audit group (users by name, tokens by hash) with an audit entry per
+// change: it authenticates API callers and authorizes their actions under
+// the policy in force. It holds no state of its own beyond the init
+// admin's token hash and starts no goroutine.
+type users struct {
+	audit     *raftGroup
+	policy    policyReader
+	adminHash string // SHA-256 of the init admin's token, seeded into the users once
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// newUsers returns the users of the audit group; adminHash is the hash of
+// the token in admin.token.
+func newUsers(audit *raftGroup, pol policyReader, adminHash string, now func() time.Time, log *slog.Logger) *users {
+	return &users{audit: audit, policy: pol, adminHash: adminHash, now: now, log: log}
+}
+
+// seedAdminOnce records the first admin once per agency (on the leader).
+// Errors are logged and retried next tick.
+func (s *users) seedAdminOnce() {
+	if _, err := s.audit.Get(nsNode, adminSeeded); !errors.Is(err, ledger.ErrNotFound) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.seedAdmin(ctx); err != nil {
+		s.log.Warn("seed admin user", "err", err)
+	}
+}
+
 // seedAdmin records the init admin (user "admin", role admin, the token of
 // admin.token) once per agency.
-func (n *Node) seedAdmin(ctx context.Context) error {
-	if _, err := n.aud.Get(nsUsers, adminName); errors.Is(err, ledger.ErrNotFound) {
-		rec, _ := json.Marshal(userRecord{Name: adminName, Role: "admin", TokenHash: n.adminHash, Created: n.now().UTC()})
-		if err := n.putUser(ctx, rec, adminName, n.adminHash); err != nil {
+func (s *users) seedAdmin(ctx context.Context) error {
+	if _, err := s.audit.Get(nsUsers, adminName); errors.Is(err, ledger.ErrNotFound) {
+		rec, _ := json.Marshal(userRecord{Name: adminName, Role: "admin", TokenHash: s.adminHash, Created: s.now().UTC()})
+		if err := s.putUser(ctx, rec, adminName, s.adminHash); err != nil {
 			return err
 		}
 	}
-	_, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
-		return n.aud.Put(ctx, nsNode, adminSeeded, []byte("1"))
-	})
+	_, err := s.audit.Put(ctx, nsNode, adminSeeded, []byte("1"))
 	return err
 }
 
 // authenticate returns the user whose token hashes to the token's hash:
 // one lookup in the token index (ns "tokens", hash to name), checked
 // against the user's record.
-func (n *Node) authenticate(token string) (httpapi.User, error) {
+func (s *users) authenticate(token string) (httpapi.User, error) {
 	h := TokenHash(token)
-	if name, err := n.aud.Get(nsTokens, h); err == nil {
-		b, err := n.aud.Get(nsUsers, string(name))
+	if name, err := s.audit.Get(nsTokens, h); err == nil {
+		b, err := s.audit.Get(nsUsers, string(name))
 		var u userRecord
 		if err == nil && json.Unmarshal(b, &u) == nil && subtle.ConstantTimeCompare([]byte(u.TokenHash), []byte(h)) == 1 {
 			return httpapi.User{Name: u.Name, Role: u.Role, Created: u.Created}, nil
@@ -63,26 +99,26 @@ func (n *Node) authenticate(token string) (httpapi.User, error) {
 	}
 	// Until the leader has recorded the init admin, its token file is the
 	// record.
-	if _, err := n.aud.Get(nsNode, adminSeeded); errors.Is(err, ledger.ErrNotFound) &&
-		subtle.ConstantTimeCompare([]byte(h), []byte(n.adminHash)) == 1 {
+	if _, err := s.audit.Get(nsNode, adminSeeded); errors.Is(err, ledger.ErrNotFound) &&
+		subtle.ConstantTimeCompare([]byte(h), []byte(s.adminHash)) == 1 {
 		return httpapi.User{Name: adminName, Role: "admin"}, nil
 	}
 	return httpapi.User{}, fmt.Errorf("authenticate: token of no user: %w", httpapi.ErrUnauthorized)
 }
 
 // putUser records a user and indexes its token hash.
-func (n *Node) putUser(ctx context.Context, rec []byte, name, hash string) error {
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsUsers, name, rec) }); err != nil {
+func (s *users) putUser(ctx context.Context, rec []byte, name, hash string) error {
+	if _, err := s.audit.Put(ctx, nsUsers, name, rec); err != nil {
 		return err
 	}
-	_, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsTokens, hash, []byte(name)) })
+	_, err := s.audit.Put(ctx, nsTokens, hash, []byte(name))
 	return err
 }
 
 // authorize decides whether u may do action under the policy in force.
-func (n *Node) authorize(u httpapi.User, action string) error {
-	d := n.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role},
-		Action: action, Time: n.now().UTC()})
+func (s *users) authorize(u httpapi.User, action string) error {
+	d := s.policy.Policy().Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role},
+		Action: action, Time: s.now().UTC()})
 	if d.Allow {
 		return nil
 	}
@@ -95,14 +131,14 @@ func (n *Node) authorize(u httpapi.User, action string) error {
 
 // AddUser adds a user with a fresh token, which it returns: the only time
 // the token exists outside the user's token file.
-func (n *Node) AddUser(ctx context.Context, actor, name, role string) (httpapi.NewUser, error) {
+func (s *users) AddUser(ctx context.Context, actor, name, role string) (httpapi.NewUser, error) {
 	if !validName(name) {
 		return httpapi.NewUser{}, fmt.Errorf("add user %q: use 1 to 64 of a-z, 0-9, '.', '_', '-': %w", name, httpapi.ErrBadRequest)
 	}
 	if !slices.Contains(Roles, role) {
 		return httpapi.NewUser{}, fmt.Errorf("add user %s: role %q is not one of %v: %w", name, role, Roles, httpapi.ErrBadRequest)
 	}
-	if _, err := n.aud.Get(nsUsers, name); err == nil {
+	if _, err := s.audit.Get(nsUsers, name); err == nil {
 		return httpapi.NewUser{}, fmt.Errorf("add user %s: exists; remove it first: %w", name, httpapi.ErrConflict)
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		return httpapi.NewUser{}, fmt.Errorf("add user %s: %w", name, err)
@@ -111,34 +147,32 @@ func (n *Node) AddUser(ctx context.Context, actor, name, role string) (httpapi.N
 	if err != nil {
 		return httpapi.NewUser{}, err
 	}
-	rec := userRecord{Name: name, Role: role, TokenHash: TokenHash(tok), Created: n.now().UTC()}
+	rec := userRecord{Name: name, Role: role, TokenHash: TokenHash(tok), Created: s.now().UTC()}
 	b, _ := json.Marshal(rec)
-	if err := n.userEntry(ctx, actor, "add user "+name+" role "+role, b); err != nil {
+	if err := s.userEntry(ctx, actor, "add user "+name+" role "+role, b); err != nil {
 		return httpapi.NewUser{}, fmt.Errorf("add user %s: %w", name, err)
 	}
-	if err := n.putUser(ctx, b, name, rec.TokenHash); err != nil {
+	if err := s.putUser(ctx, b, name, rec.TokenHash); err != nil {
 		return httpapi.NewUser{}, fmt.Errorf("add user %s: %w", name, err)
 	}
-	n.log.Info("user added", "role", role)
+	s.log.Info("user added", "role", role)
 	return httpapi.NewUser{User: httpapi.User{Name: name, Role: role, Created: rec.Created}, Token: tok}, nil
 }
 
 // userEntry appends the audit entry of a user change. The user's name is
 // personal data: it goes in the body only.
-func (n *Node) userEntry(ctx context.Context, actor, what string, rec []byte) error {
-	_, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
-		return n.aud.Append(ctx, ledger.Entry{
-			Header: ledger.Header{Type: ledger.TypeUser, Outcome: ledger.OutcomeOK, Digest: sha256.Sum256(rec)},
-			Body:   ledger.Body{Actor: actor, Purpose: what},
-		})
+func (s *users) userEntry(ctx context.Context, actor, what string, rec []byte) error {
+	_, err := s.audit.Append(ctx, ledger.Entry{
+		Header: ledger.Header{Type: ledger.TypeUser, Outcome: ledger.OutcomeOK, Digest: sha256.Sum256(rec)},
+		Body:   ledger.Body{Actor: actor, Purpose: what},
 	})
 	return err
 }
 
 // Users lists the users, sorted by name.
-func (n *Node) Users() ([]httpapi.User, error) {
+func (s *users) Users() ([]httpapi.User, error) {
 	out := []httpapi.User{}
-	err := n.aud.Scan(nsUsers, "", func(_ string, v []byte) error {
+	err := s.audit.Scan(nsUsers, "", func(_ string, v []byte) error {
 		var u userRecord
 		if err := json.Unmarshal(v, &u); err != nil {
 			return fmt.Errorf("decode user record: %w", err)
@@ -153,8 +187,8 @@ func (n *Node) Users() ([]httpapi.User, error) {
 }
 
 // RemoveUser removes a user; its token stops working at once.
-func (n *Node) RemoveUser(ctx context.Context, actor, name string) error {
-	old, err := n.aud.Get(nsUsers, name)
+func (s *users) RemoveUser(ctx context.Context, actor, name string) error {
+	old, err := s.audit.Get(nsUsers, name)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return fmt.Errorf("remove user %q: no such user: %w", name, httpapi.ErrNotFound)
 	} else if err != nil {
@@ -166,7 +200,7 @@ func (n *Node) RemoveUser(ctx context.Context, actor, name string) error {
 	}
 	if u.Role == "admin" {
 		admins := 0
-		n.aud.Scan(nsUsers, "", func(_ string, v []byte) error {
+		s.audit.Scan(nsUsers, "", func(_ string, v []byte) error {
 			var o userRecord
 			if json.Unmarshal(v, &o) == nil && o.Role == "admin" {
 				admins++
@@ -177,15 +211,15 @@ func (n *Node) RemoveUser(ctx context.Context, actor, name string) error {
 			return fmt.Errorf("remove user %s: the last admin; add another admin first: %w", name, httpapi.ErrConflict)
 		}
 	}
-	if err := n.userEntry(ctx, actor, "remove user "+name, old); err != nil {
+	if err := s.userEntry(ctx, actor, "remove user "+name, old); err != nil {
 		return fmt.Errorf("remove user %s: %w", name, err)
 	}
 	if u.TokenHash != "" {
-		if _, err := n.commit(GroupAudit, "delete", func() (ledger.Receipt, error) { return n.aud.Delete(ctx, nsTokens, u.TokenHash) }); err != nil {
+		if _, err := s.audit.Delete(ctx, nsTokens, u.TokenHash); err != nil {
 			return fmt.Errorf("remove user %s: %w", name, err)
 		}
 	}
-	if _, err := n.commit(GroupAudit, "delete", func() (ledger.Receipt, error) { return n.aud.Delete(ctx, nsUsers, name) }); err != nil {
+	if _, err := s.audit.Delete(ctx, nsUsers, name); err != nil {
 		return fmt.Errorf("remove user %s: %w", name, err)
 	}
 	return nil
