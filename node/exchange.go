@@ -27,9 +27,9 @@ func (n *Node) exchangeServer() (*exchange.Server, error) {
 		Admitter:   (*admitter)(n),
 		Responders: (*responders)(n),
 		// The holdings side (sync.go).
-		Sets:           (*holdingSets)(n),
-		SyncAuthorizer: (*syncAuth)(n),
-		SyncAuditor:    (*syncAudit)(n),
+		Sets:           n.syncOwner,
+		SyncAuthorizer: n.syncOwner,
+		SyncAuditor:    n.syncOwner,
 		Clock:          n.now,
 		Logger:         n.log,
 	}
@@ -42,7 +42,7 @@ func (n *Node) exchangeClient() (*exchange.Client, error) {
 		Agency: n.fc.Agency,
 		Signer: n.key,
 		Keys:   (*pinnedKeys)(n),
-		Cards:  (*cardChecker)(n),
+		Cards:  n.cardChecker,
 		Clock:  n.now,
 	})
 }

@@ -179,7 +179,7 @@ func (a *agency) hold(kind, region string, values ...string) {
 	t.Helper()
 	ctx := context.Background()
 	n := a.leader()
-	imp, err := n.BeginImport(ctx, stew, httpapi.BeginImport{Kind: kind, Region: region})
+	imp, err := n.holdings.BeginImport(ctx, stew, httpapi.BeginImport{Kind: kind, Region: region})
 	if err != nil {
 		t.Fatalf("%s BeginImport(%s): %v", a.cc, kind, err)
 	}
@@ -189,11 +189,11 @@ func (a *agency) hold(kind, region string, values ...string) {
 		for i, v := range values[lo:hi] {
 			rows = append(rows, httpapi.Row{Line: lo + i + 1, Value: v})
 		}
-		if r, err := n.ImportRows(ctx, stew, imp.ID, rows); err != nil || len(r.Invalid) > 0 {
+		if r, err := n.holdings.ImportRows(ctx, stew, imp.ID, rows); err != nil || len(r.Invalid) > 0 {
 			t.Fatalf("%s ImportRows: %d invalid, %v", a.cc, len(r.Invalid), err)
 		}
 	}
-	res, err := n.CommitImport(ctx, stew, imp.ID, httpapi.CommitImport{})
+	res, err := n.holdings.CommitImport(ctx, stew, imp.ID, httpapi.CommitImport{})
 	if err != nil {
 		t.Fatalf("%s CommitImport: %v", a.cc, err)
 	}

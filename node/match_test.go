@@ -454,7 +454,7 @@ func TestQueryTwoAgencies(t *testing.T) {
 			res, err := q.Query(ctx, ivan, req)
 			check(fmt.Sprintf("query %d before rotation", i+1), res, err)
 		}
-		if _, err := r.RotateKeys(ctx, httpapi.User{Name: "admin", Role: "admin"}); err != nil {
+		if _, err := r.holdings.RotateKeys(ctx, httpapi.User{Name: "admin", Role: "admin"}); err != nil {
 			t.Fatalf("RotateKeys: %v", err)
 		}
 		// Queries keep answering correctly until one runs under the new

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/xborder/xborder/exchange"
@@ -91,7 +92,15 @@ type Node struct {
 
 	policy atomic.Pointer[policy.Set]
 
-	holdingsNode // holdings, encoded sets, epochs, partners' sets (holdings.go, sync.go)
+	auditG, dataG *raftGroup // the groups as components write to them (raftgroup.go)
+	// The holdings' components and the local store SetsDir they share.
+	localDB     *badger.DB
+	epochs      *epochs
+	sets        *localSets
+	holdings    *holdings
+	syncOwner   *syncOwner
+	cardChecker *cardChecker
+	partnerSets *partnerSets
 
 	xsrv *exchange.Server // the match and sync protocols (exchange.go)
 	xcl  *exchange.Client // this node asking partners
@@ -231,12 +240,31 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.met = newMetrics(func() float64 { return float64(n.connectedPartners()) }, n.groups)
 	n.met.setPolicy(n.Policy().Version())
 	n.refresh()
-	if err := n.startHoldings(); err != nil {
-		return err
+	n.auditG, n.dataG = newRaftGroup(GroupAudit, n.aud, n.met), newRaftGroup(GroupData, n.data, n.met)
+	if n.localDB, err = openLocal(n.path(SetsDir), storeKey); err != nil {
+		return fmt.Errorf("open node: %w", err)
 	}
+	hlog, every := log.With("replica", n.fc.ReplicaID()), max(n.cfg.WatchInterval, 100*time.Millisecond)
+	n.epochs = newEpochs(epochsConfig{Audit: n.auditG, Local: n.localDB, SeedFile: n.path(EpochSeedFile),
+		Agency: n.fc.Agency, Replica: n.fc.ReplicaID(), Key: key, Logger: hlog})
+	n.sets = newLocalSets(setsConfig{DB: n.localDB, Data: n.dataG, Audit: n.auditG, Epochs: n.epochs,
+		Agency: n.fc.Agency, Replica: n.fc.ReplicaID(), Interval: every, Logger: hlog, Registry: n.met.reg})
+	n.holdings = newHoldings(holdingsConfig{Data: n.dataG, Audit: n.auditG, Local: n.localDB, Epochs: n.epochs,
+		Sets: n.sets, Policy: n, Now: n.now, Replica: n.fc.ReplicaID(), Interval: every, Logger: hlog, Registry: n.met.reg})
+	smet := newSyncMetrics(n.met.reg)
+	n.syncOwner = newSyncOwner(syncOwnerConfig{Sets: n.sets, Card: n, Policy: n, Now: n.now, Audit: n.auditG,
+		Replica: n.fc.ReplicaID(), Metrics: smet, Logger: hlog})
+	n.cardChecker = newCardChecker(n, n.now)
 	if err := n.startExchange(); err != nil {
 		return err
 	}
+	if n.partnerSets, err = openPartnerSets(partnerSetsConfig{Dir: n.path(PartnersDir), Key: storeKey, Client: n.xcl,
+		Opener: n.host, Pins: n, Interval: n.cfg.SyncInterval, Logger: hlog, Metrics: smet}); err != nil {
+		return fmt.Errorf("open node: %w", err)
+	}
+	n.sets.Start()
+	n.holdings.Start()
+	n.partnerSets.Start()
 
 	loopback, err := isLoopback(n.fc.Listen.API)
 	if err != nil {
@@ -282,8 +310,11 @@ func (n *Node) closeParts() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := n.stopHoldings(); err != nil {
-		errs = append(errs, err)
+	errs = append(errs, n.partnerSets.Close(), n.holdings.Close(), n.sets.Close())
+	if n.localDB != nil {
+		if err := n.localDB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close local store: %w", err))
+		}
 	}
 	for _, l := range []*ledger.Ledger{n.data, n.aud} {
 		if l != nil {
