@@ -239,7 +239,6 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	n.met = newMetrics(func() float64 { return float64(n.connectedPartners()) }, n.groups)
 	n.met.setPolicy(n.Policy().Version())
-	n.refresh()
 	n.auditG, n.dataG = newRaftGroup(GroupAudit, n.aud, n.met), newRaftGroup(GroupData, n.data, n.met)
 	if n.localDB, err = openLocal(n.path(SetsDir), storeKey); err != nil {
 		return fmt.Errorf("open node: %w", err)
@@ -255,6 +254,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.syncOwner = newSyncOwner(syncOwnerConfig{Sets: n.sets, Card: n, Policy: n, Now: n.now, Audit: n.auditG,
 		Replica: n.fc.ReplicaID(), Metrics: smet, Logger: hlog})
 	n.cardChecker = newCardChecker(n, n.now)
+	n.refresh()
 	if err := n.startExchange(); err != nil {
 		return err
 	}
