@@ -33,8 +33,8 @@ type holdingEpochs interface {
 	begin(ctx context.Context, actor string, st epochState, keys []card.EpochKey, rec []byte) error
 }
 
-// holdingSets is what the holdings need of the encoded sets (sets.go).
-type holdingSets interface {
+// setBuilder is what the holdings need of the encoded sets (sets.go).
+type setBuilder interface {
 	computeAhead(k ident.Kind, key string, record []byte, rows []row)
 	dropAhead(kind, id string)
 	kickBuild()
@@ -62,7 +62,7 @@ type holdings struct {
 	audit    *raftGroup // import and remove entries
 	local    *badger.DB // x/erased: the last removal erased on this replica
 	epochs   holdingEpochs
-	sets     holdingSets
+	sets     setBuilder
 	policy   policySource
 	now      func() time.Time
 	replica  string
@@ -89,7 +89,7 @@ type holdingsConfig struct {
 	Audit   *raftGroup
 	Local   *badger.DB
 	Epochs  holdingEpochs
-	Sets    holdingSets
+	Sets    setBuilder
 	Policy  policySource
 	Now     func() time.Time // nil: time.Now
 	Replica string
