@@ -8,15 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/xborder/xborder/ident"
 	"github.com/xborder/xborder/internal/card"
-	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/psi"
 )
@@ -43,16 +43,58 @@ func (s epochState) live() []uint64 {
 	return []uint64{s.Current}
 }
 
-func (n *Node) epochState() epochState {
+// epochs is the agency's OPRF epochs as this replica sees them: the
+// epoch state recorded in the audit group (which epoch answers, which is
+// being prepared), the seed of the oldest live epoch (in the local store,
+// ratcheted forward for later epochs, never replicated) and the keys
+// derived from it. It starts no goroutines.
+type epochs struct {
+	audit    *raftGroup
+	local    *badger.DB // key x/seed: the seedRecord
+	seedFile string     // the seed file of init, rewritten at each retirement
+	agency   string
+	replica  string
+	key      ed25519.PrivateKey // agency key: signs each epoch's public keys
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	seedBase *seedRecord // loaded on first use
+}
+
+// epochsConfig is what newEpochs builds an epochs from.
+type epochsConfig struct {
+	Audit    *raftGroup
+	Local    *badger.DB
+	SeedFile string
+	Agency   string
+	Replica  string
+	Key      ed25519.PrivateKey
+	Logger   *slog.Logger // nil: discard
+}
+
+func newEpochs(c epochsConfig) *epochs {
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &epochs{audit: c.Audit, local: c.Local, seedFile: c.SeedFile, agency: c.Agency, replica: c.Replica,
+		key: c.Key, log: log.With("component", "epochs")}
+}
+
+func (ep *epochs) epochState() epochState {
 	st := epochState{Current: 1}
-	if b, err := n.aud.Get(nsEpochs, "state"); err == nil {
+	if b, err := ep.audit.Get(nsEpochs, "state"); err == nil {
 		if err := json.Unmarshal(b, &st); err != nil || st.Current == 0 {
-			n.log.Error("epoch record does not decode", "err", err)
+			ep.log.Error("epoch record does not decode", "err", err)
 			return epochState{Current: 1}
 		}
 	}
 	return st
 }
+
+// currentEpoch is the epoch answering queries: the old one until the new
+// one's sets are ready and its start is committed.
+func (ep *epochs) currentEpoch() uint64 { return ep.epochState().Current }
 
 // seedRecord is the seed of the oldest live epoch, kept in the local store;
 // later seeds are ratcheted from it (psi.Seed.Next), never replicated.
@@ -62,15 +104,15 @@ type seedRecord struct {
 }
 
 // seed returns the seed of epoch e, ratcheting from the oldest live seed.
-func (n *Node) seed(e uint64) (psi.Seed, error) {
-	n.epochMu.Lock()
-	defer n.epochMu.Unlock()
-	if n.sets.db == nil {
+func (ep *epochs) seed(e uint64) (psi.Seed, error) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.local == nil {
 		return psi.Seed{}, errors.New("epoch seed: the local store is not open yet")
 	}
-	if n.seedBase == nil {
+	if ep.seedBase == nil {
 		rec := &seedRecord{}
-		err := n.sets.db.View(func(txn *badger.Txn) error {
+		err := ep.local.View(func(txn *badger.Txn) error {
 			it, err := txn.Get([]byte("x/seed"))
 			if err != nil {
 				return err
@@ -80,26 +122,26 @@ func (n *Node) seed(e uint64) (psi.Seed, error) {
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			// The seed file holds the seed of the epoch current when it was
 			// written: init's epoch 1, or the epoch a retirement moved to.
-			b, ferr := readHexSecret(n.path(EpochSeedFile), psi.SeedSize)
+			b, ferr := readHexSecret(ep.seedFile, psi.SeedSize)
 			if ferr != nil {
 				return psi.Seed{}, fmt.Errorf("epoch seed: %w", ferr)
 			}
-			rec = &seedRecord{Epoch: n.epochState().Current, Seed: hex.EncodeToString(b)}
+			rec = &seedRecord{Epoch: ep.epochState().Current, Seed: hex.EncodeToString(b)}
 		} else if err != nil {
 			return psi.Seed{}, fmt.Errorf("epoch seed: %w", err)
 		}
-		n.seedBase = rec
+		ep.seedBase = rec
 	}
-	if e < n.seedBase.Epoch {
+	if e < ep.seedBase.Epoch {
 		return psi.Seed{}, fmt.Errorf("seed of epoch %d was erased when it retired: %w", e, errNoEpoch)
 	}
 	var s psi.Seed
-	b, err := hex.DecodeString(n.seedBase.Seed)
+	b, err := hex.DecodeString(ep.seedBase.Seed)
 	if err != nil || len(b) != psi.SeedSize {
 		return psi.Seed{}, errors.New("epoch seed: stored seed does not decode")
 	}
 	copy(s[:], b)
-	for i := n.seedBase.Epoch; i < e; i++ {
+	for i := ep.seedBase.Epoch; i < e; i++ {
 		s = s.Next()
 	}
 	return s, nil
@@ -109,14 +151,14 @@ func (n *Node) seed(e uint64) (psi.Seed, error) {
 var errNoEpoch = errors.New("no such epoch")
 
 // epochKeys derives the public keys of every kind at epoch e.
-func (n *Node) epochKeys(e uint64) ([]card.EpochKey, error) {
-	seed, err := n.seed(e)
+func (ep *epochs) epochKeys(e uint64) ([]card.EpochKey, error) {
+	seed, err := ep.seed(e)
 	if err != nil {
 		return nil, err
 	}
 	var out []card.EpochKey
 	for _, k := range ident.Kinds() {
-		r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: n.fc.Agency, Kind: k.String(), Epoch: e, Workers: 1})
+		r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: ep.agency, Kind: k.String(), Epoch: e, Workers: 1})
 		if err != nil {
 			return nil, err
 		}
@@ -130,12 +172,12 @@ func (n *Node) epochKeys(e uint64) ([]card.EpochKey, error) {
 }
 
 // cardEpochKeys returns the keys of the live epochs for the agency card.
-func (n *Node) cardEpochKeys() []card.EpochKey {
+func (ep *epochs) cardEpochKeys() []card.EpochKey {
 	var out []card.EpochKey
-	for _, e := range n.epochState().live() {
-		ks, err := n.epochKeys(e)
+	for _, e := range ep.epochState().live() {
+		ks, err := ep.epochKeys(e)
 		if err != nil {
-			n.log.Warn("epoch keys for the card", "epoch", e, "err", err)
+			ep.log.Warn("epoch keys for the card", "epoch", e, "err", err)
 			continue
 		}
 		out = append(out, ks...)
@@ -151,167 +193,92 @@ type signedKeys struct {
 	Signature []byte          `json:"signature"` // Ed25519 over epochKeysContext ‖ JSON of Keys
 }
 
-// RotateKeys commits a new epoch: its public keys, signed by the agency
-// key, go into the audit group (an epoch entry and a record) and into the
-// card; every kind held gets a base set of the new epoch, built in the
-// background by every replica; the current epoch keeps answering until
-// the new one's sets are ready (finishEpoch).
-func (n *Node) RotateKeys(ctx context.Context, u httpapi.User) (httpapi.Rotation, error) {
-	st := n.epochState()
-	if st.Next != 0 {
-		return httpapi.Rotation{}, fmt.Errorf("rotate keys: epoch %d is still being prepared; wait until it answers: %w", st.Next, httpapi.ErrConflict)
-	}
-	next := st.Current + 1
-	keys, err := n.epochKeys(next)
+// signKeys derives the public keys of epoch next and returns them with
+// their record, signed by the agency key.
+func (ep *epochs) signKeys(next uint64) ([]card.EpochKey, []byte, error) {
+	keys, err := ep.epochKeys(next)
 	if err != nil {
-		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
+		return nil, nil, err
 	}
 	kb, _ := json.Marshal(keys)
 	rec, _ := json.Marshal(signedKeys{Epoch: next, Keys: keys,
-		Signature: ed25519.Sign(n.key, append([]byte(epochKeysContext), kb...))})
-	// Base sets of the new epoch: every batch held, per kind: stored and
-	// referenced by a manifest (an import's batches are held once it is
-	// committed; orphans of abandoned imports are not).
-	held, err := n.referenced("")
-	if err != nil {
-		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
-	}
-	byKind := map[string][]string{}
-	if err := n.data.Scan(nsRows, "", func(key string, _ []byte) error {
-		if _, ok := held[key]; !ok {
-			return nil
-		}
-		kind, _, _ := strings.Cut(key, "/")
-		byKind[kind] = append(byKind[kind], key)
-		return nil
-	}); err != nil {
-		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
-	}
-	for kind, batches := range byKind {
-		if _, err := n.addVersion(ctx, kind, next, batches); err != nil {
-			return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
-		}
-	}
-	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
-		return n.aud.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeEpoch, Epoch: next,
-			Outcome: ledger.OutcomeOK, Count: uint64(len(keys)), Digest: sha256.Sum256(rec), Replica: n.fc.ReplicaID()},
-			Body: ledger.Body{Actor: actorName(u), Purpose: "epoch start"}})
-	}); err != nil {
-		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
-	}
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
-		return n.aud.Put(ctx, nsEpochs, fmt.Sprintf("keys/%020d", next), rec)
-	}); err != nil {
-		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
-	}
-	nst, _ := json.Marshal(epochState{Current: st.Current, Next: next})
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
-		return n.aud.Put(ctx, nsEpochs, "state", nst)
-	}); err != nil {
-		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
-	}
-	n.log.Info("epoch rotation started", "epoch", st.Current, "next", next)
-	n.kickBuild()
-	return httpapi.Rotation{Epoch: st.Current, NextEpoch: next}, nil
+		Signature: ed25519.Sign(ep.key, append([]byte(epochKeysContext), kb...))})
+	return keys, rec, nil
 }
 
-// epochReady reports whether this replica has built and recorded every
-// set version of epoch e.
-func (n *Node) epochReady(e uint64) bool {
-	for _, k := range ident.Kinds() {
-		m, err := n.manifest(k.String(), e)
-		if errors.Is(err, ledger.ErrNotFound) {
-			continue
-		}
-		ls := n.sets.get(k.String(), e)
-		if err != nil || ls == nil {
-			return false
-		}
-		ls.mu.Lock()
-		ready := ls.built >= len(m.Versions) && ls.recorded == len(ls.segments) && !ls.bad
-		ls.mu.Unlock()
-		if !ready {
-			return false
-		}
+// begin commits the start of epoch st.Current+1 (whose keys and signed
+// record signKeys made) as the epoch being prepared: an epoch entry, the
+// keys record and the new state. The caller has added the base sets.
+func (ep *epochs) begin(ctx context.Context, actor string, st epochState, keys []card.EpochKey, rec []byte) error {
+	next := st.Current + 1
+	if _, err := ep.audit.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeEpoch, Epoch: next,
+		Outcome: ledger.OutcomeOK, Count: uint64(len(keys)), Digest: sha256.Sum256(rec), Replica: ep.replica},
+		Body: ledger.Body{Actor: actor, Purpose: "epoch start"}}); err != nil {
+		return err
 	}
-	return true
+	if _, err := ep.audit.Put(ctx, nsEpochs, fmt.Sprintf("keys/%020d", next), rec); err != nil {
+		return err
+	}
+	nst, _ := json.Marshal(epochState{Current: st.Current, Next: next})
+	if _, err := ep.audit.Put(ctx, nsEpochs, "state", nst); err != nil {
+		return err
+	}
+	ep.log.Info("epoch rotation started", "epoch", st.Current, "next", next)
+	return nil
 }
 
 // finishEpoch (on the audit leader, once its sets of st.Next are ready)
 // commits the new epoch as current and the old one as retired.
-func (n *Node) finishEpoch(st epochState) error {
+func (ep *epochs) finishEpoch(st epochState) error {
 	ctx, cancel := context.WithTimeout(ledger.WithCommandID(context.Background(), fmt.Sprintf("epoch/retire/%d", st.Current)), 5*time.Second)
 	defer cancel()
-	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
-		return n.aud.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeEpoch, Epoch: st.Current,
-			Outcome: ledger.OutcomeOK, Replica: n.fc.ReplicaID()}, Body: ledger.Body{Purpose: "epoch retired"}})
-	}); err != nil {
+	if _, err := ep.audit.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeEpoch, Epoch: st.Current,
+		Outcome: ledger.OutcomeOK, Replica: ep.replica}, Body: ledger.Body{Purpose: "epoch retired"}}); err != nil {
 		return err
 	}
 	b, _ := json.Marshal(epochState{Current: st.Next})
-	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) {
-		return n.aud.Put(context.Background(), nsEpochs, "state", b)
-	}); err != nil {
+	if _, err := ep.audit.Put(context.Background(), nsEpochs, "state", b); err != nil {
 		return err
 	}
-	n.log.Info("epoch in force", "epoch", st.Next, "retired", st.Current)
+	ep.log.Info("epoch in force", "epoch", st.Next, "retired", st.Current)
 	return nil
 }
 
-// retireLocal drops the sets and the seed of retired epochs on this
-// replica, once it has built the current epoch's sets: the seed of the current epoch replaces the stored one and the
-// seed file, so no older seed is left (forward secrecy of old sets).
-func (n *Node) retireLocal(st epochState) {
-	// Until this replica has the new epoch's sets, its old ones answer.
-	if !n.epochReady(st.Current) {
+// retireSeed makes the seed of epoch current the oldest one this replica
+// keeps, in the local store and the seed file, so that no older seed is
+// left (forward secrecy of old sets). The caller has dropped the sets of
+// the retired epochs.
+func (ep *epochs) retireSeed(current uint64) {
+	ep.mu.Lock()
+	base := ep.seedBase
+	ep.mu.Unlock()
+	if base == nil || base.Epoch >= current {
 		return
 	}
-	n.sets.mu.Lock()
-	var old []string
-	for key, ls := range n.sets.sets {
-		if ls.epoch < st.Current {
-			old = append(old, key)
-			delete(n.sets.sets, key)
-		}
-	}
-	n.sets.mu.Unlock()
-	for _, key := range old {
-		for _, pfx := range []string{"seg/" + key + "/", "built/" + key} {
-			if err := n.sets.db.DropPrefix([]byte(pfx)); err != nil {
-				n.log.Warn("drop retired set", "err", err)
-			}
-		}
-	}
-	n.epochMu.Lock()
-	base := n.seedBase
-	n.epochMu.Unlock()
-	if base == nil || base.Epoch >= st.Current {
-		return
-	}
-	s, err := n.seed(st.Current)
+	s, err := ep.seed(current)
 	if err != nil {
-		n.log.Warn("retire seed", "err", err)
+		ep.log.Warn("retire seed", "err", err)
 		return
 	}
-	rec := seedRecord{Epoch: st.Current, Seed: hex.EncodeToString(s[:])}
+	rec := seedRecord{Epoch: current, Seed: hex.EncodeToString(s[:])}
 	b, _ := json.Marshal(rec)
-	if err := n.sets.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("x/seed"), b) }); err != nil {
-		n.log.Warn("retire seed", "err", err)
+	if err := ep.local.Update(func(txn *badger.Txn) error { return txn.Set([]byte("x/seed"), b) }); err != nil {
+		ep.log.Warn("retire seed", "err", err)
 		return
 	}
-	tmp := n.path(EpochSeedFile + ".new")
+	tmp := ep.seedFile + ".new"
 	os.Remove(tmp)
 	if err := writeSecret(tmp, []byte(rec.Seed+"\n")); err == nil {
-		err = os.Rename(tmp, n.path(EpochSeedFile))
+		err = os.Rename(tmp, ep.seedFile)
 		if err != nil {
-			n.log.Warn("retire seed file", "err", err)
+			ep.log.Warn("retire seed file", "err", err)
 		}
 	}
-	if err := n.sets.db.RunValueLogGC(0.01); err != nil && !errors.Is(err, badger.ErrNoRewrite) {
-		n.log.Debug("local store GC", "err", err)
+	if err := ep.local.RunValueLogGC(0.01); err != nil && !errors.Is(err, badger.ErrNoRewrite) {
+		ep.log.Debug("local store GC", "err", err)
 	}
-	n.epochMu.Lock()
-	n.seedBase = &rec
-	n.epochMu.Unlock()
-	n.log.Info("epoch seed retired", "epoch", st.Current-1)
+	ep.mu.Lock()
+	ep.seedBase = &rec
+	ep.mu.Unlock()
+	ep.log.Info("epoch seed retired", "epoch", current-1)
 }

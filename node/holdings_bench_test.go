@@ -108,7 +108,7 @@ func BenchmarkHoldings(b *testing.B) {
 			}
 			committed := time.Since(began)
 			poll(b, "set built", 10*time.Minute, func() bool {
-				_, v, ok := gb.responder("phone", 1)
+				_, v, ok := gb.sets.responder("phone", 1)
 				return ok && v >= uint64(res.Version)
 			})
 			b.Logf("rows sent %v, committed %v, set built %v", sent.Round(time.Millisecond), committed.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
@@ -136,17 +136,17 @@ func BenchmarkHoldings(b *testing.B) {
 		var size int
 		for b.Loop() {
 			b.StopTimer()
-			fr.partners.mu.Lock()
-			fr.partners.copies = map[string]*partnerCopy{}
-			fr.partners.mu.Unlock()
+			fr.partnerSets.mu.Lock()
+			fr.partnerSets.copies = map[string]*partnerCopy{}
+			fr.partnerSets.mu.Unlock()
 			b.StartTimer()
-			s, _, _, fresh, err := fr.partnerSet(ctx, "GB", "phone")
+			s, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
 			if err != nil || !fresh {
 				b.Fatalf("sync: fresh %v, %v", fresh, err)
 			}
 			size = s.Entries()
 		}
-		h, err := (*holdingSets)(gb.Node).Holding(ctx, "phone", gb.currentEpoch())
+		h, err := gb.syncOwner.Holding(ctx, "phone", gb.epochs.currentEpoch())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -183,9 +183,9 @@ func TestAbandonedImports(t *testing.T) {
 	}
 	clock.Advance(ImportIdle + time.Minute)
 	poll(t, "the abandoned import closed", time.Minute, func() bool {
-		nodes[1].hold.mu.Lock()
-		defer nodes[1].hold.mu.Unlock()
-		return nodes[1].hold.imports[abandoned] == nil
+		nodes[1].holdings.mu.Lock()
+		defer nodes[1].holdings.mu.Unlock()
+		return nodes[1].holdings.imports[abandoned] == nil
 	})
 	if got := batchesOf(t, nodes[1], abandoned); got != 2 {
 		t.Fatalf("%d batch records of the abandoned import; want 2 orphans", got)
@@ -233,16 +233,16 @@ func TestAbandonedImports(t *testing.T) {
 	var leader *Node
 	poll(t, "orphans deleted", time.Minute, func() bool {
 		for _, n := range nodes {
-			if n.hold.omet != nil && metricValue(t, n.hold.omet.deleted.WithLabelValues("batches")) == 3 {
+			if n.holdings.omet != nil && metricValue(t, n.holdings.omet.deleted.WithLabelValues("batches")) == 3 {
 				leader = n
 			}
 		}
 		return leader != nil && batchesOf(t, nodes[0], abandoned) == 0 && batchesOf(t, nodes[0], open) == 1
 	})
-	if got := metricValue(t, leader.hold.omet.deleted.WithLabelValues("rows")); got != 14 {
+	if got := metricValue(t, leader.holdings.omet.deleted.WithLabelValues("rows")); got != 14 {
 		t.Errorf("%v orphan rows deleted; want 14", got)
 	}
-	if got := metricValue(t, leader.hold.omet.found.WithLabelValues("batches")); got != 3 {
+	if got := metricValue(t, leader.holdings.omet.found.WithLabelValues("batches")); got != 3 {
 		t.Errorf("the pass found %v orphan batches; want 3", got)
 	}
 	if s, _ := st.DataStats(ctx); phoneRows("phone", s) != 30 {
@@ -253,7 +253,7 @@ func TestAbandonedImports(t *testing.T) {
 			t.Errorf("row %d in the set: %v; want %v", i, !want, want)
 		}
 	}
-	m, err := nodes[1].manifest("phone", 1)
+	m, err := nodes[1].holdings.manifest("phone", 1)
 	if err != nil || !strings.Contains(fmt.Sprint(m.Versions), open+"/000001") {
 		t.Errorf("manifest %v, %v; want the open import's second batch in it", m.Versions, err)
 	}

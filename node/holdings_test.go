@@ -41,7 +41,7 @@ func importRows(t *testing.T, cl *httpapi.Client, kind string, values ...string)
 // output is the PRF output of a phone number under n's key of epoch e.
 func output(t *testing.T, n *Node, kind ident.Kind, canonical string, e uint64) []byte {
 	t.Helper()
-	seed, err := n.seed(e)
+	seed, err := n.epochs.seed(e)
 	if err != nil {
 		t.Fatalf("seed(%d): %v", e, err)
 	}
@@ -146,7 +146,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 
 	// 3. FR syncs (from r1, first on the card) and holds the set.
 	held := output(t, r1.Node, ident.Phone, "+447700900123", 1)
-	s, _, epoch, fresh, err := fr.partnerSet(ctx, "GB", "phone")
+	s, _, epoch, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
 	if err != nil || !fresh || epoch != 1 || !s.Contains(held) || s.Version() != 1 {
 		t.Fatalf("partnerSet = %v, fresh %v, epoch %d, %v; want version 1 holding the number", s, fresh, epoch, err)
 	}
@@ -177,7 +177,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	// unavailable and FR keeps its copy, fresh false): FR syncs again
 	// until it gets the delta from r2 or r3, within the bound.
 	waitFor(t, "FR syncs the delta from another replica", func() bool {
-		s, _, _, fresh, err = fr.partnerSet(ctx, "GB", "phone")
+		s, _, _, fresh, err = fr.partnerSets.partnerSet(ctx, "GB", "phone")
 		if !fresh {
 			t.Logf("FR's sync did not succeed yet (its copy is version %d); trying again", s.Version())
 		}
@@ -190,7 +190,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	// 5. A kind the policy does not allow FR (btc) is not served.
 	importRows(t, st, "btc", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2")
 	waitFor(t, "btc set built", func() bool { return builtDigest(r2, "btc", 1, 1) != nil })
-	_, _, _, _, err = fr.partnerSet(ctx, "GB", "btc")
+	_, _, _, _, err = fr.partnerSets.partnerSet(ctx, "GB", "btc")
 	var denied *exchange.DeniedError
 	if !errors.As(err, &denied) || denied.Reason != "kind_not_allowed" {
 		t.Errorf("sync of btc = %v; want denied kind_not_allowed", err)
@@ -205,12 +205,12 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	if err := c.Sign(newKey(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (*cardChecker)(fr.Node).Check(ctx, "GB", mustEncode(t, c)); err == nil {
+	if _, err := fr.cardChecker.Check(ctx, "GB", mustEncode(t, c)); err == nil {
 		t.Errorf("a card of GB signed by another key was accepted")
 	}
 	b := mustEncode(t, fr.cards.Pins()["GB"])
 	b[len(b)-1] ^= 1
-	if _, err := (*cardChecker)(fr.Node).Check(ctx, "GB", b); err == nil {
+	if _, err := fr.cardChecker.Check(ctx, "GB", b); err == nil {
 		t.Errorf("a card with a broken signature was accepted")
 	}
 
@@ -220,7 +220,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	if err != nil || rm.Removed != 1 {
 		t.Fatalf("RemoveRows = %+v, %v; want 1 removed", rm, err)
 	}
-	if _, _, ok := r2.responder("phone", 1); !ok {
+	if _, _, ok := r2.sets.responder("phone", 1); !ok {
 		t.Errorf("epoch 1 stopped answering after a removal")
 	}
 	rot, err := r1.admin.RotateKeys(ctx)
@@ -232,24 +232,24 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	if err != nil || rot.Epoch != 1 || rot.NextEpoch != 2 {
 		t.Fatalf("RotateKeys = %+v, %v; want 1 then 2", rot, err)
 	}
-	if r2.currentEpoch() != 1 && builtDigest(r2, "phone", 2, 1) == nil {
+	if r2.epochs.currentEpoch() != 1 && builtDigest(r2, "phone", 2, 1) == nil {
 		t.Errorf("epoch 2 in force before its set was built")
 	}
 	for _, n := range []*Node{r2, r3} {
-		waitFor(t, "epoch 2 in force", func() bool { return n.currentEpoch() == 2 })
-		if _, _, ok1 := n.responder("phone", 1); !ok1 {
-			if _, _, ok2 := n.responder("phone", 2); !ok2 {
+		waitFor(t, "epoch 2 in force", func() bool { return n.epochs.currentEpoch() == 2 })
+		if _, _, ok1 := n.sets.responder("phone", 1); !ok1 {
+			if _, _, ok2 := n.sets.responder("phone", 2); !ok2 {
 				t.Errorf("%s: neither epoch answers", n.fc.ReplicaID())
 			}
 		}
-		waitFor(t, "epoch 1 retired", func() bool { _, _, ok := n.responder("phone", 1); return !ok })
-		waitFor(t, "seed of epoch 1 erased", func() bool { _, err := n.seed(1); return err != nil })
+		waitFor(t, "epoch 1 retired", func() bool { _, _, ok := n.sets.responder("phone", 1); return !ok })
+		waitFor(t, "seed of epoch 1 erased", func() bool { _, err := n.epochs.seed(1); return err != nil })
 	}
 	waitFor(t, "FR sees epoch 2 on GB's card", func() bool {
-		s, _, e, fresh, err := fr.partnerSet(ctx, "GB", "phone")
+		s, _, e, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
 		return err == nil && fresh && e == 2 && s != nil
 	})
-	s, _, _, _, _ = fr.partnerSet(ctx, "GB", "phone")
+	s, _, _, _, _ = fr.partnerSets.partnerSet(ctx, "GB", "phone")
 	if s.Contains(output(t, r2, ident.Phone, "+447700900123", 2)) {
 		t.Errorf("the removed number is still in epoch 2's set")
 	}

@@ -94,8 +94,8 @@ func BenchmarkQueryEndToEnd(b *testing.B) {
 		}
 	})
 
-	resp, _, ok := r.responder("phone", r.currentEpoch())
-	set, key, epoch, _, err := q.partnerSet(ctx, "TH", "phone")
+	resp, _, ok := r.sets.responder("phone", r.epochs.currentEpoch())
+	set, key, epoch, _, err := q.partnerSets.partnerSet(ctx, "TH", "phone")
 	if !ok || err != nil {
 		b.Fatalf("responder %v, partner set: %v", ok, err)
 	}

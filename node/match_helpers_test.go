@@ -164,7 +164,7 @@ func (a *agency) pin(b *agency) {
 	if err != nil {
 		t.Fatalf("%s OwnCard: %v", b.cc, err)
 	}
-	if _, err := a.leader().PinCard(context.Background(), "user:admin", c, c.Fingerprint()); err != nil {
+	if _, err := a.leader().cards.PinCard(context.Background(), "user:admin", c, c.Fingerprint()); err != nil {
 		t.Fatalf("%s pins %s: %v", a.cc, b.cc, err)
 	}
 	for _, n := range a.running() {
@@ -179,7 +179,7 @@ func (a *agency) hold(kind, region string, values ...string) {
 	t.Helper()
 	ctx := context.Background()
 	n := a.leader()
-	imp, err := n.BeginImport(ctx, stew, httpapi.BeginImport{Kind: kind, Region: region})
+	imp, err := n.holdings.BeginImport(ctx, stew, httpapi.BeginImport{Kind: kind, Region: region})
 	if err != nil {
 		t.Fatalf("%s BeginImport(%s): %v", a.cc, kind, err)
 	}
@@ -189,18 +189,18 @@ func (a *agency) hold(kind, region string, values ...string) {
 		for i, v := range values[lo:hi] {
 			rows = append(rows, httpapi.Row{Line: lo + i + 1, Value: v})
 		}
-		if r, err := n.ImportRows(ctx, stew, imp.ID, rows); err != nil || len(r.Invalid) > 0 {
+		if r, err := n.holdings.ImportRows(ctx, stew, imp.ID, rows); err != nil || len(r.Invalid) > 0 {
 			t.Fatalf("%s ImportRows: %d invalid, %v", a.cc, len(r.Invalid), err)
 		}
 	}
-	res, err := n.CommitImport(ctx, stew, imp.ID, httpapi.CommitImport{})
+	res, err := n.holdings.CommitImport(ctx, stew, imp.ID, httpapi.CommitImport{})
 	if err != nil {
 		t.Fatalf("%s CommitImport: %v", a.cc, err)
 	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for _, r := range a.running() {
 		for {
-			if _, v, ok := r.responder(kind, r.currentEpoch()); ok && v >= uint64(res.Version) {
+			if _, v, ok := r.sets.responder(kind, r.epochs.currentEpoch()); ok && v >= uint64(res.Version) {
 				break
 			}
 			if time.Now().After(deadline) {

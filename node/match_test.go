@@ -319,8 +319,8 @@ func TestQueryTwoAgencies(t *testing.T) {
 	check("first query", res, err)
 
 	t.Run("refusals", func(t *testing.T) {
-		epoch := r.currentEpoch()
-		resp, _, ok := r.responder("phone", epoch)
+		epoch := r.epochs.currentEpoch()
+		resp, _, ok := r.sets.responder("phone", epoch)
 		if !ok {
 			t.Fatal("TH has no phone responder")
 		}
@@ -449,12 +449,12 @@ func TestQueryTwoAgencies(t *testing.T) {
 	})
 
 	t.Run("key rotation", func(t *testing.T) {
-		first := r.currentEpoch()
+		first := r.epochs.currentEpoch()
 		for i := range 2 {
 			res, err := q.querier.Query(ctx, ivan, req)
 			check(fmt.Sprintf("query %d before rotation", i+1), res, err)
 		}
-		if _, err := r.RotateKeys(ctx, httpapi.User{Name: "admin", Role: "admin"}); err != nil {
+		if _, err := r.holdings.RotateKeys(ctx, httpapi.User{Name: "admin", Role: "admin"}); err != nil {
 			t.Fatalf("RotateKeys: %v", err)
 		}
 		// Queries keep answering correctly until one runs under the new

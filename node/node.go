@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/xborder/xborder/exchange"
@@ -94,7 +95,14 @@ type Node struct {
 	admission *admission    // inbound matches (match_in.go)
 	querier   *querier      // outbound queries and approvals (query.go, approve.go)
 
-	holdingsNode // holdings, encoded sets, epochs, partners' sets (holdings.go, sync.go)
+	// The holdings' components and the local store (SetsDir) they share.
+	localDB     *badger.DB
+	epochs      *epochs      // epoch seeds, keys, rotation (epochs.go)
+	sets        *localSets   // this replica's encoded sets (sets.go, precompute*.go)
+	holdings    *holdings    // imports, removals, statistics (holdings.go, imports.go, erase.go, orphans.go)
+	syncOwner   *syncOwner   // the owner's side of sync (sync_owner.go)
+	cardChecker *cardChecker // partners' re-pins arriving over sync (sync.go)
+	partnerSets *partnerSets // copies of partners' encoded sets (sync.go)
 
 	xsrv *exchange.Server // the match and sync protocols
 	xcl  *exchange.Client // this node asking partners
@@ -230,25 +238,43 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.replicas = newReplicaSet(replicaSetConfig{ID: n.fc.ReplicaID(), Dir: n.cfg.Dir, File: n.fc, Audit: n.auditG,
 		Data: n.dataG, Host: n.host, Transport: n.mux, Now: n.now, Log: clog("replicas")})
 	n.replicas.serve(joinLn)
+	if n.localDB, err = openLocal(n.path(SetsDir), storeKey); err != nil {
+		return fmt.Errorf("open node: %w", err)
+	}
+	hlog, every := log.With("replica", n.fc.ReplicaID()), max(n.cfg.WatchInterval, 100*time.Millisecond)
+	n.epochs = newEpochs(epochsConfig{Audit: n.auditG, Local: n.localDB, SeedFile: n.path(EpochSeedFile),
+		Agency: n.fc.Agency, Replica: n.fc.ReplicaID(), Key: key, Logger: hlog})
 	n.cards = newCards(cardsConfig{Agency: n.fc.Agency, Name: n.fc.Name, Validity: n.fc.Validity, Key: key,
-		Audit: n.auditG, Replicas: n.replicas, Epochs: n, Allow: n.host, Now: n.now, Log: clog("partners")})
+		Audit: n.auditG, Replicas: n.replicas, Epochs: n.epochs, Allow: n.host, Now: n.now, Log: clog("partners")})
+	n.sets = newLocalSets(setsConfig{DB: n.localDB, Data: n.dataG, Audit: n.auditG, Epochs: n.epochs,
+		Agency: n.fc.Agency, Replica: n.fc.ReplicaID(), Interval: every, Logger: hlog, Registry: n.met.reg})
+	n.holdings = newHoldings(holdingsConfig{Data: n.dataG, Audit: n.auditG, Local: n.localDB, Epochs: n.epochs,
+		Sets: n.sets, Policy: n.policy, Now: n.now, Replica: n.fc.ReplicaID(), Interval: every, Logger: hlog, Registry: n.met.reg})
+	smet := newSyncMetrics(n.met.reg)
+	n.syncOwner = newSyncOwner(syncOwnerConfig{Sets: n.sets, Card: n.cards, Policy: n.policy, Now: n.now, Audit: n.auditG,
+		Replica: n.fc.ReplicaID(), Metrics: smet, Logger: hlog})
+	n.cardChecker = newCardChecker(n.cards, n.now)
 	n.met.setPolicy(n.Policy().Version())
 	n.refresh()
-	if err := n.startHoldings(); err != nil {
-		return err
-	}
 	n.mm = newMatchMetrics(n.met.reg)
-	n.admission = newAdmission(n.auditG, n.policy, n, n.mm, n.now, clog("match"))
+	n.admission = newAdmission(n.auditG, n.policy, n.sets, n.mm, n.now, clog("match"))
 	n.xsrv, n.xcl, err = newExchange(n.host,
 		exchange.ServerConfig{Agency: n.fc.Agency, Signer: key, Keys: n.cards, Admitter: n.admission,
-			Responders: n.admission, Sets: (*holdingSets)(n), SyncAuthorizer: (*syncAuth)(n),
-			SyncAuditor: (*syncAudit)(n), Clock: n.now, Logger: clog("exchange")},
-		exchange.ClientConfig{Agency: n.fc.Agency, Signer: key, Keys: n.cards, Cards: (*cardChecker)(n), Clock: n.now})
+			Responders: n.admission, Sets: n.syncOwner, SyncAuthorizer: n.syncOwner,
+			SyncAuditor: n.syncOwner, Clock: n.now, Logger: clog("exchange")},
+		exchange.ClientConfig{Agency: n.fc.Agency, Signer: key, Keys: n.cards, Cards: n.cardChecker, Clock: n.now})
 	if err != nil {
 		return err
 	}
-	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n, Client: n.xcl,
+	if n.partnerSets, err = openPartnerSets(partnerSetsConfig{Dir: n.path(PartnersDir), Key: storeKey, Client: n.xcl,
+		Opener: n.host, Pins: n.cards, Interval: n.cfg.SyncInterval, Logger: hlog, Metrics: smet}); err != nil {
+		return fmt.Errorf("open node: %w", err)
+	}
+	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n.partnerSets, Client: n.xcl,
 		Opener: n.host, Metrics: n.mm, Now: n.now, Log: clog("query")})
+	n.sets.Start()
+	n.holdings.Start()
+	n.partnerSets.Start()
 
 	loopback, err := isLoopback(n.fc.Listen.API)
 	if err != nil {
@@ -267,7 +293,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	b := &backend{agency: n.fc.Agency, replica: n.fc.ReplicaID(), peer: n.host.ID().String(), node: n,
 		audit: n.auditG, data: n.dataG, users: n.users, cards: n.cards, policy: n.policy, replicas: n.replicas,
-		querier: n.querier, holdings: n}
+		querier: n.querier, holdings: n.holdings}
 	api := httpapi.New(httpapi.Config{Backend: b, Metrics: n.met.handler(),
 		Observe: n.met.observeRequest, Logger: log})
 	n.apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
@@ -297,8 +323,11 @@ func (n *Node) closeParts() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := n.stopHoldings(); err != nil {
-		errs = append(errs, err)
+	errs = append(errs, n.partnerSets.Close(), n.holdings.Close(), n.sets.Close())
+	if n.localDB != nil {
+		if err := n.localDB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close local store: %w", err))
+		}
 	}
 	for _, l := range []*ledger.Ledger{n.data, n.aud} {
 		if l != nil {
@@ -421,16 +450,6 @@ func (n *Node) refresh() {
 	if err := n.cards.refreshPins(); err != nil {
 		n.log.Warn("refresh pins", "err", err)
 	}
-}
-
-// commit runs a ledger write and records its latency.
-func (n *Node) commit(group, op string, fn func() (ledger.Receipt, error)) (ledger.Receipt, error) {
-	start := time.Now()
-	r, err := fn()
-	if err == nil {
-		n.met.commit.WithLabelValues(group, op).Observe(time.Since(start).Seconds())
-	}
-	return r, err
 }
 
 // connectedPartners counts connected peers of other agencies.

@@ -2,14 +2,10 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/xborder/xborder/ledger"
 )
 
 // Orphan batches: an import stores each batch as a data-group record
@@ -51,33 +47,9 @@ func (s *importSession) expired(now time.Time) bool {
 // closeSession forgets an import session of this replica: other imports
 // no longer de-duplicate against its rows (they are held only if it was
 // committed, which moved them into the index first). The caller holds
-// n.hold.mu.
-func (n *Node) closeSession(s *importSession) {
-	delete(n.hold.imports, s.id)
-}
-
-// dropAhead forgets the outputs computed ahead for the batches of an
-// abandoned import (any epoch).
-func (n *Node) dropAhead(s *importSession) {
-	pfx := s.kind + "/" + s.id + "/"
-	n.ahead.mu.Lock()
-	defer n.ahead.mu.Unlock()
-	for k, set := range n.ahead.sets {
-		// aheadKey: kind/epoch/batch, batch: kind/import/number.
-		if _, batch, ok := strings.Cut(strings.TrimPrefix(k, s.kind+"/"), "/"); ok && strings.HasPrefix(batch, pfx) {
-			delete(n.ahead.sets, k)
-			n.ahead.held -= len(set.outs)
-		}
-	}
-}
-
-// splitBatchKey splits a batch key <kind>/<import ID>/<batch>.
-func splitBatchKey(key string) (kind, id string, ok bool) {
-	parts := strings.Split(key, "/")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
-		return "", "", false
-	}
-	return parts[0], parts[1], true
+// h.mu.
+func (h *holdings) closeSession(s *importSession) {
+	delete(h.imports, s.id)
 }
 
 // importStart returns the start time an import ID carries (its first 16
@@ -93,82 +65,78 @@ func importStart(id string) (time.Time, bool) {
 	return time.Unix(0, int64(ns)), true
 }
 
-// countRows counts the rows of a batch record without decoding them.
-func countRows(b []byte) (int, error) {
-	c := 0
-	for len(b) > 0 {
-		for range 2 {
-			n, k := binary.Uvarint(b)
-			if k <= 0 || n > uint64(len(b)-k) {
-				return c, errRows
-			}
-			b = b[k+int(n):]
-		}
-		c++
-	}
-	return c, nil
-}
-
 // orphanMetrics count orphan batches and their rows.
 type orphanMetrics struct {
 	found   *prometheus.GaugeVec   // by unit: batches, rows
 	deleted *prometheus.CounterVec // by unit: batches, rows
 }
 
-// orphanMetrics registers the metrics on first use.
-func (n *Node) orphanMetrics() *orphanMetrics {
-	n.hold.mu.Lock()
-	defer n.hold.mu.Unlock()
-	if n.hold.omet == nil {
-		m := &orphanMetrics{
-			found: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_import_orphans",
-				Help: "Orphan batches (of imports abandoned before their commit, older than the import lifetime) and their rows, found by the data group leader's last pass."},
-				[]string{"unit"}),
-			deleted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xborder_import_orphans_deleted_total",
-				Help: "Orphan batches and their rows deleted from the data group by this replica."}, []string{"unit"}),
-		}
-		n.met.reg.MustRegister(m.found, m.deleted)
-		for _, u := range []string{"batches", "rows"} {
-			m.found.WithLabelValues(u)
-			m.deleted.WithLabelValues(u)
-		}
-		n.hold.omet = m
+func newOrphanMetrics(reg *prometheus.Registry) *orphanMetrics {
+	m := &orphanMetrics{
+		found: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_import_orphans",
+			Help: "Orphan batches (of imports abandoned before their commit, older than the import lifetime) and their rows, found by the data group leader's last pass."},
+			[]string{"unit"}),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xborder_import_orphans_deleted_total",
+			Help: "Orphan batches and their rows deleted from the data group by this replica."}, []string{"unit"}),
 	}
-	return n.hold.omet
+	if reg != nil {
+		reg.MustRegister(m.found, m.deleted)
+	}
+	for _, u := range []string{"batches", "rows"} {
+		m.found.WithLabelValues(u)
+		m.deleted.WithLabelValues(u)
+	}
+	return m
 }
 
-// collectOrphans runs on every replica in the holdings' background loop:
+// orphanLoop collects orphans (collectOrphans) every interval until
+// Close.
+func (h *holdings) orphanLoop() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.collectOrphans()
+	}
+}
+
+// collectOrphans runs on every replica in the orphan loop:
 // it closes the import sessions of this replica that outlived ImportIdle
 // or ImportLifetime, and on the data group's leader, at most once per
 // orphanInterval, deletes up to orphanDeletes batches that no manifest
 // references and whose import began more than OrphanAge ago (never one
 // of an import open on this replica). A Delete of a record already gone
 // is harmless, so a pass cut short or repeated by a new leader is too.
-func (n *Node) collectOrphans() {
-	m := n.orphanMetrics()
-	now := n.now()
+func (h *holdings) collectOrphans() {
+	m := h.omet
+	now := h.now()
 	open := map[string]bool{}
-	n.hold.mu.Lock()
-	for _, s := range n.hold.imports {
+	h.mu.Lock()
+	for _, s := range h.imports {
 		if s.expired(now) {
-			n.closeSession(s)
-			n.dropAhead(s)
-			n.log.Info("import closed unfinished", "kind", s.kind, "import", s.id, "batches", len(s.batches))
+			h.closeSession(s)
+			h.sets.dropAhead(s.kind, s.id)
+			h.log.Info("import closed unfinished", "kind", s.kind, "import", s.id, "batches", len(s.batches))
 			continue
 		}
 		open[s.id] = true
 	}
-	due := now.Sub(n.hold.orphansAt) >= orphanInterval
+	due := now.Sub(h.orphansAt) >= orphanInterval
 	if due {
-		n.hold.orphansAt = now
+		h.orphansAt = now
 	}
-	n.hold.mu.Unlock()
-	if !due || n.data.Status().State != "Leader" {
+	h.mu.Unlock()
+	if !due || h.data.Status().State != "Leader" {
 		return
 	}
-	held, err := n.referenced("")
+	held, err := h.referenced("")
 	if err != nil {
-		n.log.Warn("look for orphan batches", "err", err)
+		h.log.Warn("look for orphan batches", "err", err)
 		return
 	}
 	type orphan struct {
@@ -177,7 +145,7 @@ func (n *Node) collectOrphans() {
 	}
 	var victims []orphan
 	batches, rows := 0, 0
-	err = n.data.Scan(nsRows, "", func(key string, v []byte) error {
+	err = h.data.Scan(nsRows, "", func(key string, v []byte) error {
 		_, id, ok := splitBatchKey(key)
 		if !ok || open[id] {
 			return nil
@@ -197,7 +165,7 @@ func (n *Node) collectOrphans() {
 		return nil
 	})
 	if err != nil {
-		n.log.Warn("look for orphan batches", "err", err)
+		h.log.Warn("look for orphan batches", "err", err)
 		return
 	}
 	m.found.WithLabelValues("batches").Set(float64(batches))
@@ -205,12 +173,10 @@ func (n *Node) collectOrphans() {
 	deleted, drows := 0, 0
 	for _, o := range victims {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := n.commit(GroupData, "delete", func() (ledger.Receipt, error) {
-			return n.data.Delete(ctx, nsRows, o.key)
-		})
+		_, err := h.data.Delete(ctx, nsRows, o.key)
 		cancel()
 		if err != nil {
-			n.log.Warn("delete orphan batch", "err", err)
+			h.log.Warn("delete orphan batch", "err", err)
 			break
 		}
 		deleted, drows = deleted+1, drows+o.rows
@@ -218,6 +184,6 @@ func (n *Node) collectOrphans() {
 		m.deleted.WithLabelValues("rows").Add(float64(o.rows))
 	}
 	if batches > 0 {
-		n.log.Info("orphan batches of abandoned imports", "found", batches, "rows", rows, "deleted", deleted, "rows_deleted", drows)
+		h.log.Info("orphan batches of abandoned imports", "found", batches, "rows", rows, "deleted", deleted, "rows_deleted", drows)
 	}
 }

@@ -149,6 +149,14 @@ func (c *cards) Pins() map[string]*card.Card {
 	return out
 }
 
+// pinned returns the card pinned for agency, if one is in force.
+func (c *cards) pinned(agency string) (*card.Card, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pc, ok := c.pins[agency]
+	return pc, ok
+}
+
 // AgencyKey returns the agency key of a pinned partner card in force
 // (exchange.Keys).
 func (c *cards) AgencyKey(agency string) (ed25519.PublicKey, error) {

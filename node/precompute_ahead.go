@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/xborder/xborder/ident"
@@ -35,6 +36,8 @@ type aheadSet struct {
 	outs [][]byte
 }
 
+// ahead is the outputs computed ahead of their build, and the batches
+// queued or being computed.
 type ahead struct {
 	jobs chan aheadJob
 	mu   sync.Mutex
@@ -52,61 +55,61 @@ func aheadKey(kind string, epoch uint64, batch string) string {
 
 // computeAhead queues a stored batch; when the queue is full the build
 // computes it instead.
-func (n *Node) computeAhead(k ident.Kind, key string, record []byte, rows []row) {
+func (s *localSets) computeAhead(k ident.Kind, key string, record []byte, rows []row) {
 	vals := make([]string, len(rows))
 	for i, r := range rows {
 		vals[i] = r.value
 	}
-	j := aheadJob{kind: k, epochs: n.epochState().live(), key: key, sum: sha256.Sum256(record), values: vals}
-	n.ahead.mu.Lock()
-	defer n.ahead.mu.Unlock()
+	j := aheadJob{kind: k, epochs: s.epochs.epochState().live(), key: key, sum: sha256.Sum256(record), values: vals}
+	s.ahead.mu.Lock()
+	defer s.ahead.mu.Unlock()
 	select {
-	case n.ahead.jobs <- j:
+	case s.ahead.jobs <- j:
 		for _, e := range j.epochs {
-			n.ahead.pending[aheadKey(k.String(), e, key)] = make(chan struct{})
+			s.ahead.pending[aheadKey(k.String(), e, key)] = make(chan struct{})
 		}
 	default:
 	}
 }
 
 // aheadDone ends the pending computation of a batch for one epoch.
-func (n *Node) aheadDone(kind string, epoch uint64, batch string) {
-	n.ahead.mu.Lock()
-	defer n.ahead.mu.Unlock()
+func (s *localSets) aheadDone(kind string, epoch uint64, batch string) {
+	s.ahead.mu.Lock()
+	defer s.ahead.mu.Unlock()
 	k := aheadKey(kind, epoch, batch)
-	if done, ok := n.ahead.pending[k]; ok {
+	if done, ok := s.ahead.pending[k]; ok {
 		close(done)
-		delete(n.ahead.pending, k)
+		delete(s.ahead.pending, k)
 	}
 }
 
 // aheadPending returns the channel closed when the computation ahead of a
 // batch of (kind, epoch) ends, or nil when none is queued or running.
-func (n *Node) aheadPending(kind string, epoch uint64, batch string) <-chan struct{} {
-	n.ahead.mu.Lock()
-	defer n.ahead.mu.Unlock()
-	if done, ok := n.ahead.pending[aheadKey(kind, epoch, batch)]; ok {
+func (s *localSets) aheadPending(kind string, epoch uint64, batch string) <-chan struct{} {
+	s.ahead.mu.Lock()
+	defer s.ahead.mu.Unlock()
+	if done, ok := s.ahead.pending[aheadKey(kind, epoch, batch)]; ok {
 		return done
 	}
 	return nil
 }
 
-// aheadLoop computes queued batches until stopHoldings.
-func (n *Node) aheadLoop() {
-	defer n.hwg.Done()
+// aheadLoop computes queued batches until Close.
+func (s *localSets) aheadLoop() {
+	defer s.wg.Done()
 	for {
 		select {
-		case <-n.hstop:
+		case <-s.stop:
 			return
-		case j := <-n.ahead.jobs:
-			n.runAhead(j)
+		case j := <-s.ahead.jobs:
+			s.runAhead(j)
 		}
 	}
 }
 
-func (n *Node) runAhead(j aheadJob) {
+func (s *localSets) runAhead(j aheadJob) {
 	for _, e := range j.epochs {
-		defer n.aheadDone(j.kind.String(), e, j.key)
+		defer s.aheadDone(j.kind.String(), e, j.key)
 	}
 	inputs := make([][]byte, 0, len(j.values))
 	for _, v := range j.values {
@@ -115,13 +118,13 @@ func (n *Node) runAhead(j aheadJob) {
 		}
 	}
 	for _, e := range j.epochs {
-		n.ahead.mu.Lock()
-		full := n.ahead.held+len(inputs) > maxAhead
-		n.ahead.mu.Unlock()
+		s.ahead.mu.Lock()
+		full := s.ahead.held+len(inputs) > maxAhead
+		s.ahead.mu.Unlock()
 		if full {
 			return
 		}
-		ls, err := n.loadSet(j.kind.String(), e)
+		ls, err := s.loadSet(j.kind.String(), e)
 		if err != nil {
 			return
 		}
@@ -129,32 +132,47 @@ func (n *Node) runAhead(j aheadJob) {
 		for lo := 0; lo < len(inputs); lo += precomputePiece {
 			part, err := ls.resp.Precompute(inputs[lo:min(lo+precomputePiece, len(inputs))])
 			if err != nil {
-				n.log.Warn("compute outputs ahead", "kind", j.kind.String(), "err", err)
+				s.log.Warn("compute outputs ahead", "kind", j.kind.String(), "err", err)
 				return
 			}
 			outs = append(outs, part...)
-			n.hmet.computed.WithLabelValues(j.kind.String()).Add(float64(len(part)))
+			s.met.computed.WithLabelValues(j.kind.String()).Add(float64(len(part)))
 			runtime.Gosched()
 		}
-		n.ahead.mu.Lock()
-		n.ahead.sets[aheadKey(j.kind.String(), e, j.key)] = aheadSet{sum: j.sum, outs: outs}
-		n.ahead.held += len(outs)
-		n.ahead.mu.Unlock()
-		n.aheadDone(j.kind.String(), e, j.key)
+		s.ahead.mu.Lock()
+		s.ahead.sets[aheadKey(j.kind.String(), e, j.key)] = aheadSet{sum: j.sum, outs: outs}
+		s.ahead.held += len(outs)
+		s.ahead.mu.Unlock()
+		s.aheadDone(j.kind.String(), e, j.key)
 	}
 }
 
 // takeAhead returns (and forgets) the outputs computed ahead for a batch
 // of (kind, epoch) whose stored record hashes to sum.
-func (n *Node) takeAhead(kind string, epoch uint64, batch string, sum [32]byte) ([][]byte, bool) {
-	n.ahead.mu.Lock()
-	defer n.ahead.mu.Unlock()
+func (s *localSets) takeAhead(kind string, epoch uint64, batch string, sum [32]byte) ([][]byte, bool) {
+	s.ahead.mu.Lock()
+	defer s.ahead.mu.Unlock()
 	k := aheadKey(kind, epoch, batch)
-	s, ok := n.ahead.sets[k]
+	set, ok := s.ahead.sets[k]
 	if !ok {
 		return nil, false
 	}
-	delete(n.ahead.sets, k)
-	n.ahead.held -= len(s.outs)
-	return s.outs, s.sum == sum
+	delete(s.ahead.sets, k)
+	s.ahead.held -= len(set.outs)
+	return set.outs, set.sum == sum
+}
+
+// dropAhead forgets the outputs computed ahead for the batches of an
+// abandoned import id of kind (any epoch).
+func (s *localSets) dropAhead(kind, id string) {
+	pfx := kind + "/" + id + "/"
+	s.ahead.mu.Lock()
+	defer s.ahead.mu.Unlock()
+	for k, set := range s.ahead.sets {
+		// aheadKey: kind/epoch/batch, batch: kind/import/number.
+		if _, batch, ok := strings.Cut(strings.TrimPrefix(k, kind+"/"), "/"); ok && strings.HasPrefix(batch, pfx) {
+			delete(s.ahead.sets, k)
+			s.ahead.held -= len(set.outs)
+		}
+	}
 }

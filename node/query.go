@@ -41,10 +41,10 @@ type pinnedCards interface {
 	Pins() map[string]*card.Card
 }
 
-// partnerSets are this node's copies of partners' encoded sets: the copy
+// partnerSetSource is this node's copies of partners' encoded sets: the copy
 // of (partner, kind), synced first when stale, and the mark that makes the
 // next one sync.
-type partnerSets interface {
+type partnerSetSource interface {
 	partnerSet(ctx context.Context, partner, kind string) (s *psi.Set, key *psi.PublicKey, epoch uint64, fresh bool, err error)
 	expireCopy(partner, kind string)
 }
@@ -60,7 +60,7 @@ type querierConfig struct {
 	Audit   *raftGroup // match_out, match_result and denial entries; query records
 	Policy  livePolicy
 	Pins    pinnedCards
-	Sets    partnerSets
+	Sets    partnerSetSource
 	Client  matchClient
 	Opener  exchange.Opener // the host the client opens streams on
 	Metrics *matchMetrics

@@ -3,10 +3,9 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -17,8 +16,7 @@ import (
 
 	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/internal/card"
-	"github.com/xborder/xborder/ledger"
-	"github.com/xborder/xborder/policy"
+	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/psi"
 )
 
@@ -31,33 +29,15 @@ const PartnersDir = "partners"
 // background, and how old a copy may be before a query syncs it first.
 const DefaultSyncInterval = time.Minute
 
-// holdingMetrics are the metrics of holdings, precompute and sync.
-type holdingMetrics struct {
-	holdings *prometheus.GaugeVec   // identifiers in the newest build, by kind
-	progress *prometheus.GaugeVec   // fraction of the running build done, by kind
-	computed *prometheus.CounterVec // PRF outputs computed, by kind
-	rate     *prometheus.GaugeVec   // outputs per second of the last build, by kind
-	version  *prometheus.GaugeVec   // set version built, by kind and epoch
-	full     *prometheus.GaugeVec   // 1 when a set is at psi's largest size, by kind and epoch
+// syncMetrics are the metrics of sync, both sides.
+type syncMetrics struct {
 	pversion *prometheus.GaugeVec   // partner set version held, by partner and kind
 	lag      *prometheus.GaugeVec   // seconds since the last successful sync, by partner and kind
 	bytes    *prometheus.CounterVec // set bytes synced, by direction and partner
 }
 
-func newHoldingMetrics(reg *prometheus.Registry) *holdingMetrics {
-	m := &holdingMetrics{
-		holdings: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_holdings",
-			Help: "Identifiers held per kind, as of the newest set build."}, []string{"kind"}),
-		progress: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_precompute_progress",
-			Help: "Fraction (0 to 1) of the running or last set build done, per kind."}, []string{"kind"}),
-		computed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xborder_precompute_outputs_total",
-			Help: "PRF outputs computed for encoded sets, per kind."}, []string{"kind"}),
-		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_precompute_rate",
-			Help: "Identifiers per second of the last set build, per kind."}, []string{"kind"}),
-		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_set_version",
-			Help: "Encoded set version built by this replica, per kind and epoch."}, []string{"kind", "epoch"}),
-		full: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_set_full",
-			Help: "1 when this replica's encoded set of a kind and epoch is at psi's largest size (even a new base cannot hold more): the versions imported since are not in it."}, []string{"kind", "epoch"}),
+func newSyncMetrics(reg *prometheus.Registry) *syncMetrics {
+	m := &syncMetrics{
 		pversion: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_partner_set_version",
 			Help: "Version of a partner's encoded set held, per partner and kind."}, []string{"partner", "kind"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xborder_partner_sync_lag_seconds",
@@ -65,116 +45,52 @@ func newHoldingMetrics(reg *prometheus.Registry) *holdingMetrics {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xborder_sync_bytes_total",
 			Help: "Encoded set bytes synced, by direction (in, out) and partner."}, []string{"direction", "partner"}),
 	}
-	reg.MustRegister(m.holdings, m.progress, m.computed, m.rate, m.version, m.full, m.pversion, m.lag, m.bytes)
+	if reg != nil {
+		reg.MustRegister(m.pversion, m.lag, m.bytes)
+	}
 	return m
-}
-
-// ---- owner side: exchange.Sets, SyncAuthorizer, SyncAuditor ----
-
-// holdingSets adapts the node's built sets and card to exchange.Sets.
-type holdingSets Node
-
-// Holding returns the segments of (kind, epoch) whose digests are on the
-// ledger, or exchange.ErrNoSet.
-func (h *holdingSets) Holding(ctx context.Context, kind string, epoch uint64) (*exchange.Holding, error) {
-	n := (*Node)(h)
-	ls := n.sets.get(kind, epoch)
-	if ls == nil {
-		return nil, fmt.Errorf("holding %s epoch %d: %w", kind, epoch, exchange.ErrNoSet)
-	}
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	base, segs, ok := ls.served()
-	if ls.bad || !ok {
-		return nil, fmt.Errorf("holding %s epoch %d: %w", kind, epoch, exchange.ErrNoSet)
-	}
-	return &exchange.Holding{Base: uint32(base + 1), Segments: segs}, nil
-}
-
-// Card returns the agency's newest signed card.
-func (h *holdingSets) Card(ctx context.Context) ([]byte, error) {
-	c, err := (*Node)(h).OwnCard()
-	if err != nil {
-		return nil, err
-	}
-	return c.Encode()
-}
-
-// syncAuth adapts the policy in force to exchange.SyncAuthorizer.
-type syncAuth Node
-
-// AllowSync allows a partner the kinds policy lets it sync (action sync).
-func (a *syncAuth) AllowSync(ctx context.Context, partner exchange.Peer, kind string) error {
-	n := (*Node)(a)
-	d := n.Policy().Decide(policy.Request{Principal: policy.Principal{Agency: partner.Agency}, Action: "sync",
-		Kind: kind, Time: n.now().UTC()})
-	if d.Allow {
-		return nil
-	}
-	r := exchange.ReasonNotPermitted
-	if len(d.Reasons) > 0 && exchange.Reason(d.Reasons[0].ID).Valid() {
-		r = exchange.Reason(d.Reasons[0].ID)
-	}
-	return exchange.Deny(r)
-}
-
-// syncAudit records served and refused syncs on the audit ledger.
-type syncAudit Node
-
-// Synced appends a sync entry (partner, kind, epoch, newest version,
-// segments, digest of the segments' digests) before anything is sent.
-func (a *syncAudit) Synced(ctx context.Context, s *exchange.Served) error {
-	n := (*Node)(a)
-	h := sha256.New()
-	for _, d := range s.Digests {
-		h.Write(d[:])
-	}
-	var dg ledger.Digest
-	copy(dg[:], h.Sum(nil))
-	_, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
-		return n.aud.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeSync,
-			RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: s.Kind, Epoch: s.Epoch,
-			SetVersion: uint64(s.To), Count: uint64(s.Segments), PaddedSize: uint64(s.Bytes), Outcome: ledger.OutcomeOK,
-			Replica: n.fc.ReplicaID(), Digest: dg}, Body: ledger.Body{Purpose: "sync served"}})
-	})
-	if err == nil {
-		n.hmet.bytes.WithLabelValues("out", s.Peer.Agency).Add(float64(s.Bytes))
-	}
-	return err
-}
-
-// SyncRefused appends a denial entry for a refused sync.
-func (a *syncAudit) SyncRefused(ctx context.Context, s *exchange.Served, r exchange.Reason) {
-	n := (*Node)(a)
-	_, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
-		return n.aud.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeDenial,
-			RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: s.Kind, Epoch: s.Epoch,
-			Outcome: ledger.OutcomeDenied, Replica: n.fc.ReplicaID()},
-			Body: ledger.Body{Purpose: "sync refused: " + string(r)}})
-	})
-	if err != nil {
-		n.log.Warn("record refused sync", "partner", s.Peer.Agency, "err", err)
-	}
 }
 
 // ---- querier side: exchange.Cards and partners' sets ----
 
-// cardChecker adapts the pins to exchange.Cards.
-type cardChecker Node
+// cardPins is what the card checker needs of the pins: the card pinned
+// for an agency, and pinning a newer one.
+type cardPins interface {
+	pinned(agency string) (*card.Card, bool)
+	PinCard(ctx context.Context, actor string, c *card.Card, fingerprint string) (httpapi.Partner, error)
+}
+
+// cardChecker checks the cards owners send with their sets against the
+// pins (exchange.Cards): a newer card signed by the same agency key
+// replaces the pinned one. It holds no state and starts no goroutines.
+type cardChecker struct {
+	pins cardPins
+	now  func() time.Time
+}
+
+var _ exchange.Cards = (*cardChecker)(nil)
+
+// newCardChecker builds a checker on pins at the clock now (nil:
+// time.Now).
+func newCardChecker(pins cardPins, now func() time.Time) *cardChecker {
+	if now == nil {
+		now = time.Now
+	}
+	return &cardChecker{pins: pins, now: now}
+}
 
 // Check decodes and verifies an owner's card at this node's clock and
 // accepts it when it is the pinned card or replaces it (same agency key,
 // higher sequence), in which case it is pinned as `partner add` would.
 func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exchange.EpochKey, error) {
-	n := (*Node)(c)
 	next, err := card.Decode(b)
 	if err != nil {
 		return nil, err
 	}
-	if err := next.Verify(n.now()); err != nil {
+	if err := next.Verify(c.now()); err != nil {
 		return nil, err
 	}
-	pinned, ok := n.Pins()[agency]
+	pinned, ok := c.pins.pinned(agency)
 	if !ok {
 		return nil, fmt.Errorf("check card of %s: %w", agency, ErrNotPinned)
 	}
@@ -186,7 +102,7 @@ func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exc
 		if err := card.Replaces(pinned, next); err != nil {
 			return nil, err
 		}
-		if _, err := n.PinCard(ctx, "sync", next, ""); err != nil {
+		if _, err := c.pins.PinCard(ctx, "sync", next, ""); err != nil {
 			return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
 		}
 	}
@@ -206,21 +122,100 @@ type partnerCopy struct {
 	synced time.Time
 }
 
-type partnerStore struct {
-	mu     sync.Mutex
-	db     *badger.DB
-	copies map[string]*partnerCopy // partner/kind
+// syncClient asks a partner's replica for its set (an *exchange.Client).
+type syncClient interface {
+	Sync(ctx context.Context, o exchange.Opener, peer exchange.PeerID, q exchange.SyncQuery) (*exchange.Synced, error)
 }
 
-func (n *Node) startPartners() error {
-	n.partners.copies = map[string]*partnerCopy{}
-	db, err := n.openLocal(PartnersDir)
-	if err != nil {
-		return err
+// partnerPins gives the pinned partners' cards in force (by agency code).
+type partnerPins interface {
+	Pins() map[string]*card.Card
+}
+
+// partnerSets is this replica's copies of its partners' encoded sets, one
+// per (partner, kind), kept in the local store PartnersDir and synced from
+// any replica of the partner: in the background every sync interval, and
+// before a query when the copy is missing, old or of an older epoch. Its
+// goroutine (the sync loop) runs from Start until Close; Close also
+// closes its store.
+type partnerSets struct {
+	db       *badger.DB
+	client   syncClient
+	opener   exchange.Opener
+	pins     partnerPins
+	interval time.Duration
+	log      *slog.Logger
+	met      *syncMetrics
+
+	mu     sync.Mutex
+	copies map[string]*partnerCopy // partner/kind
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// partnerSetsConfig is what openPartnerSets builds the copies from.
+type partnerSetsConfig struct {
+	Dir    string // the local store, made if missing
+	Key    []byte // the storage key that encrypts it
+	Client syncClient
+	Opener exchange.Opener // streams to partners' replicas
+	Pins   partnerPins
+	// Interval is how often partners' sets are synced in the background,
+	// and how old a copy may be before a query syncs it first. Zero:
+	// DefaultSyncInterval.
+	Interval time.Duration
+	Logger   *slog.Logger // nil: discard
+	Metrics  *syncMetrics
+}
+
+// openPartnerSets opens the local store and rebuilds the copies from the
+// segments it holds.
+func openPartnerSets(c partnerSetsConfig) (*partnerSets, error) {
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	n.partners.db = db
-	// Rebuild the copies from the stored segments: base first, then deltas.
-	return db.View(func(txn *badger.Txn) error {
+	interval := c.Interval
+	if interval <= 0 {
+		interval = DefaultSyncInterval
+	}
+	db, err := openLocal(c.Dir, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	ps := &partnerSets{db: db, client: c.Client, opener: c.Opener, pins: c.Pins, interval: interval,
+		log: log.With("component", "partners"), met: c.Metrics, copies: map[string]*partnerCopy{}, stop: make(chan struct{})}
+	if err := ps.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return ps, nil
+}
+
+// Start starts the sync loop.
+func (ps *partnerSets) Start() {
+	ps.wg.Add(1)
+	go ps.syncLoop()
+}
+
+// Close stops the sync loop, waits for it and closes the store. A nil
+// *partnerSets (never opened) closes as nothing.
+func (ps *partnerSets) Close() error {
+	if ps == nil {
+		return nil
+	}
+	close(ps.stop)
+	ps.wg.Wait()
+	if err := ps.db.Close(); err != nil {
+		return fmt.Errorf("close local store: %w", err)
+	}
+	return nil
+}
+
+// load rebuilds the copies from the stored segments: base first, then
+// deltas.
+func (ps *partnerSets) load() error {
+	return ps.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("seg/"), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -234,9 +229,9 @@ func (n *Node) startPartners() error {
 			if err != nil {
 				return err
 			}
-			pc := n.partnerCopy(parts[1], parts[2])
+			pc := ps.partnerCopy(parts[1], parts[2])
 			if err := pc.add(epoch, b); err != nil {
-				n.log.Warn("stored partner set dropped", "partner", parts[1], "kind", parts[2], "err", err)
+				ps.log.Warn("stored partner set dropped", "partner", parts[1], "kind", parts[2], "err", err)
 				pc.set, pc.key = nil, nil
 			}
 		}
@@ -264,40 +259,33 @@ func (pc *partnerCopy) add(epoch uint64, b []byte) error {
 	return pc.set.Apply(d)
 }
 
-func (n *Node) partnerCopy(partner, kind string) *partnerCopy {
-	n.partners.mu.Lock()
-	defer n.partners.mu.Unlock()
-	pc := n.partners.copies[partner+"/"+kind]
+func (ps *partnerSets) partnerCopy(partner, kind string) *partnerCopy {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	pc := ps.copies[partner+"/"+kind]
 	if pc == nil {
 		pc = &partnerCopy{}
-		n.partners.copies[partner+"/"+kind] = pc
+		ps.copies[partner+"/"+kind] = pc
 	}
 	return pc
-}
-
-func (n *Node) syncInterval() time.Duration {
-	if n.cfg.SyncInterval > 0 {
-		return n.cfg.SyncInterval
-	}
-	return DefaultSyncInterval
 }
 
 // partnerSet returns the copy of partner's set of kind, syncing first when
 // it is missing, older than the sync interval, or of an epoch other than
 // the newest the partner's card lists. fresh is false when the sync
 // failed and an older copy is returned (the caller answers "stale").
-func (n *Node) partnerSet(ctx context.Context, partner, kind string) (s *psi.Set, key *psi.PublicKey, epoch uint64, fresh bool, err error) {
-	pc := n.partnerCopy(partner, kind)
+func (ps *partnerSets) partnerSet(ctx context.Context, partner, kind string) (s *psi.Set, key *psi.PublicKey, epoch uint64, fresh bool, err error) {
+	pc := ps.partnerCopy(partner, kind)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	newest := n.partnerEpochs(partner, kind)
-	if pc.set != nil && time.Since(pc.synced) < n.syncInterval() && len(newest) > 0 && newest[0] == pc.epoch {
+	newest := ps.partnerEpochs(partner, kind)
+	if pc.set != nil && time.Since(pc.synced) < ps.interval && len(newest) > 0 && newest[0] == pc.epoch {
 		return pc.set, pc.key, pc.epoch, true, nil
 	}
-	err = n.syncCopy(ctx, partner, kind, pc)
+	err = ps.syncCopy(ctx, partner, kind, pc)
 	if err != nil {
 		if pc.set != nil {
-			n.log.Warn("partner set not synced; the copy held answers, as stale", "partner", partner, "kind", kind,
+			ps.log.Warn("partner set not synced; the copy held answers, as stale", "partner", partner, "kind", kind,
 				"version", pc.set.Version(), "err", err)
 			return pc.set, pc.key, pc.epoch, false, nil
 		}
@@ -308,8 +296,8 @@ func (n *Node) partnerSet(ctx context.Context, partner, kind string) (s *psi.Set
 
 // partnerEpochs lists the epochs the pinned card of partner has a key of
 // kind for, newest first.
-func (n *Node) partnerEpochs(partner, kind string) []uint64 {
-	c, ok := n.Pins()[partner]
+func (ps *partnerSets) partnerEpochs(partner, kind string) []uint64 {
+	c, ok := ps.pins.Pins()[partner]
 	if !ok {
 		return nil
 	}
@@ -328,12 +316,12 @@ func (n *Node) partnerEpochs(partner, kind string) []uint64 {
 // card that it serves, trying each replica in turn (a stopped one is
 // skipped and the next one resumes from what pc holds). The caller holds
 // pc.mu.
-func (n *Node) syncCopy(ctx context.Context, partner, kind string, pc *partnerCopy) error {
-	c, ok := n.Pins()[partner]
+func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *partnerCopy) error {
+	c, ok := ps.pins.Pins()[partner]
 	if !ok {
 		return fmt.Errorf("sync %s %s: %w", partner, kind, ErrNotPinned)
 	}
-	epochs := n.partnerEpochs(partner, kind)
+	epochs := ps.partnerEpochs(partner, kind)
 	if len(epochs) == 0 {
 		return fmt.Errorf("sync %s %s: the partner's card lists no key of that kind: %w", partner, kind, exchange.ErrNoSet)
 	}
@@ -348,7 +336,7 @@ func (n *Node) syncCopy(ctx context.Context, partner, kind string, pc *partnerCo
 			have = pc.set
 		}
 		for _, rep := range c.Replicas {
-			got, err := n.xcl.Sync(ctx, n.host, exchange.PeerID(rep.PeerID), exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
+			got, err := ps.client.Sync(ctx, ps.opener, exchange.PeerID(rep.PeerID), exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
 			if err != nil {
 				errs = append(errs, err)
 				var d *exchange.DeniedError
@@ -357,7 +345,7 @@ func (n *Node) syncCopy(ctx context.Context, partner, kind string, pc *partnerCo
 				}
 				continue
 			}
-			if err := n.storeSynced(partner, kind, e, pc, got); err != nil {
+			if err := ps.storeSynced(partner, kind, e, pc, got); err != nil {
 				return fmt.Errorf("sync %s %s: %w", partner, kind, err)
 			}
 			return nil
@@ -370,11 +358,11 @@ func (n *Node) syncCopy(ctx context.Context, partner, kind string, pc *partnerCo
 }
 
 // storeSynced keeps the verified segments and updates the copy.
-func (n *Node) storeSynced(partner, kind string, epoch uint64, pc *partnerCopy, got *exchange.Synced) error {
+func (ps *partnerSets) storeSynced(partner, kind string, epoch uint64, pc *partnerCopy, got *exchange.Synced) error {
 	pfx := fmt.Sprintf("seg/%s/%s/", partner, kind)
 	newBase := got.Key != nil
 	size := 0
-	err := n.partners.db.Update(func(txn *badger.Txn) error {
+	err := ps.db.Update(func(txn *badger.Txn) error {
 		if newBase {
 			// A new base (or epoch) replaces everything held of this kind.
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfx)})
@@ -405,42 +393,42 @@ func (n *Node) storeSynced(partner, kind string, epoch uint64, pc *partnerCopy, 
 	if newBase {
 		pc.key = got.Key
 	}
-	n.hmet.bytes.WithLabelValues("in", partner).Add(float64(size))
-	n.hmet.pversion.WithLabelValues(partner, kind).Set(float64(pc.set.Version()))
-	n.hmet.lag.WithLabelValues(partner, kind).Set(0)
+	ps.met.bytes.WithLabelValues("in", partner).Add(float64(size))
+	ps.met.pversion.WithLabelValues(partner, kind).Set(float64(pc.set.Version()))
+	ps.met.lag.WithLabelValues(partner, kind).Set(0)
 	return nil
 }
 
 // syncLoop syncs every pinned partner's sets in the background, every
-// sync interval, until stopHoldings.
-func (n *Node) syncLoop() {
-	defer n.hwg.Done()
-	t := time.NewTicker(max(n.syncInterval(), time.Second))
+// sync interval, until Close.
+func (ps *partnerSets) syncLoop() {
+	defer ps.wg.Done()
+	t := time.NewTicker(max(ps.interval, time.Second))
 	defer t.Stop()
 	for {
 		select {
-		case <-n.hstop:
+		case <-ps.stop:
 			return
 		case <-t.C:
 		}
-		for partner, c := range n.Pins() {
+		for partner, c := range ps.pins.Pins() {
 			kinds := map[string]bool{}
 			for _, k := range c.EpochKeys {
 				kinds[k.Kind] = true
 			}
 			for kind := range kinds {
-				ctx, cancel := context.WithTimeout(context.Background(), max(n.syncInterval(), exchange.DefaultTimeout))
-				ctx, stop := n.stoppable(ctx)
-				_, _, _, fresh, err := n.partnerSet(ctx, partner, kind)
+				ctx, cancel := context.WithTimeout(context.Background(), max(ps.interval, exchange.DefaultTimeout))
+				ctx, stop := ps.stoppable(ctx)
+				_, _, _, fresh, err := ps.partnerSet(ctx, partner, kind)
 				stop()
 				cancel()
 				if err != nil || !fresh {
-					n.log.Info("background sync", "partner", partner, "kind", kind, "fresh", fresh, "err", err)
+					ps.log.Info("background sync", "partner", partner, "kind", kind, "fresh", fresh, "err", err)
 				}
-				pc := n.partnerCopy(partner, kind)
+				pc := ps.partnerCopy(partner, kind)
 				pc.mu.Lock()
 				if !pc.synced.IsZero() {
-					n.hmet.lag.WithLabelValues(partner, kind).Set(time.Since(pc.synced).Seconds())
+					ps.met.lag.WithLabelValues(partner, kind).Set(time.Since(pc.synced).Seconds())
 				}
 				pc.mu.Unlock()
 			}
@@ -448,15 +436,25 @@ func (n *Node) syncLoop() {
 	}
 }
 
-// stoppable returns ctx cancelled also when stopHoldings begins.
-func (n *Node) stoppable(ctx context.Context) (context.Context, context.CancelFunc) {
+// stoppable returns ctx cancelled also when Close begins.
+func (ps *partnerSets) stoppable(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		select {
-		case <-n.hstop:
+		case <-ps.stop:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	return ctx, cancel
+}
+
+// expireCopy makes the next partnerSet of (partner, kind) sync first: the
+// partner answered from a newer set version or epoch than our copy.
+//
+func (ps *partnerSets) expireCopy(partner, kind string) {
+	pc := ps.partnerCopy(partner, kind)
+	pc.mu.Lock()
+	pc.synced = time.Time{}
+	pc.mu.Unlock()
 }
