@@ -23,6 +23,7 @@ import (
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/ledger/tlsnet"
+	"github.com/xborder/xborder/node/host"
 	"github.com/xborder/xborder/policy"
 )
 
@@ -80,7 +81,7 @@ type Node struct {
 	mux  *tlsnet.Mux
 	aud  *ledger.Ledger
 	data *ledger.Ledger
-	host *Host
+	host *host.Host
 	met  *metrics
 
 	adminHash string // SHA-256 of the init admin's token, seeded into the users once
@@ -224,7 +225,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	n.joinWG.Add(1)
 	go n.serveJoin(n.mux.Layer(ChanJoin))
-	n.host, err = NewHost(ctx, HostConfig{Key: p2pKey, Listen: []string{n.fc.Listen.P2P}, Logger: log})
+	n.host, err = host.New(ctx, host.Config{Key: p2pKey, Listen: []string{n.fc.Listen.P2P}, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
@@ -316,7 +317,7 @@ func (n *Node) APIURL() string { return n.apiURL }
 func (n *Node) PeerID() peer.ID { return n.host.ID() }
 
 // Host returns the replica's libp2p host.
-func (n *Node) Host() *Host { return n.host }
+func (n *Node) Host() *host.Host { return n.host }
 
 // Audit returns the audit group's ledger.
 func (n *Node) Audit() *ledger.Ledger { return n.aud }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/node"
+	"github.com/xborder/xborder/node/host"
 )
 
 func init() { commands = append(commands, newNodeCmd, newReplicaCmd) }
@@ -96,7 +97,7 @@ func newNodeRunCmd(e *env) *cobra.Command {
 				return exitError(exitInvalid, err, "fix log_level in config.yaml")
 			}
 			h := slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})
-			libp2pLogOnce.Do(func() { node.SetLibp2pLogHandler(h) })
+			libp2pLogOnce.Do(func() { host.SetLibp2pLogHandler(h) })
 			n, err := node.Open(ctx, node.Config{Dir: dir, Listen: listen, Logger: slog.New(h)})
 			if err != nil {
 				if errors.Is(err, node.ErrSecretMode) {
