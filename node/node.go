@@ -141,6 +141,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Listen.API != "" {
 		fc.Listen.API = cfg.Listen.API
 	}
+	fc.Listen = keepPorts(cfg.Dir, fc.Listen)
 	n := &Node{cfg: cfg, fc: fc, log: log.With("component", "node", "replica", fc.ReplicaID()), now: cfg.Now,
 		pins: map[string]*card.Card{}, leaders: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	defer func() {
@@ -259,6 +260,9 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
 	go n.apiSrv.Serve(n.apiLn)
+	if err := n.writeBound(); err != nil {
+		return fmt.Errorf("open node: %w", err)
+	}
 	if err := os.WriteFile(n.path(APIURLFile), []byte(n.apiURL+"\n"), publicFileMode); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}

@@ -300,7 +300,7 @@ func (n *Net) waitReady(ctx context.Context, a *AgencyNode, r *Replica) error {
 		return fmt.Errorf("replica %s/%s: %w", a.Code, r.ID, err)
 	}
 	r.API = strings.TrimSpace(string(u))
-	ports, err := configPorts(r.Dir)
+	ports, err := boundPorts(r.Dir)
 	if err != nil {
 		return err
 	}

@@ -215,7 +215,7 @@ func apiClient(cf *clientFlags, dir string) (*httpapi.Client, error) {
 			b, err := os.ReadFile(filepath.Join(dir, node.APIURLFile))
 			if err != nil {
 				fc, cerr := node.LoadConfig(dir)
-				if cerr != nil {
+				if cerr != nil || strings.HasSuffix(fc.Listen.API, ":0") { // port 0: only api.url knows
 					return nil, exitError(exitUnavailable, fmt.Errorf("find the node's API: %w", err), "is the node running? start it with 'xborder node run --dir "+dir+"'")
 				}
 				b = []byte(fc.APIURL())
