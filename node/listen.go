@@ -21,10 +21,10 @@ const (
 )
 
 // Bound is DIR/listen.json: the addresses a replica bound at its last
-// start, with the ports chosen. Open writes it at every start, before
-// api.url; tools read the running replica's ports from it, and a later
-// start binds the raft and p2p ports recorded here again where config.yaml
-// says port 0.
+// start, with the ports chosen. Open writes it at every start, complete
+// before api.url (a start cut short may leave fields empty); tools read the
+// running replica's ports from it, and a later start binds the raft and p2p
+// ports recorded here again where config.yaml says port 0.
 type Bound struct {
 	Raft string `json:"raft"` // host:port of the replica transport
 	P2P  string `json:"p2p"`  // libp2p multiaddr, /ip4/ADDR/tcp/PORT
@@ -85,11 +85,23 @@ func anyPort(s string) (ip string, zero bool) {
 	return ip, port == "0"
 }
 
-// writeBound records the addresses this replica bound in DIR/listen.json.
+// writeBound records the addresses this replica has bound so far in
+// DIR/listen.json. Open calls it once the replica transport listens, before
+// a Raft configuration can name its address (so that a start cut short
+// after a bootstrap binds the same port next time), and again once
+// everything listens.
 func (n *Node) writeBound() error {
-	b := Bound{Raft: n.mux.Addr().String(), API: n.apiLn.Addr().String()}
-	if as := n.host.Addrs(); len(as) > 0 {
-		b.P2P = as[0].String()
+	var b Bound
+	if n.mux != nil {
+		b.Raft = n.mux.Addr().String()
+	}
+	if n.host != nil {
+		if as := n.host.Addrs(); len(as) > 0 {
+			b.P2P = as[0].String()
+		}
+	}
+	if n.apiLn != nil {
+		b.API = n.apiLn.Addr().String()
 	}
 	out, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {

@@ -209,6 +209,9 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("open node: %s names replica %s of %s, config.yaml %s of %s: %w",
 			ReplicaCertFile, n.mux.ReplicaID(), n.mux.Agency(), n.fc.ReplicaID(), n.fc.Agency, ErrConfig)
 	}
+	if err := n.writeBound(); err != nil { // before Raft may record the address
+		return fmt.Errorf("open node: %w", err)
+	}
 	for _, g := range []struct {
 		name   string
 		dst    **ledger.Ledger

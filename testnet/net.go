@@ -304,6 +304,9 @@ func (n *Net) waitReady(ctx context.Context, a *AgencyNode, r *Replica) error {
 	if err != nil {
 		return err
 	}
+	if len(ports) != 3 {
+		return fmt.Errorf("replica %s/%s: %d of its raft, p2p and API ports recorded in listen.json", a.Code, r.ID, len(ports))
+	}
 	r.Ports = ports
 	n.mu.Lock()
 	n.ports = append(n.ports, ports...)

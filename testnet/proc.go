@@ -146,7 +146,8 @@ func (e *VerbError) Error() string {
 // boundPorts returns the raft, p2p and API ports a replica bound, from the
 // DIR/listen.json it writes at start (node.Bound): its config.yaml says port
 // 0, so the replica binds free ports itself and no port can be lost
-// between choosing and binding.
+// between choosing and binding. A replica whose start was cut short may
+// have recorded fewer than three.
 func boundPorts(dir string) ([]int, error) {
 	b, err := node.ReadBound(dir)
 	if err != nil {
@@ -154,6 +155,9 @@ func boundPorts(dir string) ([]int, error) {
 	}
 	var ports []int
 	for _, a := range []string{b.Raft, b.P2P, b.API} {
+		if a == "" {
+			continue
+		}
 		i := strings.LastIndexAny(a, ":/")
 		n, err := strconv.Atoi(a[i+1:])
 		if err != nil || n <= 0 || n > 65535 {
