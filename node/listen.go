@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/xborder/xborder/ledger/tlsnet"
+	"github.com/xborder/xborder/node/host"
 )
 
 // Listen addresses Init and InitFromBundle write for empty fields: port 0
@@ -85,29 +88,30 @@ func anyPort(s string) (ip string, zero bool) {
 	return ip, port == "0"
 }
 
-// writeBound records the addresses this replica has bound so far in
-// DIR/listen.json. Open calls it once the replica transport listens, before
-// a Raft configuration can name its address (so that a start cut short
-// after a bootstrap binds the same port next time), and again once
-// everything listens.
-func (n *Node) writeBound() error {
+// writeBound records the addresses a replica has bound so far in
+// DIR/listen.json: those of its replica transport, libp2p host and API
+// listener, each nil until bound. Open calls it once the replica transport
+// listens, before a Raft configuration can name its address (so that a
+// start cut short after a bootstrap binds the same port next time), and
+// again once everything listens.
+func writeBound(dir string, mux *tlsnet.Mux, h *host.Host, api net.Listener) error {
 	var b Bound
-	if n.mux != nil {
-		b.Raft = n.mux.Addr().String()
+	if mux != nil {
+		b.Raft = mux.Addr().String()
 	}
-	if n.host != nil {
-		if as := n.host.Addrs(); len(as) > 0 {
+	if h != nil {
+		if as := h.Addrs(); len(as) > 0 {
 			b.P2P = as[0].String()
 		}
 	}
-	if n.apiLn != nil {
-		b.API = n.apiLn.Addr().String()
+	if api != nil {
+		b.API = api.Addr().String()
 	}
 	out, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write bound addresses: %w", err)
 	}
-	path := n.path(ListenFile)
+	path := filepath.Join(dir, ListenFile)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(out, '\n'), publicFileMode); err != nil {
 		return fmt.Errorf("write bound addresses: %w", err)

@@ -209,7 +209,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("open node: %s names replica %s of %s, config.yaml %s of %s: %w",
 			ReplicaCertFile, n.mux.ReplicaID(), n.mux.Agency(), n.fc.ReplicaID(), n.fc.Agency, ErrConfig)
 	}
-	if err := n.writeBound(); err != nil { // before Raft may record the address
+	if err := writeBound(n.cfg.Dir, n.mux, n.host, n.apiLn); err != nil { // before Raft may record the address
 		return fmt.Errorf("open node: %w", err)
 	}
 	for _, g := range []struct {
@@ -263,7 +263,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
 	go n.apiSrv.Serve(n.apiLn)
-	if err := n.writeBound(); err != nil {
+	if err := writeBound(n.cfg.Dir, n.mux, n.host, n.apiLn); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
 	if err := os.WriteFile(n.path(APIURLFile), []byte(n.apiURL+"\n"), publicFileMode); err != nil {
