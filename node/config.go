@@ -35,6 +35,7 @@ const (
 	DataDir         = "data"        // the data Raft group's ledger directory
 	AgencyPubFile   = "agency.pub"  // the agency public key as a note verifier key (public)
 	APIURLFile      = "api.url"     // the URL the running node serves its API on (public)
+	ListenFile      = "listen.json" // the addresses the replica bound at its last start (public; Bound)
 	secretFileMode  = 0o600         // mode of every secret file
 	publicFileMode  = 0o644         // mode of public files
 	dataDirMode     = 0o700         // mode of the data directory
@@ -76,8 +77,12 @@ type FileConfig struct {
 	LogLevel string `yaml:"log_level"`
 }
 
-// ListenConfig holds a replica's listen addresses. Empty fields mean a free
-// port on 127.0.0.1, chosen at start.
+// ListenConfig holds a replica's listen addresses. Port 0 means a free port,
+// bound at start and recorded in DIR/listen.json (see Bound). The raft and
+// p2p ports, which the other replicas and the partners know, are bound
+// again at every later start on the same host; the API gets a free port at
+// each start (api.url names it). A deployment sets fixed ports (see
+// docs/operators.md) so that firewalls and partners' cards stay stable.
 type ListenConfig struct {
 	Raft string `yaml:"raft"` // host:port of the replica TLS transport (both Raft groups)
 	P2P  string `yaml:"p2p"`  // libp2p multiaddr, /ip4/ADDR/tcp/PORT
@@ -235,14 +240,18 @@ bootstrap: %t
 join: %s
 
 listen:
-  # Replica transport (mutual TLS, both Raft groups), host:port. Chosen
-  # free on 127.0.0.1 by init; use a reachable address for replicas on
-  # other machines. Overridden by node run --listen-raft.
+  # Port 0: a free port, bound at start and recorded in listen.json; the
+  # raft and p2p ports of the first start are bound again at every later
+  # start, so the other replicas and the partners' cards stay right. For a
+  # deployment set fixed ports (docs/operators.md: 7000, 4001, 7070).
+  # Replica transport (mutual TLS, both Raft groups), host:port; use a
+  # reachable address for replicas on other machines. Overridden by
+  # node run --listen-raft.
   raft: %q
   # libp2p TCP multiaddr partners dial. Overridden by --listen-p2p.
   p2p: %q
-  # HTTP API, host:port; keep it on 127.0.0.1 (the CLI's --api).
-  # Overridden by --listen-api.
+  # HTTP API, host:port; keep it on 127.0.0.1 (the CLI's --api; a running
+  # node writes its URL to api.url). Overridden by --listen-api.
   api: %q
 
 # How long the agency card this node signs stays valid (Go duration).

@@ -12,7 +12,7 @@
 //	  │    ├─ Layer("audit") ─▶ ledger.Open(DIR/audit)  users, pins, policy, replicas, audit entries
 //	  │    ├─ Layer("data")  ─▶ ledger.Open(DIR/data)   holdings
 //	  │    └─ Layer("join")  ─▶ adds the replica a join request's certificate names
-//	  ├─ NewHost(listen.p2p) ─ gater fed by SetCards(own card, pinned cards)
+//	  ├─ host.New(listen.p2p) ─ gater fed by SetCards(own card, pinned cards)
 //	  ├─ HTTP API on listen.api (internal/httpapi; Backend is this package)
 //	  └─ watch loop: picks up what Raft applied (pins, policy in force,
 //	     replicas), refreshes metrics, and on the leader seeds the first admin
@@ -35,15 +35,8 @@
 // The policy in force is the one the ledger names (that of its last policy
 // entry); each replica loads its files from the records when that changes.
 //
-// The network edge is in p2p.go: NewHost starts the replica's libp2p host
-// (Ed25519 identity, TCP only, Noise, yamux; no discovery, relays, hole
-// punching, AutoNAT or port mapping), with a connection gater that admits
-// only the peers of an allow set ([Host.SetCards] or [Host.SetAllowed]: the
-// agency's own replicas and its pinned partners' replicas, each with its
-// agency code) and a resource manager with fixed limits ([DefaultLimits]).
-// [Host] adapts the host to exchange's seams: [Host.Open] satisfies
-// exchange.Opener and [Host.Handle] hands admitted streams to exchange's
-// handlers. Agency cards, by which partners are pinned, are in
+// The network edge, the libp2p host and its connection gater, is package
+// node/host. Agency cards, by which partners are pinned, are in
 // internal/card. docs/network.md describes the network, docs/operators.md
 // the operation, docs/api.yaml the API.
 //
@@ -59,14 +52,8 @@
 // agency CA (httpapi.AgencyHTTPClient). /metrics, /healthz and /readyz need
 // no token.
 //
-// The peer ID, proven by the Noise handshake, is the only thing the gater
-// trusts; addresses are hints. A peer is checked three times: before a dial,
-// once its connection is authenticated (both directions), and again when it
-// opens a stream, so a partner removed from the allow set loses its
-// connections and any stream that raced the removal. Every stream, handled
-// or opened, carries a deadline. Admission says only which agency holds the
-// peer's transport key: exchange still checks signatures, freshness and
-// sizes of everything it reads. A pinned card is trusted only after its
-// signature, validity and (when given) out-of-band fingerprint check; a
-// replacement must come from the same agency key with a higher sequence.
+// Peers are checked by the connection gater of node/host (see its Security
+// section). A pinned card is trusted only after its signature, validity and
+// (when given) out-of-band fingerprint check; a replacement must come from
+// the same agency key with a higher sequence.
 package node

@@ -30,8 +30,9 @@ type InitConfig struct {
 	Name string
 	// Replica is the replica ID. Empty: "r1".
 	Replica string
-	// Listen overrides the listen addresses. Empty fields: a free port on
-	// 127.0.0.1, chosen now and saved in config.yaml.
+	// Listen sets the listen addresses. Empty fields: DefaultListenRaft,
+	// DefaultListenP2P, DefaultListenAPI (port 0 on 127.0.0.1: a free port
+	// bound at the first start and kept, see ListenConfig).
 	Listen ListenConfig
 	// Now is the clock for certificates. Nil: time.Now.
 	Now func() time.Time
@@ -157,35 +158,19 @@ func writeKeys(dir string, fc *FileConfig, now time.Time) error {
 	return writeSecret(filepath.Join(dir, AdminTokenFile), []byte(tok+"\n"))
 }
 
-// pickPorts fills every empty listen address with a free port on
-// 127.0.0.1. The ports are free now; a later start binds them.
+// pickPorts fills every empty listen address with its default, port 0 on
+// 127.0.0.1: the replica binds a free port at its first start and keeps it
+// (ListenConfig). Nothing is bound here, so no port can be lost between
+// init and the start.
 func pickPorts(l *ListenConfig) error {
-	free := func() (string, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", fmt.Errorf("pick a free port: %w", err)
-		}
-		defer ln.Close()
-		return ln.Addr().String(), nil
-	}
-	var err error
 	if l.Raft == "" {
-		if l.Raft, err = free(); err != nil {
-			return err
-		}
-	}
-	if l.API == "" {
-		if l.API, err = free(); err != nil {
-			return err
-		}
+		l.Raft = DefaultListenRaft
 	}
 	if l.P2P == "" {
-		a, err := free()
-		if err != nil {
-			return err
-		}
-		_, port, _ := net.SplitHostPort(a)
-		l.P2P = "/ip4/127.0.0.1/tcp/" + port
+		l.P2P = DefaultListenP2P
+	}
+	if l.API == "" {
+		l.API = DefaultListenAPI
 	}
 	return nil
 }

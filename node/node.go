@@ -22,6 +22,7 @@ import (
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/ledger/tlsnet"
+	"github.com/xborder/xborder/node/host"
 	"github.com/xborder/xborder/policy"
 )
 
@@ -79,7 +80,7 @@ type Node struct {
 	mux  *tlsnet.Mux
 	aud  *ledger.Ledger
 	data *ledger.Ledger
-	host *Host
+	host *host.Host
 	met  *metrics
 
 	apiLn  net.Listener
@@ -146,6 +147,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Listen.API != "" {
 		fc.Listen.API = cfg.Listen.API
 	}
+	fc.Listen = keepPorts(cfg.Dir, fc.Listen)
 	n := &Node{cfg: cfg, fc: fc, log: log.With("component", "node", "replica", fc.ReplicaID()), now: cfg.Now,
 		leaders: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	defer func() {
@@ -210,6 +212,9 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("open node: %s names replica %s of %s, config.yaml %s of %s: %w",
 			ReplicaCertFile, n.mux.ReplicaID(), n.mux.Agency(), n.fc.ReplicaID(), n.fc.Agency, ErrConfig)
 	}
+	if err := writeBound(n.cfg.Dir, n.mux, n.host, n.apiLn); err != nil { // before Raft may record the address
+		return fmt.Errorf("open node: %w", err)
+	}
 	for _, g := range []struct {
 		name   string
 		dst    **ledger.Ledger
@@ -226,7 +231,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		*g.dst = l
 	}
 	joinLn := n.mux.Layer(ChanJoin) // served once the replicas are built
-	n.host, err = NewHost(ctx, HostConfig{Key: p2pKey, Listen: []string{n.fc.Listen.P2P}, Logger: log})
+	n.host, err = host.New(ctx, host.Config{Key: p2pKey, Listen: []string{n.fc.Listen.P2P}, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
@@ -299,6 +304,9 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
 	go n.apiSrv.Serve(n.apiLn)
+	if err := writeBound(n.cfg.Dir, n.mux, n.host, n.apiLn); err != nil {
+		return fmt.Errorf("open node: %w", err)
+	}
 	if err := os.WriteFile(n.path(APIURLFile), []byte(n.apiURL+"\n"), publicFileMode); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
@@ -362,7 +370,7 @@ func (n *Node) APIURL() string { return n.apiURL }
 func (n *Node) PeerID() peer.ID { return n.host.ID() }
 
 // Host returns the replica's libp2p host.
-func (n *Node) Host() *Host { return n.host }
+func (n *Node) Host() *host.Host { return n.host }
 
 // Audit returns the audit group's ledger.
 func (n *Node) Audit() *ledger.Ledger { return n.aud }

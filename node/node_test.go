@@ -21,6 +21,7 @@ import (
 	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/node/host"
 	"github.com/xborder/xborder/policy"
 )
 
@@ -373,7 +374,7 @@ func TestPartners(t *testing.T) {
 	// An unpinned peer is refused at GB's gater.
 	_, k, _ := ed25519.GenerateKey(rand.Reader)
 	gbID := gb.PeerID()
-	stranger, err := NewHost(ctx, HostConfig{Key: k, Allowed: map[peer.ID]string{gbID: "GB"}})
+	stranger, err := host.New(ctx, host.Config{Key: k, Allowed: map[peer.ID]string{gbID: "GB"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -300,9 +300,12 @@ func (n *Net) waitReady(ctx context.Context, a *AgencyNode, r *Replica) error {
 		return fmt.Errorf("replica %s/%s: %w", a.Code, r.ID, err)
 	}
 	r.API = strings.TrimSpace(string(u))
-	ports, err := configPorts(r.Dir)
+	ports, err := boundPorts(r.Dir)
 	if err != nil {
 		return err
+	}
+	if len(ports) != 3 {
+		return fmt.Errorf("replica %s/%s: %d of its raft, p2p and API ports recorded in listen.json", a.Code, r.ID, len(ports))
 	}
 	r.Ports = ports
 	n.mu.Lock()

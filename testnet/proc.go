@@ -9,13 +9,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xborder/xborder/node"
 )
 
 // proc is one long-lived child process (a replica's `xborder node run`),
@@ -143,23 +143,27 @@ func (e *VerbError) Error() string {
 	return fmt.Sprintf("xborder %s: exit %d: %s", verb, e.Code, msg)
 }
 
-var portRE = regexp.MustCompile(`(?m)^\s*(raft|p2p|api):\s*"[^"]*[:/](\d+)"`)
-
-// configPorts returns the loopback ports a replica's config.yaml lists.
-func configPorts(dir string) ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+// boundPorts returns the raft, p2p and API ports a replica bound, from the
+// DIR/listen.json it writes at start (node.Bound): its config.yaml says port
+// 0, so the replica binds free ports itself and no port can be lost
+// between choosing and binding. A replica whose start was cut short may
+// have recorded fewer than three.
+func boundPorts(dir string) ([]int, error) {
+	b, err := node.ReadBound(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read ports of %s: %w", dir, err)
 	}
 	var ports []int
-	for _, m := range portRE.FindAllSubmatch(b, -1) {
-		n, err := strconv.Atoi(string(m[2]))
-		if err == nil {
-			ports = append(ports, n)
+	for _, a := range []string{b.Raft, b.P2P, b.API} {
+		if a == "" {
+			continue
 		}
-	}
-	if len(ports) != 3 {
-		return nil, fmt.Errorf("read ports of %s: found %d of raft, p2p and api", dir, len(ports))
+		i := strings.LastIndexAny(a, ":/")
+		n, err := strconv.Atoi(a[i+1:])
+		if err != nil || n <= 0 || n > 65535 {
+			return nil, fmt.Errorf("read ports of %s: %q has no port", dir, a)
+		}
+		ports = append(ports, n)
 	}
 	return ports, nil
 }

@@ -117,10 +117,10 @@ func TestUpCancelled(t *testing.T) {
 	}
 	// Every replica directory's ports must be free, and no process may
 	// name the directory.
-	matches, _ := filepath.Glob(filepath.Join(dir, "*", "r*", "config.yaml"))
+	matches, _ := filepath.Glob(filepath.Join(dir, "*", "r*", "listen.json"))
 	var ports []int
 	for _, m := range matches {
-		p, err := configPorts(filepath.Dir(m))
+		p, err := boundPorts(filepath.Dir(m))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,17 +287,26 @@ func FuzzParseProcNetTCP(f *testing.F) {
 	})
 }
 
-func FuzzConfigPorts(f *testing.F) {
-	f.Add("listen:\n  raft: \"127.0.0.1:1\"\n  p2p: \"/ip4/127.0.0.1/tcp/2\"\n  api: \"127.0.0.1:3\"\n")
-	f.Add("raft: \"x\"\n")
+func FuzzBoundPorts(f *testing.F) {
+	f.Add(`{"raft": "127.0.0.1:1", "p2p": "/ip4/127.0.0.1/tcp/2", "api": "127.0.0.1:3"}`)
+	f.Add(`{"raft": "127.0.0.1:0", "p2p": "/ip4/127.0.0.1/tcp/", "api": "x"}`)
+	f.Add(`{"raft": "x"}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(s), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "listen.json"), []byte(s), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		ports, err := configPorts(dir)
-		if err == nil && len(ports) != 3 {
-			t.Errorf("configPorts: %v without an error; want 3 ports", ports)
+		ports, err := boundPorts(dir)
+		if err != nil {
+			return
+		}
+		if len(ports) > 3 {
+			t.Errorf("boundPorts: %v; want at most raft, p2p and API", ports)
+		}
+		for _, p := range ports {
+			if p <= 0 || p > 65535 {
+				t.Errorf("boundPorts: port %d out of range", p)
+			}
 		}
 	})
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/xborder/xborder/node"
@@ -14,8 +16,7 @@ func init() { commands = append(commands, newInitCmd) }
 
 const initLong = `Init creates the data directory of a new agency's first replica:
 
-  config.yaml   every setting, with a comment above each (listen addresses
-                are free 127.0.0.1 ports chosen now)
+  config.yaml   every setting, with a comment above each
   p2p.key       the replica's libp2p Ed25519 identity             (secret)
   agency.key    the agency's Ed25519 signing key, PEM PKCS #8     (secret)
   agency.pub    its note verifier key, for 'xborder ledger verify'
@@ -29,12 +30,21 @@ const initLong = `Init creates the data directory of a new agency's first replic
 
 Secret files have mode 0600; the node refuses to start when one of them can
 be read by group or others. Without --dir, the directory is
-$XDG_DATA_HOME/xborder (or ~/.local/share/xborder).`
+$XDG_DATA_HOME/xborder (or ~/.local/share/xborder).
+
+The listen addresses default to port 0 on 127.0.0.1: 'node run' binds free
+ports at its first start, records them in DIR/listen.json and binds the same
+raft and p2p ports again at later starts (the API gets a free port each time,
+named in DIR/api.url). That suits one machine. A deployment gives fixed,
+reachable addresses, so that firewalls and partners' cards stay stable:
+--listen-raft 10.0.0.1:7000 --listen-p2p /ip4/10.0.0.1/tcp/4001
+--listen-api 127.0.0.1:7070 (or edit config.yaml before the first start).`
 
 func newInitCmd(e *env, _ *clientFlags) *cobra.Command {
 	var dir, agency, name, replica string
+	var listen node.ListenConfig
 	cmd := &cobra.Command{
-		Use:     "init --agency CC --name NAME [--dir DIR]",
+		Use:     "init --agency CC --name NAME [--dir DIR] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR]",
 		Short:   "Create the data directory, keys and config of a new agency's node",
 		Long:    initLong,
 		Example: "  xborder init --agency GB --name 'National Crime Agency' --dir /var/lib/xborder",
@@ -50,7 +60,7 @@ func newInitCmd(e *env, _ *clientFlags) *cobra.Command {
 				}
 				dir = d
 			}
-			res, err := node.Init(node.InitConfig{Dir: dir, Agency: agency, Name: name, Replica: replica})
+			res, err := node.Init(node.InitConfig{Dir: dir, Agency: agency, Name: name, Replica: replica, Listen: listen})
 			if err != nil {
 				switch {
 				case errors.Is(err, node.ErrExists):
@@ -68,6 +78,9 @@ func newInitCmd(e *env, _ *clientFlags) *cobra.Command {
 	cmd.Flags().StringVar(&agency, "agency", "", "agency code, ISO 3166 alpha-2 (e.g. GB)")
 	cmd.Flags().StringVar(&name, "name", "", "agency name, as the agency card shows it")
 	cmd.Flags().StringVar(&replica, "replica", "", "replica ID (default r1)")
+	cmd.Flags().StringVar(&listen.Raft, "listen-raft", "", "replica transport `ADDR`ess host:port (default "+node.DefaultListenRaft+")")
+	cmd.Flags().StringVar(&listen.P2P, "listen-p2p", "", "libp2p multi`ADDR`ess (default "+node.DefaultListenP2P+")")
+	cmd.Flags().StringVar(&listen.API, "listen-api", "", "HTTP API `ADDR`ess host:port (default "+node.DefaultListenAPI+")")
 	return cmd
 }
 
@@ -75,7 +88,11 @@ func printInit(e *env, res *node.InitResult) {
 	fmt.Fprintf(e.stdout, "initialised %s (%s) in %s\n", res.Config.Agency, res.Config.Name, res.Dir)
 	fmt.Fprintf(e.stdout, "agency key fingerprint: %s\n", res.Fingerprint)
 	fmt.Fprintf(e.stdout, "admin token: %s (keep it secret)\n", res.AdminTokenFile)
-	fmt.Fprintf(e.stdout, "API: http://%s\n", res.Config.Listen.API)
+	if _, port, _ := net.SplitHostPort(res.Config.Listen.API); port == "0" {
+		fmt.Fprintf(e.stdout, "API: a free port on %s, named in %s once the node runs\n", strings.TrimSuffix(res.Config.Listen.API, ":0"), filepath.Join(res.Dir, node.APIURLFile))
+	} else {
+		fmt.Fprintf(e.stdout, "API: %s\n", res.Config.APIURL())
+	}
 	fmt.Fprintf(e.stdout, "next: xborder node run --dir %s\n", res.Dir)
 }
 

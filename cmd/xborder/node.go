@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/node"
+	"github.com/xborder/xborder/node/host"
 )
 
 func init() { commands = append(commands, newNodeCmd, newReplicaCmd) }
@@ -96,7 +97,7 @@ func newNodeRunCmd(e *env) *cobra.Command {
 				return exitError(exitInvalid, err, "fix log_level in config.yaml")
 			}
 			h := slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})
-			libp2pLogOnce.Do(func() { node.SetLibp2pLogHandler(h) })
+			libp2pLogOnce.Do(func() { host.SetLibp2pLogHandler(h) })
 			n, err := node.Open(ctx, node.Config{Dir: dir, Listen: listen, Logger: slog.New(h)})
 			if err != nil {
 				if errors.Is(err, node.ErrSecretMode) {
@@ -214,7 +215,7 @@ func apiClient(cf *clientFlags, dir string) (*httpapi.Client, error) {
 			b, err := os.ReadFile(filepath.Join(dir, node.APIURLFile))
 			if err != nil {
 				fc, cerr := node.LoadConfig(dir)
-				if cerr != nil {
+				if cerr != nil || strings.HasSuffix(fc.Listen.API, ":0") { // port 0: only api.url knows
 					return nil, exitError(exitUnavailable, fmt.Errorf("find the node's API: %w", err), "is the node running? start it with 'xborder node run --dir "+dir+"'")
 				}
 				b = []byte(fc.APIURL())

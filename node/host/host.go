@@ -1,4 +1,4 @@
-package node
+package host
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
+	p2phost "github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -31,7 +31,7 @@ import (
 	"github.com/xborder/xborder/internal/card"
 )
 
-// Defaults of HostConfig.
+// Defaults of Config.
 const (
 	DefaultListen        = "/ip4/127.0.0.1/tcp/0"
 	DefaultStreamTimeout = 2 * time.Minute
@@ -51,9 +51,9 @@ var (
 	ErrHostClosed = errors.New("host closed")
 )
 
-// HostConfig configures NewHost. The zero value of each field but Key is a
+// Config configures New. The zero value of each field but Key is a
 // working default for one machine.
-type HostConfig struct {
+type Config struct {
 	// Key is the replica's libp2p identity. Required; its peer ID is what
 	// the agency card lists (see PeerIDOf).
 	Key ed25519.PrivateKey
@@ -85,7 +85,7 @@ type HostConfig struct {
 //
 // Its goroutines, and those of libp2p, end when Close returns.
 type Host struct {
-	h             host.Host
+	h             p2phost.Host
 	gate          *gater
 	log           *slog.Logger
 	streamTimeout time.Duration
@@ -100,7 +100,7 @@ type Host struct {
 
 var _ exchange.Opener = (*Host)(nil)
 
-// NewHost starts a libp2p host listening on cfg.Listen.
+// New starts a libp2p host listening on cfg.Listen.
 //
 // The host runs: TCP (no reuseport), Noise, yamux, identify without
 // address discovery from observed addresses, the connection gater, and the
@@ -108,7 +108,7 @@ var _ exchange.Opener = (*Host)(nil)
 // WebRTC, mDNS, a DHT, relays (client or service), hole punching, AutoNAT
 // (client or service; reachability is fixed to public), NAT port mapping,
 // ping, a connection manager that trims connections, or Prometheus metrics.
-func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
+func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
@@ -269,7 +269,7 @@ func PeerIDOf(pub ed25519.PublicKey) (peer.ID, error) {
 
 // SetLibp2pLogHandler sends libp2p's internal logs to handler. It is
 // process-wide and takes effect only if called before libp2p logs anything:
-// call it once at start, before the first NewHost.
+// call it once at start, before the first New.
 func SetLibp2pLogHandler(handler slog.Handler) {
 	gologshim.SetDefaultHandler(handler)
 }

@@ -1,4 +1,4 @@
-package node
+package host
 
 import (
 	"bytes"
@@ -51,13 +51,13 @@ func peerOf(t *testing.T, k ed25519.PrivateKey) peer.ID {
 	return id
 }
 
-func startHost(t *testing.T, cfg HostConfig) *Host {
+func startHost(t *testing.T, cfg Config) *Host {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	h, err := NewHost(ctx, cfg)
+	h, err := New(ctx, cfg)
 	if err != nil {
-		t.Fatalf("NewHost: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := h.Close(); err != nil {
@@ -84,8 +84,8 @@ func pair(t *testing.T) (fr, de *Host) {
 	t.Helper()
 	kFR, kDE := newKey(t), newKey(t)
 	allowed := map[peer.ID]string{peerOf(t, kFR): "FR", peerOf(t, kDE): "DE"}
-	fr = startHost(t, HostConfig{Key: kFR, Allowed: allowed})
-	de = startHost(t, HostConfig{Key: kDE, Allowed: allowed})
+	fr = startHost(t, Config{Key: kFR, Allowed: allowed})
+	de = startHost(t, Config{Key: kDE, Allowed: allowed})
 	learn(t, fr, de)
 	learn(t, de, fr)
 	return fr, de
@@ -173,7 +173,7 @@ func TestHostRefusesUnpinnedPeer(t *testing.T) {
 	fr, de := pair(t)
 	kX := newKey(t)
 	// X pins FR, but FR does not pin X.
-	x := startHost(t, HostConfig{Key: kX, Allowed: map[peer.ID]string{fr.ID(): "FR"}})
+	x := startHost(t, Config{Key: kX, Allowed: map[peer.ID]string{fr.ID(): "FR"}})
 	learn(t, x, fr)
 	learn(t, fr, x)
 	handled := make(chan exchange.Peer, 1)
@@ -305,7 +305,7 @@ func TestHostRemovingPinClosesConnection(t *testing.T) {
 
 func TestHostListensOnlyWhereTold(t *testing.T) {
 	noLeaks(t)
-	h := startHost(t, HostConfig{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0"}})
+	h := startHost(t, Config{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0"}})
 	h.Handle(exchange.ProtoMatch, func(context.Context, exchange.Peer, exchange.Stream) {})
 
 	if got := h.Addrs(); len(got) != 2 {
@@ -392,25 +392,25 @@ func TestNewHostRefusesBadConfig(t *testing.T) {
 	noLeaks(t)
 	tests := []struct {
 		name string
-		cfg  HostConfig
+		cfg  Config
 	}{
-		{"no key", HostConfig{}},
-		{"short key", HostConfig{Key: make([]byte, 32)}},
-		{"quic", HostConfig{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}},
-		{"websocket", HostConfig{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/tcp/0/ws"}}},
-		{"dns", HostConfig{Key: newKey(t), Listen: []string{"/dns4/localhost/tcp/0"}}},
-		{"garbage", HostConfig{Key: newKey(t), Listen: []string{"127.0.0.1:4001"}}},
-		{"unusable", HostConfig{Key: newKey(t), Listen: []string{"/ip4/192.0.2.1/tcp/0"}}},
-		{"one unusable of two", HostConfig{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/192.0.2.1/tcp/0"}}},
+		{"no key", Config{}},
+		{"short key", Config{Key: make([]byte, 32)}},
+		{"quic", Config{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}},
+		{"websocket", Config{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/tcp/0/ws"}}},
+		{"dns", Config{Key: newKey(t), Listen: []string{"/dns4/localhost/tcp/0"}}},
+		{"garbage", Config{Key: newKey(t), Listen: []string{"127.0.0.1:4001"}}},
+		{"unusable", Config{Key: newKey(t), Listen: []string{"/ip4/192.0.2.1/tcp/0"}}},
+		{"one unusable of two", Config{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/192.0.2.1/tcp/0"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := NewHost(context.Background(), tt.cfg)
+			h, err := New(context.Background(), tt.cfg)
 			if err == nil {
 				_ = h.Close()
-				t.Fatalf("NewHost(%+v) succeeded", tt.cfg.Listen)
+				t.Fatalf("New(%+v) succeeded", tt.cfg.Listen)
 			}
-			t.Logf("NewHost: %v", err)
+			t.Logf("New: %v", err)
 		})
 	}
 }
@@ -423,8 +423,8 @@ func TestHostEnforcesPeerStreamLimit(t *testing.T) {
 	}.Build(DefaultLimits())
 	kFR, kDE := newKey(t), newKey(t)
 	allowed := map[peer.ID]string{peerOf(t, kFR): "FR", peerOf(t, kDE): "DE"}
-	fr := startHost(t, HostConfig{Key: kFR, Allowed: allowed})
-	de := startHost(t, HostConfig{Key: kDE, Allowed: allowed, Limits: &limits})
+	fr := startHost(t, Config{Key: kFR, Allowed: allowed})
+	de := startHost(t, Config{Key: kDE, Allowed: allowed, Limits: &limits})
 	learn(t, fr, de)
 
 	release := make(chan struct{})
@@ -462,7 +462,7 @@ func TestHostEnforcesPeerStreamLimit(t *testing.T) {
 func TestPeerIDOf(t *testing.T) {
 	noLeaks(t)
 	k := newKey(t)
-	h := startHost(t, HostConfig{Key: k})
+	h := startHost(t, Config{Key: k})
 	if id := peerOf(t, k); id != h.ID() {
 		t.Errorf("PeerIDOf = %s; host ID = %s", id, h.ID())
 	}
@@ -473,7 +473,7 @@ func TestPeerIDOf(t *testing.T) {
 
 func TestSetAddrs(t *testing.T) {
 	noLeaks(t)
-	h := startHost(t, HostConfig{Key: newKey(t)})
+	h := startHost(t, Config{Key: newKey(t)})
 	other := peerOf(t, newKey(t))
 	third := peerOf(t, newKey(t))
 	tests := []struct {
@@ -520,8 +520,8 @@ func agencyCard(t *testing.T, cc string, hosts ...*Host) *card.Card {
 
 func TestHostSetCards(t *testing.T) {
 	noLeaks(t)
-	fr := startHost(t, HostConfig{Key: newKey(t)})
-	de := startHost(t, HostConfig{Key: newKey(t)})
+	fr := startHost(t, Config{Key: newKey(t)})
+	de := startHost(t, Config{Key: newKey(t)})
 	frCard, deCard := agencyCard(t, "FR", fr), agencyCard(t, "DE", de)
 	if err := fr.SetCards(frCard, deCard); err != nil {
 		t.Fatalf("FR SetCards: %v", err)
