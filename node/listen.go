@@ -121,3 +121,27 @@ func writeBound(dir string, mux *tlsnet.Mux, h *host.Host, api net.Listener) err
 	}
 	return nil
 }
+
+// isLoopback reports whether the API address is on loopback, where the API
+// speaks plain HTTP; anywhere else it speaks TLS.
+func isLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("api address %q: %v: %w", addr, err, ErrConfig)
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback(), nil
+}
+
+// localAddr is the host:port a local client dials to reach a listener: an
+// unspecified address (0.0.0.0, ::) is reached on loopback.
+func localAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -481,45 +480,4 @@ func (n *Node) ConnectedPartners() []string {
 		}
 	}
 	return out
-}
-
-// isLoopback reports whether the API address is on loopback, where the API
-// speaks plain HTTP; anywhere else it speaks TLS.
-func isLoopback(addr string) (bool, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false, fmt.Errorf("api address %q: %v: %w", addr, err, ErrConfig)
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback(), nil
-}
-
-// localAddr is the host:port a local client dials to reach a listener: an
-// unspecified address (0.0.0.0, ::) is reached on loopback.
-func localAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// actorName is how an entry body names a user.
-func actorName(u httpapi.User) string { return "user:" + u.Name }
-
-// validName reports whether s is a user name: 1 to 64 of [a-z0-9._-],
-// starting with a letter or digit.
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 64 || strings.IndexAny(s[:1], "._-") == 0 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -451,7 +451,6 @@ func (ps *partnerSets) stoppable(ctx context.Context) (context.Context, context.
 
 // expireCopy makes the next partnerSet of (partner, kind) sync first: the
 // partner answered from a newer set version or epoch than our copy.
-//
 func (ps *partnerSets) expireCopy(partner, kind string) {
 	pc := ps.partnerCopy(partner, kind)
 	pc.mu.Lock()

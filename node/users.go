@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/xborder/xborder/internal/httpapi"
@@ -223,4 +224,21 @@ func (s *users) RemoveUser(ctx context.Context, actor, name string) error {
 		return fmt.Errorf("remove user %s: %w", name, err)
 	}
 	return nil
+}
+
+// actorName is how an entry body names a user.
+func actorName(u httpapi.User) string { return "user:" + u.Name }
+
+// validName reports whether s is a user name: 1 to 64 of [a-z0-9._-],
+// starting with a letter or digit.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || strings.IndexAny(s[:1], "._-") == 0 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

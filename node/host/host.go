@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
-	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	p2phost "github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -213,44 +211,6 @@ func tcpListenAddr(s string) (ma.Multiaddr, error) {
 		return nil, fmt.Errorf("listen address %q: want /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT", s)
 	}
 	return a, nil
-}
-
-// DefaultLimits returns the resource manager's limits: libp2p's default
-// scaling limits at a fixed 256 MiB and 512 file descriptors (so that they
-// do not depend on the machine), then these explicit limits, sized for a
-// replica with up to about a hundred partner replicas:
-//
-//	scope      conns (in/out)   streams (in/out)    FDs   memory
-//	system     256 (128/128)    2048 (1024/1024)    256   512 MiB
-//	transient   32 (16/16)        64 (32/32)         32    32 MiB
-//	each peer    8 (4/4)         128 (64/64)          8    64 MiB
-//	each stream                                            16 MiB
-//
-// Transient is what a connection or stream uses before its peer and
-// protocol are known; the per-peer limit keeps one partner from starving the
-// others.
-func DefaultLimits() rcmgr.ConcreteLimitConfig {
-	scaling := rcmgr.DefaultLimits
-	base := scaling.Scale(256<<20, 512)
-	explicit := rcmgr.PartialLimitConfig{
-		System: rcmgr.ResourceLimits{
-			Conns: 256, ConnsInbound: 128, ConnsOutbound: 128,
-			Streams: 2048, StreamsInbound: 1024, StreamsOutbound: 1024,
-			FD: 256, Memory: 512 << 20,
-		},
-		Transient: rcmgr.ResourceLimits{
-			Conns: 32, ConnsInbound: 16, ConnsOutbound: 16,
-			Streams: 64, StreamsInbound: 32, StreamsOutbound: 32,
-			FD: 32, Memory: 32 << 20,
-		},
-		PeerDefault: rcmgr.ResourceLimits{
-			Conns: 8, ConnsInbound: 4, ConnsOutbound: 4,
-			Streams: 128, StreamsInbound: 64, StreamsOutbound: 64,
-			FD: 8, Memory: 64 << 20,
-		},
-		Stream: rcmgr.ResourceLimits{Memory: 16 << 20},
-	}
-	return explicit.Build(base)
 }
 
 // PeerIDOf returns the libp2p peer ID of an Ed25519 public key, as agency
@@ -529,80 +489,4 @@ func (h *Host) Close() error {
 		return fmt.Errorf("close libp2p host: %w", err)
 	}
 	return nil
-}
-
-// gater is the connection gater: it admits only the peers of the allow set,
-// when dialling and once a connection is authenticated. It keeps no address
-// rules: the peer ID, proven by the security handshake, is what counts.
-type gater struct {
-	mu      sync.RWMutex
-	allowed map[peer.ID]string
-	refused atomic.Uint64
-}
-
-var _ connmgr.ConnectionGater = (*gater)(nil)
-
-func newGater(allowed map[peer.ID]string) *gater {
-	g := &gater{}
-	g.set(allowed)
-	return g
-}
-
-// set replaces the allow set with a copy of allowed and returns the peers
-// it removed.
-func (g *gater) set(allowed map[peer.ID]string) []peer.ID {
-	next := make(map[peer.ID]string, len(allowed))
-	for p, agency := range allowed {
-		next[p] = agency
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var removed []peer.ID
-	for p := range g.allowed {
-		if _, ok := next[p]; !ok {
-			removed = append(removed, p)
-		}
-	}
-	g.allowed = next
-	return removed
-}
-
-func (g *gater) agency(p peer.ID) (string, bool) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	a, ok := g.allowed[p]
-	return a, ok
-}
-
-func (g *gater) admit(p peer.ID) bool {
-	_, ok := g.agency(p)
-	if !ok {
-		g.refused.Add(1)
-	}
-	return ok
-}
-
-// InterceptPeerDial refuses to dial a peer outside the allow set.
-func (g *gater) InterceptPeerDial(p peer.ID) bool { return g.admit(p) }
-
-// InterceptAddrDial refuses to dial a peer outside the allow set.
-func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool {
-	_, ok := g.agency(p)
-	return ok
-}
-
-// InterceptAccept lets any inbound connection reach the handshake: the peer
-// is unknown until then.
-func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
-
-// InterceptSecured refuses an authenticated peer outside the allow set, in
-// either direction.
-func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.admit(p)
-}
-
-// InterceptUpgraded checks the allow set once more, in case it changed
-// during the upgrade.
-func (g *gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
-	return g.admit(c.RemotePeer()), 0
 }
