@@ -35,6 +35,30 @@
 // The policy in force is the one the ledger names (that of its last policy
 // entry); each replica loads its files from the records when that changes.
 //
+// # Components
+//
+// Node is wiring: Open builds the parts below in start, the watch loop
+// feeds them what Raft applied, and Close stops them in reverse order. Each
+// is a type of its own, built by its constructor from what it uses (the
+// audit and data groups as *raftGroup, the local store, the clock, a
+// logger, its metrics) and, for what another part owns, a small interface
+// declared in its own file. None holds the Node. docs/architecture.md has
+// the table of every component, its files and its dependencies.
+//
+//	administration  policySource (policy.go)   the policy in force
+//	                users (users.go)           users, tokens, authorisation
+//	                cards (partners.go)        own card, pinned partners, the host's allow set
+//	                replicaSet (join.go, bundle.go)  replica records, join, removal, bundles
+//	holdings        epochs (epochs.go)         epoch seeds, keys, rotation
+//	                localSets (sets.go, precompute*.go)  this replica's encoded sets
+//	                holdings (holdings.go, imports.go, erase.go, orphans.go, rows.go)
+//	                syncOwner (sync_owner.go)  the owner's side of sync
+//	                partnerSets, cardChecker (sync.go)  partners' sets and re-pinned cards
+//	matching        querier (query.go, approve.go)  outbound queries and approvals
+//	                admission (match_in.go)    inbound queries: policy, admit, evaluate
+//	HTTP            backend (api.go, query_api.go, holdings_api.go)  routes to the above
+//	network edge    node/host                  libp2p host and connection gater
+//
 // The network edge, the libp2p host and its connection gater, is package
 // node/host. Agency cards, by which partners are pinned, are in
 // internal/card. docs/network.md describes the network, docs/operators.md
