@@ -1,9 +1,17 @@
 package ledger
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -197,9 +205,47 @@ func markSnapshot(db *badger.DB, applied, index uint64) error {
 // between), it restores the state from that snapshot; when it cannot, it
 // refuses with ErrCorrupt and says what to do.
 func (l *Ledger) recoverState(snaps *snapStore, logs raft.LogStore) error {
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("open ledger snapshots: %w", err)
+	}
+	var latest *raft.SnapshotMeta
+	if len(list) > 0 {
+		latest = list[0]
+	}
+	reason, err := needsRestore(l.db, l.fsm.meta().applied, latest, logs)
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	if reason == "" {
+		return nil
+	}
+	refuse := func(why error) error {
+		return fmt.Errorf("open ledger %s: %s, and it cannot be restored: %v: %w; remove the directory and add the replica again (AddVoter) so that it re-joins from a healthy replica, or restore the directory from a backup",
+			l.cfg.Dir, reason, why, ErrCorrupt)
+	}
+	if latest == nil {
+		return refuse(fmt.Errorf("no snapshot"))
+	}
+	l.log.Warn("restoring the ledger state from the latest snapshot", "reason", reason, "snapshot", latest.ID)
+	meta, rc, err := snaps.Open(latest.ID)
+	if err != nil {
+		return refuse(err)
+	}
+	if err := l.fsm.restore(rc, meta.Index); err != nil {
+		return refuse(err)
+	}
+	return nil
+}
+
+// needsRestore says why the state in db, at Raft index applied, must be
+// restored from the latest snapshot (nil: none) before Raft starts, or ""
+// when it need not: a restore was cut short, or Raft would skip entries
+// the state lacks.
+func needsRestore(db *badger.DB, applied uint64, latest *raft.SnapshotMeta, logs raft.LogStore) (string, error) {
 	var restoring bool
 	var covered, through uint64
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := db.View(func(txn *badger.Txn) error {
 		_, ok, err := getBytes(txn, []byte(keyRestoring))
 		restoring = ok
 		if err != nil {
@@ -211,44 +257,68 @@ func (l *Ledger) recoverState(snaps *snapStore, logs raft.LogStore) error {
 		}
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("open ledger: %w", err)
-	}
-	list, err := snaps.List()
-	if err != nil {
-		return fmt.Errorf("open ledger snapshots: %w", err)
-	}
-	applied := l.fsm.meta().applied
-	var reason string
 	switch {
+	case err != nil:
+		return "", err
 	case restoring:
-		reason = "a snapshot restore was cut short"
-	case len(list) == 0 || applied >= list[0].Index:
-		return nil
-	case through == list[0].Index && applied >= covered:
-		return nil
-	case stateNeutral(logs, applied, list[0].Index):
-		return nil
-	default:
-		reason = fmt.Sprintf("the state (Raft index %d) is behind the latest snapshot (Raft index %d)", applied, list[0].Index)
+		return "a snapshot restore was cut short", nil
+	case latest == nil || applied >= latest.Index:
+		return "", nil
+	case through == latest.Index && applied >= covered:
+		return "", nil
+	case stateNeutral(logs, applied, latest.Index):
+		return "", nil
 	}
-	refuse := func(why error) error {
-		return fmt.Errorf("open ledger %s: %s, and it cannot be restored: %v: %w; remove the directory and add the replica again (AddVoter) so that it re-joins from a healthy replica, or restore the directory from a backup",
-			l.cfg.Dir, reason, why, ErrCorrupt)
+	return fmt.Sprintf("the state (Raft index %d) is behind the latest snapshot (Raft index %d)", applied, latest.Index), nil
+}
+
+// latestSnapshot reads the metadata of the latest complete snapshot that
+// a raft.FileSnapshotStore keeps in dir (its base directory's "snapshots")
+// without opening the store, which writes; nil when there is none.
+func latestSnapshot(dir string) (*raft.SnapshotMeta, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	if len(list) == 0 {
-		return refuse(fmt.Errorf("no snapshot"))
-	}
-	l.log.Warn("restoring the ledger state from the latest snapshot", "reason", reason, "snapshot", list[0].ID)
-	meta, rc, err := snaps.Open(list[0].ID)
 	if err != nil {
-		return refuse(err)
+		return nil, err
 	}
-	if err := l.fsm.restore(rc, meta.Index); err != nil {
-		return refuse(err)
+	var latest *raft.SnapshotMeta
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "meta.json"))
+		if err != nil {
+			continue // as raft does: a snapshot without its metadata is skipped
+		}
+		var m raft.SnapshotMeta
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		if latest == nil || m.Term > latest.Term || m.Term == latest.Term && m.Index > latest.Index {
+			latest = &m
+		}
 	}
-	// The state is healthy again: the failed attempts above halted nothing.
-	return nil
+	return latest, nil
+}
+
+func raftStore(db *badger.DB) *raftbadger.Store { return raftbadger.New(db, prefixRaft) }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// storedVerifierKey is the note verifier key of the agency key a directory
+// holds, or "" without one.
+func storedVerifierKey(txn *badger.Txn) (string, error) {
+	agency, _, err := getBytes(txn, []byte(keyAgency))
+	if err != nil {
+		return "", err
+	}
+	pub, ok, err := getBytes(txn, []byte(keyPublic))
+	if err != nil || !ok || len(pub) != ed25519.PublicKeySize {
+		return "", err
+	}
+	return VerifierKey(Origin(string(agency)), pub)
 }
 
 // stateNeutral reports whether the Raft log holds every entry after from

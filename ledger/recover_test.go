@@ -2,12 +2,14 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
@@ -132,5 +134,59 @@ func TestOpenRefusesWithoutSnapshot(t *testing.T) {
 	}
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "re-join") {
 		t.Errorf("Open = %v; want ErrCorrupt that says to re-join the replica", err)
+	}
+}
+
+// TestCheckDirectory: Check reports a state behind its snapshot as one the
+// next Open restores, reports the healthy directory after that Open, and
+// refuses a directory a replica runs on.
+func TestCheckDirectory(t *testing.T) {
+	cfg, root := behindSnapshot(t)
+	ctx := context.Background()
+	rep, err := Check(ctx, cfg.Dir, nil)
+	if err != nil || rep.Recover == "" || rep.Size != 10 {
+		t.Errorf("Check of a state behind its snapshot = %+v, %v; want 10 entries and a reason to restore", rep, err)
+	}
+	l := open(t, cfg)
+	if _, err := Check(ctx, cfg.Dir, nil); err == nil {
+		t.Errorf("Check of a running replica's directory succeeded")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Check(ctx, cfg.Dir, nil)
+	if err != nil || rep.Recover != "" || rep.Size != 25 || rep.Root != root || rep.Checkpoint != 25 || rep.Verified != 25 {
+		t.Errorf("Check after recovery = %+v, %v; want 25 entries, root %x, checkpoint and verified head at 25, nothing to restore", rep, err, root)
+	}
+}
+
+// TestStartCheckRecordsHead: Open records the tree head it checked, so
+// that the next start checks only what was added since.
+func TestStartCheckRecordsHead(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.CheckpointInterval = time.Hour
+	l := open(t, cfg)
+	appendN(t, l, 0, 7)
+	// Stop without Close, which would sign a checkpoint and record its head.
+	close(l.stop)
+	<-l.done
+	l.raft.Shutdown().Error()
+	l.trans.Close()
+	l.raftDB.Close()
+	l.db.Close()
+	l = open(t, cfg)
+	defer l.Close()
+	var n uint64
+	if err := l.db.View(func(txn *badger.Txn) error {
+		v, _, err := getBytes(txn, []byte(keyVerified))
+		if len(v) == 8+tlog.HashSize {
+			n = binary.BigEndian.Uint64(v)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 7 {
+		t.Errorf("verified head after Open at size %d; want 7", n)
 	}
 }
