@@ -26,7 +26,8 @@ import (
 
 func init() { commands = append(commands, newLedgerCmd) }
 
-const ledgerLong = `Ledger lists, shows, exports, prunes and verifies the agency's audit ledger.
+const ledgerLong = `Ledger lists, shows, exports, prunes and verifies the agency's audit ledger,
+and checks a stopped replica's copy of it (check).
 
 list, show, export and prune are clients of the node's API: give --api URL
 and --token-file FILE, or --dir DIR of the local node (its api.url and
@@ -56,21 +57,22 @@ const ledgerExample = `  xborder ledger list --type match_out --partner FR --sin
   xborder ledger show 42 --purpose 'audit 2026/7' --token-file alice.token
   xborder ledger export --out audit-2026 --dir /var/lib/xborder
   xborder ledger verify audit-2026 --key /var/lib/xborder/agency.pub --trusted last-year/checkpoint
-  xborder ledger prune --before 2021-01-01 --dir /var/lib/xborder`
+  xborder ledger prune --before 2021-01-01 --dir /var/lib/xborder
+  xborder ledger check --dir /var/lib/xborder`
 
 func newLedgerCmd(e *env, cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "ledger",
-		Short:   "List, show, export, prune and verify the audit ledger",
+		Short:   "List, show, export, prune, verify and check the audit ledger",
 		Long:    ledgerLong,
 		Example: ledgerExample,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			return usageError("run 'xborder ledger --help' for usage", "ledger: give a subcommand: list, show, export, prune or verify")
+			return usageError("run 'xborder ledger --help' for usage", "ledger: give a subcommand: list, show, export, prune, verify or check")
 		},
 	}
 	cmd.AddCommand(newLedgerListCmd(e, cf), newLedgerShowCmd(e, cf), newLedgerExportCmd(e, cf),
-		newLedgerPruneCmd(e, cf), newLedgerVerifyCmd(e))
+		newLedgerPruneCmd(e, cf), newLedgerVerifyCmd(e), newLedgerCheckCmd(e))
 	return cmd
 }
 
