@@ -50,9 +50,15 @@ var crashPoints = []struct{ name, mode string }{
 	{"restore-done", "install"},
 }
 
+// openRestorePoints are the failpoints of a restore that Open runs (a
+// replica killed at install-after-close, restarted): each is reached a
+// second time there and the replica killed again.
+var openRestorePoints = []string{"restore-marked", "restore-dropped", "restore-partial", "restore-flushed",
+	"restore-checked", "restore-synced", "restore-done"}
+
 const (
 	crashModeEnv = "XBORDER_LEDGER_CRASH_MODE"
-	crashDirEnv  = "XBORDER_LEDGER_CRASH_DIR"
+	crashDirEnv  = "XBORDER_LEDGER_CRASH_DIR" // reopen: "ID DIR ADDR" of the replica
 	crashOps     = 150 // operations of the workload
 	crashSnap    = 40  // a snapshot every this many operations
 	budgetKey    = "partner/FR/phone/DAY"
@@ -164,6 +170,17 @@ func TestCrashPoints(t *testing.T) {
 			case "install":
 				checkInstallCrash(t, log)
 			}
+		})
+	}
+	for _, p := range openRestorePoints {
+		t.Run("open-"+p, func(t *testing.T) {
+			log := runCrashChild(t, bin, "install", "install-after-close", t.TempDir())
+			r2, ok := log.replicas["r2"]
+			if !ok {
+				t.Fatal("the child did not report replica r2")
+			}
+			runCrashChild(t, bin, "reopen", p, "r2 "+r2[0]+" "+r2[1])
+			checkInstallCrash(t, log)
 		})
 	}
 }
@@ -318,6 +335,13 @@ func TestCrashChild(t *testing.T) {
 			t.Fatalf("add r2: %v", err)
 		}
 		c.converge()
+	case "reopen":
+		f := strings.Fields(dir)
+		c := newCluster(t)
+		c.tune = func(rc *raft.Config) { fastRaft(rc); crashTune(rc) }
+		r := &replica{id: f[0], dir: f[1], addr: f[2], tls: c.tlsConfig(f[0], c.ca)}
+		c.reps = append(c.reps, r)
+		c.start(r, false)
 	default:
 		t.Fatalf("unknown mode %q", mode)
 	}
