@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,8 +58,8 @@ var openRestorePoints = []string{"restore-marked", "restore-dropped", "restore-p
 const (
 	crashModeEnv = "XBORDER_LEDGER_CRASH_MODE"
 	crashDirEnv  = "XBORDER_LEDGER_CRASH_DIR" // reopen: "ID DIR ADDR" of the replica
-	crashOps     = 150 // operations of the workload
-	crashSnap    = 40  // a snapshot every this many operations
+	crashOps     = 150                        // operations of the workload
+	crashSnap    = 40                         // a snapshot every this many operations
 	budgetKey    = "partner/FR/phone/DAY"
 )
 
@@ -76,7 +75,11 @@ func crashTune(rc *raft.Config) {
 func failpointBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ledger.test")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// The go command puts its GOROOT/bin first on the test's PATH.
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to build the failpoints test binary: %v", err)
+	}
 	out, err := exec.Command(gobin, "test", "-c", "-tags", "failpoints", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("build the failpoints test binary: %v: %s", err, out)
