@@ -12,26 +12,26 @@ import (
 // prefixState is replicated state: written only by Apply and carried by
 // snapshots. Everything under prefixLocal belongs to this replica alone.
 const (
-	prefixRaft   = "r/" // raft log and stable store (package raftbadger), in Dir/raft
-	prefixState  = "s/"
-	prefixLocal  = "x/"
-	keyApplied   = "s/m/applied" // last applied raft index
-	keySize      = "s/m/size"    // number of entries
-	keyTime      = "s/m/time"    // latest entry time, Unix ns
-	keyPolicy    = "s/m/policy"  // policy version in force
-	keyPruned    = "s/m/pruned"  // first index whose body is not pruned
-	pfxEntry     = "s/e/"        // + index: entry record (encodeRecord)
-	pfxCommand   = "s/c/"        // + command ID: outcome
-	pfxRequest   = "s/q/"        // + request ID: time first seen (Unix ns)
-	pfxBudget    = "s/u/"        // + budget key: amount used
-	pfxRecord    = "s/r/"        // + namespace + 0 + key: record value
-	keyAgency    = "x/agency"
-	keyReplica   = "x/replica"
-	keyPublic    = "x/public"     // agency public key
-	keyNote      = "x/checkpoint" // latest signed checkpoint
-	keyVerified  = "x/verified"   // size (8) || root (32) checked or built by this replica
-	keyRestoring = "x/restoring"  // present while a snapshot is being restored (recover.go)
-	keySnapshot  = "x/snapshot"   // applied (8) || raft index (8): the state is current through that snapshot
+	prefixRaft  = "r/" // raft log and stable store (package raftbadger), in Dir/raft
+	prefixState = "s/"
+	prefixLocal = "x/"
+	keyApplied  = "s/m/applied" // last applied raft index
+	keySize     = "s/m/size"    // number of entries
+	keyTime     = "s/m/time"    // latest entry time, Unix ns
+	keyPolicy   = "s/m/policy"  // policy version in force
+	keyPruned   = "s/m/pruned"  // first index whose body is not pruned
+	pfxEntry    = "s/e/"        // + index: entry record (encodeRecord)
+	pfxCommand  = "s/c/"        // + command ID: outcome
+	pfxRequest  = "s/q/"        // + request ID: time first seen (Unix ns)
+	pfxBudget   = "s/u/"        // + budget key: amount used
+	pfxRecord   = "s/r/"        // + namespace + 0 + key: record value
+	keyAgency   = "x/agency"
+	keyReplica  = "x/replica"
+	keyPublic   = "x/public"     // agency public key
+	keyNote     = "x/checkpoint" // latest signed checkpoint
+	keyVerified = "x/verified"   // size (8) || root (32) checked or built by this replica
+	keyRestore  = "x/restoring"  // present while a snapshot is being restored (recover.go)
+	keySnapshot = "x/snapshot"   // applied (8) || raft index (8): the state is current through that snapshot
 )
 
 // The layout before entry records (migrate.go): each entry's leaf, body

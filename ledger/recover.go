@@ -27,7 +27,7 @@ import (
 // crashes break that: one between Raft saving a received snapshot and the
 // state machine restoring it (the state is then behind the snapshot), and
 // one in the middle of a restore (the state is then partial). So a restore
-// first records keyRestoring, durably, and removes it only once the state
+// first records keyRestore, durably, and removes it only once the state
 // it wrote is synced; and a state current through a snapshot records so
 // under keySnapshot. Before Raft starts, recoverState restores the state
 // from the latest snapshot when either crash happened, or refuses to start.
@@ -118,7 +118,7 @@ func (r raftFSM) Restore(rc io.ReadCloser) error { return r.fsm.restore(rc, r.sn
 
 // restore replaces the replicated state with the snapshot's (index: its
 // Raft index, 0 when unknown). A failure halts the replica: its state is
-// then partial, and keyRestoring makes the next Open restore it again.
+// then partial, and keyRestore makes the next Open restore it again.
 func (f *fsm) restore(rc io.ReadCloser, index uint64) error {
 	defer rc.Close()
 	if err := f.restoreState(rc, index); err != nil {
@@ -129,7 +129,7 @@ func (f *fsm) restore(rc io.ReadCloser, index uint64) error {
 }
 
 func (f *fsm) restoreState(r io.Reader, index uint64) error {
-	if err := f.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyRestoring), u64(index)) }); err != nil {
+	if err := f.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyRestore), u64(index)) }); err != nil {
 		return err
 	}
 	if err := f.db.Sync(); err != nil {
@@ -177,7 +177,7 @@ func (f *fsm) restoreState(r io.Reader, index uint64) error {
 		if err := txn.Set([]byte(keySnapshot), append(u64(applied), u64(index)...)); err != nil {
 			return err
 		}
-		return txn.Delete([]byte(keyRestoring))
+		return txn.Delete([]byte(keyRestore))
 	}); err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func needsRestore(db *badger.DB, applied uint64, latest *raft.SnapshotMeta, logs
 	var restoring bool
 	var covered, through uint64
 	err := db.View(func(txn *badger.Txn) error {
-		_, ok, err := getBytes(txn, []byte(keyRestoring))
+		_, ok, err := getBytes(txn, []byte(keyRestore))
 		restoring = ok
 		if err != nil {
 			return err

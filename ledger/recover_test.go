@@ -99,7 +99,7 @@ func setRestoring(t *testing.T, cfg Config) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyRestoring), []byte{1}) }); err != nil {
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyRestore), []byte{1}) }); err != nil {
 		t.Fatal(err)
 	}
 	for i := uint64(5); i < 10; i++ {

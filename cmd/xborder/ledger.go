@@ -26,8 +26,7 @@ import (
 
 func init() { commands = append(commands, newLedgerCmd) }
 
-const ledgerLong = `Ledger lists, shows, exports, prunes and verifies the agency's audit ledger,
-and checks a stopped replica's copy of it (check).
+const ledgerLong = `Ledger lists, shows, exports, prunes, verifies and checks the audit ledger.
 
 list, show, export and prune are clients of the node's API: give --api URL
 and --token-file FILE, or --dir DIR of the local node (its api.url and
@@ -57,8 +56,7 @@ const ledgerExample = `  xborder ledger list --type match_out --partner FR --sin
   xborder ledger show 42 --purpose 'audit 2026/7' --token-file alice.token
   xborder ledger export --out audit-2026 --dir /var/lib/xborder
   xborder ledger verify audit-2026 --key /var/lib/xborder/agency.pub --trusted last-year/checkpoint
-  xborder ledger prune --before 2021-01-01 --dir /var/lib/xborder
-  xborder ledger check --dir /var/lib/xborder`
+  xborder ledger prune --before 2021-01-01 --dir /var/lib/xborder`
 
 func newLedgerCmd(e *env, cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
