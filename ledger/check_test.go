@@ -52,21 +52,26 @@ func hashAt(level int) func([]byte, record) int {
 }
 
 // TestStartCheckCatchesTampering changes one stored byte in several places
-// of a closed ledger; Open must refuse with ErrCorrupt naming the index.
+// of a closed ledger. Check (xborder ledger check) must find each with
+// ErrCorrupt naming the index; Open must refuse in the same way when the
+// byte is in what the start check covers (entries since the last verified
+// tree head, and the tree on the path to its root), and start otherwise.
 func TestStartCheckCatchesTampering(t *testing.T) {
 	tests := []struct {
-		name   string
-		entry  uint64
-		at     func(v []byte, r record) int
-		wantAt string
+		name    string
+		entry   uint64
+		at      func(v []byte, r record) int
+		wantAt  string
+		atStart bool
 	}{
-		{"leaf before the checkpoint", 3, leafEnd, "index 3"},
-		{"leaf after the checkpoint", 11, leafEnd, "index 11"},
-		{"body", 5, bodyEnd, "index 5"},
+		{"leaf before the checkpoint", 3, leafEnd, "index 3", false},
+		{"leaf after the checkpoint", 11, leafEnd, "index 11", true},
+		{"body before the checkpoint", 5, bodyEnd, "index 5", false},
+		{"body after the checkpoint", 12, bodyEnd, "index 12", true},
 		// Storage index StoredHashIndex(3, 0): level 3, in entry 7's record.
-		{"tree hash on the checkpoint's path", 7, hashAt(3), "index 10"},
+		{"tree hash on the checkpoint's path", 7, hashAt(3), "index 10", true},
 		// StoredHashIndex(1, 6): level 1, in entry 13's record.
-		{"tree hash after the checkpoint", 13, hashAt(1), "index 13"},
+		{"tree hash after the checkpoint", 13, hashAt(1), "index 13", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,7 +93,17 @@ func TestStartCheckCatchesTampering(t *testing.T) {
 			l.db.Close()
 
 			rawUpdate(t, dir, func(txn *badger.Txn) error { return flipRecordByte(txn, tc.entry, tc.at) })
-			_, err := Open(context.Background(), cfg)
+			if _, err := Check(context.Background(), dir, nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.wantAt) {
+				t.Errorf("Check after tampering with the %s = %v; want ErrCorrupt at %s", tc.name, err, tc.wantAt)
+			}
+			l, err := Open(context.Background(), cfg)
+			if !tc.atStart {
+				if err != nil {
+					t.Fatalf("Open after tampering with the %s, before the verified head = %v; want it to start", tc.name, err)
+				}
+				l.Close()
+				return
+			}
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.wantAt) {
 				t.Fatalf("Open after tampering with the %s = %v; want ErrCorrupt at %s", tc.name, err, tc.wantAt)
 			}

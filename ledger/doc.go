@@ -34,12 +34,14 @@
 // docs/ledger-format.md. Entry indexes are contiguous from 0.
 //
 // A timer outside Apply signs a checkpoint on the leader at most every
-// Config.CheckpointInterval while the tree grows. On Open the replica checks
-// every stored leaf against its hash and body, checks that the stored tree
-// reproduces its last checkpoint, rebuilds the tree hashes added since, and
-// refuses to start with ErrCorrupt when anything disagrees. Export writes a
-// directory that format.Verify checks offline with only the agency's public
-// key.
+// Config.CheckpointInterval while the tree grows. On Open the replica first
+// restores its state from the latest Raft snapshot when the state is behind
+// it or a restore was cut short; then it checks that the stored tree
+// reproduces its last checkpoint and verified tree head, checks every leaf
+// added since against its hash and body, rebuilds their tree hashes, and
+// refuses to start with ErrCorrupt when anything disagrees. Check checks a
+// stopped replica's directory in full. Export writes a directory that
+// format.Verify checks offline with only the agency's public key.
 //
 // Admit is the single command that makes an inbound query's admission
 // atomic: replay window, policy version in force, budget reservations and

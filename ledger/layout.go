@@ -30,6 +30,8 @@ const (
 	keyPublic   = "x/public"     // agency public key
 	keyNote     = "x/checkpoint" // latest signed checkpoint
 	keyVerified = "x/verified"   // size (8) || root (32) checked or built by this replica
+	keyRestore  = "x/restoring"  // present while a snapshot is being restored (recover.go)
+	keySnapshot = "x/snapshot"   // applied (8) || raft index (8): the state is current through that snapshot
 )
 
 // The layout before entry records (migrate.go): each entry's leaf, body

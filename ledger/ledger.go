@@ -139,9 +139,6 @@ func (l *Ledger) open(ctx context.Context) error {
 		return err
 	}
 	l.fsm = f
-	if err := l.check(ctx); err != nil {
-		return err
-	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(l.cfg.ReplicaID)
@@ -165,14 +162,23 @@ func (l *Ledger) open(ctx context.Context) error {
 	if l.cfg.tune != nil {
 		l.cfg.tune(rc)
 	}
-	store := raftbadger.New(l.raftDB, prefixRaft)
+	store := logStore{raftbadger.New(l.raftDB, prefixRaft)}
 	logs, err := raft.NewLogCache(1024, store)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(l.cfg.Dir, "snapshots"), 2, rc.Logger)
+	files, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(l.cfg.Dir, "snapshots"), 2, rc.Logger)
 	if err != nil {
 		return fmt.Errorf("open ledger snapshots: %w", err)
+	}
+	snaps := &snapStore{SnapshotStore: files}
+	// A state behind the latest snapshot, or cut short in a restore, is
+	// restored from that snapshot before anything reads it (recover.go).
+	if err := l.recoverState(snaps, store); err != nil {
+		return err
+	}
+	if err := l.check(ctx); err != nil {
+		return err
 	}
 	stream := l.cfg.Transport
 	if stream == nil {
@@ -200,7 +206,7 @@ func (l *Ledger) open(ctx context.Context) error {
 			return fmt.Errorf("bootstrap ledger: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, f, logs, store, snaps, l.trans)
+	r, err := raft.NewRaft(rc, raftFSM{f, snaps}, logs, store, snaps, l.trans)
 	if err != nil {
 		return fmt.Errorf("start ledger raft: %w", err)
 	}

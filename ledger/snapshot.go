@@ -22,18 +22,26 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.db.Sync(); err != nil {
 		return nil, fmt.Errorf("snapshot ledger state: %w", err)
 	}
-	return &snapshot{txn: f.db.NewTransaction(false)}, nil
+	return &snapshot{db: f.db, txn: f.db.NewTransaction(false)}, nil
 }
 
 // snapshotMagic starts every snapshot stream.
 const snapshotMagic = "xborder-ledger-snapshot/1\n"
 
-type snapshot struct{ txn *badger.Txn }
+type snapshot struct {
+	db  *badger.DB
+	txn *badger.Txn
+}
 
 // Persist writes every replicated key and value: magic, then per pair a
 // 4-byte key length, key, 4-byte value length, value; then a 4-byte
-// 0xffffffff end mark.
+// 0xffffffff end mark. Before the snapshot is saved it records that the
+// state is current through it (markSnapshot, recover.go).
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	ss, marked := sink.(*snapSink)
+	if marked {
+		ss.persist = true
+	}
 	w := bufio.NewWriterSize(sink, 1<<20)
 	err := func() error {
 		if _, err := w.WriteString(snapshotMagic); err != nil {
@@ -58,7 +66,17 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 		}
 		binary.BigEndian.PutUint32(hdr[:], 0xffffffff)
 		w.Write(hdr[:])
-		return w.Flush()
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if !marked {
+			return nil
+		}
+		applied, err := getUint64(s.txn, keyApplied)
+		if err != nil {
+			return err
+		}
+		return markSnapshot(s.db, applied, ss.index)
 	}()
 	if err != nil {
 		sink.Cancel()
@@ -128,41 +146,5 @@ func readSnapshot(r io.Reader, fn func(k, v []byte) error) error {
 }
 
 // Restore implements raft.FSM: it replaces the replicated state with the
-// snapshot's. A failure halts the replica (its state is then partial).
-func (f *fsm) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	if err := f.db.DropPrefix([]byte(prefixState)); err != nil {
-		f.stop(err)
-		return fmt.Errorf("restore ledger snapshot: %w", err)
-	}
-	wb := f.db.NewWriteBatch()
-	defer wb.Cancel()
-	if err := readSnapshot(rc, func(k, v []byte) error { return wb.Set(k, v) }); err != nil {
-		f.stop(err)
-		return err
-	}
-	if err := wb.Flush(); err != nil {
-		f.stop(err)
-		return fmt.Errorf("restore ledger snapshot: %w", err)
-	}
-	if err := migrateRecords(f.db, f.log); err != nil {
-		f.stop(err)
-		return fmt.Errorf("restore ledger snapshot: %w", err)
-	}
-	if err := f.load(); err != nil {
-		f.stop(err)
-		return err
-	}
-	// The snapshot came from another replica: check that its leaves,
-	// bodies and tree agree before serving from them, and record the tree
-	// head for the start check.
-	if err := f.checkAll(); err != nil {
-		f.stop(err)
-		return fmt.Errorf("restore ledger snapshot: %w", err)
-	}
-	if err := f.db.Sync(); err != nil {
-		f.stop(err)
-		return fmt.Errorf("restore ledger snapshot: %w", err)
-	}
-	return nil
-}
+// snapshot's (restore, recover.go). A failure halts the replica.
+func (f *fsm) Restore(rc io.ReadCloser) error { return f.restore(rc, 0) }

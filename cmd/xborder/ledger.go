@@ -26,7 +26,7 @@ import (
 
 func init() { commands = append(commands, newLedgerCmd) }
 
-const ledgerLong = `Ledger lists, shows, exports, prunes and verifies the agency's audit ledger.
+const ledgerLong = `Ledger lists, shows, exports, prunes, verifies and checks the audit ledger.
 
 list, show, export and prune are clients of the node's API: give --api URL
 and --token-file FILE, or --dir DIR of the local node (its api.url and
@@ -61,16 +61,16 @@ const ledgerExample = `  xborder ledger list --type match_out --partner FR --sin
 func newLedgerCmd(e *env, cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "ledger",
-		Short:   "List, show, export, prune and verify the audit ledger",
+		Short:   "List, show, export, prune, verify and check the audit ledger",
 		Long:    ledgerLong,
 		Example: ledgerExample,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			return usageError("run 'xborder ledger --help' for usage", "ledger: give a subcommand: list, show, export, prune or verify")
+			return usageError("run 'xborder ledger --help' for usage", "ledger: give a subcommand: list, show, export, prune, verify or check")
 		},
 	}
 	cmd.AddCommand(newLedgerListCmd(e, cf), newLedgerShowCmd(e, cf), newLedgerExportCmd(e, cf),
-		newLedgerPruneCmd(e, cf), newLedgerVerifyCmd(e))
+		newLedgerPruneCmd(e, cf), newLedgerVerifyCmd(e), newLedgerCheckCmd(e))
 	return cmd
 }
 
