@@ -22,7 +22,8 @@
 // which kind, context, time, budgets already used) and returns a
 // [Decision]: allow or deny with every reason by a stable ID, the budget
 // reservations the ledger must make atomically with its admit entry (keys
-// partner/CC/KIND/DAY, kind/KIND/DAY, case/REF and key/EPOCH/KIND, with the
+// partner/CC/KIND/DAY, kind/KIND/DAY, case/local/REF, case/partner/CC:REF
+// and key/EPOCH/KIND, with the
 // literal DAY that the ledger replaces by the leader's UTC day), whether an
 // approver is needed, the disclosure mode, the handling code and the
 // version of the files. Decide does no I/O, reads no clock and keeps no
