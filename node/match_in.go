@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -137,7 +136,7 @@ func (a *admission) Admit(ctx context.Context, in *exchange.Inbound) error {
 	case errors.Is(err, ledger.ErrReplay):
 		r = exchange.ReasonReplay
 	case errors.Is(err, ledger.ErrBudget):
-		r = a.budgetReason(d.Reserve, in)
+		r = a.budgetReason(d.Reserve)
 	default:
 		// ErrNoQuorum, ErrStalePolicy (the version changed between the
 		// decision and the commit: the request ID is spent, the partner
@@ -204,32 +203,18 @@ func partnerReason(id string) exchange.Reason {
 	return exchange.ReasonNotPermitted
 }
 
-// budgetReason says which budget denied an admission: it adds up the
-// admitted inbound entries that drew on each reservation's key (the ledger
-// keeps the totals but says only "budget") and names the first one the
-// request would pass. It reads the ledger only on this denial path.
-func (a *admission) budgetReason(res []policy.Reservation, in *exchange.Inbound) exchange.Reason {
-	entries, err := a.audit.Entries(context.Background(), ledger.Filter{Types: []ledger.Type{ledger.TypeMatchIn}})
-	if err != nil {
-		return exchange.ReasonPartnerBudget
-	}
-	today := a.now().UTC().Format("2006-01-02")
+// budgetReason says which budget denied an admission: the first of res
+// that the request would pass, by the used amounts the ledger holds (a few
+// reads, whatever the size of the ledger: a partner over its budget costs
+// the responder no more than any denial). Admit says only ErrBudget.
+func (a *admission) budgetReason(res []policy.Reservation) exchange.Reason {
 	for _, r := range res {
-		seg := strings.Split(r.Key, "/")
-		var used int64
-		for i := range entries {
-			e := &entries[i]
-			day := e.Time.UTC().Format("2006-01-02")
-			switch {
-			case seg[0] == "partner" && len(seg) == 4 && e.Partner == seg[1] && e.Kind == seg[2] && day == today,
-				seg[0] == "kind" && len(seg) == 3 && e.Kind == seg[1] && day == today,
-				seg[0] == "key" && len(seg) == 3 && e.Kind == seg[2] && strconv.FormatUint(e.Epoch, 10) == seg[1],
-				seg[0] == "case" && !e.Pruned && e.Partner == in.Peer.Agency && e.Body.CaseRef == in.CaseRef:
-				used += int64(e.PaddedSize)
-			}
+		used, err := a.audit.BudgetUsed(r.Key)
+		if err != nil {
+			return exchange.ReasonPartnerBudget
 		}
-		if used > r.Limit-r.Amount {
-			switch seg[0] {
+		if used+uint64(max(r.Amount, 0)) > uint64(max(r.Limit, 0)) {
+			switch r.Key[:strings.IndexByte(r.Key+"/", '/')] {
 			case "kind":
 				return exchange.ReasonKindCap
 			case "key":
