@@ -149,8 +149,11 @@ func (u userEntity) Get(uid types.EntityUID) (types.Entity, bool) {
 // shape; the partner and kind against the limits file; for a match, the
 // padded size, legal basis, case reference, purpose and offence; for a local
 // match, the approval rules; the Cedar policies; and for a match, the
-// budgets against r.Used. A user with role admin may always use the admin
-// verbs (bootstrap): no policy can lock the admins out.
+// budgets against r.Used. Under Default, before any policy file is in
+// force, a user with role admin may use the admin verbs (bootstrap); once
+// files are in force Cedar decides them like any other verb, so a forbid can
+// restrict an admin. The node refuses to put in force files under which no
+// user could manage_policy.
 //
 // Urgency never lifts a check: an urgent query needs its legal basis, case
 // reference, size cap and approval like any other. It may use the reserve
@@ -194,7 +197,7 @@ func (s *Set) Decide(r Request) Decision {
 	if d.Reasons != nil {
 		return d
 	}
-	if !inbound && r.Principal.Role == "admin" && slices.Contains(adminActions, r.Action) {
+	if s.bootstrap && !inbound && r.Principal.Role == "admin" && slices.Contains(adminActions, r.Action) {
 		d.Allow = true
 		return d
 	}

@@ -509,3 +509,48 @@ func TestCaseBudgetKeysNeverCollide(t *testing.T) {
 		}
 	}
 }
+
+// TestCedarDecidesAdminVerbs: once a policy is in force, Cedar decides the
+// admin verbs for admins too, so an agency can restrict a second admin with
+// a forbid; the default policy keeps the bootstrap rule.
+func TestCedarDecidesAdminVerbs(t *testing.T) {
+	p, err := os.ReadFile("../examples/policy/policy.cedar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := os.ReadFile("../examples/policy/limits.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = append(p, []byte(`
+@id("bob-no-users")
+@reason("second_admin")
+forbid (principal == User::"bob", action == Action::"manage_users", resource);
+`)...)
+	s, err := Parse(Files{PolicyName: "policy.cedar", Policy: p, LimitsName: "limits.yaml", Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := user("admin", "manage_users")
+	if d := s.Decide(bob); d.Allow {
+		t.Errorf("admin bob manage_users under a forbid = %+v; want denied", d)
+	}
+	alice := with(bob, func(r *Request) { r.Principal.User = "alice" })
+	for _, a := range []string{"manage_users", "manage_partners", "manage_keys", "manage_policy"} {
+		if d := s.Decide(with(alice, func(r *Request) { r.Action = a })); !d.Allow {
+			t.Errorf("admin alice %s under the examples = %+v; want allowed", a, d)
+		}
+		if d := Default().Decide(with(bob, func(r *Request) { r.Action = a })); !d.Allow {
+			t.Errorf("admin bob %s under the default policy = %+v; want allowed (bootstrap)", a, d)
+		}
+	}
+	// Without a permit for them, admins have no admin verb.
+	noAdmins, err := Parse(Files{PolicyName: "policy.cedar", Policy: []byte(`@id("a") permit (principal in Role::"auditor", action == Action::"read_ledger", resource);`),
+		LimitsName: "limits.yaml", Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := noAdmins.Decide(with(alice, func(r *Request) { r.Action = "manage_policy" })); d.Allow {
+		t.Errorf("admin manage_policy under a policy that permits no admin verb = %+v; want denied", d)
+	}
+}
