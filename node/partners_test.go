@@ -89,10 +89,11 @@ func TestPinRefusesCardTheAllowSetWouldRefuse(t *testing.T) {
 
 // A pin the allow set cannot take (here one recorded before pins were
 // checked) leaves the rest of the allow set in force: a removal still
-// applies, and the contested peer is admitted for neither agency.
+// applies, the contested peer is admitted for neither agency, and after a
+// restart the allow set is rebuilt from the pins, not left empty.
 func TestBadPinDoesNotFreezeAllowSet(t *testing.T) {
 	noLeaks(t)
-	gb := startNode(t, "GB")
+	gb, stop := startStoppable(t, "GB", 0)
 	ctx := context.Background()
 	frPeer, dePeer, shared := randomPeer(t), randomPeer(t), randomPeer(t)
 	for _, c := range []*card.Card{partnerCard(t, "FR", frPeer.String(), shared.String()), partnerCard(t, "DE", dePeer.String())} {
@@ -124,5 +125,13 @@ func TestBadPinDoesNotFreezeAllowSet(t *testing.T) {
 	}
 	if a, ok := gb.Host().Allows(gb.PeerID()); !ok || a != "GB" {
 		t.Errorf("Allows(own replica) = %q, %v; want GB", a, ok)
+	}
+	stop()
+	n := openNode(t, gb.dir)
+	if a, ok := n.Host().Allows(frPeer); !ok || a != "FR" {
+		t.Errorf("after a restart, Allows(FR's replica) = %q, %v; want FR", a, ok)
+	}
+	if _, ok := n.Host().Allows(dePeer); ok {
+		t.Errorf("after a restart, DE's replica is allowed; want it removed")
 	}
 }
