@@ -92,6 +92,13 @@ func (a *admitter) Admit(ctx context.Context, in *Inbound) error {
 	return nil
 }
 
+// Permit returns err when set, as Admit does, and records nothing.
+func (a *admitter) Permit(ctx context.Context, in *Inbound) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
 func (a *admitter) Refused(ctx context.Context, in *Inbound, r Reason) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -24,8 +24,9 @@ func matchFrameLimit(maxBatch int) int {
 }
 
 // HandleMatch serves one match stream: read the signed request, check peer,
-// signature, freshness, size and batch digest, find the key, ask the
-// Admitter, and only then evaluate and answer. Refusals are answered with a
+// signature, freshness, size and batch digest, ask the Admitter's policy
+// (Permit), find the key, ask the Admitter to admit, and only then evaluate
+// and answer. Refusals are answered with a
 // signed denial; a malformed or oversized message resets the stream. It
 // returns when the stream is done.
 func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
@@ -111,14 +112,7 @@ func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in 
 	if req.Kind != m.Kind || req.Epoch != m.Epoch || uint64(req.Len()) != m.PaddedSize {
 		return refuse(ReasonBadBatch)
 	}
-	ev, version, err := s.cfg.Responders.Responder(m.Kind, m.Epoch)
-	if errors.Is(err, ErrNoSet) {
-		return refuse(ReasonUnknownEpoch)
-	}
-	if err != nil {
-		return nil, 0, "", fmt.Errorf("find responder: %w", err)
-	}
-	if err := s.cfg.Admitter.Admit(ctx, in); err != nil {
+	denied := func(op string, err error) (*psi.Evaluation, uint32, Reason, error) {
 		var d *DeniedError
 		if errors.As(err, &d) {
 			r := d.Reason
@@ -127,7 +121,22 @@ func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in 
 			}
 			return nil, 0, r, nil
 		}
-		return nil, 0, "", fmt.Errorf("admit: %w", err)
+		return nil, 0, "", fmt.Errorf("%s: %w", op, err)
+	}
+	// Policy first: what a partner may not ask, it learns nothing about,
+	// not even whether a set of the kind and epoch is held.
+	if err := s.cfg.Admitter.Permit(ctx, in); err != nil {
+		return denied("permit", err)
+	}
+	ev, version, err := s.cfg.Responders.Responder(m.Kind, m.Epoch)
+	if errors.Is(err, ErrNoSet) {
+		return refuse(ReasonUnknownEpoch)
+	}
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("find responder: %w", err)
+	}
+	if err := s.cfg.Admitter.Admit(ctx, in); err != nil {
+		return denied("admit", err)
 	}
 	out, err := ev.Evaluate(req, s.cfg.Rand)
 	if err != nil {

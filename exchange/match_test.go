@@ -437,3 +437,43 @@ func TestNoIdentifierOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchPolicyBeforeSet: a partner the policy refuses a kind learns
+// that, and not whether a set of that kind and epoch exists; nothing is
+// admitted or evaluated, and the refusal is recorded once (by the
+// admitter).
+func TestMatchPolicyBeforeSet(t *testing.T) {
+	w := newWorld(t, 100, nil)
+	w.adm.err = Deny(ReasonKindNotAllowed)
+	for _, tt := range []struct {
+		name   string
+		mutate func(*wire.MatchRequest)
+	}{
+		{"held set", nil},
+		{"no set", func(m *wire.MatchRequest) {
+			m.Epoch = 4
+			eb := append([]byte(nil), m.EvalRequest...)
+			eb[2+1+len(kind)+7] = 4 // the batch's epoch, u64 big-endian
+			withBatch(m, eb)
+		}},
+	} {
+		m := w.request(10)
+		if tt.mutate != nil {
+			tt.mutate(m)
+		}
+		_, refusedBefore := w.adm.counts()
+		a, err := w.rawMatch(peerFR, m, keyFR)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", tt.name, err)
+		}
+		if a.Status != wire.StatusDenied || Reason(a.Reason) != ReasonKindNotAllowed {
+			t.Errorf("%s: answer status %d reason %q; want denied %q", tt.name, a.Status, a.Reason, ReasonKindNotAllowed)
+		}
+		if _, refused := w.adm.counts(); refused != refusedBefore {
+			t.Errorf("%s: Refused called %d times besides the admitter's own record; want 0", tt.name, refused-refusedBefore)
+		}
+	}
+	if n := w.ev.calls.Load(); n != 0 {
+		t.Errorf("Evaluate called %d times; want 0", n)
+	}
+}

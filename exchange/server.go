@@ -79,8 +79,16 @@ type Inbound struct {
 }
 
 // Admitter decides and records inbound match requests. node implements it
-// with policy.Set.Decide and ledger.Admit.
+// with policy.Set.Decide and ledger.Admit. The server asks Permit before it
+// looks up any set, so that a partner the policy refuses a kind never
+// learns whether a set of that kind and epoch exists, then Admit once the
+// set is found.
 type Admitter interface {
+	// Permit decides in by the policy in force alone: nil when the policy
+	// would admit it, else a *DeniedError (as Admit returns one) after
+	// recording the denial. It reserves nothing and commits no admit
+	// entry; Admit decides again and commits. Errors as for Admit.
+	Permit(ctx context.Context, in *Inbound) error
 	// Admit checks policy and commits the admit entry (replay window,
 	// policy version, budgets) before anything is evaluated. It returns
 	// nil when admitted; a *DeniedError (see Deny) with a partner-visible

@@ -51,6 +51,7 @@ const (
 	TypePartner     = format.TypePartner
 	TypeUser        = format.TypeUser
 	TypeReplica     = format.TypeReplica
+	TypeApproval    = format.TypeApproval
 )
 
 // Outcomes (format.Outcome).

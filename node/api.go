@@ -102,7 +102,7 @@ func (b *backend) RemovePartner(ctx context.Context, actor httpapi.User, agency 
 }
 
 func (b *backend) ApplyPolicy(ctx context.Context, actor httpapi.User, f policy.Files) (string, error) {
-	return b.policy.ApplyPolicy(ctx, actorName(actor), f)
+	return b.policy.ApplyPolicy(ctx, actorName(actor), f, b.users.policyManagers)
 }
 
 func (b *backend) PolicyVersion() string { return b.policy.Policy().Version() }

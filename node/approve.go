@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
@@ -18,9 +20,22 @@ import (
 // nsQueries holds the queries that needed an approver (key: query ID;
 // value: httpapi.QueryRecord JSON). A record holds what the approver
 // decides on (kind, partners, padded size, case, legal basis, offence,
-// purpose) and never the values: the investigator's client keeps them and
-// sends them again to run the approved query.
+// purpose) and the commitment to the query set under a case key the node
+// does not keep, never the values: the investigator's client keeps them and
+// the case key, and sends them again to run the approved query.
 const nsQueries = "queries"
+
+// approvalSpent is how long the ledger keeps an approval's run spent (its
+// replay window): for good. Pruning may drop the spent mark after the
+// retention; the record, marked done before the run, still refuses it.
+const approvalSpent = 100 * 365 * 24 * time.Hour
+
+// Purposes of the approval entries (ledger.TypeApproval), one per step.
+const (
+	approvalPending  = "query pending approval"
+	approvalApproved = "query approved"
+	approvalRun      = "approved query run"
+)
 
 // Query record states.
 const (
@@ -38,19 +53,41 @@ func newQueryID() (string, error) {
 	return "q-" + hex.EncodeToString(id[:]), nil
 }
 
-// recordPending records a query that waits for an approver.
-func (q *querier) recordPending(ctx context.Context, u httpapi.User, req httpapi.QueryRequest, partners []string, padded int) (*httpapi.QueryRecord, error) {
-	id, err := newQueryID()
-	if err != nil {
-		return nil, err
+// recordPending records a query that waits for an approver, bound to the
+// commitment of its query set: an approval entry, then the record.
+func (q *querier) recordPending(ctx context.Context, u httpapi.User, req httpapi.QueryRequest, partners []string, p *queryPlan) (*httpapi.QueryRecord, error) {
+	rec := &httpapi.QueryRecord{ID: p.id, User: u.Name, Kind: req.Kind, Case: req.Case, Basis: req.Basis,
+		Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Partners: partners, PaddedSize: p.padded,
+		Created: q.cfg.Now().UTC(), Status: queryPending, Commitment: hex.EncodeToString(p.commit[:])}
+	if _, err := q.cfg.Audit.Append(ctx, approvalEntry(rec, approvalPending, u.Name)); err != nil {
+		return nil, fmt.Errorf("record query %s: %w", rec.ID, err)
 	}
-	rec := &httpapi.QueryRecord{ID: id, User: u.Name, Kind: req.Kind, Case: req.Case, Basis: req.Basis,
-		Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Partners: partners, PaddedSize: padded,
-		Created: q.cfg.Now().UTC(), Status: queryPending}
 	if err := q.putQueryRecord(ctx, rec); err != nil {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// approvalEntry is the audit entry of one step of an approval: the header
+// names the query, its kind, padded size and the commitment to its query
+// set; the body who acted, the approver once there is one, and the case.
+func approvalEntry(rec *httpapi.QueryRecord, step, actor string) ledger.Entry {
+	var commit ledger.Digest
+	_, _ = hex.Decode(commit[:], []byte(rec.Commitment))
+	urg := uint8(0)
+	if rec.Urgent {
+		urg = 1
+	}
+	approver := ""
+	if rec.Approver != "" {
+		approver = "user:" + rec.Approver
+	}
+	return ledger.Entry{
+		Header: ledger.Header{Type: ledger.TypeApproval, Outcome: ledger.OutcomeOK, RequestID: rec.ID, Kind: rec.Kind,
+			PaddedSize: uint64(rec.PaddedSize), Urgency: urg, Digest: commit},
+		Body: ledger.Body{Actor: "user:" + actor, Approver: approver, Purpose: step, LegalBasis: rec.Basis,
+			Offence: rec.Offence, CaseRef: rec.Case},
+	}
 }
 
 func (q *querier) putQueryRecord(ctx context.Context, rec *httpapi.QueryRecord) error {
@@ -81,12 +118,23 @@ func (q *querier) queryRecord(id string) (*httpapi.QueryRecord, error) {
 
 // approvedRecord returns the record of an approved query that u runs with
 // the same kind, case, legal basis, offence, purpose, urgency, partners
-// and padded size as were approved.
-func (q *querier) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partners []string, padded int) (*httpapi.QueryRecord, error) {
+// and padded size as were approved, and the very query set: the case key of
+// the pending answer, sent back, must give the commitment recorded. It sets
+// p's case key and commitment to those of the approval.
+func (q *querier) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partners []string, p *queryPlan) (*httpapi.QueryRecord, error) {
 	rec, err := q.queryRecord(req.ID)
 	if err != nil {
 		return nil, err
 	}
+	key, kerr := hex.DecodeString(req.CaseKey)
+	if kerr == nil && len(key) != len(p.caseKey) {
+		kerr = errors.New("wrong length")
+	}
+	if kerr != nil {
+		return nil, fmt.Errorf("query %s: give the case key of its pending answer to run it: %w", rec.ID, httpapi.ErrBadRequest)
+	}
+	copy(p.caseKey[:], key)
+	p.commit = querySetCommitment(p.caseKey, p.inputs)
 	switch {
 	case rec.User != u.Name:
 		return nil, fmt.Errorf("query %s: made by another user: %w", rec.ID, httpapi.ErrForbidden)
@@ -95,10 +143,36 @@ func (q *querier) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partn
 	case rec.Status != queryApproved:
 		return nil, fmt.Errorf("query %s: already run; an approval is good for one run: %w", rec.ID, httpapi.ErrConflict)
 	case rec.Kind != req.Kind || rec.Case != req.Case || rec.Basis != req.Basis || rec.Offence != req.Offence ||
-		rec.Purpose != req.Purpose || rec.Urgent != req.Urgent || !slices.Equal(rec.Partners, partners) || rec.PaddedSize != padded:
+		rec.Purpose != req.Purpose || rec.Urgent != req.Urgent || !slices.Equal(rec.Partners, partners) || rec.PaddedSize != p.padded:
 		return nil, fmt.Errorf("query %s: differs from what was approved (kind, case, basis, offence, purpose, urgency, partners or size): %w", rec.ID, httpapi.ErrConflict)
+	case !hmac.Equal([]byte(hex.EncodeToString(p.commit[:])), []byte(rec.Commitment)):
+		// Also a record approved before approvals were bound to the set.
+		return nil, fmt.Errorf("query %s: the values (or the case key) are not those that were approved: %w", rec.ID, httpapi.ErrConflict)
 	}
 	return rec, nil
+}
+
+// spendApproval uses the approval of rec up, before the query runs: an
+// approval entry admitted under the query ID, which the ledger then holds
+// spent (a second run, even in parallel on another replica, is refused with
+// ErrConflict), and the record marked done. Nothing runs unless both are
+// committed.
+func (q *querier) spendApproval(ctx context.Context, u httpapi.User, rec *httpapi.QueryRecord) error {
+	_, err := q.cfg.Audit.Admit(ctx, ledger.Admission{Entry: approvalEntry(rec, approvalRun, u.Name),
+		PolicyVersion: q.cfg.Audit.Status().Policy, ReplayWindow: approvalSpent})
+	switch {
+	case errors.Is(err, ledger.ErrReplay):
+		return fmt.Errorf("query %s: already run; an approval is good for one run: %w", rec.ID, httpapi.ErrConflict)
+	case errors.Is(err, ledger.ErrStalePolicy):
+		return fmt.Errorf("query %s: the policy changed as it started, and its approval is spent: make the query again for a new approval: %w", rec.ID, httpapi.ErrConflict)
+	case err != nil:
+		return fmt.Errorf("query %s: the approval could not be recorded as used, so nothing was sent: %w: %w", rec.ID, err, httpapi.ErrUnavailable)
+	}
+	rec.Status = queryDone
+	if err := q.putQueryRecord(ctx, rec); err != nil {
+		return fmt.Errorf("%w: %w", err, httpapi.ErrUnavailable)
+	}
+	return nil
 }
 
 // Approve signs off a pending query. The approver must be another user
@@ -121,6 +195,9 @@ func (q *querier) Approve(ctx context.Context, u httpapi.User, id string) (httpa
 		return httpapi.QueryRecord{}, fmt.Errorf("approve %s: it is %s, not pending: %w", id, rec.Status, httpapi.ErrConflict)
 	}
 	rec.Status, rec.Approver, rec.Approved = queryApproved, u.Name, q.cfg.Now().UTC()
+	if _, err := q.cfg.Audit.Append(ctx, approvalEntry(rec, approvalApproved, u.Name)); err != nil {
+		return httpapi.QueryRecord{}, fmt.Errorf("approve %s: %w", id, err)
+	}
 	if err := q.putQueryRecord(ctx, rec); err != nil {
 		return httpapi.QueryRecord{}, err
 	}

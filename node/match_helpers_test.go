@@ -93,7 +93,7 @@ func startAgency(t testing.TB, cc string, replicas int, logs *syncBuf) *agency {
 		})
 	}
 	v, err := first.policy.ApplyPolicy(context.Background(), "user:admin", policy.Files{PolicyName: "policy.cedar",
-		Policy: []byte(matchPolicy), LimitsName: "limits.yaml", Limits: []byte(matchLimits)})
+		Policy: []byte(matchPolicy + matchAdmins), LimitsName: "limits.yaml", Limits: []byte(matchLimits)}, first.users.policyManagers)
 	if err != nil {
 		t.Fatalf("%s ApplyPolicy: %v", cc, err)
 	}
@@ -297,6 +297,12 @@ func mustNotContain(t *testing.T, what string, data []byte, secrets map[string][
 }
 
 var _ io.Writer = (*syncBuf)(nil)
+
+// matchAdmins lets the admins manage: Cedar decides the admin verbs once a
+// policy is in force, and a policy without it is refused.
+const matchAdmins = `
+@id("admins") permit (principal in Role::"admin", action in [Action::"manage_users", Action::"manage_partners", Action::"manage_keys", Action::"manage_policy"], resource == Node::"local");
+`
 
 const matchPolicy = `
 @id("gb") permit (principal == Agency::"GB", action in [Action::"match", Action::"sync"], resource is Kind);

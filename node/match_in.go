@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +24,8 @@ type responderSource interface {
 }
 
 // admission is the responder's side of a match (exchange.Admitter and
-// exchange.Responders). Policy decides first; then one ledger Admit
+// exchange.Responders). Policy decides first (Permit, before the exchange
+// looks up the set; then again in Admit); then one ledger Admit
 // command of the audit group checks the replay window and the policy
 // version, reserves the budgets and appends the match_in entry,
 // atomically; exchange evaluates only after Admit returns nil, with the
@@ -51,20 +51,15 @@ func newAdmission(audit *raftGroup, pol livePolicy, responders responderSource, 
 	return &admission{audit: audit, policy: pol, responders: responders, now: now, log: log, mm: mm}
 }
 
-// Admit decides an inbound match request by the policy in force (action
-// match, principal the partner agency) and commits its admission. A policy
-// denial is appended as a denial entry and returned as a partner-visible
-// reason; no quorum returns exchange.ErrUnavailable and evaluates nothing.
-func (a *admission) Admit(ctx context.Context, in *exchange.Inbound) error {
-	partner, kind := in.Peer.Agency, metricKind(in.Kind)
+// decide decides an inbound match request by the policy in force (action
+// match, principal the partner agency), with the version the ledger has in
+// force, so that Admit does not refuse the decision as stale.
+func (a *admission) decide(in *exchange.Inbound) policy.Decision {
 	start := time.Now()
-	// Decide with the version the ledger has in force, so that Admit
-	// does not refuse the decision as stale.
 	if a.audit.Status().Policy != a.policy.Policy().Version() {
 		a.policy.refreshPolicy()
 	}
-	pol := a.policy.Policy()
-	d := pol.Decide(policy.Request{
+	d := a.policy.Policy().Decide(policy.Request{
 		Principal: policy.Principal{Agency: in.Querier},
 		Action:    "match",
 		Kind:      in.Kind,
@@ -74,27 +69,57 @@ func (a *admission) Admit(ctx context.Context, in *exchange.Inbound) error {
 		Epoch: in.Epoch,
 	})
 	a.mm.stage("in", "policy", start)
-	e := inboundEntry(in, d.Version, d.Handling)
+	return d
+}
+
+// Permit decides an inbound match request by the policy alone, before the
+// exchange looks up any set (exchange.Admitter): a denial is appended as a
+// denial entry and returned as a partner-visible reason; nothing is
+// reserved or admitted.
+func (a *admission) Permit(ctx context.Context, in *exchange.Inbound) error {
+	d := a.decide(in)
 	if !d.Allow {
-		r := partnerReason(d.Reasons[0].ID)
-		e.Type, e.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
-		start = time.Now()
-		_, err := a.audit.Append(ctx, e)
-		a.mm.stage("in", "ledger", start)
-		if err != nil {
-			a.mm.query("in", partner, kind, "unavailable")
-			return fmt.Errorf("record denial: %w: %w", exchange.ErrUnavailable, err)
-		}
-		a.mm.query("in", partner, kind, "denied")
-		a.mm.denial("in", string(r))
-		return exchange.Deny(r)
+		return a.deny(ctx, in, d)
 	}
+	return nil
+}
+
+// deny records the policy denial d of in and returns its partner-visible
+// reason.
+func (a *admission) deny(ctx context.Context, in *exchange.Inbound, d policy.Decision) error {
+	partner, kind := in.Peer.Agency, metricKind(in.Kind)
+	e := inboundEntry(in, d.Version, d.Handling)
+	r := partnerReason(d.Reasons[0].ID)
+	e.Type, e.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
+	start := time.Now()
+	_, err := a.audit.Append(ctx, e)
+	a.mm.stage("in", "ledger", start)
+	if err != nil {
+		a.mm.query("in", partner, kind, "unavailable")
+		return fmt.Errorf("record denial: %w: %w", exchange.ErrUnavailable, err)
+	}
+	a.mm.query("in", partner, kind, "denied")
+	a.mm.denial("in", string(r))
+	return exchange.Deny(r)
+}
+
+// Admit decides an inbound match request by the policy in force again (it
+// may have changed since Permit) and commits its admission. A policy
+// denial is appended as a denial entry and returned as a partner-visible
+// reason; no quorum returns exchange.ErrUnavailable and evaluates nothing.
+func (a *admission) Admit(ctx context.Context, in *exchange.Inbound) error {
+	partner, kind := in.Peer.Agency, metricKind(in.Kind)
+	d := a.decide(in)
+	if !d.Allow {
+		return a.deny(ctx, in, d)
+	}
+	e := inboundEntry(in, d.Version, d.Handling)
 	res := make([]ledger.Reservation, 0, len(d.Reserve))
 	for _, r := range d.Reserve {
 		res = append(res, ledger.Reservation{Key: r.Key, Amount: uint64(r.Amount), Limit: uint64(r.Limit)})
 	}
 	e.Type, e.Outcome = ledger.TypeMatchIn, ledger.OutcomeOK
-	start = time.Now()
+	start := time.Now()
 	// The command ID is the signed request's digest (and the policy version
 	// it was decided on): the same signed bytes sent again, as a querier does
 	// when the replica it asked went down before answering, are a retry of
@@ -111,7 +136,7 @@ func (a *admission) Admit(ctx context.Context, in *exchange.Inbound) error {
 	case errors.Is(err, ledger.ErrReplay):
 		r = exchange.ReasonReplay
 	case errors.Is(err, ledger.ErrBudget):
-		r = a.budgetReason(d.Reserve, in)
+		r = a.budgetReason(d.Reserve)
 	default:
 		// ErrNoQuorum, ErrStalePolicy (the version changed between the
 		// decision and the commit: the request ID is spent, the partner
@@ -178,32 +203,18 @@ func partnerReason(id string) exchange.Reason {
 	return exchange.ReasonNotPermitted
 }
 
-// budgetReason says which budget denied an admission: it adds up the
-// admitted inbound entries that drew on each reservation's key (the ledger
-// keeps the totals but says only "budget") and names the first one the
-// request would pass. It reads the ledger only on this denial path.
-func (a *admission) budgetReason(res []policy.Reservation, in *exchange.Inbound) exchange.Reason {
-	entries, err := a.audit.Entries(context.Background(), ledger.Filter{Types: []ledger.Type{ledger.TypeMatchIn}})
-	if err != nil {
-		return exchange.ReasonPartnerBudget
-	}
-	today := a.now().UTC().Format("2006-01-02")
+// budgetReason says which budget denied an admission: the first of res
+// that the request would pass, by the used amounts the ledger holds (a few
+// reads, whatever the size of the ledger: a partner over its budget costs
+// the responder no more than any denial). Admit says only ErrBudget.
+func (a *admission) budgetReason(res []policy.Reservation) exchange.Reason {
 	for _, r := range res {
-		seg := strings.Split(r.Key, "/")
-		var used int64
-		for i := range entries {
-			e := &entries[i]
-			day := e.Time.UTC().Format("2006-01-02")
-			switch {
-			case seg[0] == "partner" && len(seg) == 4 && e.Partner == seg[1] && e.Kind == seg[2] && day == today,
-				seg[0] == "kind" && len(seg) == 3 && e.Kind == seg[1] && day == today,
-				seg[0] == "key" && len(seg) == 3 && e.Kind == seg[2] && strconv.FormatUint(e.Epoch, 10) == seg[1],
-				seg[0] == "case" && !e.Pruned && e.Partner == in.Peer.Agency && e.Body.CaseRef == in.CaseRef:
-				used += int64(e.PaddedSize)
-			}
+		used, err := a.audit.BudgetUsed(r.Key)
+		if err != nil {
+			return exchange.ReasonPartnerBudget
 		}
-		if used > r.Limit-r.Amount {
-			switch seg[0] {
+		if used+uint64(max(r.Amount, 0)) > uint64(max(r.Limit, 0)) {
+			switch r.Key[:strings.IndexByte(r.Key+"/", '/')] {
 			case "kind":
 				return exchange.ReasonKindCap
 			case "key":

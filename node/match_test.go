@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -400,7 +401,14 @@ func TestQueryTwoAgencies(t *testing.T) {
 		if ps, err := q.querier.Queries(alice, true); err != nil || len(ps) != 1 || ps[0].ID != res.ID || ps[0].User != "ivan" {
 			t.Errorf("pending queries = %+v, %v; want %s by ivan", ps, err, res.ID)
 		}
+		if res.CaseKey == "" {
+			t.Fatalf("pending answer %+v gives no case key", res)
+		}
 		areq.ID = res.ID
+		if _, err := q.querier.Query(ctx, ivan, areq); !errors.Is(err, httpapi.ErrBadRequest) {
+			t.Errorf("running without the case key of the pending answer: %v; want ErrBadRequest", err)
+		}
+		areq.CaseKey = res.CaseKey
 		if _, err := q.querier.Query(ctx, ivan, areq); !errors.Is(err, httpapi.ErrForbidden) {
 			t.Errorf("running before approval: %v; want ErrForbidden", err)
 		}
@@ -418,13 +426,61 @@ func TestQueryTwoAgencies(t *testing.T) {
 		if _, err := q.querier.Query(ctx, ivan, other); !errors.Is(err, httpapi.ErrConflict) {
 			t.Errorf("running another case under the approval: %v; want ErrConflict", err)
 		}
-		res, err = q.querier.Query(ctx, ivan, areq)
-		p := check("approved query", res, err)
+		// Other values of the same number, kind and case: not what was
+		// approved.
+		swapped := areq
+		swapped.Values = canon(t, "phone", "GB", "07700 900101", "07700 900888", "07700 900202")
+		if _, err := q.querier.Query(ctx, ivan, swapped); !errors.Is(err, httpapi.ErrConflict) {
+			t.Errorf("running other values under the approval: %v; want ErrConflict", err)
+		}
+		// Runs in parallel: one runs, the others are refused.
+		var wg sync.WaitGroup
+		results := make([]httpapi.QueryResult, 4)
+		errs := make([]error, 4)
+		for i := range results {
+			wg.Go(func() { results[i], errs[i] = q.querier.Query(ctx, ivan, areq) })
+		}
+		wg.Wait()
+		var p httpapi.PartnerResult
+		ran := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				ran++
+				p = check("approved query", results[i], err)
+			case !errors.Is(err, httpapi.ErrConflict):
+				t.Errorf("parallel run of one approval: %v; want ErrConflict", err)
+			}
+		}
+		if ran != 1 {
+			t.Fatalf("%d of 4 parallel runs of one approval ran; want 1", ran)
+		}
 		if out := hasEntry(byRequest(t, q, p.RequestID), ledger.TypeMatchOut, ledger.OutcomeOK); out == nil || out.Body.Approver != "user:alice" {
 			t.Errorf("outbound entry of the approved query = %+v; want approver alice", out)
 		}
 		if _, err := q.querier.Query(ctx, ivan, areq); !errors.Is(err, httpapi.ErrConflict) {
 			t.Errorf("second run of one approval: %v; want ErrConflict", err)
+		}
+		// Pending, approval and run are audit entries bound to the query
+		// set: the commitment the run's result entry carries.
+		var commit ledger.Digest
+		for _, e := range byRequest(t, q, p.RequestID) {
+			if e.Type == ledger.TypeMatchResult {
+				commit = e.Digest
+			}
+		}
+		var steps []string
+		for _, e := range byRequest(t, q, res.ID) {
+			if e.Type == ledger.TypeApproval {
+				steps = append(steps, e.Body.Purpose+" by "+e.Body.Actor)
+				if e.Digest != commit || commit == (ledger.Digest{}) {
+					t.Errorf("approval entry %q commits to %x; want the run's commitment", e.Body.Purpose, e.Digest)
+				}
+			}
+		}
+		want := []string{"query pending approval by user:ivan", "query approved by user:alice", "approved query run by user:ivan"}
+		if !slices.Equal(steps, want) {
+			t.Errorf("approval entries of %s = %q; want %q", res.ID, steps, want)
 		}
 	})
 

@@ -306,7 +306,7 @@ func TestPolicyInForceAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "leader", func() bool { return n.Audit().Status().State == "Leader" })
-	v, err := n.policy.ApplyPolicy(ctx, "test", files)
+	v, err := n.policy.ApplyPolicy(ctx, "test", files, n.users.policyManagers)
 	if cerr := n.Close(); err != nil || cerr != nil {
 		t.Fatalf("ApplyPolicy: %v; Close: %v", err, cerr)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/node/host"
 )
 
 // epochKeyLister lists the epoch keys the agency's card carries (the
@@ -108,6 +109,8 @@ func (c *cards) OwnCard() (*card.Card, error) {
 
 // refreshPins reads the pins from the records and hands the host the allow
 // set: this agency's replicas and every pinned, unexpired card's replicas.
+// A replica the allow set cannot take is logged and left out; the rest is
+// in force all the same.
 func (c *cards) refreshPins() error {
 	own, err := c.OwnCard()
 	if err != nil {
@@ -135,7 +138,13 @@ func (c *cards) refreshPins() error {
 	c.mu.Lock()
 	c.pins = pins
 	c.mu.Unlock()
-	return c.cfg.Allow.SetCards(allow...)
+	// A replica the allow set cannot take is left out and the rest applied:
+	// one bad pin never freezes the allow set. PinCard refuses such cards,
+	// so this is a pin recorded before it did, or one that raced another.
+	if err := c.cfg.Allow.SetCards(allow...); err != nil {
+		c.cfg.Log.Warn("pinned cards only partly in force; remove or re-pin them", "err", err)
+	}
+	return nil
 }
 
 // Pins returns the verified pinned partner cards by agency code.
@@ -194,7 +203,9 @@ func partnerInfo(c *card.Card) httpapi.Partner {
 }
 
 // PinCard pins a partner's card after checking its signature, validity
-// and, when fingerprint is not empty, its fingerprint. A card of an agency
+// and, when fingerprint is not empty, its fingerprint, and that the allow
+// set can take its replicas: peer IDs and addresses that parse, and no peer
+// ID that this agency or another recorded pin holds (ErrConflict). A card of an agency
 // already pinned must be signed by the same key and newer. The pin is a
 // replicated record and an audit entry; the host admits the partner's
 // replicas at once.
@@ -209,6 +220,9 @@ func (c *cards) PinCard(ctx context.Context, actor string, pc *card.Card, finger
 	}
 	if pc.Agency == c.cfg.Agency {
 		return httpapi.Partner{}, fmt.Errorf("pin partner: card of %s is this agency's own: %w", pc.Agency, httpapi.ErrBadRequest)
+	}
+	if err := c.checkReplicas(pc); err != nil {
+		return httpapi.Partner{}, err
 	}
 	p := partnerInfo(pc)
 	purpose := "pin"
@@ -240,6 +254,33 @@ func (c *cards) PinCard(ctx context.Context, actor string, pc *card.Card, finger
 	}
 	c.cfg.Log.Info("partner pinned", "partner", pc.Agency, "sequence", pc.Sequence, "replicas", len(pc.Replicas))
 	return p, c.refreshPins()
+}
+
+// checkReplicas refuses a card whose replicas the allow set could not take
+// beside this agency's own card and every other recorded pin (in force or
+// not: a peer ID stays its agency's until the pin is removed).
+func (c *cards) checkReplicas(pc *card.Card) error {
+	own, err := c.OwnCard()
+	if err != nil {
+		return fmt.Errorf("pin partner: %w", err)
+	}
+	held := []*card.Card{own}
+	err = c.cfg.Audit.Scan(nsPins, "", func(agency string, v []byte) error {
+		if oc, err := card.Decode(v); err == nil && agency != pc.Agency {
+			held = append(held, oc)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pin partner: %w", err)
+	}
+	switch err := host.CheckCard(pc, held...); {
+	case errors.Is(err, host.ErrPeerClaimed):
+		return fmt.Errorf("pin partner: %w: %w", httpapi.ErrConflict, err)
+	case err != nil:
+		return fmt.Errorf("pin partner: %w: %w", httpapi.ErrBadRequest, err)
+	}
+	return nil
 }
 
 // UnpinPartner removes a partner's pin (an audit entry) and closes its

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/policy"
 )
@@ -71,12 +72,23 @@ func filesDigest(f policy.Files) ledger.Digest {
 // ApplyPolicy parses both files and, when they are valid, records them and
 // commits a policy entry with their version, which puts them in force on
 // every replica (each one watches the ledger's policy version). A bad file
-// is refused with a *policy.FileError (file:line: reason) and the version
-// in force stays.
-func (p *policySource) ApplyPolicy(ctx context.Context, actor string, f policy.Files) (string, error) {
+// is refused with a *policy.FileError (file:line: reason), and files under
+// which managers finds no user who could manage_policy with
+// httpapi.ErrBadRequest: the version in force stays.
+func (p *policySource) ApplyPolicy(ctx context.Context, actor string, f policy.Files, managers func(*policy.Set) ([]string, error)) (string, error) {
 	set, err := policy.Parse(f)
 	if err != nil {
 		return "", fmt.Errorf("apply policy: %w", err)
+	}
+	// Cedar decides the admin verbs once files are in force: files that
+	// let no one manage the policy would lock the agency out of it.
+	who, err := managers(set)
+	if err != nil {
+		return "", fmt.Errorf("apply policy: %w", err)
+	}
+	if len(who) == 0 {
+		return "", fmt.Errorf("apply policy: under these files no user could manage_policy, so no one could change them again; "+
+			"permit it to a role, as examples/policy does (admins-manage), and check no forbid takes it from every user: %w", httpapi.ErrBadRequest)
 	}
 	v := set.Version()
 	rec, err := json.Marshal(policyRecord{PolicyName: f.PolicyName, Policy: f.Policy, LimitsName: f.LimitsName, Limits: f.Limits})

@@ -123,7 +123,7 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 	}
 	var rec *httpapi.QueryRecord
 	if req.ID != "" {
-		if rec, err = q.approvedRecord(u, req, partners, p.padded); err != nil {
+		if rec, err = q.approvedRecord(u, req, partners, p); err != nil {
 			return httpapi.QueryResult{}, err
 		}
 		p.id, p.approver = rec.ID, rec.Approver
@@ -141,8 +141,15 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 	}
 	q.cfg.Metrics.stage("out", "policy", start)
 	res := httpapi.QueryResult{ID: p.id, Kind: req.Kind, Values: p.distinct, PaddedSize: p.padded}
+	if rec == nil {
+		if _, err := rand.Read(p.caseKey[:]); err != nil {
+			return httpapi.QueryResult{}, fmt.Errorf("query: draw case key: %w", err)
+		}
+		p.commit = querySetCommitment(p.caseKey, p.inputs)
+	}
+	res.CaseKey = hex.EncodeToString(p.caseKey[:])
 	if needs {
-		r, err := q.recordPending(ctx, u, req, partners, p.padded)
+		r, err := q.recordPending(ctx, u, req, partners, p)
 		if err != nil {
 			return httpapi.QueryResult{}, err
 		}
@@ -150,11 +157,12 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 		res.ID, res.Status = r.ID, "pending"
 		return res, nil
 	}
-	if _, err := rand.Read(p.caseKey[:]); err != nil {
-		return httpapi.QueryResult{}, fmt.Errorf("query: draw case key: %w", err)
+	if rec != nil {
+		if err := q.spendApproval(ctx, u, rec); err != nil {
+			return httpapi.QueryResult{}, err
+		}
 	}
-	p.commit = querySetCommitment(p.caseKey, p.inputs)
-	res.Status, res.CaseKey = "done", hex.EncodeToString(p.caseKey[:])
+	res.Status = "done"
 	res.Partners = make([]httpapi.PartnerResult, len(partners))
 	var wg sync.WaitGroup
 	for i, partner := range partners {
@@ -168,12 +176,6 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 		})
 	}
 	wg.Wait()
-	if rec != nil {
-		rec.Status = "done"
-		if err := q.putQueryRecord(ctx, rec); err != nil {
-			q.cfg.Log.Warn("mark query done", "query", rec.ID, "err", err)
-		}
-	}
 	return res, nil
 }
 

@@ -130,6 +130,27 @@ func (s *users) authorize(u httpapi.User, action string) error {
 	return fmt.Errorf("role %s may not %s under the policy in force (%v): %w", u.Role, action, ids, httpapi.ErrForbidden)
 }
 
+// policyManagers returns the names of the users who could manage_policy
+// under set now: the recorded users, and the init admin while the leader has
+// not recorded it yet.
+func (s *users) policyManagers(set *policy.Set) ([]string, error) {
+	us, err := s.Users()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.audit.Get(nsNode, adminSeeded); errors.Is(err, ledger.ErrNotFound) {
+		us = append(us, httpapi.User{Name: adminName, Role: "admin"})
+	}
+	var out []string
+	for _, u := range us {
+		if set.Decide(policy.Request{Principal: policy.Principal{User: u.Name, Role: u.Role},
+			Action: "manage_policy", Time: s.now().UTC()}).Allow {
+			out = append(out, u.Name)
+		}
+	}
+	return out, nil
+}
+
 // AddUser adds a user with a fresh token, which it returns: the only time
 // the token exists outside the user's token file.
 func (s *users) AddUser(ctx context.Context, actor, name, role string) (httpapi.NewUser, error) {

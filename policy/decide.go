@@ -26,7 +26,7 @@ const (
 	ReasonMissingPurpose    = "missing_purpose"     // a match without a purpose
 	ReasonOffenceNotListed  = "offence_not_listed"  // offence type not in the limits file's list
 	ReasonPartnerBudget     = "partner_budget"      // partner/CC/KIND/DAY would go over the daily budget
-	ReasonCaseBudget        = "case_budget"         // case/REF would go over the case budget
+	ReasonCaseBudget        = "case_budget"         // the case (case/local/REF, case/partner/CC:REF) would go over its budget
 	ReasonKindCap           = "kind_cap"            // kind/KIND/DAY would go over the global daily cap
 	ReasonKeyExhausted      = "key_exhausted"       // key/EPOCH/KIND would go over the evaluations per key
 	ReasonNeedsApproval     = "needs_approval"      // a local match that needs an approver and has none yet
@@ -88,7 +88,7 @@ type Reason struct {
 // entry, before the request may proceed: Used[Key] + Amount must stay at or
 // under Limit.
 type Reservation struct {
-	Key    string `json:"key"`    // partner/CC/KIND/DAY, kind/KIND/DAY, case/REF or key/EPOCH/KIND
+	Key    string `json:"key"`    // partner/CC/KIND/DAY, kind/KIND/DAY, case/local/REF, case/partner/CC:REF or key/EPOCH/KIND
 	Amount int64  `json:"amount"` // padded identifiers
 	Limit  int64  `json:"limit"`
 }
@@ -149,8 +149,11 @@ func (u userEntity) Get(uid types.EntityUID) (types.Entity, bool) {
 // shape; the partner and kind against the limits file; for a match, the
 // padded size, legal basis, case reference, purpose and offence; for a local
 // match, the approval rules; the Cedar policies; and for a match, the
-// budgets against r.Used. A user with role admin may always use the admin
-// verbs (bootstrap): no policy can lock the admins out.
+// budgets against r.Used. Under Default, before any policy file is in
+// force, a user with role admin may use the admin verbs (bootstrap); once
+// files are in force Cedar decides them like any other verb, so a forbid can
+// restrict an admin. The node refuses to put in force files under which no
+// user could manage_policy.
 //
 // Urgency never lifts a check: an urgent query needs its legal basis, case
 // reference, size cap and approval like any other. It may use the reserve
@@ -194,7 +197,7 @@ func (s *Set) Decide(r Request) Decision {
 	if d.Reasons != nil {
 		return d
 	}
-	if !inbound && r.Principal.Role == "admin" && slices.Contains(adminActions, r.Action) {
+	if s.bootstrap && !inbound && r.Principal.Role == "admin" && slices.Contains(adminActions, r.Action) {
 		d.Allow = true
 		return d
 	}
@@ -305,9 +308,12 @@ type reservation struct {
 }
 
 // reservations lists the budgets a match draws on. Inbound: the partner's
-// daily budget, the global daily cap, the case (keyed by the partner's code
-// and its reference, so references of different agencies never meet) and
-// the evaluations of the responder key. Local: the case.
+// daily budget, the global daily cap, the case (case/partner/CC:REF: the
+// partner's code and its reference, so references of different agencies
+// never meet) and the evaluations of the responder key. Local: the case
+// (case/local/REF). The second segment keeps local and inbound cases apart
+// whatever the reference, and the escaped reference is one segment, never
+// DAY (a local DAY is refused; an inbound one follows "CC:").
 func (s *Set) reservations(r *Request, partner string, known bool, pk partnerKind, size int64) []reservation {
 	lim := s.limits
 	withReserve := func(n int64) int64 {
@@ -329,12 +335,12 @@ func (s *Set) reservations(r *Request, partner string, known bool, pk partnerKin
 		})
 	}
 	if lim.caseLimit > 0 && r.Context.CaseRef != "" {
-		ref := caseEscaper.Replace(r.Context.CaseRef)
+		key := "case/local/" + caseEscaper.Replace(r.Context.CaseRef)
 		if r.Inbound() {
-			ref = partner + ":" + ref
+			key = "case/partner/" + partner + ":" + caseEscaper.Replace(r.Context.CaseRef)
 		}
 		out = append(out, reservation{
-			key:    Reservation{Key: "case/" + ref, Amount: size, Limit: withReserve(lim.caseLimit)},
+			key:    Reservation{Key: key, Amount: size, Limit: withReserve(lim.caseLimit)},
 			reason: ReasonCaseBudget, what: "case budget",
 		})
 	}

@@ -71,7 +71,7 @@ func inboundReserve(cc, kind string, size, daily, globalCap, keyEvals int64) []R
 	return []Reservation{
 		{Key: "partner/" + cc + "/" + kind + "/DAY", Amount: size, Limit: daily},
 		{Key: "kind/" + kind + "/DAY", Amount: size, Limit: globalCap},
-		{Key: "case/" + cc + ":OP-1", Amount: size, Limit: 20000},
+		{Key: "case/partner/" + cc + ":OP-1", Amount: size, Limit: 20000},
 		{Key: "key/7/" + kind, Amount: size, Limit: keyEvals},
 	}
 }
@@ -139,7 +139,7 @@ func TestDecideExamples(t *testing.T) {
 		}), reserve: []Reservation{
 			{Key: "partner/TH/phone/DAY", Amount: 2048, Limit: 25000},
 			{Key: "kind/phone/DAY", Amount: 2048, Limit: 400000},
-			{Key: "case/TH:OP-1", Amount: 2048, Limit: 25000},
+			{Key: "case/partner/TH:OP-1", Amount: 2048, Limit: 25000},
 			{Key: "key/7/phone", Amount: 2048, Limit: 2000000},
 		}, handling: "H2", disclosure: "hits"},
 		{name: "urgent query beyond the reserve", req: with(inbound("TH", "phone", 2048), func(r *Request) {
@@ -147,10 +147,10 @@ func TestDecideExamples(t *testing.T) {
 			r.Context.Urgent = true
 		}), reasons: []string{ReasonPartnerBudget}, handling: "H2", disclosure: "hits"},
 		{name: "case budget exhausted", req: with(inbound("GB", "phone", 1024), func(r *Request) {
-			r.Used = map[string]int64{"case/GB:OP-1": 19500}
+			r.Used = map[string]int64{"case/partner/GB:OP-1": 19500}
 		}), reasons: []string{ReasonCaseBudget}, handling: "H2", disclosure: "hits"},
 		{name: "case budgets of partners do not meet", req: with(inbound("GB", "phone", 1024), func(r *Request) {
-			r.Used = map[string]int64{"case/TH:OP-1": 20000, "case/OP-1": 20000}
+			r.Used = map[string]int64{"case/partner/TH:OP-1": 20000, "case/local/OP-1": 20000}
 		}), reserve: inboundReserve("GB", "phone", 1024, 100000, 400000, 2000000), handling: "H2", disclosure: "hits"},
 		{name: "global cap reached", req: with(inbound("NL", "btc", 1024), func(r *Request) {
 			r.Used = map[string]int64{"kind/btc/DAY": 99500}
@@ -175,7 +175,7 @@ func TestDecideExamples(t *testing.T) {
 			reasons: []string{ReasonSizeOverCap, ReasonPartnerBudget, ReasonKindCap, ReasonCaseBudget, ReasonKeyExhausted}, handling: "H2", disclosure: "hits"},
 		{name: "slashes in a case reference stay in one key segment", req: with(local("investigator", "GB", "phone", 64), func(r *Request) {
 			r.Context.CaseRef = "OP/DAY/17%"
-		}), reserve: []Reservation{{Key: "case/OP%2FDAY%2F17%25", Amount: 64, Limit: 20000}}, handling: "H2", disclosure: "hits"},
+		}), reserve: []Reservation{{Key: "case/local/OP%2FDAY%2F17%25", Amount: 64, Limit: 20000}}, handling: "H2", disclosure: "hits"},
 		{name: "a local case named DAY is refused", req: with(local("investigator", "GB", "phone", 64), func(r *Request) {
 			r.Context.CaseRef = "DAY"
 		}), reasons: []string{ReasonBadRequest}},
@@ -184,7 +184,7 @@ func TestDecideExamples(t *testing.T) {
 		}), reserve: []Reservation{
 			{Key: "partner/NL/eth/DAY", Amount: 8, Limit: 10000},
 			{Key: "kind/eth/DAY", Amount: 8, Limit: 100000},
-			{Key: "case/NL:DAY", Amount: 8, Limit: 20000},
+			{Key: "case/partner/NL:DAY", Amount: 8, Limit: 20000},
 			{Key: "key/7/eth", Amount: 8, Limit: 500000},
 		}, handling: "H1", disclosure: "hits"},
 		{name: "an overlong case reference is refused", req: with(inbound("GB", "phone", 64), func(r *Request) {
@@ -202,11 +202,11 @@ func TestDecideExamples(t *testing.T) {
 			reasons: []string{ReasonNotPermitted}},
 		// Local queries, approval and urgency.
 		{name: "investigator matches GB", req: local("investigator", "GB", "phone", 512),
-			reserve: []Reservation{{Key: "case/OP-1", Amount: 512, Limit: 20000}}, handling: "H2", disclosure: "hits"},
+			reserve: []Reservation{{Key: "case/local/OP-1", Amount: 512, Limit: 20000}}, handling: "H2", disclosure: "hits"},
 		{name: "large local query needs approval", req: local("investigator", "GB", "phone", 2048),
 			reasons: []string{ReasonNeedsApproval}, approval: true, handling: "H2", disclosure: "hits"},
 		{name: "large local query approved", req: with(local("investigator", "GB", "phone", 2048), func(r *Request) { r.Approved = true }),
-			reserve: []Reservation{{Key: "case/OP-1", Amount: 2048, Limit: 20000}}, approval: true, handling: "H2", disclosure: "hits"},
+			reserve: []Reservation{{Key: "case/local/OP-1", Amount: 2048, Limit: 20000}}, approval: true, handling: "H2", disclosure: "hits"},
 		{name: "document kind needs approval", req: local("investigator", "FR", "document", 64),
 			reasons: []string{ReasonNeedsApproval}, approval: true, handling: "H3", disclosure: "hits"},
 		{name: "organ removal needs approval", req: with(local("investigator", "GB", "phone", 64), func(r *Request) { r.Context.Offence = "organ_removal" }),
@@ -221,14 +221,14 @@ func TestDecideExamples(t *testing.T) {
 			r.Approved = true
 			r.Context.Urgent = true
 			r.Time = time.Date(2026, 11, 27, 23, 30, 0, 0, time.UTC)
-		}), reserve: []Reservation{{Key: "case/OP-1", Amount: 64, Limit: 25000}}, approval: true, handling: "H3", disclosure: "hits"},
+		}), reserve: []Reservation{{Key: "case/local/OP-1", Amount: 64, Limit: 25000}}, approval: true, handling: "H3", disclosure: "hits"},
 		{name: "local case budget exhausted", req: with(local("investigator", "DE", "email", 1024), func(r *Request) {
-			r.Used = map[string]int64{"case/OP-1": 19000}
+			r.Used = map[string]int64{"case/local/OP-1": 19000}
 		}), reasons: []string{ReasonCaseBudget}, handling: "H2", disclosure: "hits"},
 		{name: "urgent local query uses the case reserve", req: with(local("investigator", "DE", "email", 1024), func(r *Request) {
-			r.Used = map[string]int64{"case/OP-1": 19000}
+			r.Used = map[string]int64{"case/local/OP-1": 19000}
 			r.Context.Urgent = true
-		}), reserve: []Reservation{{Key: "case/OP-1", Amount: 1024, Limit: 25000}}, handling: "H2", disclosure: "hits"},
+		}), reserve: []Reservation{{Key: "case/local/OP-1", Amount: 1024, Limit: 25000}}, handling: "H2", disclosure: "hits"},
 		{name: "local query to an unknown partner", req: local("investigator", "US", "phone", 64),
 			reasons: []string{ReasonUnknownPartner}},
 		{name: "local query of a kind TH does not exchange", req: local("investigator", "TH", "iban", 64),
@@ -363,7 +363,7 @@ func TestBudgetKeys(t *testing.T) {
 	shapes := []*regexp.Regexp{
 		regexp.MustCompile(`^partner/[A-Z]{2}/[a-z]+/DAY$`),
 		regexp.MustCompile(`^kind/[a-z]+/DAY$`),
-		regexp.MustCompile(`^case/.+$`),
+		regexp.MustCompile(`^case/(local/[^/]+|partner/[A-Z]{2}:[^/]+)$`),
 		regexp.MustCompile(`^key/[0-9]+/[a-z]+$`),
 	}
 	d := s.Decide(inbound("NL", "eth", 32))
@@ -467,5 +467,90 @@ func BenchmarkBaselineSHA256(b *testing.B) {
 	buf := make([]byte, 1024)
 	for b.Loop() {
 		sha256.Sum256(buf)
+	}
+}
+
+// TestCaseBudgetKeysNeverCollide: a local case whose reference looks like a
+// partner's code and reference, and that partner's inbound case, draw on two
+// budgets; and no reference reaches another key or a DAY segment.
+func TestCaseBudgetKeysNeverCollide(t *testing.T) {
+	s := examples(t)
+	caseKey := func(r Request) string {
+		t.Helper()
+		d := s.Decide(r)
+		for _, x := range d.Reserve {
+			if strings.HasPrefix(x.Key, "case/") {
+				return x.Key
+			}
+		}
+		t.Fatalf("Decide(%+v) = %+v; want a case reservation", r, d)
+		return ""
+	}
+	in := caseKey(inbound("TH", "phone", 64))
+	keys := map[string]string{in: "inbound OP-1 from TH"}
+	for _, ref := range []string{"TH:OP-1", "OP-1", "in/TH/OP-1", "local/OP-1", "TH%3AOP-1", "x/DAY"} {
+		k := caseKey(with(local("investigator", "TH", "phone", 64), func(r *Request) { r.Context.CaseRef = ref }))
+		if other, ok := keys[k]; ok {
+			t.Errorf("local case %q reserves %q, as does %s", ref, k, other)
+		}
+		keys[k] = fmt.Sprintf("local case %q", ref)
+		if strings.Contains(k, "/DAY") {
+			t.Errorf("local case %q reserves %q: a DAY segment", ref, k)
+		}
+	}
+	for _, ref := range []string{"DAY", "TH:OP-1"} {
+		k := caseKey(with(inbound("NL", "eth", 32), func(r *Request) { r.Context.CaseRef = ref }))
+		if other, ok := keys[k]; ok {
+			t.Errorf("inbound case %q from NL reserves %q, as does %s", ref, k, other)
+		}
+		keys[k] = fmt.Sprintf("inbound case %q from NL", ref)
+		if strings.Contains(k, "/DAY") {
+			t.Errorf("inbound case %q reserves %q: a DAY segment", ref, k)
+		}
+	}
+}
+
+// TestCedarDecidesAdminVerbs: once a policy is in force, Cedar decides the
+// admin verbs for admins too, so an agency can restrict a second admin with
+// a forbid; the default policy keeps the bootstrap rule.
+func TestCedarDecidesAdminVerbs(t *testing.T) {
+	p, err := os.ReadFile("../examples/policy/policy.cedar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := os.ReadFile("../examples/policy/limits.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = append(p, []byte(`
+@id("bob-no-users")
+@reason("second_admin")
+forbid (principal == User::"bob", action == Action::"manage_users", resource);
+`)...)
+	s, err := Parse(Files{PolicyName: "policy.cedar", Policy: p, LimitsName: "limits.yaml", Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := user("admin", "manage_users")
+	if d := s.Decide(bob); d.Allow {
+		t.Errorf("admin bob manage_users under a forbid = %+v; want denied", d)
+	}
+	alice := with(bob, func(r *Request) { r.Principal.User = "alice" })
+	for _, a := range []string{"manage_users", "manage_partners", "manage_keys", "manage_policy"} {
+		if d := s.Decide(with(alice, func(r *Request) { r.Action = a })); !d.Allow {
+			t.Errorf("admin alice %s under the examples = %+v; want allowed", a, d)
+		}
+		if d := Default().Decide(with(bob, func(r *Request) { r.Action = a })); !d.Allow {
+			t.Errorf("admin bob %s under the default policy = %+v; want allowed (bootstrap)", a, d)
+		}
+	}
+	// Without a permit for them, admins have no admin verb.
+	noAdmins, err := Parse(Files{PolicyName: "policy.cedar", Policy: []byte(`@id("a") permit (principal in Role::"auditor", action == Action::"read_ledger", resource);`),
+		LimitsName: "limits.yaml", Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := noAdmins.Decide(with(alice, func(r *Request) { r.Action = "manage_policy" })); d.Allow {
+		t.Errorf("admin manage_policy under a policy that permits no admin verb = %+v; want denied", d)
 	}
 }

@@ -22,7 +22,8 @@
 // which kind, context, time, budgets already used) and returns a
 // [Decision]: allow or deny with every reason by a stable ID, the budget
 // reservations the ledger must make atomically with its admit entry (keys
-// partner/CC/KIND/DAY, kind/KIND/DAY, case/REF and key/EPOCH/KIND, with the
+// partner/CC/KIND/DAY, kind/KIND/DAY, case/local/REF, case/partner/CC:REF
+// and key/EPOCH/KIND, with the
 // literal DAY that the ledger replaces by the leader's UTC day), whether an
 // approver is needed, the disclosure mode, the handling code and the
 // version of the files. Decide does no I/O, reads no clock and keeps no
@@ -40,9 +41,10 @@
 // state, so a restart or a single replica cannot reset them.
 //
 // Safe defaults: a partner absent from the limits file gets nothing; with
-// no policy file ([Default]) auditors may only read the ledger; the admin
-// verbs stay open to users with role admin whatever the policy says, so no
-// policy can lock the admins out (the node decides who holds that role).
+// no policy file ([Default]) auditors may only read the ledger and the admin
+// verbs are open to users with role admin (bootstrap; the node decides who
+// holds that role). Once files are in force Cedar decides the admin verbs
+// too; the node refuses files under which no user could manage_policy.
 // The schema validator is cedar-go's experimental x/exp/schema/validate
 // (pinned at v1.9.1); Parse adds the checks it lacks (the IDs of roles,
 // kinds and the node, and agency codes against the limits file).

@@ -59,6 +59,9 @@ type Set struct {
 	reasons  map[cedar.PolicyID]string // forbid policy ID -> its @reason
 	messages map[cedar.PolicyID]string // forbid policy ID -> its @message
 	limits   *limits
+	// bootstrap: admins may use the admin verbs whatever Cedar says. Only
+	// Default has it: once files are in force, Cedar decides.
+	bootstrap bool
 }
 
 // Version identifies the files a decision was made with: "sha256:" and the
@@ -335,8 +338,8 @@ func checkEntities(p *xast.Policy, lim *limits) error {
 
 // defaultPolicy is what a node decides with before any policy file is
 // committed: no partner is listed, so partners get nothing; auditors may
-// read the ledger; admins keep the admin verbs by the bootstrap rule of
-// Decide.
+// read the ledger; admins have the admin verbs by the bootstrap rule of
+// Decide, which holds for Default only.
 const defaultPolicy = `// xborder default policy: auditors may read the ledger, nothing else.
 @id("default-auditors-read-ledger")
 permit (principal in Role::"auditor", action == Action::"read_ledger", resource == Node::"local");
@@ -344,7 +347,8 @@ permit (principal in Role::"auditor", action == Action::"read_ledger", resource 
 
 // Default returns the policy in force when no policy file has been
 // committed: partners get nothing (no partner is listed), auditors may only
-// read_ledger, and admins may always use the admin verbs (see Decide). Its
+// read_ledger, and admins may use the admin verbs (the bootstrap rule, see
+// Decide; once files are in force, Cedar decides them). Its
 // version is the empty string, which is what the ledger holds as the
 // version in force before any policy entry, so that decisions made with
 // Default are admitted until the first policy is committed, and refused as
@@ -359,5 +363,6 @@ var defaultSet = sync.OnceValue(func() *Set {
 	if err != nil {
 		panic("policy: default policy does not parse: " + err.Error())
 	}
+	s.bootstrap = true
 	return s
 })

@@ -53,7 +53,8 @@ The request file (or standard input with --request -) holds one JSON object:
   }
 
 Unknown fields are an error. Budget keys are partner/CC/KIND/DAY,
-kind/KIND/DAY, case/REF and key/EPOCH/KIND, with the literal DAY.
+kind/KIND/DAY, case/local/REF, case/partner/CC:REF and key/EPOCH/KIND, with
+the literal DAY.
 
 Exit status: 0 when the request is allowed; 3 when it is denied (the decision
 is still printed); 1 when a file is invalid or cannot be read; 2 for a usage

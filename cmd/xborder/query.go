@@ -34,8 +34,9 @@ commits one outbound entry per partner to its audit ledger under the request
 ID it sends; the partner commits its own entry under the same ID before it
 evaluates. A query the policy wants approved waits for an approver
 ('xborder approve QUERY-ID'); this command waits up to --wait for the
-approval and then runs it (or run it later with --id QUERY-ID and the same
-flags and FILE).
+approval and then runs it (or run it later with --id QUERY-ID, the
+--case-key it printed, and the same flags and FILE: the approval binds the
+very values, under that key, and is good for one run).
 
 The output lists per partner the hits (your own input lines, shown only
 here), the counts, denials and failures with their reasons, and the ledger
@@ -58,7 +59,7 @@ type queryLine struct {
 }
 
 func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
-	var dir, kind, region, partners, id string
+	var dir, kind, region, partners, id, caseKey string
 	var req httpapi.QueryRequest
 	var jsonOut bool
 	var wait time.Duration
@@ -92,7 +93,10 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 					req.Partners = append(req.Partners, strings.ToUpper(strings.TrimSpace(p)))
 				}
 			}
-			req.Kind, req.ID = k.String(), id
+			if id != "" && caseKey == "" {
+				return usageError("give --case-key KEY, printed when the query was made", "query: --id without --case-key")
+			}
+			req.Kind, req.ID, req.CaseKey = k.String(), id, caseKey
 			lines, err := readQueryFile(c.Context(), e, args[0], k, opt, &req)
 			if err != nil {
 				return err
@@ -109,11 +113,11 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 			}
 			if res.Status == "pending" {
 				fmt.Fprintf(e.stderr, "xborder: query %s waits for an approver: ask one to run 'xborder approve %s'\n", res.ID, res.ID)
-				if err := waitApproval(c.Context(), cl, res.ID, wait); err != nil {
+				if err := waitApproval(c.Context(), cl, res.ID, res.CaseKey, wait); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stderr, "xborder: query %s approved; running it\n", res.ID)
-				req.ID = res.ID
+				req.ID, req.CaseKey = res.ID, res.CaseKey
 				if res, err = cl.Query(c.Context(), req); err != nil {
 					return apiError(err)
 				}
@@ -154,6 +158,7 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 	f.BoolVar(&req.Urgent, "urgent", false, "mark the query urgent (may draw on the urgency reserve; never lifts a check)")
 	f.StringVar(&partners, "partners", "all", "partners to ask: all (every partner the policy allows for the kind) or CC,CC")
 	f.StringVar(&id, "id", "", "run the approved query `QUERY-ID` (same flags and FILE as when it was made)")
+	f.StringVar(&caseKey, "case-key", "", "with --id, the case `KEY` printed when the query was made")
 	f.BoolVar(&jsonOut, "json", false, "write the result as one JSON object")
 	f.DurationVar(&wait, "wait", 15*time.Minute, "how long to wait for an approver when the policy asks for one")
 	return cmd
@@ -205,7 +210,7 @@ func readQueryFile(ctx context.Context, e *env, name string, k ident.Kind, opt i
 }
 
 // waitApproval polls the query's record until it is approved.
-func waitApproval(ctx context.Context, cl *httpapi.Client, id string, wait time.Duration) error {
+func waitApproval(ctx context.Context, cl *httpapi.Client, id, caseKey string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	t := time.NewTicker(500 * time.Millisecond)
@@ -221,7 +226,7 @@ func waitApproval(ctx context.Context, cl *httpapi.Client, id string, wait time.
 		select {
 		case <-ctx.Done():
 			return exitError(exitDenied, fmt.Errorf("query %s: no approval within %s", id, wait),
-				fmt.Sprintf("once approved, run the same command with --id %s", id))
+				fmt.Sprintf("once approved, run the same command with --id %s --case-key %s", id, caseKey))
 		case <-t.C:
 		}
 	}

@@ -14,7 +14,11 @@ import (
 type QueryRequest struct {
 	// ID names an approved pending query to run (from an earlier answer
 	// with status "pending"); empty for a new query.
-	ID       string   `json:"id,omitempty"`
+	ID string `json:"id,omitempty"`
+	// CaseKey is, with ID, the case key of the pending answer (hex): the
+	// node checks that Values are the set that was approved, and records
+	// the run's results under the same commitment.
+	CaseKey  string   `json:"case_key,omitempty"`
 	Kind     string   `json:"kind"`
 	Case     string   `json:"case"`
 	Basis    string   `json:"basis"`
@@ -45,7 +49,8 @@ type QueryResult struct {
 	PaddedSize int    `json:"padded_size"` // after padding
 	// CaseKey is the random key of the query-set commitment recorded on
 	// every result entry (hex): keep it in the case file; the node does
-	// not keep it.
+	// not keep it. A pending answer gives it too: send it back with the
+	// ID to run the approved query.
 	CaseKey  string          `json:"case_key,omitempty"`
 	Partners []PartnerResult `json:"partners,omitempty"`
 }
@@ -83,6 +88,10 @@ type QueryRecord struct {
 	Status     string    `json:"status"` // pending, approved, done
 	Approver   string    `json:"approver,omitempty"`
 	Approved   time.Time `json:"approved,omitzero"`
+	// Commitment is the HMAC-SHA256 of the framed query set under the
+	// case key of the pending answer (hex), which the node does not keep:
+	// the approval is good for that set only, and once.
+	Commitment string `json:"commitment"`
 }
 
 // QueryBackend is the part of a Backend that runs match queries. A

@@ -6,7 +6,7 @@
 // needs a bearer token; the Backend authenticates it and authorises the
 // route's action through the policy in force:
 //
-//	request ──▶ rate limit of failed logins ──▶ Authenticate(token)
+//	request ──▶ Authenticate(token) ──(failed)──▶ limit of failed logins
 //	        ──▶ Authorize(user, action) ──▶ handler ──▶ Backend
 //	        ──▶ JSON answer, or Status(err) ──▶ {"error", "code"}
 //
@@ -16,9 +16,11 @@
 // # Security
 //
 // Tokens are compared by the Backend through their SHA-256 only. Failed
-// authentications are logged with the remote address and never the token,
-// and more than Config.MaxFailures of them a minute from one address are
-// answered 429 without checking. Bearer tokens over plain HTTP are only
+// authentications are logged with the remote address and never the token.
+// Past Config.MaxFailures failures a minute with one token, or from one
+// address, a failed authentication is answered 429 and not logged; the
+// limit is consulted only after a token fails, so a valid token is never
+// locked out by anyone's failures. Bearer tokens over plain HTTP are only
 // safe on loopback: the node serves this handler over TLS anywhere else, and
 // AgencyHTTPClient is the client that checks its certificate.
 package httpapi
@@ -33,7 +35,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/xborder/xborder/ledger"
@@ -41,7 +42,7 @@ import (
 )
 
 // DefaultMaxFailures is the default number of failed authentications
-// allowed from one address per minute.
+// allowed per minute with one token, or from one address.
 const DefaultMaxFailures = 10
 
 // maxBody bounds a request body (a policy or a card fits easily).
@@ -56,8 +57,9 @@ type Config struct {
 	// Observe is called after each request with its route pattern and
 	// status. Nil: nothing is observed.
 	Observe func(route string, status int, d time.Duration)
-	// MaxFailures is how many failed authentications one address may make
-	// per minute before it is answered 429. Zero: DefaultMaxFailures.
+	// MaxFailures is how many failed authentications one token, or one
+	// address, may make per minute before further failures are answered
+	// 429. A valid token is always served. Zero: DefaultMaxFailures.
 	MaxFailures int
 	// Logger receives request errors and failed authentications. Nil:
 	// discard.
@@ -72,8 +74,7 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
-	mu       sync.Mutex
-	failures map[string][]time.Time // remote host to times of recent failures
+	failures *failures
 
 	patterns []string // routes, as registered
 }
@@ -90,7 +91,8 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log.With("component", "api"), mux: http.NewServeMux(), failures: map[string][]time.Time{}}
+	s := &Server{cfg: cfg, log: log.With("component", "api"), mux: http.NewServeMux(),
+		failures: newFailures(cfg.MaxFailures, cfg.Now)}
 	s.routes()
 	return s
 }
@@ -264,20 +266,23 @@ func (s *Server) observe(route string, status int, start time.Time) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, action string, fn handler) error {
 	host := remoteHost(r)
-	if wait := s.blocked(host); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+1)))
-		return fmt.Errorf("authenticate: %w; retry in %s", ErrTooMany, wait.Round(time.Second))
+	failed := func(reason string, err error, keys ...string) error {
+		if wait := s.failures.fail(keys...); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+1)))
+			return fmt.Errorf("authenticate: %w; retry in %s", ErrTooMany, wait.Round(time.Second))
+		}
+		s.log.Warn("authentication failed", "remote", host, "route", r.Pattern, "reason", reason)
+		return err
 	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
-		s.fail(host)
-		s.log.Warn("authentication failed", "remote", host, "route", r.Pattern, "reason", "no bearer token")
-		return fmt.Errorf("authenticate: no bearer token: %w", ErrUnauthorized)
+		return failed("no bearer token", fmt.Errorf("authenticate: no bearer token: %w", ErrUnauthorized), "host:"+host)
 	}
 	u, err := s.cfg.Backend.Authenticate(tok)
+	if errors.Is(err, ErrUnauthorized) {
+		return failed("unknown token", err, tokenKey(tok), "host:"+host)
+	}
 	if err != nil {
-		s.fail(host)
-		s.log.Warn("authentication failed", "remote", host, "route", r.Pattern, "reason", "unknown token")
 		return err
 	}
 	if action != "" {
@@ -295,34 +300,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, action string, fn
 		return nil
 	}
 	return writeJSON(w, http.StatusOK, out)
-}
-
-// blocked returns how long host must wait, or 0.
-func (s *Server) blocked(host string) time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.cfg.Now()
-	recent := s.failures[host][:0]
-	for _, t := range s.failures[host] {
-		if now.Sub(t) < time.Minute {
-			recent = append(recent, t)
-		}
-	}
-	if len(recent) == 0 {
-		delete(s.failures, host)
-		return 0
-	}
-	s.failures[host] = recent
-	if len(recent) < s.cfg.MaxFailures {
-		return 0
-	}
-	return time.Minute - now.Sub(recent[0])
-}
-
-func (s *Server) fail(host string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures[host] = append(s.failures[host], s.cfg.Now())
 }
 
 func remoteHost(r *http.Request) string {

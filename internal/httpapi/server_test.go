@@ -143,17 +143,35 @@ func TestFailedLoginsLimited(t *testing.T) {
 			t.Fatalf("failure %d: %d; want 401", i, code)
 		}
 	}
-	// Even the right token waits once the limit is reached.
+	// The same wrong token again waits.
 	r := httptest.NewRequest("GET", "/v1/ledger/entries", nil)
-	r.Header.Set("Authorization", "Bearer good")
+	r.Header.Set("Authorization", "Bearer bad")
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
 	if w.Code != 429 || w.Header().Get("Retry-After") != "61" {
 		t.Errorf("after 3 failures: %d, Retry-After %q; want 429, 61", w.Code, w.Header().Get("Retry-After"))
 	}
+	// Other wrong tokens from the same address wait too.
+	if code, _ := serve(t, s, "GET", "/v1/status", "worse"); code != 429 {
+		t.Errorf("another wrong token after 3 failures: %d; want 429", code)
+	}
 	now = now.Add(61 * time.Second)
-	if code, _ := serve(t, s, "GET", "/v1/ledger/entries", "good"); code != 200 {
-		t.Errorf("a minute later: %d; want 200", code)
+	if code, _ := serve(t, s, "GET", "/v1/status", "bad"); code != 401 {
+		t.Errorf("a minute later: %d; want 401", code)
+	}
+}
+
+// TestFailedLoginsNeverBlockValidToken: wrong tokens from any local process
+// do not lock a user out.
+func TestFailedLoginsNeverBlockValidToken(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := New(Config{Backend: &stubBackend{}, MaxFailures: 3, Now: func() time.Time { return now }})
+	for i := range 10 {
+		serve(t, s, "GET", "/v1/status", fmt.Sprintf("bad-%d", i))
+		serve(t, s, "GET", "/v1/status", "bad")
+	}
+	if code, body := serve(t, s, "GET", "/v1/ledger/entries", "good"); code != 200 {
+		t.Errorf("the right token after 20 failures from its address: %d %s; want 200", code, body)
 	}
 }
 

@@ -33,6 +33,7 @@ const (
 	TypePartner     Type = 13 // a partner was pinned, updated or removed
 	TypeUser        Type = 14 // a local user was added, changed or removed
 	TypeReplica     Type = 15 // a replica joined or left
+	TypeApproval    Type = 16 // a query that needs an approver was recorded pending, approved, or run
 )
 
 var typeNames = [...]string{
@@ -40,6 +41,7 @@ var typeNames = [...]string{
 	TypeDenial: "denial", TypeSync: "sync", TypeImport: "import", TypeRemove: "remove",
 	TypeEpoch: "epoch", TypePolicy: "policy", TypeLedgerRead: "ledger_read", TypeExport: "export",
 	TypePrune: "prune", TypePartner: "partner", TypeUser: "user", TypeReplica: "replica",
+	TypeApproval: "approval",
 }
 
 // Valid reports whether t is one of the defined types.

@@ -26,7 +26,6 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/xborder/xborder/exchange"
-	"github.com/xborder/xborder/internal/card"
 )
 
 // Defaults of Config.
@@ -269,76 +268,20 @@ func (h *Host) SetAllowed(allowed map[peer.ID]string) {
 	h.log.Info("allow set updated", "peers", len(allowed), "removed", len(removed))
 }
 
+// Allows reports whether the allow set admits peer id, and for which
+// agency.
+func (h *Host) Allows(id peer.ID) (agency string, ok bool) { return h.gate.agency(id) }
+
 // SetAddrs records where an allowed peer listens, from the multiaddrs of its
 // replica on the agency card, replacing what was known. An address may end
 // in /p2p/ID only with the peer's own ID.
 func (h *Host) SetAddrs(id peer.ID, addrs []string) error {
-	parsed, err := h.parseAddrs(id, addrs)
+	parsed, err := parseAddrs(id, addrs)
 	if err != nil {
 		return err
 	}
 	h.h.Peerstore().ClearAddrs(id)
 	h.h.Peerstore().AddAddrs(id, parsed, peerstore.PermanentAddrTTL)
-	return nil
-}
-
-func (h *Host) checkAddrs(id peer.ID, addrs []string) error {
-	_, err := h.parseAddrs(id, addrs)
-	return err
-}
-
-func (h *Host) parseAddrs(id peer.ID, addrs []string) ([]ma.Multiaddr, error) {
-	parsed := make([]ma.Multiaddr, 0, len(addrs))
-	for _, s := range addrs {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("set addresses of %s: %q: %w", id, s, err)
-		}
-		tpt, pid := peer.SplitAddr(a)
-		if pid != "" && pid != id {
-			return nil, fmt.Errorf("set addresses of %s: %q names peer %s", id, s, pid)
-		}
-		if tpt == nil {
-			return nil, fmt.Errorf("set addresses of %s: %q has no transport part", id, s)
-		}
-		parsed = append(parsed, tpt)
-	}
-	return parsed, nil
-}
-
-// SetCards makes the replicas of cards the allow set, each with its card's
-// agency code, and records their addresses: pass the agency's own card and
-// every pinned partner's card, verified. It refuses a replica peer ID that
-// does not parse or that two agencies claim, and then changes nothing.
-func (h *Host) SetCards(cards ...*card.Card) error {
-	allowed := make(map[peer.ID]string)
-	addrs := make(map[peer.ID][]string)
-	for _, c := range cards {
-		for _, r := range c.Replicas {
-			id, err := peer.Decode(r.PeerID)
-			if err != nil {
-				return fmt.Errorf("allow replicas of %s: peer ID %q: %w", c.Agency, r.PeerID, err)
-			}
-			if other, ok := allowed[id]; ok && other != c.Agency {
-				return fmt.Errorf("allow replicas of %s: peer %s is also on the card of %s", c.Agency, id, other)
-			}
-			allowed[id] = c.Agency
-			if id != h.ID() {
-				addrs[id] = append(addrs[id], r.Addrs...)
-			}
-		}
-	}
-	for id, as := range addrs {
-		if err := h.checkAddrs(id, as); err != nil {
-			return err
-		}
-	}
-	h.SetAllowed(allowed)
-	for id, as := range addrs {
-		if err := h.SetAddrs(id, as); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

@@ -549,17 +549,27 @@ func TestHostSetCards(t *testing.T) {
 		t.Errorf("DE saw %+v; want FR's replica", p)
 	}
 
+	// A replica whose peer ID does not decode is left out, and named in the
+	// error; the rest of the allow set stands: DE is still FR's partner.
 	bad := agencyCard(t, "PL", fr)
 	bad.Replicas[0].PeerID = "not-a-peer-id"
-	claimed := agencyCard(t, "PL", de) // DE's replica on PL's card
-	for name, c := range map[string]*card.Card{"bad peer ID": bad, "replica of two agencies": claimed} {
-		if err := fr.SetCards(frCard, deCard, c); err == nil {
-			t.Errorf("SetCards with a %s succeeded", name)
-		}
+	if err := fr.SetCards(frCard, deCard, bad); !errors.Is(err, ErrBadReplica) {
+		t.Errorf("SetCards with a bad peer ID: %v; want ErrBadReplica", err)
 	}
-	// The refused calls changed nothing: DE is still FR's partner.
 	if c := fr.Connected(); len(c) != 1 || c[0].Agency != "DE" {
-		t.Errorf("Connected() = %+v after refused SetCards; want DE", c)
+		t.Errorf("Connected() = %+v after SetCards with a bad card; want DE", c)
+	}
+	// A peer two partners claim is admitted for neither; a partner claiming
+	// one of the agency's own replicas takes nothing from it.
+	claimed := agencyCard(t, "PL", de, fr) // DE's replica and FR's own on PL's card
+	if err := fr.SetCards(frCard, deCard, claimed); !errors.Is(err, ErrPeerClaimed) {
+		t.Errorf("SetCards with a replica of two agencies: %v; want ErrPeerClaimed", err)
+	}
+	if a, ok := fr.Allows(de.ID()); ok {
+		t.Errorf("Allows(DE's replica, also on PL's card) = %q; want neither", a)
+	}
+	if a, ok := fr.Allows(fr.ID()); !ok || a != "FR" {
+		t.Errorf("Allows(own replica, also on PL's card) = %q, %v; want FR", a, ok)
 	}
 }
 
