@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -317,6 +318,20 @@ func TestQueryTwoAgencies(t *testing.T) {
 	}
 	res, err := q.querier.Query(ctx, ivan, req)
 	check("first query", res, err)
+
+	t.Run("metrics", func(t *testing.T) {
+		// /metrics needs no token: it tells no one whether a partner
+		// held anything, neither as a hit count nor as an outcome.
+		_, body := get(t, q.APIURL()+"/metrics")
+		if !strings.Contains(body, `xborder_match_queries_total{direction="out"`) {
+			t.Fatalf("GB metrics count no outbound query:\n%s", body)
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if strings.Contains(strings.ToLower(line), "hit") {
+				t.Errorf("GB metrics line %q speaks of hits", line)
+			}
+		}
+	})
 
 	t.Run("refusals", func(t *testing.T) {
 		epoch := r.epochs.currentEpoch()

@@ -319,12 +319,11 @@ func (q *querier) queryPartner(ctx context.Context, p *queryPlan, partner string
 			entry = q.outboundEntry(p, partner, r.RequestID, d)
 			continue
 		}
-		q.cfg.Metrics.query("out", partner, kind, out.Outcome)
+		q.cfg.Metrics.query("out", partner, kind, publicOutcome(out.Outcome))
 		if out.Outcome == httpapi.OutcomeDenied {
 			q.cfg.Metrics.denial("out", out.Reason)
 		}
-		q.cfg.Metrics.hit(partner, kind, out.HitCount)
-		q.cfg.Log.Info("query part ended", "query", p.id, "partner", partner, "outcome", out.Outcome, "hits", out.HitCount)
+		q.cfg.Log.Info("query part ended", "query", p.id, "partner", partner, "outcome", publicOutcome(out.Outcome))
 		return out
 	}
 }
