@@ -333,6 +333,26 @@ func TestQueryTwoAgencies(t *testing.T) {
 		}
 	})
 
+	t.Run("hit count", func(t *testing.T) {
+		// One number spelt twice is one identifier: both lines are hits,
+		// the hit count (answer and result entry) counts it once, and it
+		// never exceeds the distinct values.
+		dup := req
+		dup.Case = "OP-HITS"
+		dup.Values = canon(t, "phone", "GB", "07700 900101", "+44 7700 900101", "07700 900202", "07700 900999")
+		res, err := q.querier.Query(ctx, ivan, dup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := partOf(t, res, "TH")
+		if res.Values != 3 || !slices.Equal(p.Hits, []int{0, 1, 2}) || p.HitCount != 2 {
+			t.Errorf("query of 3 distinct values, one spelt twice = %d values, TH part %+v; want 3 values, hits [0 1 2], hit_count 2", res.Values, p)
+		}
+		if e := hasEntry(byRequest(t, q, p.RequestID), ledger.TypeMatchResult, ledger.OutcomeOK); e == nil || e.HitCount != 2 {
+			t.Errorf("result entry = %+v; want hit_count 2", e)
+		}
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		epoch := r.epochs.currentEpoch()
 		resp, _, ok := r.sets.responder("phone", epoch)
