@@ -95,6 +95,8 @@ func Canonical(k Kind, value string, opt Options) (string, error) {
 // UTF-8, at most MaxLen bytes, NFKC (full-width digits and letters become
 // ASCII), invisible format characters (zero-width spaces, byte-order marks,
 // soft hyphens, direction marks) removed, surrounding white space trimmed.
+// An e-mail address keeps its zero-width joiners and non-joiners: IDNA2008
+// lets them make another name, and email checks where they stand.
 func prepare(k Kind, value string) (string, error) {
 	if len(value) > MaxLen {
 		return "", fail(k, ErrTooLong, fmt.Sprintf("too long (over %d bytes)", MaxLen))
@@ -104,7 +106,7 @@ func prepare(k Kind, value string) (string, error) {
 	}
 	v := norm.NFKC.String(value)
 	v = strings.Map(func(r rune) rune {
-		if unicode.Is(unicode.Cf, r) {
+		if unicode.Is(unicode.Cf, r) && !(k == Email && isJoiner(r)) {
 			return -1
 		}
 		return r
