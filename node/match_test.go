@@ -121,20 +121,22 @@ func TestQueryFederation(t *testing.T) {
 		t.Fatalf("Query: %v", err)
 	}
 	want := map[string][]int{"TH": {0, 1, 4}, "DE": {1, 2, 4}}
+	// Lines 1 and 4 spell one number: two distinct identifiers hit each.
+	wantCount := map[string]int{"TH": 2, "DE": 2}
 	if len(res.Partners) != 2 || res.PaddedSize != 4 || res.Values != 4 {
 		t.Fatalf("Query = %+v; want two partners, 4 distinct values padded to 4", res)
 	}
 	for cc, hits := range want {
 		p := partOf(t, res, cc)
-		if p.Outcome != httpapi.OutcomeHits || !slices.Equal(p.Hits, hits) || p.HitCount != len(hits) {
-			t.Errorf("%s part = %+v; want hits %v", cc, p, hits)
+		if p.Outcome != httpapi.OutcomeHits || !slices.Equal(p.Hits, hits) || p.HitCount != wantCount[cc] {
+			t.Errorf("%s part = %+v; want hits %v, hit_count %d", cc, p, hits, wantCount[cc])
 		}
 		// Both ledgers hold the exchange under the request ID.
 		mine := byRequest(t, q, p.RequestID)
 		out, result := hasEntry(mine, ledger.TypeMatchOut, ledger.OutcomeOK), hasEntry(mine, ledger.TypeMatchResult, ledger.OutcomeOK)
-		if out == nil || result == nil || result.HitCount != uint64(len(hits)) || result.Digest == (ledger.Digest{}) ||
+		if out == nil || result == nil || result.HitCount != uint64(wantCount[cc]) || result.Digest == (ledger.Digest{}) ||
 			out.PaddedSize != 4 || out.Body.CaseRef != "OP-1" || out.Partner != cc {
-			t.Errorf("GB ledger under %s = %+v; want match_out and match_result with %d hits", p.RequestID, mine, len(hits))
+			t.Errorf("GB ledger under %s = %+v; want match_out and match_result with hit_count %d", p.RequestID, mine, wantCount[cc])
 		}
 		if p.OutboundIndex == nil || p.ResultIndex == nil || *p.OutboundIndex != out.Index || *p.ResultIndex != result.Index {
 			t.Errorf("%s part indexes %v %v; want %d %d", cc, p.OutboundIndex, p.ResultIndex, out.Index, result.Index)
