@@ -6,7 +6,10 @@
 // every value of a [Kind] has exactly one canonical string. [Canonical]
 // computes it, or returns an [*Error] whose Reason is one of the sentinel
 // errors of this package and whose message says why the value is not valid
-// (wrong checksum, not a possible number, too long, empty). [Input] frames a
+// (wrong checksum, not a possible number, too long, empty). [Check] also
+// returns a warning for a value it accepts but that is probably wrong (a
+// phone number possible but not valid, [ErrNotValid]); Options.Strict
+// refuses such values. [Input] frames a
 // canonical string, with a domain tag, a version and its kind, into the bytes
 // that enter the OPRF, so equal strings of different kinds never match;
 // [DummyInput] makes the padding elements of a query under the reserved

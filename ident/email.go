@@ -17,7 +17,34 @@ var emailDomain = idna.New(
 	idna.ValidateLabels(true),
 	idna.StrictDomainName(true),
 	idna.VerifyDNSLength(true),
+	idna.CheckJoiners(true),
 )
+
+// joinerRules checks IDNA2008's CONTEXTJ rules (RFC 5892, appendix A) on
+// each dot-separated part of a string, and nothing else: a ZERO WIDTH
+// NON-JOINER only after a virama or between letters that join across it
+// (Arabic, Syriac, ...), a ZERO WIDTH JOINER only after a virama.
+var joinerRules = idna.New(idna.CheckJoiners(true))
+
+// isJoiner reports whether r is ZERO WIDTH NON-JOINER or ZERO WIDTH JOINER.
+func isJoiner(r rune) bool { return r == '\u200c' || r == '\u200d' }
+
+// joinersFit reports whether s holds no joiner, or only joiners that the
+// CONTEXTJ rules allow where they stand.
+func joinersFit(s string) bool {
+	if !strings.ContainsFunc(s, isJoiner) {
+		return true
+	}
+	_, err := joinerRules.ToUnicode(s)
+	return err == nil
+}
+
+// errJoiner is the error of a joiner where CONTEXTJ forbids it: refused,
+// never deleted, since deleting it may turn one mailbox into another.
+func errJoiner(side string) error {
+	return fail(Email, ErrSyntax, "a zero-width joiner or non-joiner "+side+
+		" where IDNA2008 (CONTEXTJ) does not allow one: remove it at the source if it is a typing slip")
+}
 
 // email returns local@domain with the whole address in lower case and the
 // domain as an IDNA A-label. The local part may hold Unicode (RFC 6531) but
@@ -48,12 +75,18 @@ func email(v string) (string, error) {
 	if len(local) > 64 {
 		return "", fail(Email, ErrTooLong, "too long (local part over 64 bytes)")
 	}
+	if !joinersFit(local) {
+		return "", errJoiner("before the @")
+	}
+	if !joinersFit(domain) {
+		return "", errJoiner("after the @")
+	}
 	for _, r := range local {
 		if r < 0x80 {
 			if !isAtext(byte(r)) && r != '.' {
 				return "", fail(Email, ErrSyntax, "a character that does not belong in an address before the @")
 			}
-		} else if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+		} else if (!unicode.IsPrint(r) || unicode.IsSpace(r)) && !isJoiner(r) {
 			return "", fail(Email, ErrSyntax, "a character that does not belong in an address before the @")
 		}
 	}

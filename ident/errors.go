@@ -23,6 +23,13 @@ var (
 	// possible (wrong length for its country, unknown country code, or a
 	// local number without its area code).
 	ErrNotPossible = errors.New("not a possible number")
+	// ErrNotValid: a phone number that libphonenumber calls possible (the
+	// right length for its country) but not valid (in no range the country
+	// has allocated, or not yet in its metadata). [Check] reports it as a
+	// warning and [Canonical] accepts it, unless Options.Strict: such a
+	// number is often a typing slip or a wrong region, and then never
+	// matches. Check it at its source.
+	ErrNotValid = errors.New("not a valid number")
 	// ErrSyntax: the value is not written as its kind is (a character that
 	// does not belong, a missing part, the wrong length or network).
 	ErrSyntax = errors.New("bad syntax")

@@ -27,6 +27,10 @@ type Options struct {
 	// ...|FR) wins over Region. Empty means none: such values are then
 	// rejected with ErrRegion, except addresses, which get no country.
 	Region string
+	// Strict refuses the values that Check accepts with a warning (today:
+	// phone numbers that are possible but not valid, ErrNotValid). False:
+	// they are accepted, and Check says so.
+	Strict bool
 }
 
 // Validate reports whether o.Region is empty or an ISO 3166 alpha-2 code
@@ -52,23 +56,43 @@ func (o Options) region(k Kind) (string, error) {
 // or an [*Error] that says why value is not valid. Leading and trailing
 // white space is ignored; values longer than [MaxLen] bytes are refused
 // before they are parsed. It never panics, and it is idempotent:
-// Canonical(k, c, opt) == c for every canonical form c of kind k.
+// Canonical(k, c, opt) == c for every canonical form c of kind k. A value
+// that [Check] accepts with a warning is accepted, or refused with the
+// warning as the error under opt.Strict.
 func Canonical(k Kind, value string, opt Options) (string, error) {
+	c, warning, err := Check(k, value, opt)
+	if err != nil {
+		return "", err
+	}
+	if warning != nil && opt.Strict {
+		return "", warning
+	}
+	return c, nil
+}
+
+// Check is [Canonical] that also returns a warning, an [*Error], for a
+// value it accepts but that is probably wrong: today a phone number that is
+// possible but not valid (Reason ErrNotValid). Under opt.Strict the
+// warning is returned as well, and Canonical refuses the value.
+func Check(k Kind, value string, opt Options) (c string, warning, err error) {
 	if !k.valid() {
-		return "", &Error{Reason: ErrUnknownKind, Detail: fmt.Sprintf("unknown kind %s", k)}
+		return "", nil, &Error{Reason: ErrUnknownKind, Detail: fmt.Sprintf("unknown kind %s", k)}
 	}
 	region, err := opt.region(k)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	v, err := prepare(k, value)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	var c string
 	switch k {
 	case Phone:
-		c, err = phone(v, region)
+		var valid bool
+		c, valid, err = phone(v, region)
+		if err == nil && !valid {
+			warning = fail(Phone, ErrNotValid, "possible but not a valid number (in no range its country has allocated): check it at its source")
+		}
 	case Email:
 		c, err = email(v)
 	case BTC:
@@ -83,18 +107,20 @@ func Canonical(k Kind, value string, opt Options) (string, error) {
 		c, err = document(v, region)
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if len(c) > MaxLen {
-		return "", fail(k, ErrTooLong, fmt.Sprintf("too long (canonical form over %d bytes)", MaxLen))
+		return "", nil, fail(k, ErrTooLong, fmt.Sprintf("too long (canonical form over %d bytes)", MaxLen))
 	}
-	return c, nil
+	return c, warning, nil
 }
 
 // prepare caps, checks and normalises a raw value for every kind: valid
 // UTF-8, at most MaxLen bytes, NFKC (full-width digits and letters become
 // ASCII), invisible format characters (zero-width spaces, byte-order marks,
 // soft hyphens, direction marks) removed, surrounding white space trimmed.
+// An e-mail address keeps its zero-width joiners and non-joiners: IDNA2008
+// lets them make another name, and email checks where they stand.
 func prepare(k Kind, value string) (string, error) {
 	if len(value) > MaxLen {
 		return "", fail(k, ErrTooLong, fmt.Sprintf("too long (over %d bytes)", MaxLen))
@@ -104,7 +130,7 @@ func prepare(k Kind, value string) (string, error) {
 	}
 	v := norm.NFKC.String(value)
 	v = strings.Map(func(r rune) rune {
-		if unicode.Is(unicode.Cf, r) {
+		if unicode.Is(unicode.Cf, r) && !(k == Email && isJoiner(r)) {
 			return -1
 		}
 		return r

@@ -13,48 +13,59 @@ import (
 // phone returns the E.164 form of v. A number written with "+" (or an
 // RFC 3966 "tel:+" URI) needs no region; a national number, or one dialled
 // with the region's international prefix (00 from GB, 011 from US), is read
-// as dialled from region. Extensions are dropped: E.164 has none.
-func phone(v, region string) (c string, err error) {
+// as dialled from region. Extensions are dropped: E.164 has none. valid
+// reports whether libphonenumber also calls the number valid (in a range
+// its country has allocated), not only possible.
+func phone(v, region string) (c string, valid bool, err error) {
 	defer func() {
 		// libphonenumber's port is a large third-party parser: a panic in
 		// it must not take a bulk import down with it.
 		if recover() != nil {
-			c, err = "", fail(Phone, ErrSyntax, "not a phone number")
+			c, valid, err = "", false, fail(Phone, ErrSyntax, "not a phone number")
 		}
 	}()
+	c, num, err := phoneE164(v, region)
+	if err != nil {
+		return "", false, err
+	}
+	return c, phonenumbers.IsValidNumber(num), nil
+}
+
+// phoneE164 returns the E.164 form of v and the number it parsed.
+func phoneE164(v, region string) (string, *phonenumbers.PhoneNumber, error) {
 	international := strings.HasPrefix(v, "+") || strings.HasPrefix(strings.ToLower(v), "tel:+")
 	if region == "" && !international {
-		return "", fail(Phone, ErrRegion, "a number without + needs a region (the country it is dialled from)")
+		return "", nil, fail(Phone, ErrRegion, "a number without + needs a region (the country it is dialled from)")
 	}
 	if region != "" && !international && !phonenumbers.GetSupportedRegions()[region] {
-		return "", fail(Phone, ErrRegion, "region "+region+" has no numbering plan for national numbers")
+		return "", nil, fail(Phone, ErrRegion, "region "+region+" has no numbering plan for national numbers")
 	}
 	num, err := phonenumbers.Parse(v, region)
 	if err != nil {
-		return "", phoneParseError(err)
+		return "", nil, phoneParseError(err)
 	}
 	if err := phonePossible(num); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if ndd := phonenumbers.GetNddPrefixForRegion(phonenumbers.GetRegionCodeForCountryCode(int(num.GetCountryCode())), true); ndd != "" &&
 		strings.HasPrefix(phonenumbers.GetNationalSignificantNumber(num), ndd) && !phonenumbers.IsValidNumber(num) {
 		// "020 7946 09" is possible by length alone, but its trunk prefix
 		// stayed in because the rest is too short: a mistyped number.
-		return "", fail(Phone, ErrNotPossible, "not a possible number (too short once the trunk prefix is removed)")
+		return "", nil, fail(Phone, ErrNotPossible, "not a possible number (too short once the trunk prefix is removed)")
 	}
 	num.Extension = nil
-	c = phonenumbers.Format(num, phonenumbers.E164)
+	c := phonenumbers.Format(num, phonenumbers.E164)
 	// The canonical form must read back as itself, whatever quirks of a
 	// numbering plan the parse went through. Most numbers provably do
 	// (phoneStable); the others are parsed again.
 	if phoneStable(c, num) {
-		return c, nil
+		return c, num, nil
 	}
 	again, err := phonenumbers.Parse(c, "")
 	if err != nil || phonePossible(again) != nil || phonenumbers.Format(again, phonenumbers.E164) != c {
-		return "", fail(Phone, ErrNotPossible, "not a possible number (no stable E.164 form)")
+		return "", nil, fail(Phone, ErrNotPossible, "not a possible number (no stable E.164 form)")
 	}
-	return c, nil
+	return c, num, nil
 }
 
 // phoneStable reports whether parsing c, the E.164 form of num, would give

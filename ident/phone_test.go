@@ -1,7 +1,9 @@
 package ident
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
@@ -110,4 +112,35 @@ func BenchmarkPhone(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "values/s")
+}
+
+// TestPhoneNotValid: a number that is possible (right length) but in no
+// range its country has allocated is accepted with a warning, and refused
+// under Options.Strict (issue 19, item 10).
+func TestPhoneNotValid(t *testing.T) {
+	const in, want = "496 0123", "+444960123"
+	c, warn, err := Check(Phone, in, Options{Region: "GB"})
+	if err != nil || c != want || !errors.Is(warn, ErrNotValid) {
+		t.Errorf("Check(phone, %q, GB) = %q, %v, %v; want %q with warning ErrNotValid", in, c, warn, err, want)
+	}
+	var e *Error
+	if !errors.As(warn, &e) || e.Kind != Phone || !strings.Contains(warn.Error(), "not a valid number") {
+		t.Errorf("warning %v; want a phone *Error saying it is not a valid number", warn)
+	}
+	if c, err := Canonical(Phone, in, Options{Region: "GB"}); err != nil || c != want {
+		t.Errorf("Canonical(phone, %q, GB) = %q, %v; want %q (accepted without Strict)", in, c, err, want)
+	}
+	if c, err := Canonical(Phone, in, Options{Region: "GB", Strict: true}); !errors.Is(err, ErrNotValid) || c != "" {
+		t.Errorf("Canonical(phone, %q, GB, strict) = %q, %v; want ErrNotValid", in, c, err)
+	}
+	for _, v := range []string{"020 7946 0958", "07400 123456"} {
+		c, warn, err := Check(Phone, v, Options{Region: "GB", Strict: true})
+		if err != nil || warn != nil || c == "" {
+			t.Errorf("Check(phone, %q, GB, strict) = %q, %v, %v; want a valid number, no warning", v, c, warn, err)
+		}
+	}
+	// Kinds with no warning never give one.
+	if _, warn, err := Check(Email, "alice@example.com", Options{Strict: true}); warn != nil || err != nil {
+		t.Errorf("Check(email) = %v, %v; want no warning", warn, err)
+	}
 }

@@ -250,7 +250,7 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 	if len(req.Rows) > MaxImportBatch {
 		return out, fmt.Errorf("remove rows: %d rows, at most %d per call: %w", len(req.Rows), MaxImportBatch, httpapi.ErrBadRequest)
 	}
-	vals, errs := canonicalRows(k, req.Region, req.Rows)
+	vals, _, errs := canonicalRows(k, ident.Options{Region: req.Region}, req.Rows)
 	gone := map[string]struct{}{}
 	for i, r := range req.Rows {
 		if errs[i] != nil {
@@ -333,7 +333,11 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
 	st := h.epochs.epochState()
 	out := httpapi.DataStats{Epoch: st.Current, NextEpoch: st.Next, Kinds: []httpapi.KindStats{}}
-	counts := map[string]int{}
+	counts, warned := map[string]int{}, map[string]int{}
+	hinted, err := h.warningBatches()
+	if err != nil {
+		return out, fmt.Errorf("data stats: %w", err)
+	}
 	held, err := h.referenced("")
 	if err != nil {
 		return out, fmt.Errorf("data stats: %w", err)
@@ -356,6 +360,11 @@ func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataS
 		kind, _, _ := strings.Cut(key, "/")
 		c, err := countRows(v)
 		counts[kind] += c
+		if err == nil && hinted[key] {
+			var n int
+			n, err = countWarnedRecord(kind, v)
+			warned[kind] += n
+		}
 		return err
 	})
 	if err != nil {
@@ -370,7 +379,7 @@ func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataS
 		if counts[kind] == 0 && len(m.Versions) == 0 {
 			continue
 		}
-		ks := httpapi.KindStats{Kind: kind, Rows: counts[kind], Epoch: st.Current, Versions: len(m.Versions)}
+		ks := httpapi.KindStats{Kind: kind, Rows: counts[kind], Epoch: st.Current, Versions: len(m.Versions), Warnings: warned[kind]}
 		h.sets.describe(kind, st.Current, &ks)
 		out.Kinds = append(out.Kinds, ks)
 	}

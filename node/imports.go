@@ -30,6 +30,8 @@ type importSession struct {
 	sizes                             map[string]int // rows of each stored batch
 	next                              int            // number of the next batch
 	stored, duplicates, invalid       int
+	warnings                          int  // rows stored with an ident warning
+	strict                            bool // ident.Options.Strict
 	// seen maps the canonical forms of this import (stored, being stored
 	// or deferred) to the batch that holds them: one of its own, or the
 	// other import's batch a deferred row waits on.
@@ -72,7 +74,7 @@ func (h *holdings) BeginImport(ctx context.Context, u httpapi.User, req httpapi.
 	now := h.now()
 	id := fmt.Sprintf("%016x%s", now.UnixNano(), hex.EncodeToString(rnd[:]))
 	h.mu.Lock()
-	h.imports[id] = &importSession{id: id, kind: req.Kind, region: req.Region, handling: req.Handling,
+	h.imports[id] = &importSession{id: id, kind: req.Kind, region: req.Region, handling: req.Handling, strict: req.Strict,
 		actor: actorName(u), started: now, active: now, sizes: map[string]int{}, seen: map[string]string{},
 		deferred: map[string][]deferredRow{}}
 	h.mu.Unlock()
@@ -99,9 +101,10 @@ func (h *holdings) session(u httpapi.User, id string) (*importSession, error) {
 	return s, nil
 }
 
-// canonicalRows canonicalises rows on all cores, in order.
-func canonicalRows(k ident.Kind, region string, in []httpapi.Row) ([]string, []error) {
-	vals, errs := make([]string, len(in)), make([]error, len(in))
+// canonicalRows canonicalises rows on all cores, in order, with the
+// warning of each row that ident.Check accepts but warns of.
+func canonicalRows(k ident.Kind, opt ident.Options, in []httpapi.Row) ([]string, []error, []error) {
+	vals, warns, errs := make([]string, len(in)), make([]error, len(in)), make([]error, len(in))
 	w := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	for j := range w {
@@ -109,12 +112,15 @@ func canonicalRows(k ident.Kind, region string, in []httpapi.Row) ([]string, []e
 		go func() {
 			defer wg.Done()
 			for i := j; i < len(in); i += w {
-				vals[i], errs[i] = ident.Canonical(k, in[i].Value, ident.Options{Region: region})
+				vals[i], warns[i], errs[i] = ident.Check(k, in[i].Value, opt)
+				if errs[i] == nil && warns[i] != nil && opt.Strict {
+					vals[i], errs[i], warns[i] = "", warns[i], nil
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	return vals, errs
+	return vals, warns, errs
 }
 
 // others returns the other imports of s's kind open on this replica.
@@ -160,8 +166,9 @@ func (h *holdings) ImportRows(ctx context.Context, u httpapi.User, id string, ro
 		return httpapi.ImportRowsResult{}, fmt.Errorf("import rows: %d rows in one batch, at most %d: %w", len(rows), MaxImportBatch, httpapi.ErrBadRequest)
 	}
 	k, _ := ident.ParseKind(s.kind)
-	vals, errs := canonicalRows(k, s.region, rows)
+	vals, warns, errs := canonicalRows(k, ident.Options{Region: s.region, Strict: s.strict}, rows)
 	var out httpapi.ImportRowsResult
+	warned := 0 // rows of keep with a warning
 	// The lock covers the duplicate check and the bookkeeping, not the
 	// Raft commit, so that a client may send batches concurrently.
 	h.mu.Lock()
@@ -204,6 +211,10 @@ func (h *holdings) ImportRows(ctx context.Context, u httpapi.User, id string, ro
 		}
 		s.seen[vals[i]] = key
 		keep = append(keep, row{value: vals[i], ref: r.Ref})
+		if warns[i] != nil {
+			out.Warnings = append(out.Warnings, httpapi.InvalidRow{Line: r.Line, Reason: warns[i].Error()})
+			warned++
+		}
 	}
 	if len(later) > 0 {
 		s.deferred[key] = later
@@ -225,9 +236,13 @@ func (h *holdings) ImportRows(ctx context.Context, u httpapi.User, id string, ro
 			return httpapi.ImportRowsResult{}, fmt.Errorf("import rows: %w", err)
 		}
 		h.sets.computeAhead(k, key, rec, keep)
+		if err := h.markWarnings(ctx, key, warned); err != nil {
+			h.log.Warn("record import warnings", "kind", s.kind, "import", s.id, "err", err)
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	s.warnings += len(out.Warnings)
 	if len(keep) > 0 {
 		s.batches = append(s.batches, key)
 		s.sizes[key] = len(keep)
@@ -333,6 +348,9 @@ func (h *holdings) CommitImport(ctx context.Context, u httpapi.User, id string, 
 			return httpapi.ImportResult{}, fmt.Errorf("commit import: %w", err)
 		}
 		h.sets.computeAhead(k, key, rec, part)
+		if err := h.markWarnings(ctx, key, countWarned(k, part)); err != nil {
+			h.log.Warn("record import warnings", "kind", s.kind, "import", s.id, "err", err)
+		}
 		h.mu.Lock()
 		s.batches = append(s.batches, key)
 		s.sizes[key] = len(part)
@@ -340,8 +358,9 @@ func (h *holdings) CommitImport(ctx context.Context, u httpapi.User, id string, 
 	}
 	h.mu.Lock()
 	stored, dups, invalid, batches := s.stored, s.duplicates, s.invalid, slices.Clone(s.batches)
+	warnings := s.warnings
 	h.mu.Unlock()
-	res := httpapi.ImportResult{ID: s.id, Kind: s.kind, Imported: stored, Duplicates: dups, Invalid: invalid}
+	res := httpapi.ImportResult{ID: s.id, Kind: s.kind, Imported: stored, Duplicates: dups, Invalid: invalid, Warnings: warnings}
 	st := h.epochs.epochState()
 	res.Epoch = st.Current
 	if len(batches) > 0 {

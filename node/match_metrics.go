@@ -3,15 +3,19 @@ package node
 import (
 	"time"
 
+	"github.com/xborder/xborder/internal/httpapi"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // matchMetrics count match queries in and out. Labels carry only agency
 // codes, kinds, outcomes, reason codes and stage names: never an
-// identifier, a case reference or a request ID.
+// identifier, a case reference or a request ID. /metrics needs no token,
+// so nothing here tells whether a partner held anything: hits are the
+// investigator's alone (issue 19, item 6). An outbound query that was
+// answered counts as "answered", whether it found hits or not.
 type matchMetrics struct {
 	queries *prometheus.CounterVec   // direction, partner, kind, outcome
-	hits    *prometheus.CounterVec   // partner, kind
 	denials *prometheus.CounterVec   // direction, reason
 	stages  *prometheus.HistogramVec // direction, stage
 }
@@ -20,12 +24,8 @@ func newMatchMetrics(reg prometheus.Registerer) *matchMetrics {
 	m := &matchMetrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xborder_match_queries_total",
-			Help: "Match queries by direction (in: partners asking us; out: per partner we asked), partner, kind and outcome.",
+			Help: "Match queries by direction (in: partners asking us; out: per partner we asked), partner, kind and outcome (out: answered, stale, denied, unavailable, failed).",
 		}, []string{"direction", "partner", "kind", "outcome"}),
-		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "xborder_match_hits_total",
-			Help: "Hits found by outbound queries, by partner and kind.",
-		}, []string{"partner", "kind"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xborder_match_denials_total",
 			Help: "Match denials by direction (in: we denied a partner; out: a partner or our policy denied us) and reason code.",
@@ -36,7 +36,7 @@ func newMatchMetrics(reg prometheus.Registerer) *matchMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"direction", "stage"}),
 	}
-	reg.MustRegister(m.queries, m.hits, m.denials, m.stages)
+	reg.MustRegister(m.queries, m.denials, m.stages)
 	return m
 }
 
@@ -62,9 +62,15 @@ func (m *matchMetrics) denial(direction, reason string) {
 	m.denials.WithLabelValues(direction, reason).Inc()
 }
 
-func (m *matchMetrics) hit(partner, kind string, n int) {
-	if m == nil || n == 0 {
-		return
+// outcomeAnswered stands for the outcomes hits and no_hits in metrics and
+// logs, which an operator reads without being the investigator.
+const outcomeAnswered = "answered"
+
+// publicOutcome is the outcome of a partner's part as metrics and logs
+// show it: whether the partner held anything is left out.
+func publicOutcome(outcome string) string {
+	if outcome == httpapi.OutcomeHits || outcome == httpapi.OutcomeNoHits {
+		return outcomeAnswered
 	}
-	m.hits.WithLabelValues(partner, kind).Add(float64(n))
+	return outcome
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,20 +122,22 @@ func TestQueryFederation(t *testing.T) {
 		t.Fatalf("Query: %v", err)
 	}
 	want := map[string][]int{"TH": {0, 1, 4}, "DE": {1, 2, 4}}
+	// Lines 1 and 4 spell one number: two distinct identifiers hit each.
+	wantCount := map[string]int{"TH": 2, "DE": 2}
 	if len(res.Partners) != 2 || res.PaddedSize != 4 || res.Values != 4 {
 		t.Fatalf("Query = %+v; want two partners, 4 distinct values padded to 4", res)
 	}
 	for cc, hits := range want {
 		p := partOf(t, res, cc)
-		if p.Outcome != httpapi.OutcomeHits || !slices.Equal(p.Hits, hits) || p.HitCount != len(hits) {
-			t.Errorf("%s part = %+v; want hits %v", cc, p, hits)
+		if p.Outcome != httpapi.OutcomeHits || !slices.Equal(p.Hits, hits) || p.HitCount != wantCount[cc] {
+			t.Errorf("%s part = %+v; want hits %v, hit_count %d", cc, p, hits, wantCount[cc])
 		}
 		// Both ledgers hold the exchange under the request ID.
 		mine := byRequest(t, q, p.RequestID)
 		out, result := hasEntry(mine, ledger.TypeMatchOut, ledger.OutcomeOK), hasEntry(mine, ledger.TypeMatchResult, ledger.OutcomeOK)
-		if out == nil || result == nil || result.HitCount != uint64(len(hits)) || result.Digest == (ledger.Digest{}) ||
+		if out == nil || result == nil || result.HitCount != uint64(wantCount[cc]) || result.Digest == (ledger.Digest{}) ||
 			out.PaddedSize != 4 || out.Body.CaseRef != "OP-1" || out.Partner != cc {
-			t.Errorf("GB ledger under %s = %+v; want match_out and match_result with %d hits", p.RequestID, mine, len(hits))
+			t.Errorf("GB ledger under %s = %+v; want match_out and match_result with hit_count %d", p.RequestID, mine, wantCount[cc])
 		}
 		if p.OutboundIndex == nil || p.ResultIndex == nil || *p.OutboundIndex != out.Index || *p.ResultIndex != result.Index {
 			t.Errorf("%s part indexes %v %v; want %d %d", cc, p.OutboundIndex, p.ResultIndex, out.Index, result.Index)
@@ -318,6 +321,40 @@ func TestQueryTwoAgencies(t *testing.T) {
 	}
 	res, err := q.querier.Query(ctx, ivan, req)
 	check("first query", res, err)
+
+	t.Run("metrics", func(t *testing.T) {
+		// /metrics needs no token: it tells no one whether a partner
+		// held anything, neither as a hit count nor as an outcome.
+		_, body := get(t, q.APIURL()+"/metrics")
+		if !strings.Contains(body, `xborder_match_queries_total{direction="out"`) {
+			t.Fatalf("GB metrics count no outbound query:\n%s", body)
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if strings.Contains(strings.ToLower(line), "hit") {
+				t.Errorf("GB metrics line %q speaks of hits", line)
+			}
+		}
+	})
+
+	t.Run("hit count", func(t *testing.T) {
+		// One number spelt twice is one identifier: both lines are hits,
+		// the hit count (answer and result entry) counts it once, and it
+		// never exceeds the distinct values.
+		dup := req
+		dup.Case = "OP-HITS"
+		dup.Values = canon(t, "phone", "GB", "07700 900101", "+44 7700 900101", "07700 900202", "07700 900999")
+		res, err := q.querier.Query(ctx, ivan, dup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := partOf(t, res, "TH")
+		if res.Values != 3 || !slices.Equal(p.Hits, []int{0, 1, 2}) || p.HitCount != 2 {
+			t.Errorf("query of 3 distinct values, one spelt twice = %d values, TH part %+v; want 3 values, hits [0 1 2], hit_count 2", res.Values, p)
+		}
+		if e := hasEntry(byRequest(t, q, p.RequestID), ledger.TypeMatchResult, ledger.OutcomeOK); e == nil || e.HitCount != 2 {
+			t.Errorf("result entry = %+v; want hit_count 2", e)
+		}
+	})
 
 	t.Run("refusals", func(t *testing.T) {
 		epoch := r.epochs.currentEpoch()

@@ -321,12 +321,11 @@ func (q *querier) queryPartner(ctx context.Context, p *queryPlan, partner string
 			entry = q.outboundEntry(p, partner, r.RequestID, d)
 			continue
 		}
-		q.cfg.Metrics.query("out", partner, kind, out.Outcome)
+		q.cfg.Metrics.query("out", partner, kind, publicOutcome(out.Outcome))
 		if out.Outcome == httpapi.OutcomeDenied {
 			q.cfg.Metrics.denial("out", out.Reason)
 		}
-		q.cfg.Metrics.hit(partner, kind, out.HitCount)
-		q.cfg.Log.Info("query part ended", "query", p.id, "partner", partner, "outcome", out.Outcome, "hits", out.HitCount)
+		q.cfg.Log.Info("query part ended", "query", p.id, "partner", partner, "outcome", publicOutcome(out.Outcome))
 		return out
 	}
 }
@@ -383,13 +382,13 @@ func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, 
 	pq, err := psi.NewQuerier(psi.QuerierConfig{Key: key, Kind: kind, Epoch: epoch, Dummy: ident.DummyInput})
 	if err != nil {
 		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0), false
 	}
 	query, evreq, err := pq.Blind(p.inputs, rand.Reader)
 	q.cfg.Metrics.stage("out", "crypto", t)
 	if err != nil {
 		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0), false
 	}
 	var rid [16]byte
 	hex.Decode(rid[:], []byte(r.RequestID))
@@ -409,14 +408,14 @@ func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, 
 		case exchange.ReasonReplay:
 			out = ledger.OutcomeDeniedReplay
 		}
-		res := q.recordResult(ctx, p, r, entry, out, 0, 0)
+		res := q.recordResult(ctx, p, r, entry, out, 0)
 		return res, denied.Reason == exchange.ReasonUnknownEpoch
 	case errors.Is(err, exchange.ErrVerify):
 		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0), false
 	case err != nil:
 		r.Outcome, r.Reason = httpapi.OutcomeUnavailable, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, 0), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0), false
 	}
 	t = time.Now()
 	hits, err := query.Match(ans.Evaluation, set)
@@ -437,23 +436,23 @@ func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, 
 	switch {
 	case errors.Is(err, psi.ErrSetMismatch):
 		r.Outcome, r.Reason = httpapi.OutcomeStale, "our copy of the partner's set is of another key"
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, 0, ans.SetVersion), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, ans.SetVersion), false
 	case err != nil:
 		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0, ans.SetVersion), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, ans.SetVersion), false
 	}
-	r.Hits, r.HitCount, r.SetVersion = hits, len(hits), ans.SetVersion
+	r.Hits, r.SetVersion = hits, ans.SetVersion
 	switch {
 	case !fresh || ans.SetVersion > set.Version():
 		// A hit is a hit; a miss is unknown until the copy catches up.
 		r.Outcome, r.Reason = httpapi.OutcomeStale, fmt.Sprintf("our copy of the set is at version %d, the partner answered at %d", set.Version(), ans.SetVersion)
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, len(hits), ans.SetVersion), false
+		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, ans.SetVersion), false
 	case len(hits) > 0:
 		r.Outcome = httpapi.OutcomeHits
 	default:
 		r.Outcome = httpapi.OutcomeNoHits
 	}
-	return q.recordResult(ctx, p, r, entry, ledger.OutcomeOK, len(hits), ans.SetVersion), false
+	return q.recordResult(ctx, p, r, entry, ledger.OutcomeOK, ans.SetVersion), false
 }
 
 // matchAnyReplica asks the partner's replicas in the order of its card
@@ -481,12 +480,14 @@ func (q *querier) matchAnyReplica(ctx context.Context, partner string, xq exchan
 	return nil, errors.Join(errs...)
 }
 
-// recordResult commits the match_result entry of one partner's part. When
-// it cannot be committed the part reports "unavailable" and no hits.
+// recordResult commits the match_result entry of one partner's part, its
+// hit count the distinct identifiers among r.Hits. When it cannot be
+// committed the part reports "unavailable" and no hits.
 func (q *querier) recordResult(ctx context.Context, p *queryPlan, r *httpapi.PartnerResult, entry ledger.Entry,
-	out ledger.Outcome, hits int, version uint32) httpapi.PartnerResult {
+	out ledger.Outcome, version uint32) httpapi.PartnerResult {
+	r.HitCount = p.hitCount(r.Hits)
 	e := entry
-	e.Type, e.Outcome, e.HitCount, e.SetVersion, e.Digest = ledger.TypeMatchResult, out, uint64(hits), uint64(version), p.commit
+	e.Type, e.Outcome, e.HitCount, e.SetVersion, e.Digest = ledger.TypeMatchResult, out, uint64(r.HitCount), uint64(version), p.commit
 	t := time.Now()
 	rc, err := q.cfg.Audit.Append(ctx, e)
 	q.cfg.Metrics.stage("out", "ledger", t)

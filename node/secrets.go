@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,10 +26,19 @@ func CheckSecrets(dir string) error {
 		if err != nil {
 			return fmt.Errorf("check secret %s: %w", path, err)
 		}
-		if m := fi.Mode().Perm(); m&0o077 != 0 {
-			return fmt.Errorf("check secret %s: mode %04o lets group or others read it; run `chmod 600 %s`: %w",
-				path, m, path, ErrSecretMode)
+		if err := checkSecretMode(path, fi); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// checkSecretMode refuses a secret file that its group or others may read,
+// naming it and the chmod that fixes it, as ssh refuses such a key.
+func checkSecretMode(path string, fi os.FileInfo) error {
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("check secret %s: mode %04o lets group or others read it; run `chmod 600 %s`: %w",
+			path, m, path, ErrSecretMode)
 	}
 	return nil
 }
@@ -90,13 +100,28 @@ func TokenHash(token string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// ReadToken reads a token file: the token is its first line.
+// ReadToken reads a token file: the token is its first line. A file its
+// group or others may read is refused with ErrSecretMode, as ssh refuses
+// such a key: whoever could read it may hold the token.
 func ReadToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("read token: %w", err)
 	}
-	tok := strings.TrimSpace(string(b))
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	if err := checkSecretMode(path, fi); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", fmt.Errorf("read token %s: %w", path, err)
+	}
+	tok, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	tok = strings.TrimSpace(tok)
 	if tok == "" {
 		return "", fmt.Errorf("read token %s: file is empty", path)
 	}

@@ -51,9 +51,11 @@
 // responder builds a new base version (ErrSetFull). At 1,000,000 holdings a
 // set takes about 5.4 bytes per identifier (5.2 per padded entry).
 //
-// Requests are split into chunks of at most 65,535 elements (MaxChunk),
+// Requests are split into chunks of at most 1,024 elements (MaxChunk),
 // each with its own batch DLEQ proof, so both the responder's proving and
-// the querier's verifying run on all cores. Proof nonces and blinds are
+// the querier's verifying run on all cores, and so a responder's search
+// for evaluation errors that cancel in a chunk's composite has few lists
+// to work with (see Verifiability below). Proof nonces and blinds are
 // drawn from the caller's reader (circl's VerifiableServer.Evaluate would
 // draw from crypto/rand, and its ristretto255 RandomScalar ignores its
 // reader); the RFC 9497 test vectors run through this package's own code.
@@ -81,7 +83,13 @@
 // computed with the secret key behind the pinned public key; a responder
 // that uses another key (for one chunk or all), swaps, drops or alters
 // elements, or sends the identity, fails with ErrProof or ErrMalformed and
-// the querier gets no output at all. The kind a request declares selects
+// the querier gets no output at all. One limit: RFC 9497's composite
+// coefficients each bind only their own element, so a responder can search
+// for wrong evaluations whose errors cancel in a chunk's composite (a
+// generalised birthday search, online and per query) and so hide hits; the
+// cap of 1,024 elements per chunk puts that at about 2^33 work and memory
+// per chunk, which raises the cost but does not rule it out. docs/psi.md
+// has the figures and the fix (coefficients bound to the whole chunk). The kind a request declares selects
 // the key, and the kind is also framed into every input by the caller, so
 // a partner allowed one kind learns nothing by blinding another.
 //

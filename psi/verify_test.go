@@ -88,7 +88,7 @@ func TestVerifyChunkMatchesCircl(t *testing.T) {
 func BenchmarkVerifyChunk(b *testing.B) {
 	r := newTestResponder(b, "phone")
 	q := newTestQuerier(b, r, 0)
-	_, req, err := q.Blind(ids("phone", 0, 1280), detReader(35))
+	_, req, err := q.Blind(ids("phone", 0, 1000), detReader(35)) // padded to 1,024: one chunk of MaxChunk
 	if err != nil {
 		b.Fatal(err)
 	}

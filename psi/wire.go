@@ -25,9 +25,14 @@ const (
 const (
 	// MaxElements caps the elements of one request (and evaluation).
 	MaxElements = 1 << 20
-	// MaxChunk caps the elements covered by one proof: the RFC 9497
-	// composite index is 16 bits.
-	MaxChunk = 65535
+	// MaxChunk caps the elements covered by one proof, on both sides: a
+	// querier neither asks for nor accepts larger chunks, a responder
+	// refuses to prove them. Each RFC 9497 composite coefficient binds
+	// only its own element, so a responder can search for wrong
+	// evaluations whose errors cancel in the composite (a generalised
+	// birthday problem over the chunk's elements); the cap bounds the
+	// lists that search may use. docs/psi.md gives the costs.
+	MaxChunk = 1024
 	// MinChunk is the smallest chunk a request may ask for unless the
 	// whole request fits in one chunk: it bounds the proofs a responder
 	// computes per element.

@@ -24,6 +24,11 @@ form, or "error: line N: <reason>". Blank lines are invalid (reason: empty).
 With --json each output line is {"line":N,"canonical":"..."} or
 {"line":N,"error":"..."}.
 
+A value that is accepted but probably wrong (a phone number of the right
+length in no range its country has allocated, such as 496 0123 from GB) is
+printed with "xborder: warning: line N: <reason>" on standard error (with
+--json, a "warning" field); --strict refuses such values as invalid lines.
+
 Kinds and their canonical forms (docs/identifiers.md has the details):
 
   phone     E.164, +442079460958 (national spellings need --region)
@@ -38,8 +43,8 @@ Kinds and their canonical forms (docs/identifiers.md has the details):
 national phone numbers and 00/011 international prefixes as dialled there,
 and is the default country of documents and addresses.
 
-Exit status: 0 when every line is valid, 1 when some are not or FILE cannot
-be read, 2 for a usage mistake.`
+Exit status: 0 when every line is valid (warnings included), 1 when some are
+not or FILE cannot be read, 2 for a usage mistake.`
 
 const canonExample = `  xborder canon --kind phone --region GB examples/phones.txt
   printf '+44 20 7946 0958\n020 7946 0958\n' | xborder canon --kind phone --region GB
@@ -49,9 +54,9 @@ const canonExample = `  xborder canon --kind phone --region GB examples/phones.t
 // locally and needs no node.
 func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 	var kind, region string
-	var jsonOut bool
+	var jsonOut, strict bool
 	cmd := &cobra.Command{
-		Use:     "canon --kind KIND [--region CC] [--json] [FILE|-]",
+		Use:     "canon --kind KIND [--region CC] [--json] [--strict] [FILE|-]",
 		Short:   "Print the canonical form of identifiers, one per line",
 		Long:    canonLong,
 		Example: canonExample,
@@ -64,7 +69,7 @@ func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 			if err != nil {
 				return usageError("run 'xborder canon --help' for the kinds and their canonical forms", "canon: %v", err)
 			}
-			opt := ident.Options{Region: region}
+			opt := ident.Options{Region: region, Strict: strict}
 			if err := opt.Validate(); err != nil {
 				return usageError("give an ISO 3166 alpha-2 country code, such as GB (not UK), TH or US",
 					"canon: --region %q: %v", region, err)
@@ -86,7 +91,7 @@ func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 				name = "standard input"
 			}
 			out := bufio.NewWriter(e.stdout)
-			lines, bad, err := canon(c.Context(), in, out, k, opt, jsonOut)
+			lines, bad, warned, err := canon(c.Context(), in, out, e.stderr, k, opt, jsonOut)
 			if ferr := out.Flush(); err == nil && ferr != nil {
 				err = fmt.Errorf("canon: write output: %w", ferr)
 			}
@@ -96,6 +101,9 @@ func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 					return exitError(exitInvalid, fmt.Errorf("canon: read %s after %d lines: %w", name, lines, re.err), "")
 				}
 				return exitError(exitInvalid, err, "")
+			}
+			if warned > 0 {
+				fmt.Fprintf(e.stderr, "xborder: warning: canon: %d of %d lines are possible but not valid %s values; --strict refuses them\n", warned, lines, k)
 			}
 			if bad > 0 {
 				fmt.Fprintf(e.stderr, "xborder: error: canon: %d of %d lines are not valid %s values\n", bad, lines, k)
@@ -108,6 +116,7 @@ func newCanonCmd(e *env, _ *clientFlags) *cobra.Command {
 	f.StringVar(&kind, "kind", "", "kind of the values: "+canonKindList())
 	f.StringVar(&region, "region", "", "ISO 3166 alpha-2 country the values come from (national phone numbers, documents, addresses)")
 	f.BoolVar(&jsonOut, "json", false, `write one JSON object per line: {"line":N,"canonical":"..."} or {"line":N,"error":"..."}`)
+	f.BoolVar(&strict, "strict", false, "refuse values accepted only with a warning (phone numbers possible but not valid)")
 	return cmd
 }
 
@@ -132,15 +141,17 @@ type canonLine struct {
 	Line      int    `json:"line"`
 	Canonical string `json:"canonical,omitempty"`
 	Error     string `json:"error,omitempty"`
+	Warning   string `json:"warning,omitempty"`
 }
 
 // canon writes one line to out for each line of in: its canonical form as
-// an identifier of kind k, or why it is not valid. It returns the number of
-// lines read and of invalid ones. Lines end in \n or \r\n; a last line
+// an identifier of kind k, or why it is not valid; a warning about a line
+// goes to warnOut (or into its JSON line). It returns the number of lines
+// read, of invalid ones and of those with a warning. Lines end in \n or \r\n; a last line
 // without an end counts. A line longer than ident.MaxLen is not held whole
 // in memory: it is reported as too long.
 // It stops between lines when ctx is done.
-func canon(ctx context.Context, in io.Reader, out io.Writer, k ident.Kind, opt ident.Options, jsonOut bool) (lines, bad int, err error) {
+func canon(ctx context.Context, in io.Reader, out, warnOut io.Writer, k ident.Kind, opt ident.Options, jsonOut bool) (lines, bad, warned int, err error) {
 	br := bufio.NewReaderSize(in, 64<<10)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
@@ -150,7 +161,7 @@ func canon(ctx context.Context, in io.Reader, out io.Writer, k ident.Kind, opt i
 	line := make([]byte, 0, keep)
 	for {
 		if err := ctx.Err(); err != nil {
-			return lines, bad, fmt.Errorf("canon: stopped after %d lines: %w", lines, err)
+			return lines, bad, warned, fmt.Errorf("canon: stopped after %d lines: %w", lines, err)
 		}
 		line = line[:0]
 		ended := false
@@ -168,33 +179,48 @@ func canon(ctx context.Context, in io.Reader, out io.Writer, k ident.Kind, opt i
 			break
 		}
 		if rerr != nil && rerr != io.EOF {
-			return lines, bad, canonReadError{rerr}
+			return lines, bad, warned, canonReadError{rerr}
 		}
 		if !ended && len(line) == 0 {
-			return lines, bad, nil
+			return lines, bad, warned, nil
 		}
 		lines++
 		// A cut line keeps more than MaxLen bytes even after this.
 		v := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
-		c, cerr := ident.Canonical(k, v, opt)
+		c, warn, cerr := ident.Check(k, v, opt)
+		if cerr == nil && warn != nil && opt.Strict {
+			c, cerr, warn = "", warn, nil
+		}
 		if cerr != nil {
 			bad++
+		} else if warn != nil {
+			warned++
 		}
 		switch {
 		case jsonOut && cerr != nil:
 			err = enc.Encode(canonLine{Line: lines, Error: cerr.Error()})
+		case jsonOut && warn != nil:
+			err = enc.Encode(canonLine{Line: lines, Canonical: c, Warning: warn.Error()})
 		case jsonOut:
 			err = enc.Encode(canonLine{Line: lines, Canonical: c})
 		case cerr != nil:
 			_, err = fmt.Fprintf(out, "error: line %d: %v\n", lines, cerr)
 		default:
 			_, err = fmt.Fprintln(out, c)
+			if warn != nil && err == nil {
+				// Flushed first, so that a terminal shows the warning
+				// after the line it is about.
+				if f, ok := out.(interface{ Flush() error }); ok {
+					err = f.Flush()
+				}
+				fmt.Fprintf(warnOut, "xborder: warning: line %d: %v\n", lines, warn)
+			}
 		}
 		if err != nil {
-			return lines, bad, fmt.Errorf("canon: write output: %w", err)
+			return lines, bad, warned, fmt.Errorf("canon: write output: %w", err)
 		}
 		if !ended {
-			return lines, bad, nil
+			return lines, bad, warned, nil
 		}
 	}
 }

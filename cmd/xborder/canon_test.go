@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func FuzzCanon(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, kb uint8, jsonOut bool) {
 		k := ident.Kinds()[int(kb)%len(ident.Kinds())]
 		var out bytes.Buffer
-		lines, bad, err := canon(context.Background(), bytes.NewReader(data), &out, k, ident.Options{Region: "GB"}, jsonOut)
+		lines, bad, _, err := canon(context.Background(), bytes.NewReader(data), &out, io.Discard, k, ident.Options{Region: "GB"}, jsonOut)
 		if err != nil {
 			t.Fatalf("canon: %v", err)
 		}
@@ -76,7 +77,7 @@ func TestCanonStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out bytes.Buffer
-	lines, _, err := canon(ctx, strings.NewReader("020 7946 0958\n"), &out, ident.Phone, ident.Options{Region: "GB"}, false)
+	lines, _, _, err := canon(ctx, strings.NewReader("020 7946 0958\n"), &out, io.Discard, ident.Phone, ident.Options{Region: "GB"}, false)
 	if !errors.Is(err, context.Canceled) || lines != 0 || out.Len() != 0 {
 		t.Errorf("canon(cancelled) = %d lines, %q, %v; want 0 lines and context.Canceled", lines, out.String(), err)
 	}

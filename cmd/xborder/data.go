@@ -35,7 +35,10 @@ The node canonicalises them (phone numbers in E.164 with --region for
 national forms, ...), skips duplicates, and stores them, encrypted, through
 the data Raft group; every replica then builds the encoded set partners
 sync. Every invalid row is reported with its line and reason; the valid
-rows are kept, and the exit status is 1 when some were invalid. The import
+rows are kept, and the exit status is 1 when some were invalid. A row that
+is stored but probably wrong (a phone number possible but not valid, in no
+range its country has allocated) is reported as "line N: warning: ..."
+and counted by 'data stats'; --strict refuses such rows as invalid. The import
 is one audit entry, with the kind and counts only. A batch that finds the
 node unavailable (no quorum) is sent again up to 3 times, 2, 4 and 8 seconds
 apart; then the import exits 4 and nothing of it is held: run it again.
@@ -66,8 +69,9 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 
 	var in inputFlags
 	var handling string
+	var strict bool
 	imp := &cobra.Command{
-		Use:   "import --kind KIND [--region CC] [--column NAME] [--ref-column NAME] [--handling H0..H3] FILE",
+		Use:   "import --kind KIND [--region CC] [--column NAME] [--ref-column NAME] [--handling H0..H3] [--strict] FILE",
 		Short: "Import identifiers from a CSV or JSON lines file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -77,12 +81,12 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			}
 			defer rd.close()
 			ctx := c.Context()
-			im, err := cl.BeginImport(ctx, httpapi.BeginImport{Kind: in.kind, Region: in.region, Handling: handling})
+			im, err := cl.BeginImport(ctx, httpapi.BeginImport{Kind: in.kind, Region: in.region, Handling: handling, Strict: strict})
 			if err != nil {
 				return apiError(err)
 			}
 			prog := newProgress(e, rd.size, "importing")
-			var invalid []httpapi.InvalidRow
+			var invalid, warned []httpapi.InvalidRow
 			stored, dups := 0, 0
 			// Two batches in flight: one is canonicalised while the node
 			// commits the other.
@@ -122,6 +126,7 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 					}
 					stored, dups = stored+res.Stored, dups+res.Duplicates
 					invalid = append(invalid, res.Invalid...)
+					warned = append(warned, res.Warnings...)
 					prog.set(read, stored)
 				}()
 				return nil
@@ -138,12 +143,16 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return apiError(err)
 			}
-			slices.SortFunc(invalid, func(a, b httpapi.InvalidRow) int { return a.Line - b.Line })
-			for _, r := range invalid {
-				fmt.Fprintf(e.stdout, "line %d: %s\n", r.Line, r.Reason)
+			printRowReports(e.stdout, invalid, warned)
+			with := ""
+			if len(warned) > 0 {
+				with = fmt.Sprintf(", %d with warnings", len(warned))
 			}
-			fmt.Fprintf(e.stdout, "imported %d %s identifiers (%d duplicates, %d invalid) into epoch %d set version %d\n",
-				res.Imported, res.Kind, res.Duplicates, len(invalid), res.Epoch, res.Version)
+			fmt.Fprintf(e.stdout, "imported %d %s identifiers (%d duplicates, %d invalid%s) into epoch %d set version %d\n",
+				res.Imported, res.Kind, res.Duplicates, len(invalid), with, res.Epoch, res.Version)
+			if len(warned) > 0 {
+				fmt.Fprintf(e.stderr, "xborder: warning: %d rows were imported with a warning (listed above): check them at their source; --strict refuses them\n", len(warned))
+			}
 			if len(invalid) > 0 {
 				fmt.Fprintf(e.stderr, "xborder: %d invalid rows were not imported (listed above); the valid rows were kept\n", len(invalid))
 				return silentExit(exitInvalid)
@@ -153,6 +162,7 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	}
 	in.register(imp)
 	imp.Flags().StringVar(&handling, "handling", "", "handling code `H0`..H3 of the rows (default H0)")
+	imp.Flags().BoolVar(&strict, "strict", false, "refuse, as invalid rows, values accepted only with a warning (phone numbers possible but not valid)")
 
 	var rin inputFlags
 	rm := &cobra.Command{
@@ -228,6 +238,10 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 				return err
 			}
 			for _, k := range st.Kinds {
+				if k.Warnings > 0 {
+					fmt.Fprintf(e.stdout, "%s: %d of %d identifiers held are possible but not valid numbers: they probably never match; 'xborder canon' shows which of a file\n",
+						k.Kind, k.Warnings, k.Rows)
+				}
 				if k.Full {
 					fmt.Fprintf(e.stdout, "%s: the set of epoch %d is at its largest size (14,680,064 identifiers): %d of %d versions are not in it and are not matched; remove identifiers of this kind (data remove) and rotate keys\n",
 						k.Kind, k.Epoch, k.Versions-k.Built, k.Versions)
@@ -267,6 +281,30 @@ func importBatch(ctx context.Context, cl *httpapi.Client, id string, rows []http
 		case <-time.After(wait):
 		}
 		wait *= 2
+	}
+}
+
+// printRowReports writes the invalid rows and the rows with a warning,
+// merged in line order: "line N: reason" and "line N: warning: reason".
+func printRowReports(w io.Writer, invalid, warned []httpapi.InvalidRow) {
+	type report struct {
+		httpapi.InvalidRow
+		warning bool
+	}
+	all := make([]report, 0, len(invalid)+len(warned))
+	for _, r := range invalid {
+		all = append(all, report{r, false})
+	}
+	for _, r := range warned {
+		all = append(all, report{r, true})
+	}
+	slices.SortStableFunc(all, func(a, b report) int { return a.Line - b.Line })
+	for _, r := range all {
+		if r.warning {
+			fmt.Fprintf(w, "line %d: warning: %s\n", r.Line, r.Reason)
+		} else {
+			fmt.Fprintf(w, "line %d: %s\n", r.Line, r.Reason)
+		}
 	}
 }
 

@@ -230,6 +230,9 @@ func apiClient(cf *clientFlags, dir string) (*httpapi.Client, error) {
 		return nil, usageError("give --api URL and --token-file FILE, or --dir DIR of the local node", "no node to talk to")
 	}
 	tok, err := node.ReadToken(tokFile)
+	if errors.Is(err, node.ErrSecretMode) {
+		return nil, exitError(exitUsage, err, "run `chmod 600 "+tokFile+"`; if someone else may have read it, have an admin replace the token ('xborder user remove NAME', then 'user add NAME')")
+	}
 	if err != nil {
 		return nil, exitError(exitInvalid, err, "give the file 'xborder user add --out FILE' wrote, or DIR/admin.token")
 	}

@@ -45,6 +45,9 @@ type BeginImport struct {
 	Kind     string `json:"kind"`
 	Region   string `json:"region,omitempty"`   // default region for national forms
 	Handling string `json:"handling,omitempty"` // H0-H3; empty: H0
+	// Strict refuses, as invalid rows, the values accepted only with a
+	// warning (ident.Options.Strict: phone numbers possible but not valid).
+	Strict bool `json:"strict,omitempty"`
 }
 
 // Import names an open import.
@@ -58,6 +61,8 @@ type ImportRowsResult struct {
 	Stored     int          `json:"stored"`
 	Duplicates int          `json:"duplicates"`
 	Invalid    []InvalidRow `json:"invalid,omitempty"`
+	// Warnings are rows stored but probably wrong (ident.Check), and why.
+	Warnings []InvalidRow `json:"warnings,omitempty"`
 }
 
 // CommitImport ends an import; Invalid counts rows the client refused
@@ -73,6 +78,7 @@ type ImportResult struct {
 	Imported   int    `json:"imported"`
 	Duplicates int    `json:"duplicates"`
 	Invalid    int    `json:"invalid"`
+	Warnings   int    `json:"warnings,omitempty"` // rows stored with a warning
 	Epoch      uint64 `json:"epoch"`
 	Version    int    `json:"version"` // set version the rows enter
 }
@@ -103,6 +109,9 @@ type KindStats struct {
 	// Full: the set is at psi's largest size (14,680,064 identifiers):
 	// the versions after Built are not in it.
 	Full bool `json:"full,omitempty"`
+	// Warnings counts the identifiers held that ident.Check warns of
+	// (phone numbers possible but not valid).
+	Warnings int `json:"warnings,omitempty"`
 }
 
 // DataStats describes the holdings.
