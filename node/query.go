@@ -479,23 +479,3 @@ func (q *querier) matchAnyReplica(ctx context.Context, partner string, xq exchan
 	}
 	return nil, errors.Join(errs...)
 }
-
-// recordResult commits the match_result entry of one partner's part, its
-// hit count the distinct identifiers among r.Hits. When it cannot be
-// committed the part reports "unavailable" and no hits.
-func (q *querier) recordResult(ctx context.Context, p *queryPlan, r *httpapi.PartnerResult, entry ledger.Entry,
-	out ledger.Outcome, version uint32) httpapi.PartnerResult {
-	r.HitCount = p.hitCount(r.Hits)
-	e := entry
-	e.Type, e.Outcome, e.HitCount, e.SetVersion, e.Digest = ledger.TypeMatchResult, out, uint64(r.HitCount), uint64(version), p.commit
-	t := time.Now()
-	rc, err := q.cfg.Audit.Append(ctx, e)
-	q.cfg.Metrics.stage("out", "ledger", t)
-	if err != nil {
-		return httpapi.PartnerResult{Agency: r.Agency, RequestID: r.RequestID, Outcome: httpapi.OutcomeUnavailable,
-			Reason:        "this node's ledger did not record the result, so it is withheld: " + err.Error(),
-			OutboundIndex: r.OutboundIndex, Epoch: r.Epoch}
-	}
-	r.ResultIndex = &rc.Index
-	return *r
-}
