@@ -209,24 +209,6 @@ func (h *holdings) referenced(prefix string) (map[string]struct{}, error) {
 	return out, err
 }
 
-// addVersion appends batches as a new version of the (kind, epoch)
-// manifest and returns the version. Manifest changes are serialised on
-// this replica.
-func (h *holdings) addVersion(ctx context.Context, kind string, epoch uint64, batches []string) (int, error) {
-	h.manifestMu.Lock()
-	defer h.manifestMu.Unlock()
-	m, err := h.manifest(kind, epoch)
-	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
-		return 0, err
-	}
-	m.Versions = append(m.Versions, batches)
-	b, _ := json.Marshal(m)
-	if _, err := h.data.Put(ctx, nsManifest, manifestKey(kind, epoch), b); err != nil {
-		return 0, fmt.Errorf("record set version: %w", err)
-	}
-	return len(m.Versions), nil
-}
-
 // manifest reads the manifest of (kind, epoch); a missing one is returned
 // empty with ErrNotFound.
 func (h *holdings) manifest(kind string, epoch uint64) (manifest, error) {
@@ -393,6 +375,12 @@ func (h *holdings) RotateKeys(ctx context.Context, u httpapi.User) (httpapi.Rota
 	if err != nil {
 		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
 	}
+	// The announcement comes first: an import committed before it is read
+	// below, one committed after it reads it and joins the new epoch itself
+	// (placeBatches).
+	if err := h.announceRotation(ctx, next); err != nil {
+		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
+	}
 	// Base sets of the new epoch: every batch held, per kind: stored and
 	// referenced by a manifest (an import's batches are held once it is
 	// committed; orphans of abandoned imports are not).
@@ -412,7 +400,7 @@ func (h *holdings) RotateKeys(ctx context.Context, u httpapi.User) (httpapi.Rota
 		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
 	}
 	for kind, batches := range byKind {
-		if _, err := h.addVersion(ctx, kind, next, batches); err != nil {
+		if _, err := h.appendVersion(ctx, kind, next, batches); err != nil {
 			return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
 		}
 	}
