@@ -300,6 +300,12 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 		return out, fmt.Errorf("remove rows: %w", err)
 	}
 	if len(writes) > 0 {
+		// Sets built before and after the rewrite would differ: every
+		// replica builds a new base of the rows as they are now.
+		if err := h.rebaseAfterRemoval(ctx, req.Kind); err != nil {
+			return out, fmt.Errorf("remove rows: %w", err)
+		}
+		h.sets.kickBuild()
 		if _, err := h.data.Put(ctx, nsErase, "last", []byte(fmt.Sprintf("%d", h.now().UnixNano()))); err != nil {
 			return out, fmt.Errorf("remove rows: %w", err)
 		}

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,4 +149,65 @@ func (h *holdings) placeBatches(ctx context.Context, kind string, st epochState,
 		}
 	}
 	return version, nil
+}
+
+// appendRebase adds an empty version to the (kind, epoch) manifest that is a
+// base by decree of removal id (manifest.Bases), by the same compare-and-set
+// as appendVersion. The caller has rewritten the batches first, so every
+// replica builds the new base from the same rows.
+func (h *holdings) appendRebase(ctx context.Context, kind string, epoch uint64, id string) error {
+	h.manifestMu.Lock()
+	defer h.manifestMu.Unlock()
+	for range manifestTries {
+		m, err := h.manifest(kind, epoch)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return nil // nothing built of this kind and epoch
+		} else if err != nil {
+			return err
+		}
+		n := len(m.Versions) + 1
+		m.Versions = append(m.Versions, []string{})
+		if m.Bases == nil {
+			m.Bases = map[int]string{}
+		}
+		m.Bases[n] = id
+		b, _ := json.Marshal(m)
+		cid := fmt.Sprintf("manifest/%s/%d/%d", kind, epoch, n)
+		if _, err := h.data.Put(ledger.WithCommandID(ctx, cid), nsManifest, manifestKey(kind, epoch), b); err != nil {
+			return fmt.Errorf("record set rebase: %w", err)
+		}
+		got, err := h.manifest(kind, epoch)
+		if err != nil {
+			return err
+		}
+		if got.Bases[n] == id {
+			return nil
+		}
+		if err := h.data.Linearize(ctx); err != nil {
+			return fmt.Errorf("record set rebase: %w", err)
+		}
+	}
+	return fmt.Errorf("record set rebase of %s epoch %d: %d writers in a row took the next version first; try again", kind, epoch, manifestTries)
+}
+
+// rebaseAfterRemoval decrees a new base of kind in every live epoch and in
+// the one a rotation announced, after a removal rewrote batches.
+func (h *holdings) rebaseAfterRemoval(ctx context.Context, kind string) error {
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	id := hex.EncodeToString(rnd[:])
+	epochs := h.epochs.epochState().live()
+	if next, err := h.announced(); err != nil {
+		return err
+	} else if next > epochs[len(epochs)-1] {
+		epochs = append(epochs, next)
+	}
+	for _, e := range epochs {
+		if err := h.appendRebase(ctx, kind, e, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
