@@ -34,6 +34,7 @@ type setBuilder interface {
 	dropAhead(kind, id string)
 	kickBuild()
 	describe(kind string, epoch uint64, ks *httpapi.KindStats)
+	setStats(kind string, epoch uint64) httpapi.SetStats
 }
 
 // holdings is the agency's holdings in the data group as this replica
@@ -320,7 +321,7 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 // (of abandoned imports) are not counted.
 func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
 	st := h.epochs.epochState()
-	out := httpapi.DataStats{Epoch: st.Current, NextEpoch: st.Next, Kinds: []httpapi.KindStats{}}
+	out := httpapi.DataStats{Epoch: st.Current, NextEpoch: st.Next, Kinds: []httpapi.KindStats{}, Sets: []httpapi.SetStats{}}
 	counts := map[string]int{}
 	held, err := h.referenced("")
 	if err != nil {
@@ -361,7 +362,16 @@ func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataS
 		ks := httpapi.KindStats{Kind: kind, Rows: counts[kind], Epoch: st.Current, Versions: len(m.Versions)}
 		h.sets.describe(kind, st.Current, &ks)
 		out.Kinds = append(out.Kinds, ks)
+		for _, e := range st.live() {
+			if _, err := h.manifest(kind, e); err == nil {
+				out.Sets = append(out.Sets, h.sets.setStats(kind, e))
+			}
+		}
 	}
+	sort.Slice(out.Sets, func(i, j int) bool {
+		a, b := out.Sets[i], out.Sets[j]
+		return a.Kind < b.Kind || a.Kind == b.Kind && a.Epoch < b.Epoch
+	})
 	sort.Slice(out.Kinds, func(i, j int) bool { return out.Kinds[i].Kind < out.Kinds[j].Kind })
 	return out, nil
 }

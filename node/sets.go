@@ -250,6 +250,26 @@ func (s *localSets) describe(kind string, epoch uint64, ks *httpapi.KindStats) {
 	}
 }
 
+// setStats describes the set of (kind, epoch) built here.
+func (s *localSets) setStats(kind string, epoch uint64) httpapi.SetStats {
+	out := httpapi.SetStats{Kind: kind, Epoch: epoch}
+	ls := s.get(kind, epoch)
+	if ls == nil {
+		return out
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	base, _, ok := ls.served()
+	out.Version, out.Serving = ls.recorded, ok
+	if ok {
+		out.Base = base + 1
+	}
+	if v := ls.recorded; v > 0 && ls.segments[v-1] != nil {
+		out.Digest = hex.EncodeToString(ls.digests[v-1][:])
+	}
+	return out
+}
+
 // loadSet returns the local set of (kind, epoch), loading what this
 // replica built before from its store.
 func (s *localSets) loadSet(kind string, epoch uint64) (*localSet, error) {

@@ -85,6 +85,24 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 		}
 	}
 
+	// data stats reports the same set version and digest on every replica.
+	var first []httpapi.SetStats
+	for i, n := range nodes {
+		ds, err := n.holdings.DataStats(ctx, httpapi.User{Name: "sam", Role: "steward"})
+		if err != nil {
+			t.Fatalf("DataStats on %s: %v", n.fc.ReplicaID(), err)
+		}
+		if len(ds.Sets) != 1 || ds.Sets[0].Kind != "phone" || ds.Sets[0].Epoch != 1 || !ds.Sets[0].Serving ||
+			ds.Sets[0].Version != len(want.Segments)+int(want.Base)-1 || len(ds.Sets[0].Digest) != 64 {
+			t.Errorf("DataStats on %s: sets %+v; want phone epoch 1 served at version %d with a digest", n.fc.ReplicaID(), ds.Sets, len(want.Segments)+int(want.Base)-1)
+		}
+		if i == 0 {
+			first = ds.Sets
+		} else if len(ds.Sets) != len(first) || len(first) > 0 && ds.Sets[0] != first[0] {
+			t.Errorf("DataStats on %s: sets %+v; r1 %+v", n.fc.ReplicaID(), ds.Sets, first)
+		}
+	}
+
 	// A replica that cannot serve a set of a live epoch says so (the
 	// exchange answers "unavailable", and the partner asks the next
 	// replica) rather than that it has no such set.

@@ -197,8 +197,9 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	}
 	rin.register(rm)
 
+	var asJSON bool
 	stats := &cobra.Command{
-		Use:   "stats",
+		Use:   "stats [--json]",
 		Short: "Count the holdings per kind and show their encoded sets",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -209,6 +210,14 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			st, err := cl.DataStats(c.Context())
 			if err != nil {
 				return apiError(err)
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(st, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s\n", b)
+				return nil
 			}
 			fmt.Fprintf(e.stdout, "epoch %d", st.Epoch)
 			if st.NextEpoch != 0 {
@@ -236,6 +245,7 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
+	stats.Flags().BoolVar(&asJSON, "json", false, "print the statistics as JSON, with the set version and digest of every kind in every live epoch")
 	cmd.AddCommand(imp, rm, stats)
 	return cmd
 }
