@@ -154,6 +154,7 @@ type partnerSets struct {
 	copies  map[string]*partnerCopy // partner/kind
 	refused map[string]*refusal     // partner/kind: the owner's last refusal
 	passes  atomic.Int64            // background passes that polled (tests)
+	skipped atomic.Int64            // background passes skipped, not leading (tests)
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }

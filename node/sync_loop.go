@@ -37,6 +37,7 @@ func (ps *partnerSets) syncLoop() {
 		case <-t.C:
 		}
 		if ps.leader != nil && !ps.leader() {
+			ps.skipped.Add(1)
 			continue
 		}
 		for partner, c := range ps.pins.Pins() {
