@@ -220,7 +220,9 @@ func (h *holdings) manifest(kind string, epoch uint64) (manifest, error) {
 // each batch holding one is rewritten without it (or deleted), so the
 // identifier leaves the replicated state, then the snapshot, log
 // truncation and value-log GC of docs/holdings.md erase it from disk.
-// Encoded sets of the current epoch keep it until the next epoch.
+// Then every live epoch gets a new base by decree (rebaseAfterRemoval):
+// the served sets drop it once that base is built, partners' copies at
+// their next sync.
 func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.RemoveRows) (httpapi.RemoveResult, error) {
 	var out httpapi.RemoveResult
 	k, err := parseKind(req.Kind)
