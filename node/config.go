@@ -75,6 +75,23 @@ type FileConfig struct {
 	CardValidity string `yaml:"card_validity"`
 	// LogLevel is debug, info, warn or error. Empty: info.
 	LogLevel string `yaml:"log_level"`
+	// SyncInterval is how often the audit leader polls partners' encoded
+	// sets, and how old a copy may be before a query syncs it first (Go
+	// duration, at least 1s). Empty: DefaultSyncInterval (1m). node run
+	// --sync-interval overrides it.
+	SyncInterval string `yaml:"sync_interval"`
+}
+
+// Sync returns the sync interval, or 0 for the default.
+func (c *FileConfig) Sync() (time.Duration, error) {
+	if c.SyncInterval == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.SyncInterval)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("sync_interval %q is not a duration of at least 1s such as 1m: %w", c.SyncInterval, ErrConfig)
+	}
+	return d, nil
 }
 
 // ListenConfig holds a replica's listen addresses. Port 0 means a free port,
@@ -158,6 +175,9 @@ func (c *FileConfig) validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q is not debug, info, warn or error: %w", c.LogLevel, ErrConfig)
+	}
+	if _, err := c.Sync(); err != nil {
+		return err
 	}
 	_, err := c.Validity()
 	return err
@@ -259,6 +279,10 @@ card_validity: %q
 
 # Log level: debug, info, warn or error.
 log_level: %q
+
+# How often the audit leader polls partners' encoded sets (Go duration, at
+# least 1s; empty: 1m). Overridden by node run --sync-interval.
+sync_interval: %q
 `
 
 // render returns the YAML text of c with its comments.
@@ -268,5 +292,5 @@ func (c *FileConfig) render() []byte {
 		join[i] = strconv.Quote(a)
 	}
 	return fmt.Appendf(nil, configTemplate, c.Agency, c.Name, c.ReplicaID(), c.Bootstrap,
-		"["+strings.Join(join, ", ")+"]", c.Listen.Raft, c.Listen.P2P, c.Listen.API, c.CardValidity, c.LogLevel)
+		"["+strings.Join(join, ", ")+"]", c.Listen.Raft, c.Listen.P2P, c.Listen.API, c.CardValidity, c.LogLevel, c.SyncInterval)
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInitConfigRoundTrip(t *testing.T) {
@@ -48,6 +49,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad p2p address", "agency: GB\nname: x\nlisten: {p2p: tcp://x}\n", "listen.p2p"},
 		{"bad validity", "agency: GB\nname: x\ncard_validity: forever\n", "card_validity"},
 		{"bad level", "agency: GB\nname: x\nlog_level: loud\n", "log_level"},
+		{"bad sync interval", "agency: GB\nname: x\nsync_interval: often\n", "sync_interval"},
+		{"sync interval under 1s", "agency: GB\nname: x\nsync_interval: 10ms\n", "sync_interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,6 +59,11 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("parseConfig(%q) = %v; want ErrConfig naming %s", tt.yaml, err, tt.want)
 			}
 		})
+	}
+	if c, err := parseConfig("config.yaml", []byte("agency: GB\nname: x\nsync_interval: 5m\n")); err != nil {
+		t.Errorf("sync_interval 5m: %v", err)
+	} else if d, _ := c.Sync(); d != 5*time.Minute {
+		t.Errorf("sync_interval 5m reads as %v", d)
 	}
 	if _, err := LoadConfig(t.TempDir()); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "xborder init") {
 		t.Errorf("LoadConfig of an empty directory = %v; want ErrConfig telling to run init", err)

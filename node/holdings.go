@@ -34,6 +34,7 @@ type setBuilder interface {
 	dropAhead(kind, id string)
 	kickBuild()
 	describe(kind string, epoch uint64, ks *httpapi.KindStats)
+	setStats(kind string, epoch uint64) httpapi.SetStats
 }
 
 // holdings is the agency's holdings in the data group as this replica
@@ -209,24 +210,6 @@ func (h *holdings) referenced(prefix string) (map[string]struct{}, error) {
 	return out, err
 }
 
-// addVersion appends batches as a new version of the (kind, epoch)
-// manifest and returns the version. Manifest changes are serialised on
-// this replica.
-func (h *holdings) addVersion(ctx context.Context, kind string, epoch uint64, batches []string) (int, error) {
-	h.manifestMu.Lock()
-	defer h.manifestMu.Unlock()
-	m, err := h.manifest(kind, epoch)
-	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
-		return 0, err
-	}
-	m.Versions = append(m.Versions, batches)
-	b, _ := json.Marshal(m)
-	if _, err := h.data.Put(ctx, nsManifest, manifestKey(kind, epoch), b); err != nil {
-		return 0, fmt.Errorf("record set version: %w", err)
-	}
-	return len(m.Versions), nil
-}
-
 // manifest reads the manifest of (kind, epoch); a missing one is returned
 // empty with ErrNotFound.
 func (h *holdings) manifest(kind string, epoch uint64) (manifest, error) {
@@ -237,7 +220,9 @@ func (h *holdings) manifest(kind string, epoch uint64) (manifest, error) {
 // each batch holding one is rewritten without it (or deleted), so the
 // identifier leaves the replicated state, then the snapshot, log
 // truncation and value-log GC of docs/holdings.md erase it from disk.
-// Encoded sets of the current epoch keep it until the next epoch.
+// Then every live epoch gets a new base by decree (rebaseAfterRemoval):
+// the served sets drop it once that base is built, partners' copies at
+// their next sync.
 func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.RemoveRows) (httpapi.RemoveResult, error) {
 	var out httpapi.RemoveResult
 	k, err := parseKind(req.Kind)
@@ -318,6 +303,12 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 		return out, fmt.Errorf("remove rows: %w", err)
 	}
 	if len(writes) > 0 {
+		// Sets built before and after the rewrite would differ: every
+		// replica builds a new base of the rows as they are now.
+		if err := h.rebaseAfterRemoval(ctx, req.Kind); err != nil {
+			return out, fmt.Errorf("remove rows: %w", err)
+		}
+		h.sets.kickBuild()
 		if _, err := h.data.Put(ctx, nsErase, "last", []byte(fmt.Sprintf("%d", h.now().UnixNano()))); err != nil {
 			return out, fmt.Errorf("remove rows: %w", err)
 		}
@@ -332,7 +323,7 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 // (of abandoned imports) are not counted.
 func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
 	st := h.epochs.epochState()
-	out := httpapi.DataStats{Epoch: st.Current, NextEpoch: st.Next, Kinds: []httpapi.KindStats{}}
+	out := httpapi.DataStats{Epoch: st.Current, NextEpoch: st.Next, Kinds: []httpapi.KindStats{}, Sets: []httpapi.SetStats{}}
 	counts, warned := map[string]int{}, map[string]int{}
 	hinted, err := h.warningBatches()
 	if err != nil {
@@ -382,7 +373,16 @@ func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataS
 		ks := httpapi.KindStats{Kind: kind, Rows: counts[kind], Epoch: st.Current, Versions: len(m.Versions), Warnings: warned[kind]}
 		h.sets.describe(kind, st.Current, &ks)
 		out.Kinds = append(out.Kinds, ks)
+		for _, e := range st.live() {
+			if _, err := h.manifest(kind, e); err == nil {
+				out.Sets = append(out.Sets, h.sets.setStats(kind, e))
+			}
+		}
 	}
+	sort.Slice(out.Sets, func(i, j int) bool {
+		a, b := out.Sets[i], out.Sets[j]
+		return a.Kind < b.Kind || a.Kind == b.Kind && a.Epoch < b.Epoch
+	})
 	sort.Slice(out.Kinds, func(i, j int) bool { return out.Kinds[i].Kind < out.Kinds[j].Kind })
 	return out, nil
 }
@@ -400,6 +400,12 @@ func (h *holdings) RotateKeys(ctx context.Context, u httpapi.User) (httpapi.Rota
 	next := st.Current + 1
 	keys, rec, err := h.epochs.signKeys(next)
 	if err != nil {
+		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
+	}
+	// The announcement comes first: an import committed before it is read
+	// below, one committed after it reads it and joins the new epoch itself
+	// (placeBatches).
+	if err := h.announceRotation(ctx, next); err != nil {
 		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
 	}
 	// Base sets of the new epoch: every batch held, per kind: stored and
@@ -421,7 +427,7 @@ func (h *holdings) RotateKeys(ctx context.Context, u httpapi.User) (httpapi.Rota
 		return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
 	}
 	for kind, batches := range byKind {
-		if _, err := h.addVersion(ctx, kind, next, batches); err != nil {
+		if _, err := h.appendVersion(ctx, kind, next, batches); err != nil {
 			return httpapi.Rotation{}, fmt.Errorf("rotate keys: %w", err)
 		}
 	}

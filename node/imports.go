@@ -364,14 +364,8 @@ func (h *holdings) CommitImport(ctx context.Context, u httpapi.User, id string, 
 	st := h.epochs.epochState()
 	res.Epoch = st.Current
 	if len(batches) > 0 {
-		for _, e := range st.live() {
-			v, err := h.addVersion(ctx, s.kind, e, batches)
-			if err != nil {
-				return res, fmt.Errorf("commit import: %w", err)
-			}
-			if e == st.Current {
-				res.Version = v
-			}
+		if res.Version, err = h.placeBatches(ctx, s.kind, st, batches); err != nil {
+			return res, fmt.Errorf("commit import: %w", err)
 		}
 	}
 	sum := sha256.Sum256([]byte(strings.Join(batches, "\n")))

@@ -21,6 +21,9 @@ import (
 // keys and sets of the holdings.
 type responderSource interface {
 	responder(kind string, epoch uint64) (r *psi.Responder, version uint64, ok bool)
+	// unserved says why there is no responder: exchange.ErrNoSet, or an
+	// error for "this replica cannot serve it now" (ask another).
+	unserved(kind string, epoch uint64) error
 }
 
 // admission is the responder's side of a match (exchange.Admitter and
@@ -249,7 +252,7 @@ func admitCommandID(in *exchange.Inbound, policyVersion string) string {
 func (a *admission) Responder(kind string, epoch uint64) (exchange.Evaluator, uint32, error) {
 	ev, version, ok := a.responders.responder(kind, epoch)
 	if !ok || ev == nil {
-		return nil, 0, fmt.Errorf("responder of %s epoch %d: %w", kind, epoch, exchange.ErrNoSet)
+		return nil, 0, fmt.Errorf("responder of %s epoch %d: %w", kind, epoch, a.responders.unserved(kind, epoch))
 	}
 	if version > 1<<32-1 {
 		return nil, 0, fmt.Errorf("responder of %s epoch %d: set version %d out of range", kind, epoch, version)

@@ -60,9 +60,9 @@ type Config struct {
 	WatchInterval time.Duration
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
-	// SyncInterval is how often partners' encoded sets are synced in the
-	// background, and how old a copy may be before a query syncs it
-	// first. Zero: DefaultSyncInterval.
+	// SyncInterval is how often the audit leader polls partners' encoded
+	// sets, and how old a copy may be before a query syncs it first.
+	// Zero: sync_interval of config.yaml, else DefaultSyncInterval.
 	SyncInterval time.Duration
 }
 
@@ -147,6 +147,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		fc.Listen.API = cfg.Listen.API
 	}
 	fc.Listen = keepPorts(cfg.Dir, fc.Listen)
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval, _ = fc.Sync() // checked by LoadConfig
+	}
 	n := &Node{cfg: cfg, fc: fc, log: log.With("component", "node", "replica", fc.ReplicaID()), now: cfg.Now,
 		leaders: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	defer func() {
@@ -271,7 +274,8 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	if n.partnerSets, err = openPartnerSets(partnerSetsConfig{Dir: n.path(PartnersDir), Key: storeKey, Client: n.xcl,
-		Opener: n.host, Pins: n.cards, Interval: n.cfg.SyncInterval, Logger: hlog, Metrics: smet}); err != nil {
+		Opener: n.host, Pins: n.cards, Policy: n.policy, Leader: func() bool { return n.auditG.Status().State == "Leader" },
+		Interval: n.cfg.SyncInterval, Logger: hlog, Metrics: smet}); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
 	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n.partnerSets, Client: n.xcl,

@@ -44,6 +44,23 @@ func (s *localSets) buildKind(k ident.Kind, epoch uint64) error {
 			return nil
 		default:
 		}
+		// A base by decree (a removal rewrote batches) is built from every
+		// batch of the versions up to it, as they are now; the versions
+		// before it that this replica has not built yet are skipped, as
+		// their batches may have changed since the others built them.
+		if b := m.decreedBase(len(m.Versions)); b > ls.built {
+			if err := s.skipTo(ls, b-1); err != nil {
+				return err
+			}
+			var all []string
+			for _, v := range m.Versions[:b] {
+				all = append(all, v...)
+			}
+			if err := s.buildVersion(k, ls, all, true); err != nil {
+				return err
+			}
+			continue
+		}
 		err := s.buildVersion(k, ls, m.Versions[ls.built], false)
 		if errors.Is(err, errRebase) {
 			// The version does not fit in the room the base keeps: a new
@@ -59,6 +76,27 @@ func (s *localSets) buildKind(k ident.Kind, epoch uint64) error {
 		}
 	}
 	return s.recordDigests(ls)
+}
+
+// skipTo marks the versions after the ones built, up to version v, as not
+// built here (localSet.skip) and stores the built count.
+func (s *localSets) skipTo(ls *localSet, v int) error {
+	if ls.built >= v {
+		return nil
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte("built/"+setKey(ls.kind, ls.epoch)), binary.BigEndian.AppendUint64(nil, uint64(v)))
+	})
+	if err != nil {
+		return fmt.Errorf("store set: %w", err)
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for len(ls.segments) < v {
+		ls.skip()
+	}
+	ls.built = v
+	return nil
 }
 
 // errRebase: a version's delta does not fit in its set.
@@ -233,6 +271,12 @@ func setCommandID(kind string, epoch uint64, version int) string {
 func (s *localSets) recordDigests(ls *localSet) error {
 	for ls.recorded < len(ls.segments) {
 		v := ls.recorded + 1
+		if ls.segments[v-1] == nil { // not built here (skip)
+			ls.mu.Lock()
+			ls.recorded++
+			ls.mu.Unlock()
+			continue
+		}
 		id := setCommandID(ls.kind, ls.epoch, v)
 		ctx, cancel := context.WithTimeout(ledger.WithCommandID(context.Background(), id), 5*time.Second)
 		d := ls.digests[v-1]
@@ -243,11 +287,13 @@ func (s *localSets) recordDigests(ls *localSet) error {
 			var es []ledger.Entry
 			es, err = s.audit.Entries(ctx, ledger.Filter{After: r.Index, Limit: 1})
 			if err == nil && (len(es) != 1 || es[0].Digest != ledger.Digest(d)) {
+				// Not served until a newer base (served); the replica goes on
+				// recording, so that it serves again from that base.
 				ls.mu.Lock()
-				ls.bad = true
+				ls.badAt = v
 				ls.mu.Unlock()
-				err = fmt.Errorf("set %s epoch %d version %d: digest %s differs from the one on the ledger; not serving it",
-					ls.kind, ls.epoch, v, hex.EncodeToString(d[:8]))
+				s.log.Error("encoded set differs from the digest on the ledger; not serving it until a newer base",
+					"kind", ls.kind, "epoch", ls.epoch, "version", v, "digest", hex.EncodeToString(d[:8]))
 			}
 		}
 		cancel()

@@ -25,10 +25,30 @@ const (
 // manifest lists the batches of each set version of one (kind, epoch):
 // Versions[0] is the base (version 1), Versions[i] the delta of version
 // i+1. Every replica builds the same bytes from it.
+//
+// Bases lists the versions after the first that are bases by decree: a
+// removal rewrote batches that earlier versions were built from, so every
+// replica builds that version as a new base of every batch of versions 1
+// to it, as the batches are now, and a replica that builds the set from
+// scratch (joined later, rebuilt its store) starts there. The value is the
+// removal that decreed it.
 type manifest struct {
-	Kind     string     `json:"kind"`
-	Epoch    uint64     `json:"epoch"`
-	Versions [][]string `json:"versions"`
+	Kind     string         `json:"kind"`
+	Epoch    uint64         `json:"epoch"`
+	Versions [][]string     `json:"versions"`
+	Bases    map[int]string `json:"bases,omitempty"`
+}
+
+// decreedBase returns the newest version at most upTo that is a base by
+// decree (Bases), or 0.
+func (m manifest) decreedBase(upTo int) int {
+	b := 0
+	for v := range m.Bases {
+		if v <= upTo && v > b {
+			b = v
+		}
+	}
+	return b
 }
 
 func manifestKey(kind string, epoch uint64) string { return fmt.Sprintf("%s/%020d", kind, epoch) }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,20 +39,34 @@ type localSet struct {
 	digests  [][32]byte
 	bases    []int // indexes of the segments that are bases, ascending; bases[0] == 0
 	built    int   // manifest versions consumed
-	recorded int   // segments whose digest is on the audit ledger
-	bad      bool  // a digest differs from the one on the ledger: never served
-	full     bool  // no room for more versions even in a new base (psi.MaxCapacity)
+	recorded int   // segments whose digest is on the audit ledger (or skipped)
+	// badAt is the newest version whose digest differs from the one on the
+	// ledger (0: none): a base and deltas that reach it are never served;
+	// a newer base serves again.
+	badAt int
+	full  bool // no room for more versions even in a new base (psi.MaxCapacity)
 }
 
 // served returns the newest base whose digest is recorded and the
-// recorded segments from it, for partners; ok is false when none is.
+// recorded segments from it, for partners; ok is false when there is none
+// or this replica's bytes of it differ from the ledger's.
 func (ls *localSet) served() (base int, segs [][]byte, ok bool) {
 	for i := len(ls.bases) - 1; i >= 0; i-- {
 		if b := ls.bases[i]; b < ls.recorded {
+			if ls.badAt > b {
+				return 0, nil, false
+			}
 			return b, slices.Clone(ls.segments[b:ls.recorded]), true
 		}
 	}
 	return 0, nil, false
+}
+
+// skip stands for a version this replica does not build: one before a
+// base by decree that it starts from (manifest.Bases).
+func (ls *localSet) skip() {
+	ls.segments = append(ls.segments, nil)
+	ls.digests = append(ls.digests, [32]byte{})
 }
 
 // add appends a segment to the set: a base replaces the view, a delta
@@ -168,8 +183,28 @@ func (s *localSets) get(kind string, epoch uint64) *localSet {
 	return s.sets[setKey(kind, epoch)]
 }
 
+// errCannotServe: this replica holds the set of a live epoch but cannot
+// serve it now (not built yet, or its bytes differ from the ledger's until
+// a newer base): the exchange answers "unavailable", and the partner asks
+// the next replica of the card.
+var errCannotServe = errors.New("this replica cannot serve the set now; ask another replica")
+
+// unserved returns why (kind, epoch) has no set to serve here:
+// exchange.ErrNoSet when the epoch is not live or nothing of kind is held
+// in it (the answer of every replica), errCannotServe otherwise.
+func (s *localSets) unserved(kind string, epoch uint64) error {
+	if !slices.Contains(s.epochs.epochState().live(), epoch) {
+		return exchange.ErrNoSet
+	}
+	if _, err := readManifest(s.data, kind, epoch); err != nil {
+		return exchange.ErrNoSet
+	}
+	return errCannotServe
+}
+
 // responder returns the psi responder of (kind, epoch) and the version of
-// the set in force on this replica; ok is false when it has no ready set.
+// the set in force on this replica; ok is false when it has none to
+// serve (unserved says why).
 func (s *localSets) responder(kind string, epoch uint64) (r *psi.Responder, version uint64, ok bool) {
 	ls := s.get(kind, epoch)
 	if ls == nil {
@@ -177,26 +212,24 @@ func (s *localSets) responder(kind string, epoch uint64) (r *psi.Responder, vers
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if ls.bad || ls.recorded == 0 {
+	if _, _, ok := ls.served(); !ok {
 		return nil, 0, false
 	}
 	return ls.resp, uint64(ls.recorded), true
 }
 
 // Holding returns the segments of (kind, epoch) whose digests are on the
-// ledger, or exchange.ErrNoSet.
+// ledger, or an error wrapping exchange.ErrNoSet or errCannotServe.
 func (s *localSets) Holding(ctx context.Context, kind string, epoch uint64) (*exchange.Holding, error) {
-	ls := s.get(kind, epoch)
-	if ls == nil {
-		return nil, fmt.Errorf("holding %s epoch %d: %w", kind, epoch, exchange.ErrNoSet)
+	if ls := s.get(kind, epoch); ls != nil {
+		ls.mu.Lock()
+		base, segs, ok := ls.served()
+		ls.mu.Unlock()
+		if ok {
+			return &exchange.Holding{Base: uint32(base + 1), Segments: segs}, nil
+		}
 	}
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	base, segs, ok := ls.served()
-	if ls.bad || !ok {
-		return nil, fmt.Errorf("holding %s epoch %d: %w", kind, epoch, exchange.ErrNoSet)
-	}
-	return &exchange.Holding{Base: uint32(base + 1), Segments: segs}, nil
+	return nil, fmt.Errorf("holding %s epoch %d: %w", kind, epoch, s.unserved(kind, epoch))
 }
 
 // describe fills in what ks says of the set of (kind, epoch) built here.
@@ -215,6 +248,26 @@ func (s *localSets) describe(kind string, epoch uint64, ks *httpapi.KindStats) {
 	if len(ls.bases) > 0 {
 		ks.Digest = hex.EncodeToString(ls.digests[ls.bases[len(ls.bases)-1]][:])
 	}
+}
+
+// setStats describes the set of (kind, epoch) built here.
+func (s *localSets) setStats(kind string, epoch uint64) httpapi.SetStats {
+	out := httpapi.SetStats{Kind: kind, Epoch: epoch}
+	ls := s.get(kind, epoch)
+	if ls == nil {
+		return out
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	base, _, ok := ls.served()
+	out.Version, out.Serving = ls.recorded, ok
+	if ok {
+		out.Base = base + 1
+	}
+	if v := ls.recorded; v > 0 && ls.segments[v-1] != nil {
+		out.Digest = hex.EncodeToString(ls.digests[v-1][:])
+	}
+	return out
 }
 
 // loadSet returns the local set of (kind, epoch), loading what this
@@ -257,7 +310,15 @@ func (s *localSets) loadSet(kind string, epoch uint64) (*localSet, error) {
 				return err
 			}
 			version := strings.TrimPrefix(string(it.Item().Key()), string(pfx))
-			if err := ls.add(b, len(ls.segments) == 0 || rebased[version]); err != nil {
+			v, err := strconv.Atoi(version)
+			if err != nil || v <= len(ls.segments) {
+				return fmt.Errorf("segment key %q: %w", version, errRows)
+			}
+			first := len(ls.bases) == 0
+			for len(ls.segments) < v-1 {
+				ls.skip() // versions before a base by decree, never built here
+			}
+			if err := ls.add(b, first || rebased[version]); err != nil {
 				return err
 			}
 		}
@@ -337,7 +398,8 @@ func (s *localSets) epochReady(e uint64) bool {
 			return false
 		}
 		ls.mu.Lock()
-		ready := ls.built >= len(m.Versions) && ls.recorded == len(ls.segments) && !ls.bad
+		_, _, ok := ls.served()
+		ready := ls.built >= len(m.Versions) && ls.recorded == len(ls.segments) && ok
 		ls.mu.Unlock()
 		if !ready {
 			return false

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -143,14 +144,19 @@ type partnerSets struct {
 	client   syncClient
 	opener   exchange.Opener
 	pins     partnerPins
+	policy   policyReader
+	leader   func() bool
 	interval time.Duration
 	log      *slog.Logger
 	met      *syncMetrics
 
-	mu     sync.Mutex
-	copies map[string]*partnerCopy // partner/kind
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	copies  map[string]*partnerCopy // partner/kind
+	refused map[string]*refusal     // partner/kind: the owner's last refusal
+	passes  atomic.Int64            // background passes that polled (tests)
+	skipped atomic.Int64            // background passes skipped, not leading (tests)
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // partnerSetsConfig is what openPartnerSets builds the copies from.
@@ -160,6 +166,13 @@ type partnerSetsConfig struct {
 	Client syncClient
 	Opener exchange.Opener // streams to partners' replicas
 	Pins   partnerPins
+	// Policy gives the kinds the agreement with each partner covers
+	// (policy.Set.PartnerKinds): only those are polled in the background.
+	Policy policyReader
+	// Leader reports whether this replica leads the audit group: only the
+	// leader polls in the background (the others sync before a query).
+	// Nil: this replica polls.
+	Leader func() bool
 	// Interval is how often partners' sets are synced in the background,
 	// and how old a copy may be before a query syncs it first. Zero:
 	// DefaultSyncInterval.
@@ -183,8 +196,9 @@ func openPartnerSets(c partnerSetsConfig) (*partnerSets, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &partnerSets{db: db, client: c.Client, opener: c.Opener, pins: c.Pins, interval: interval,
-		log: log.With("component", "partners"), met: c.Metrics, copies: map[string]*partnerCopy{}, stop: make(chan struct{})}
+	ps := &partnerSets{db: db, client: c.Client, opener: c.Opener, pins: c.Pins, policy: c.Policy, leader: c.Leader,
+		interval: interval, log: log.With("component", "partners"), met: c.Metrics, copies: map[string]*partnerCopy{},
+		refused: map[string]*refusal{}, stop: make(chan struct{})}
 	if err := ps.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -283,6 +297,7 @@ func (ps *partnerSets) partnerSet(ctx context.Context, partner, kind string) (s 
 		return pc.set, pc.key, pc.epoch, true, nil
 	}
 	err = ps.syncCopy(ctx, partner, kind, pc)
+	ps.noteRefusal(partner, kind, err)
 	if err != nil {
 		if pc.set != nil {
 			ps.log.Warn("partner set not synced; the copy held answers, as stale", "partner", partner, "kind", kind,
@@ -340,10 +355,13 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 			if err != nil {
 				errs = append(errs, err)
 				var d *exchange.DeniedError
+				if errors.As(err, &d) && d.Reason != exchange.ReasonUnknownEpoch {
+					return err // the owner's policy: no epoch, no replica will differ
+				}
 				if errors.As(err, &d) || errors.Is(err, exchange.ErrVerify) || ctx.Err() != nil {
 					break // the owner's answer, not the replica's state: no other replica will differ
 				}
-				continue
+				continue // this replica cannot serve: ask the next
 			}
 			if err := ps.storeSynced(partner, kind, e, pc, got); err != nil {
 				return fmt.Errorf("sync %s %s: %w", partner, kind, err)
@@ -397,56 +415,6 @@ func (ps *partnerSets) storeSynced(partner, kind string, epoch uint64, pc *partn
 	ps.met.pversion.WithLabelValues(partner, kind).Set(float64(pc.set.Version()))
 	ps.met.lag.WithLabelValues(partner, kind).Set(0)
 	return nil
-}
-
-// syncLoop syncs every pinned partner's sets in the background, every
-// sync interval, until Close.
-func (ps *partnerSets) syncLoop() {
-	defer ps.wg.Done()
-	t := time.NewTicker(max(ps.interval, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-ps.stop:
-			return
-		case <-t.C:
-		}
-		for partner, c := range ps.pins.Pins() {
-			kinds := map[string]bool{}
-			for _, k := range c.EpochKeys {
-				kinds[k.Kind] = true
-			}
-			for kind := range kinds {
-				ctx, cancel := context.WithTimeout(context.Background(), max(ps.interval, exchange.DefaultTimeout))
-				ctx, stop := ps.stoppable(ctx)
-				_, _, _, fresh, err := ps.partnerSet(ctx, partner, kind)
-				stop()
-				cancel()
-				if err != nil || !fresh {
-					ps.log.Info("background sync", "partner", partner, "kind", kind, "fresh", fresh, "err", err)
-				}
-				pc := ps.partnerCopy(partner, kind)
-				pc.mu.Lock()
-				if !pc.synced.IsZero() {
-					ps.met.lag.WithLabelValues(partner, kind).Set(time.Since(pc.synced).Seconds())
-				}
-				pc.mu.Unlock()
-			}
-		}
-	}
-}
-
-// stoppable returns ctx cancelled also when Close begins.
-func (ps *partnerSets) stoppable(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-ps.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
 }
 
 // expireCopy makes the next partnerSet of (partner, kind) sync first: the

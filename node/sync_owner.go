@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/xborder/xborder/exchange"
@@ -26,9 +28,10 @@ type ownCard interface {
 // syncOwner is the owner's side of sync, as the exchange server uses it:
 // it serves this replica's built sets and the agency's card
 // (exchange.Sets), lets a partner sync the kinds policy allows
-// (exchange.SyncAuthorizer) and records every served or refused sync on
-// the audit ledger (exchange.SyncAuditor). It holds no state and starts no
-// goroutines.
+// (exchange.SyncAuthorizer) and records on the audit ledger what moved
+// (exchange.SyncAuditor): a transfer, or a refusal for a
+// reason not recorded before. It holds only the refusals it recorded, and
+// starts no goroutines.
 type syncOwner struct {
 	sets    servedSets
 	card    ownCard
@@ -38,6 +41,9 @@ type syncOwner struct {
 	replica string
 	met     *syncMetrics // bytes out
 	log     *slog.Logger
+
+	mu      sync.Mutex
+	refused map[string]struct{} // refusalCommandID of refusals recorded
 }
 
 var (
@@ -76,14 +82,22 @@ func (o *syncOwner) AllowSync(ctx context.Context, partner exchange.Peer, kind s
 }
 
 // Synced appends a sync entry (partner, kind, epoch, newest version,
-// segments, digest of the segments' digests) before anything is sent.
+// segments, digest of the segments' digests) before anything is sent, when
+// a base or a delta is sent: one entry per partner, kind, epoch and newest
+// version (command ID syncCommandID), whichever replica serves it and
+// however often. A sync that sends nothing (the partner's copy is current)
+// writes nothing.
 func (o *syncOwner) Synced(ctx context.Context, s *exchange.Served) error {
+	if s.Segments == 0 {
+		return nil
+	}
 	h := sha256.New()
 	for _, d := range s.Digests {
 		h.Write(d[:])
 	}
 	var dg ledger.Digest
 	copy(dg[:], h.Sum(nil))
+	ctx = ledger.WithCommandID(ctx, syncCommandID(s.Peer.Agency, s.Kind, s.Epoch, s.To))
 	_, err := o.audit.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeSync,
 		RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: s.Kind, Epoch: s.Epoch,
 		SetVersion: uint64(s.To), Count: uint64(s.Segments), PaddedSize: uint64(s.Bytes), Outcome: ledger.OutcomeOK,
@@ -94,16 +108,48 @@ func (o *syncOwner) Synced(ctx context.Context, s *exchange.Served) error {
 	return err
 }
 
-// SyncRefused appends a denial entry for a refused sync.
+// syncCommandID names the sync entry of (partner, kind, epoch, version).
+func syncCommandID(partner, kind string, epoch uint64, version uint32) string {
+	return fmt.Sprintf("sync/%s/%s/%d/%d", partner, kind, epoch, version)
+}
+
+// refusalCommandID names the denial entry of a refused sync: one per
+// partner, kind and reason under the policy in force.
+func refusalCommandID(partner, kind string, r exchange.Reason, policyVersion string) string {
+	return fmt.Sprintf("sync-refused/%s/%s/%s/%s", partner, kind, r, policyVersion)
+}
+
+// SyncRefused appends a denial entry for a refused sync, when the partner
+// was not refused that kind for that reason under the policy in force
+// before (by any replica: the command ID is the same on all).
 func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r exchange.Reason) {
-	_, err := o.audit.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeDenial,
+	id := refusalCommandID(s.Peer.Agency, s.Kind, r, o.policy.Policy().Version())
+	o.mu.Lock()
+	_, seen := o.refused[id]
+	o.mu.Unlock()
+	if seen {
+		return
+	}
+	_, err := o.audit.Append(ledger.WithCommandID(ctx, id), ledger.Entry{Header: ledger.Header{Type: ledger.TypeDenial,
 		RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: s.Kind, Epoch: s.Epoch,
 		Outcome: ledger.OutcomeDenied, Replica: o.replica},
 		Body: ledger.Body{Purpose: "sync refused: " + string(r)}})
 	if err != nil {
 		o.log.Warn("record refused sync", "partner", s.Peer.Agency, "err", err)
+		return
 	}
+	o.mu.Lock()
+	if len(o.refused) >= maxRefusalsKept {
+		clear(o.refused)
+	}
+	o.refused[id] = struct{}{}
+	o.mu.Unlock()
 }
+
+// maxRefusalsKept bounds the refusals a syncOwner remembers to spare the
+// ledger a write; past it they are forgotten, and the ledger's command IDs
+// still keep a repeated refusal from being recorded twice.
+const maxRefusalsKept = 4096
 
 // syncOwnerConfig is what newSyncOwner builds the owner's side from.
 type syncOwnerConfig struct {
@@ -127,5 +173,5 @@ func newSyncOwner(c syncOwnerConfig) *syncOwner {
 		now = time.Now
 	}
 	return &syncOwner{sets: c.Sets, card: c.Card, policy: c.Policy, now: now, audit: c.Audit, replica: c.Replica,
-		met: c.Metrics, log: log.With("component", "sync")}
+		met: c.Metrics, log: log.With("component", "sync"), refused: map[string]struct{}{}}
 }

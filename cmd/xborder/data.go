@@ -43,9 +43,12 @@ is one audit entry, with the kind and counts only. A batch that finds the
 node unavailable (no quorum) is sent again up to 3 times, 2, 4 and 8 seconds
 apart; then the import exits 4 and nothing of it is held: run it again.
 
-'data remove' erases identifiers from the holdings at once; partners'
-matches against them stop at the next epoch ('xborder keys rotate').
-'data stats' counts the holdings per kind and shows the set versions.`
+'data remove' erases identifiers from the holdings at once and makes every
+replica build a new base of the kind's set without them; partners stop
+matching them once they sync it, at the latest at the next epoch ('xborder
+keys rotate').
+'data stats' counts the holdings per kind and shows the set versions;
+--json adds every live epoch's set version and digest.`
 
 // dataBatch is how many rows one API call carries.
 const dataBatch = 5000
@@ -167,7 +170,7 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	var rin inputFlags
 	rm := &cobra.Command{
 		Use:   "remove --kind KIND [--region CC] [--column NAME] FILE",
-		Short: "Remove identifiers; matching against them stops at the next epoch",
+		Short: "Remove identifiers; partners stop matching them at their next sync, at the latest at the next epoch",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			rd, cl, err := openInput("remove", args[0], rin, cf, dir)
@@ -197,7 +200,7 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			for _, r := range invalid {
 				fmt.Fprintf(e.stdout, "line %d: %s\n", r.Line, r.Reason)
 			}
-			fmt.Fprintf(e.stdout, "removed %d %s identifiers (%d not held, %d invalid); partners stop matching them at the next epoch ('xborder keys rotate')\n",
+			fmt.Fprintf(e.stdout, "removed %d %s identifiers (%d not held, %d invalid); partners stop matching them once they sync the new base, at the latest at the next epoch ('xborder keys rotate')\n",
 				removed, rin.kind, notHeld, len(invalid))
 			if len(invalid) > 0 {
 				return silentExit(exitInvalid)
@@ -207,8 +210,9 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	}
 	rin.register(rm)
 
+	var asJSON bool
 	stats := &cobra.Command{
-		Use:   "stats",
+		Use:   "stats [--json]",
 		Short: "Count the holdings per kind and show their encoded sets",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -219,6 +223,14 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			st, err := cl.DataStats(c.Context())
 			if err != nil {
 				return apiError(err)
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(st, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s\n", b)
+				return nil
 			}
 			fmt.Fprintf(e.stdout, "epoch %d", st.Epoch)
 			if st.NextEpoch != 0 {
@@ -250,6 +262,7 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
+	stats.Flags().BoolVar(&asJSON, "json", false, "print the statistics as JSON, with the set version and digest of every kind in every live epoch")
 	cmd.AddCommand(imp, rm, stats)
 	return cmd
 }

@@ -58,8 +58,9 @@ var libp2pLogOnce sync.Once
 func newNodeRunCmd(e *env) *cobra.Command {
 	var dir, agency, name, join string
 	var listen node.ListenConfig
+	var syncInterval time.Duration
 	cmd := &cobra.Command{
-		Use:     "run [--dir DIR] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR]",
+		Use:     "run [--dir DIR] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR] [--sync-interval DURATION]",
 		Short:   "Run one replica until interrupted",
 		Example: "  xborder node run --dir /var/lib/xborder",
 		Args:    cobra.NoArgs,
@@ -98,7 +99,10 @@ func newNodeRunCmd(e *env) *cobra.Command {
 			}
 			h := slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})
 			libp2pLogOnce.Do(func() { host.SetLibp2pLogHandler(h) })
-			n, err := node.Open(ctx, node.Config{Dir: dir, Listen: listen, Logger: slog.New(h)})
+			if c.Flags().Changed("sync-interval") && syncInterval < time.Second {
+				return usageError("give --sync-interval of at least 1s, such as 1m", "node run: --sync-interval %s", syncInterval)
+			}
+			n, err := node.Open(ctx, node.Config{Dir: dir, Listen: listen, Logger: slog.New(h), SyncInterval: syncInterval})
 			if err != nil {
 				if errors.Is(err, node.ErrSecretMode) {
 					return exitError(exitInvalid, err, "no one but the node's user may read its secret files")
@@ -121,6 +125,7 @@ func newNodeRunCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&join, "join", "", "create --dir from the join `BUNDLE` of 'xborder replica add' (first run of a new replica)")
 	cmd.Flags().StringVar(&agency, "agency", "XX", "agency code for a default directory created on first run")
 	cmd.Flags().StringVar(&name, "name", "xborder node", "agency name for a default directory created on first run")
+	cmd.Flags().DurationVar(&syncInterval, "sync-interval", 0, "how often the audit leader polls partners' sets, at least 1s (default: sync_interval of config.yaml, else 1m)")
 	return cmd
 }
 

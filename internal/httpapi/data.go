@@ -114,11 +114,26 @@ type KindStats struct {
 	Warnings int `json:"warnings,omitempty"`
 }
 
+// SetStats describes the encoded set of one kind in one live epoch as the
+// replica that answers holds it. Every replica that serves it holds the
+// same bytes, so Version and Digest agree across the agency's replicas.
+type SetStats struct {
+	Kind    string `json:"kind"`
+	Epoch   uint64 `json:"epoch"`
+	Version int    `json:"version"`          // newest version whose digest is on the ledger (0: none yet)
+	Base    int    `json:"base,omitempty"`   // the base version served up to Version
+	Digest  string `json:"digest,omitempty"` // SHA-256 (hex) of the segment of Version, as the ledger records it
+	// Serving is false while this replica cannot serve the set (not built
+	// yet, or its bytes differ from the ledger's until a newer base).
+	Serving bool `json:"serving"`
+}
+
 // DataStats describes the holdings.
 type DataStats struct {
 	Epoch     uint64      `json:"epoch"`
 	NextEpoch uint64      `json:"next_epoch,omitempty"` // the epoch being prepared, if any
 	Kinds     []KindStats `json:"kinds"`
+	Sets      []SetStats  `json:"sets"` // per kind held and live epoch, by kind then epoch
 }
 
 // Rotation is the outcome of a key rotation.
