@@ -42,6 +42,10 @@ type fsm struct {
 
 	skipped atomic.Uint64 // commands at or below the applied index (replays)
 	applied chan struct{} // closed and replaced whenever m.applied moves
+
+	// failCommit, when set (tests only), fails every commit of the state
+	// with its error, as a full or failing disk would.
+	failCommit atomic.Pointer[error]
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -170,6 +174,9 @@ func (f *fsm) applyRange(logs []*raft.Log, res []any) error {
 	}
 	if err := writeMeta(txn, m); err != nil {
 		return fmt.Errorf("apply raft index %d: %w", m.applied, err)
+	}
+	if p := f.failCommit.Load(); p != nil {
+		return fmt.Errorf("apply raft index %d: commit: %w", m.applied, *p)
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("apply raft index %d: commit: %w", m.applied, err)
