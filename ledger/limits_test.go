@@ -190,7 +190,7 @@ func TestEntryLimits(t *testing.T) {
 		data []byte
 		code string
 	}{
-		{"batch of maxBatch+1", encodeBatch(members(maxBatch+1)), "too_large"},
+		{"batch of maxBatch+1", encodeBatch(members(maxBatch + 1)), "too_large"},
 		{"reservations", must(encodeCommand(manyRes)), "too_large"},
 		{"prune chunk", must(encodeCommand(&command{Op: opPrune, ID: "p", Entry: &e, Before: 1, Max: 1 << 30})), "too_large"},
 		{"budget key", must(encodeCommand(&command{Op: opAdmit, ID: "bk", Entry: &Entry{Header: Header{Type: TypeMatchIn, RequestID: "q2"}},
