@@ -291,10 +291,11 @@ func (f *fsm) applyAlone(l *raft.Log, res []any) error {
 	}
 	out := make([]outcome, len(cmds))
 	for i, sub := range cmds {
-		if err := f.applyOwn(func(txn *badger.Txn, m *meta) (err error) {
+		err := f.applyOwn(func(txn *badger.Txn, m *meta) (err error) {
 			out[i], err = f.applyMember(txn, m, sub, l.Index)
 			return err
-		}); errors.Is(err, badger.ErrTxnTooBig) {
+		})
+		if errors.Is(err, badger.ErrTxnTooBig) {
 			err = f.applyOwn(func(txn *badger.Txn, m *meta) error {
 				if m.time < sub.Time {
 					m.time = sub.Time
