@@ -79,7 +79,7 @@ func TestPoisonCommandID(t *testing.T) {
 	if err := f.Error(); err != nil {
 		t.Fatalf("commit the poison command: %v", err)
 	}
-	wantCode(t, "command ID of 70,000 bytes", f.Response(), "too_large")
+	wantCode(t, "command ID of 70,000 bytes", f.Response(), codeTooLarge)
 	c.converge()
 	for _, r := range c.running() {
 		if st := r.l.Status(); !st.Healthy || st.Size != 3 {
@@ -146,7 +146,7 @@ func TestHugeRecordValue(t *testing.T) {
 	e := entry(0)
 	applyAt(a, 1, must(encodeCommand(&command{Op: opAppend, ID: "e0", Time: 1, Entry: &e})))
 	huge := &command{Op: opPut, ID: "huge", Time: 2, NS: "ns", Key: "k", Value: make([]byte, maxSnapshotValue+1)}
-	wantCode(t, "record value over 64 MiB", applyAt(a, 2, must(encodeCommand(huge))), "too_large")
+	wantCode(t, "record value over 64 MiB", applyAt(a, 2, must(encodeCommand(huge))), codeTooLarge)
 	if err := a.halted(); err != nil {
 		t.Fatalf("halted: %v", err)
 	}
@@ -190,12 +190,16 @@ func TestEntryLimits(t *testing.T) {
 		data []byte
 		code string
 	}{
-		{"batch of maxBatch+1", encodeBatch(members(maxBatch + 1)), "too_large"},
-		{"reservations", must(encodeCommand(manyRes)), "too_large"},
-		{"prune chunk", must(encodeCommand(&command{Op: opPrune, ID: "p", Entry: &e, Before: 1, Max: 1 << 30})), "too_large"},
+		{"batch of maxBatch+1", encodeBatch(members(maxBatch + 1)), codeTooLarge},
+		{"reservations", must(encodeCommand(manyRes)), codeTooLarge},
+		{"prune chunk", must(encodeCommand(&command{Op: opPrune, ID: "p", Entry: &e, Before: 1, Max: 1 << 30})), codeTooLarge},
 		{"budget key", must(encodeCommand(&command{Op: opAdmit, ID: "bk", Entry: &Entry{Header: Header{Type: TypeMatchIn, RequestID: "q2"}},
-			Reserve: []Reservation{{Key: strings.Repeat("k", 70_000), Amount: 1, Limit: 10}}})), "too_large"},
+			Reserve: []Reservation{{Key: strings.Repeat("k", 70_000), Amount: 1, Limit: 10}}})), codeTooLarge},
 		{"record namespace", must(encodeCommand(&command{Op: opPut, ID: "ns", NS: strings.Repeat("n", 70_000), Key: "k"})), "invalid"},
+		// The binary encoding cannot carry a field over MaxField; the JSON
+		// of older logs can.
+		{"request ID", must(jsonMarshal(&command{Op: opAdmit, ID: "rid", Entry: &Entry{Header: Header{Type: TypeMatchIn, RequestID: strings.Repeat("q", 70_000)}}})), "invalid"},
+		{"command ID in JSON", must(jsonMarshal(&command{Op: opAppend, ID: strings.Repeat("x", 70_000), Entry: &e})), codeTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := []*fsm{testFSM(t), testFSM(t)}
