@@ -129,8 +129,20 @@ func TestTimeNeverBackwards(t *testing.T) {
 }
 
 // fuzzSeeds are commands for FuzzApply: one of each operation, and the
-// known poisons.
+// known poisons. A plain test run gets them at the sizes that halted every
+// replica or broke snapshots (a command ID or budget key over badger's
+// 65,000-byte keys, a record value over 64 MiB); fuzzing gets them just
+// over the ledger's limits instead, since the engine minimizes an input
+// byte by byte and stalls on inputs of tens of kilobytes.
 func fuzzSeeds() [][]byte {
+	fuzzing := false
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		fuzzing = true
+	}
+	idLen, keyLen, valueLen := 70_000, 70_000, maxSnapshotValue+1
+	if fuzzing {
+		idLen, keyLen, valueLen = MaxCommandID+1, MaxField+1, 0
+	}
 	e := entry(1)
 	in := entry(2)
 	in.Type, in.RequestID = TypeMatchIn, "q-1"
@@ -143,13 +155,20 @@ func fuzzSeeds() [][]byte {
 		{Op: opDelete, ID: "delete", Time: 40, NS: "ns", Key: "k"},
 		{Op: opPrune, ID: "prune", Time: 50, Entry: &prune, Before: 25, Max: 2},
 		{Op: opPrune, ID: "prune-more", Time: 60, Entry: &prune, Before: 25, Max: 1, Done: 1, After: []byte(pfxCommand + "b")},
-		// Poisons: a command ID no key can hold, a record value over the
-		// limit, too many reservations, a budget key no key can hold, a
-		// prune chunk over the limit.
-		{Op: opAppend, ID: strings.Repeat("x", 70_000), Entry: &e},
+		// Poisons: a command ID too long, too many reservations, a budget
+		// key too long, a prune chunk over the limit.
+		{Op: opAppend, ID: strings.Repeat("x", idLen), Entry: &e},
 		{Op: opAdmit, ID: "res", Entry: &in, Reserve: make([]Reservation, MaxReservations+1)},
-		{Op: opAdmit, ID: "bk", Entry: &in, Reserve: []Reservation{{Key: strings.Repeat("DAY/", 20_000), Amount: 1, Limit: 5}}},
+		{Op: opAdmit, ID: "bk", Entry: &in, Reserve: []Reservation{{Key: strings.Repeat("DAY/", keyLen/4+1), Amount: 1, Limit: 5}}},
 		{Op: opPrune, ID: "prune-all", Entry: &prune, Before: 1 << 62, Max: 1 << 30},
+	}
+	if valueLen > 0 {
+		// A record value over 64 MiB: no snapshot could carry it.
+		cmds = append(cmds, &command{Op: opPut, ID: "huge", NS: "ns", Key: "k", Value: make([]byte, valueLen)})
+	} else {
+		// One over the limit would be 10 MiB: a value past the value
+		// threshold (1 KiB) in its place.
+		cmds = append(cmds, &command{Op: opPut, ID: "big", NS: "ns", Key: "k", Value: make([]byte, 1<<10)})
 	}
 	var seeds [][]byte
 	var members [][]byte
@@ -160,39 +179,66 @@ func fuzzSeeds() [][]byte {
 			members = append(members, b)
 		}
 	}
-	seeds = append(seeds, encodeBatch(members), must(jsonMarshal(cmds[0])))
-	// A record value over the limit: only as a seed of a plain test run,
-	// since the fuzzing engine stalls on mutating 10 MiB inputs
-	// (TestHugeRecordValue applies one over 64 MiB).
-	if f := flag.Lookup("test.fuzz"); f == nil || f.Value.String() == "" {
-		seeds = append(seeds, must(encodeCommand(&command{Op: opPut, ID: "huge", NS: "ns", Key: "k", Value: make([]byte, MaxRecordValue+1)})))
-	}
-	return seeds
+	return append(seeds, encodeBatch(members), must(jsonMarshal(cmds[0])))
 }
 
 // memFSM opens a state machine on a badger state database in memory,
-// with the options Open gives the state otherwise (a fresh one costs a few
-// milliseconds; one on disk, about 20).
+// with the options Open gives the state but every value up to 1 MiB in
+// the LSM tree: in memory there is no value log, and badger v4.9.6 panics
+// on a value past the threshold (fuzzed commands stay far below it, and
+// values over the limits are refused before any write). The caller closes
+// its database.
 func memFSM(t testing.TB) *fsm {
 	t.Helper()
-	db, err := badger.Open(stateOptions(dbOptions("", nil, badgerLogger{discard()})).WithInMemory(true).WithDir("").WithValueDir(""))
+	db, err := badger.Open(stateOptions(dbOptions("", nil, badgerLogger{discard()})).
+		WithInMemory(true).WithDir("").WithValueDir("").WithValueThreshold(1 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
 	f, err := newFSM(db, discard())
 	if err != nil {
+		db.Close()
 		t.Fatal(err)
 	}
 	return f
 }
 
+// clear deletes every key of f's database and reloads the empty state: a
+// fresh store, as far as the state machine can tell, for a fraction of
+// the cost of opening one.
+func clear(t testing.TB, f *fsm) {
+	t.Helper()
+	wb := f.db.NewWriteBatch()
+	defer wb.Cancel()
+	if err := f.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.load(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // FuzzApply drives command bytes through Apply on two state machines on
 // badger stores, as two replicas: no input halts either, and both end with
-// the same state (meta, tree head). Each input meets a state of a few
-// commands (an append, an admission, a record), is applied twice, at two
-// Raft indexes (the second is a retry, answered from its stored outcome),
-// then an append shows that the state machine still applies.
+// the same state (meta, tree head). Each input meets the same state of a
+// few commands (an append, an admission, a record; the stores are cleared
+// between inputs, so a failure reproduces from its input alone) in the
+// same batch of Raft entries, then comes again in a second batch (a retry,
+// answered from its stored outcome) with an append that shows the state
+// machine still applies. Two batches, two transactions a store: commits
+// are what an input costs.
 func FuzzApply(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
@@ -205,18 +251,48 @@ func FuzzApply(f *testing.F) {
 		must(encodeCommand(&command{Op: opPut, ID: "p-put", Time: 3, NS: "ns", Key: "k", Value: []byte("v")})),
 	}
 	after := must(encodeCommand(&command{Op: opAppend, ID: "after", Time: 100, Entry: &e}))
+	// Cleared stores keep the tombstones of what they held, which clear
+	// reads again: fresh ones every 100 inputs.
+	var fs [2]*fsm
+	runs := 0
+	closeAll := func() {
+		for _, s := range fs {
+			if s != nil {
+				s.db.Close()
+			}
+		}
+	}
+	f.Cleanup(closeAll)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fs := [2]*fsm{memFSM(t), memFSM(t)}
-		for idx, d := range append(prelude, data, data, after) {
+		if runs%100 == 0 || fs[0].halted() != nil || fs[1].halted() != nil {
+			closeAll()
+			fs = [2]*fsm{memFSM(t), memFSM(t)}
+		}
+		runs++
+		for _, s := range fs {
+			clear(t, s)
+		}
+		idx := uint64(0)
+		logs := func(ds ...[]byte) []*raft.Log {
+			var ls []*raft.Log
+			for _, d := range ds {
+				idx++
+				ls = append(ls, &raft.Log{Index: idx, Type: raft.LogCommand, Data: d})
+			}
+			return ls
+		}
+		for _, batch := range [][]*raft.Log{logs(append(prelude, data)...), logs(data, after)} {
 			for i, s := range fs {
-				r := applyAt(s, uint64(idx+1), d)
+				res := s.ApplyBatch(batch)
 				if err := s.halted(); err != nil {
-					t.Fatalf("replica %d halted at command %d (%d bytes): %v", i, idx+1, len(d), err)
+					t.Fatalf("replica %d halted: %v", i, err)
 				}
-				switch r.(type) {
-				case outcome, []outcome:
-				default:
-					t.Fatalf("replica %d: Apply = %#v; want an outcome", i, r)
+				for j, r := range res {
+					switch r.(type) {
+					case outcome, []outcome:
+					default:
+						t.Fatalf("replica %d: entry %d: Apply = %#v; want an outcome", i, batch[j].Index, r)
+					}
 				}
 			}
 			if m0, m1 := fs[0].meta(), fs[1].meta(); m0 != m1 {
@@ -227,6 +303,9 @@ func FuzzApply(f *testing.F) {
 			if n0 != n1 || r0 != r1 {
 				t.Fatalf("replicas' trees differ: %d %x, %d %x", n0, r0[:4], n1, r1[:4])
 			}
+		}
+		if m := fs[0].meta(); m.applied != idx || m.size < 2 {
+			t.Fatalf("state after the input: %+v; want applied %d and the appends", m, idx)
 		}
 	})
 }
