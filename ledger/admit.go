@@ -116,6 +116,9 @@ func (f *fsm) admit(txn *badger.Txn, m *meta, c *command, o *outcome) error {
 	limit := map[string]uint64{}
 	for _, r := range c.Reserve {
 		k := day(r.Key, m.time)
+		if want[k]+r.Amount < want[k] {
+			return deny("budget", OutcomeDeniedBudget) // amounts that overflow exceed any cap
+		}
 		want[k] += r.Amount
 		if l, ok := limit[k]; !ok || r.Limit < l {
 			limit[k] = r.Limit

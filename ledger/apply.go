@@ -31,9 +31,10 @@ type fsm struct {
 	db  *badger.DB
 	log *slog.Logger
 
-	mu   sync.RWMutex // guards m
-	m    meta
-	halt atomic.Pointer[error]
+	mu     sync.RWMutex // guards m
+	m      meta
+	halt   atomic.Pointer[error]
+	haltCh chan struct{} // closed when halt is set
 
 	// edge is the tree's edge as committed; work, the edge of the
 	// transaction being applied. Both belong to Raft's apply goroutine
@@ -42,12 +43,16 @@ type fsm struct {
 
 	skipped atomic.Uint64 // commands at or below the applied index (replays)
 	applied chan struct{} // closed and replaced whenever m.applied moves
+
+	// failCommit, when set (tests only), fails every commit of the state
+	// with its error, as a full or failing disk would.
+	failCommit atomic.Pointer[error]
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(db *badger.DB, log *slog.Logger) (*fsm, error) {
-	f := &fsm{db: db, log: log, applied: make(chan struct{})}
+	f := &fsm{db: db, log: log, applied: make(chan struct{}), haltCh: make(chan struct{})}
 	if err := migrateRecords(db, log); err != nil {
 		return nil, err
 	}
@@ -101,7 +106,7 @@ func (f *fsm) meta() meta {
 	return f.m
 }
 
-// halted returns the error that halted the state machine, or nil.
+// haltErr returns the error that halted the state machine, or nil.
 func (f *fsm) halted() error {
 	if p := f.halt.Load(); p != nil {
 		return *p
@@ -112,6 +117,7 @@ func (f *fsm) halted() error {
 func (f *fsm) stop(err error) {
 	err = fmt.Errorf("%w: %w", ErrHalted, err)
 	if f.halt.CompareAndSwap(nil, &err) {
+		close(f.haltCh)
 		f.log.Error("ledger state machine halted: this replica applies nothing more until restarted", "err", err)
 	}
 }
@@ -121,7 +127,8 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch implements raft.BatchingFSM: the whole batch and the last
 // applied index go into one badger transaction. A batch too big for one
-// transaction is split in halves.
+// transaction is split in halves, and a single entry too big for one is
+// applied command by command (applyAlone).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	res := make([]any, len(logs))
 	if err := f.halted(); err == nil {
@@ -144,6 +151,17 @@ func (f *fsm) applyRange(logs []*raft.Log, res []any) error {
 	f.work = f.edge
 	txn := f.db.NewTransaction(true)
 	defer txn.Discard()
+	tooBig := func() error {
+		txn.Discard()
+		if len(logs) == 1 {
+			return f.applyAlone(logs[0], res)
+		}
+		h := len(logs) / 2
+		if err := f.applyRange(logs[:h], res[:h]); err != nil {
+			return err
+		}
+		return f.applyRange(logs[h:], res[h:])
+	}
 	skipped := uint64(0)
 	for i, l := range logs {
 		if l.Index <= m.applied {
@@ -153,13 +171,8 @@ func (f *fsm) applyRange(logs []*raft.Log, res []any) error {
 		}
 		if l.Type == raft.LogCommand {
 			r, err := f.apply(txn, &m, l)
-			if errors.Is(err, badger.ErrTxnTooBig) && len(logs) > 1 {
-				txn.Discard()
-				h := len(logs) / 2
-				if err := f.applyRange(logs[:h], res[:h]); err != nil {
-					return err
-				}
-				return f.applyRange(logs[h:], res[h:])
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				return tooBig()
 			}
 			if err != nil {
 				return fmt.Errorf("apply raft index %d: %w", l.Index, err)
@@ -168,14 +181,28 @@ func (f *fsm) applyRange(logs []*raft.Log, res []any) error {
 		}
 		m.applied = l.Index
 	}
-	if err := writeMeta(txn, m); err != nil {
+	if err := writeMeta(txn, m); errors.Is(err, badger.ErrTxnTooBig) {
+		return tooBig()
+	} else if err != nil {
 		return fmt.Errorf("apply raft index %d: %w", m.applied, err)
+	}
+	if err := f.commit(txn, m); err != nil {
+		return err
+	}
+	f.skipped.Add(skipped)
+	return nil
+}
+
+// commit commits txn, which holds the state m, and makes m and the edge
+// being built the state machine's.
+func (f *fsm) commit(txn *badger.Txn, m meta) error {
+	if p := f.failCommit.Load(); p != nil {
+		return fmt.Errorf("apply raft index %d: commit: %w", m.applied, *p)
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("apply raft index %d: commit: %w", m.applied, err)
 	}
 	f.edge = f.work
-	f.skipped.Add(skipped)
 	f.mu.Lock()
 	f.m = m
 	f.notifyLocked()
@@ -211,24 +238,109 @@ func (f *fsm) apply(txn *badger.Txn, m *meta, l *raft.Log) (any, error) {
 		// Every replica decodes the same bytes the same way: refusing is deterministic.
 		return outcome{RaftIndex: l.Index, Code: "invalid"}, nil
 	}
+	if len(l.Data) > maxEntrySize || len(c.Batch) > maxBatch {
+		// Refused whole, with nothing written: not even an outcome under
+		// each command ID, which could take more than a transaction.
+		o := outcome{RaftIndex: l.Index, Code: codeTooLarge}
+		if c.Op != opBatch {
+			return o, nil
+		}
+		out := make([]outcome, len(c.Batch))
+		for i := range out {
+			out[i] = o
+		}
+		return out, nil
+	}
 	if c.Op != opBatch {
 		return f.applyCommand(txn, m, c, l.Index)
 	}
 	out := make([]outcome, len(c.Batch))
 	for i, sub := range c.Batch {
-		if sub == nil || sub.ID == "" || sub.Op == opBatch {
-			out[i] = outcome{RaftIndex: l.Index, Code: "invalid"}
-			continue
-		}
-		if out[i], err = f.applyCommand(txn, m, sub, l.Index); err != nil {
+		if out[i], err = f.applyMember(txn, m, sub, l.Index); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
+// applyMember runs one member of a batch (decodeCommand leaves nil those
+// that do not decode).
+func (f *fsm) applyMember(txn *badger.Txn, m *meta, sub *command, idx uint64) (outcome, error) {
+	if sub == nil || sub.ID == "" || sub.Op == opBatch {
+		return outcome{RaftIndex: idx, Code: "invalid"}, nil
+	}
+	return f.applyCommand(txn, m, sub, idx)
+}
+
+// applyAlone applies the entry l, too big for one transaction, in several:
+// one command (batch member) per transaction, and the applied index in the
+// last, alone. The result is the state one transaction would have made: a
+// crash between them replays the entry, and the commands already applied
+// then answer from their stored outcomes, as any repeated command does. A
+// command too big for a transaction on its own (the limits leave none, on
+// replicas that share the badger options of stateOptions) is refused with
+// "too_large", its outcome kept.
+func (f *fsm) applyAlone(l *raft.Log, res []any) error {
+	c, err := decodeCommand(l.Data)
+	if err != nil {
+		return fmt.Errorf("apply raft index %d: decode again: %w", l.Index, err)
+	}
+	cmds := []*command{c}
+	if c.Op == opBatch {
+		cmds = c.Batch
+	}
+	out := make([]outcome, len(cmds))
+	for i, sub := range cmds {
+		err := f.applyOwn(func(txn *badger.Txn, m *meta) (err error) {
+			out[i], err = f.applyMember(txn, m, sub, l.Index)
+			return err
+		})
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			err = f.applyOwn(func(txn *badger.Txn, m *meta) error {
+				if m.time < sub.Time {
+					m.time = sub.Time
+				}
+				out[i] = outcome{RaftIndex: l.Index, Time: m.time, Code: codeTooLarge}
+				return txn.Set([]byte(pfxCommand+sub.ID), encodeOutcome(out[i]))
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("apply raft index %d: %w", l.Index, err)
+		}
+	}
+	if err := f.applyOwn(func(_ *badger.Txn, m *meta) error { m.applied = l.Index; return nil }); err != nil {
+		return fmt.Errorf("apply raft index %d: %w", l.Index, err)
+	}
+	if c.Op == opBatch {
+		res[0] = out
+	} else {
+		res[0] = out[0]
+	}
+	return nil
+}
+
+// applyOwn runs fn in a transaction of its own and commits it with the
+// state fn leaves.
+func (f *fsm) applyOwn(fn func(txn *badger.Txn, m *meta) error) error {
+	m := f.meta()
+	f.work = f.edge
+	txn := f.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn, &m); err != nil {
+		return err
+	}
+	if err := writeMeta(txn, m); err != nil {
+		return err
+	}
+	return f.commit(txn, m)
+}
+
 // applyCommand runs one command (not a batch) of the entry at Raft index idx.
 func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (outcome, error) {
+	if err := checkCommandID(c.ID); err != nil {
+		// No key may hold such an ID: refused, and nothing kept.
+		return outcome{RaftIndex: idx, Code: code(err)}, nil
+	}
 	var err error
 	ck := []byte(pfxCommand + c.ID)
 	if prev, ok, err := getBytes(txn, ck); err != nil {
@@ -240,6 +352,10 @@ func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (ou
 		m.time = c.Time
 	}
 	o := outcome{RaftIndex: idx, Time: m.time}
+	if err := c.check(); err != nil {
+		o.Code = code(err)
+		return o, txn.Set(ck, encodeOutcome(o))
+	}
 	switch c.Op {
 	case opAppend:
 		if c.Entry == nil || c.Entry.validate() != nil {
@@ -251,10 +367,6 @@ func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (ou
 	case opAdmit:
 		err = f.admit(txn, m, c, &o)
 	case opPut, opDelete:
-		if checkRecordKey(c.NS, c.Key) != nil {
-			o.Code = "invalid"
-			break
-		}
 		k := recordKey(c.NS, c.Key)
 		if c.Op == opPut {
 			err = txn.Set(k, c.Value)
@@ -269,7 +381,10 @@ func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (ou
 	if err != nil {
 		return outcome{}, err
 	}
-	return o, txn.Set(ck, encodeOutcome(o))
+	// The cursor of a prune is not kept (outcome.Cursor).
+	stored := o
+	stored.Cursor = nil
+	return o, txn.Set(ck, encodeOutcome(stored))
 }
 
 // appendEntry gives e the next index and the command time, and adds it to

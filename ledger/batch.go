@@ -19,12 +19,10 @@ import (
 // those that came back when the wait runs out) and waits up to maxLinger
 // for the ones not in flight before it sends a batch. A lone caller never
 // waits: the estimate is then one.
+//
+// A batch holds at most maxBatch commands and, past its first, at most
+// maxBatchBytes of them (limits.go).
 const (
-	// maxBatch bounds the commands of one Raft entry.
-	maxBatch = 256
-	// maxBatchBytes bounds the encoded commands of one Raft entry (well
-	// inside what one badger transaction of the state takes).
-	maxBatchBytes = 1 << 20
 	// maxInFlight is how many batches may be in Raft at once; the next
 	// batch forms while they commit. One measured best with three replicas
 	// on two cores (docs/ledger.md, "Throughput"): batches in flight

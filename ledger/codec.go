@@ -57,6 +57,7 @@ const (
 	cmdMax           protowire.Number = 10
 	cmdDone          protowire.Number = 11
 	cmdBatch         protowire.Number = 12
+	cmdAfter         protowire.Number = 13
 )
 
 // Fields of an entry inside a command, and of a reservation.
@@ -98,7 +99,7 @@ func encodeCommand(c *command) ([]byte, error) {
 		}
 		entry = encodeCmdEntry(c.Entry)
 	}
-	b := make([]byte, cmdHeader, cmdHeader+len(c.ID)+len(entry)+len(c.Value)+len(c.NS)+len(c.Key)+128)
+	b := make([]byte, cmdHeader, cmdHeader+len(c.ID)+len(entry)+len(c.Value)+len(c.NS)+len(c.Key)+len(c.After)+128)
 	b[0] = codecVersion
 	binary.BigEndian.PutUint64(b[cmdTimeAt:], uint64(c.Time))
 	b[9] = op
@@ -126,6 +127,10 @@ func encodeCommand(c *command) ([]byte, error) {
 	b = appendVarint(b, cmdBefore, uint64(c.Before))
 	b = appendVarint(b, cmdMax, uint64(int64(c.Max)))
 	b = appendVarint(b, cmdDone, c.Done)
+	if len(c.After) > 0 {
+		b = protowire.AppendTag(b, cmdAfter, protowire.BytesType)
+		b = protowire.AppendBytes(b, c.After)
+	}
 	for _, sub := range c.Batch {
 		if sub == nil {
 			return nil, fmt.Errorf("encode command: empty batch member: %w", ErrInvalid)
@@ -312,6 +317,10 @@ func decodeBinaryCommand(b []byte) (*command, error) {
 			c.Max = int(int64(v))
 		case cmdDone:
 			c.Done = v
+		case cmdAfter:
+			if len(p) > 0 {
+				c.After = p
+			}
 		case cmdBatch:
 			if c.Op != opBatch {
 				return fmt.Errorf("batch member in a %s command: %w", c.Op, errCodec)

@@ -122,11 +122,11 @@ func TestOutcomeCodec(t *testing.T) {
 		{RaftIndex: 2, Time: -1, Pruned: 77, More: true},
 	} {
 		got, err := decodeOutcome(encodeOutcome(o))
-		if err != nil || got != o {
+		if err != nil || !reflect.DeepEqual(got, o) {
 			t.Errorf("outcome round trip %+v: %+v, %v", o, got, err)
 		}
 		j, _ := json.Marshal(o)
-		if got, err := decodeOutcome(j); err != nil || got != o {
+		if got, err := decodeOutcome(j); err != nil || !reflect.DeepEqual(got, o) {
 			t.Errorf("JSON outcome %s: %+v, %v", j, got, err)
 		}
 	}

@@ -40,6 +40,7 @@ type command struct {
 	Before int64  `json:"before,omitempty"` // Unix ns
 	Max    int    `json:"max,omitempty"`    // most bodies deleted by this command
 	Done   uint64 `json:"done,omitempty"`   // bodies pruned by earlier commands of the same prune
+	After  []byte `json:"after,omitempty"`  // the key the prune reads on from (outcome.Cursor of the command before)
 
 	// batch
 	Batch []*command `json:"batch,omitempty"`
@@ -54,6 +55,12 @@ type outcome struct {
 	Code      string `json:"code,omitempty"`
 	Pruned    uint64 `json:"pruned,omitempty"` // prune: bodies pruned so far
 	More      bool   `json:"more,omitempty"`   // prune: bodies left before the date
+	// Cursor is, for a prune with More, the key the next command of the
+	// prune reads on from (its After). Apply returns it, the forwarding
+	// carries it, but the outcome kept under the command ID does not: a
+	// retried prune command reads from the start again, which is slower
+	// but finds the same keys, since those deleted are gone.
+	Cursor []byte `json:"cursor,omitempty"`
 }
 
 // Outcome codes and their sentinel errors.
@@ -62,6 +69,7 @@ var codeErrors = map[string]error{
 	"stale_policy": ErrStalePolicy,
 	"budget":       ErrBudget,
 	"invalid":      ErrInvalid,
+	codeTooLarge:   ErrTooLarge,
 }
 
 func (o outcome) err() error {

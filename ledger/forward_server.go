@@ -129,6 +129,9 @@ func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error
 			if c.Op == opBatch {
 				return fail(fmt.Errorf("forwarded batch: %w", ErrInvalid))
 			}
+			if err := c.check(); err != nil {
+				return fail(fmt.Errorf("forwarded command: %w", err))
+			}
 		}
 		// The leader's clock (Apply clamps it so that time never goes
 		// back), and group commit with concurrent commands.

@@ -102,3 +102,44 @@ func (l *Ledger) await(f raft.Future) error {
 		}
 	}
 }
+
+// haltCheck is how often a halted replica looks whether it leads.
+const haltCheck = 50 * time.Millisecond
+
+// stepDown waits until this replica's state machine halts, then, until
+// Close, hands leadership over whenever the replica leads: a halted leader
+// commits commands it cannot apply or answer, and the group could not
+// write. The halted replica's Raft goes on as a follower: it keeps the log
+// and votes, so the group keeps its quorum, and on restart the replica
+// applies from where it stopped. It may still win an election (its log is
+// as long as anyone's); it then hands over again at once. Status reports
+// it unhealthy throughout.
+func (l *Ledger) stepDown() {
+	defer close(l.stepDone)
+	select {
+	case <-l.fsm.haltCh:
+	case <-l.stop:
+		return
+	}
+	t := time.NewTicker(haltCheck)
+	defer t.Stop()
+	warned := false
+	for {
+		if l.raft.State() == raft.Leader {
+			err := l.await(l.raft.LeadershipTransfer())
+			switch {
+			case err == nil:
+				l.log.Warn("halted replica handed leadership over", "leader", l.Status().Leader)
+			case !warned:
+				// Alone, or no follower is caught up: nothing to hand over to yet.
+				l.log.Error("halted replica leads and cannot hand leadership over", "err", err)
+				warned = true
+			}
+		}
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+	}
+}

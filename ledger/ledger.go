@@ -59,6 +59,7 @@ type Ledger struct {
 	batchDone                  chan struct{}  // closed when batchLoop ends
 	batchWG                    sync.WaitGroup // batches in Raft
 	raftDown                   chan struct{}  // closed once Raft has shut down
+	stepDone                   chan struct{}  // closed when stepDown ends
 }
 
 // Open opens (or creates) the ledger in cfg.Dir, checks the stored tree
@@ -104,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
 	l := &Ledger{cfg: cfg, log: log, db: db, raftDB: raftDB, stop: make(chan struct{}), done: make(chan struct{}),
-		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{}), raftDown: make(chan struct{})}
+		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{}), raftDown: make(chan struct{}), stepDone: make(chan struct{})}
 	if err := l.open(ctx); err != nil {
 		close(l.stop)
 		if l.raft != nil {
@@ -124,6 +125,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	}
 	go l.checkpointLoop()
 	go l.batchLoop()
+	go l.stepDown()
 	return l, nil
 }
 
@@ -326,6 +328,7 @@ func (l *Ledger) Close() error {
 		}
 		err = l.raft.Shutdown().Error()
 		close(l.raftDown)
+		<-l.stepDone
 		l.batchWG.Wait()
 		if e := l.trans.Close(); err == nil {
 			err = e

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -11,9 +12,12 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// prune deletes up to c.Max bodies of entries older than c.Before, and the
-// request IDs and command outcomes older than it; when nothing is left it
-// appends the prune entry.
+// prune deletes up to c.Max bodies of entries older than c.Before, then
+// request IDs and command outcomes older than it, reading their keys in
+// order from c.After and at most pruneScan of them; when nothing is left
+// it appends the prune entry. Bodies go in index order (entries are in
+// time order), from the first unpruned (m.pruned): no command reads a
+// body twice, and no command reads the whole keyspace.
 func (f *fsm) prune(txn *badger.Txn, m *meta, c *command, o *outcome) error {
 	if c.Entry == nil || c.Entry.validate() != nil || c.Max <= 0 {
 		o.Code = "invalid"
@@ -43,24 +47,25 @@ func (f *fsm) prune(txn *badger.Txn, m *meta, c *command, o *outcome) error {
 		m.pruned++
 		n++
 	}
-	for _, pfx := range []string{pfxRequest, pfxCommand} {
-		if n >= c.Max {
-			break
-		}
-		old, err := olderThan(txn, pfx, c.Before, c.Max-n)
-		if err != nil {
+	// Bodies may be left (c.Max reached): the keys wait for the next
+	// command, which reads them from where this one was to start.
+	bodiesLeft := n >= c.Max
+	var next []byte
+	if !bodiesLeft {
+		var k int
+		var err error
+		if next, k, err = pruneKeys(txn, c.After, c.Before, c.Max-n); err != nil {
 			return err
 		}
-		for _, k := range old {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		n += len(old)
+		n += k
 	}
 	o.Pruned = c.Done + uint64(n)
-	if n >= c.Max {
+	if bodiesLeft || next != nil {
 		o.More = true
+		o.Cursor = next
+		if bodiesLeft {
+			o.Cursor = c.After
+		}
 		return nil
 	}
 	e := *c.Entry
@@ -73,41 +78,68 @@ func (f *fsm) prune(txn *badger.Txn, m *meta, c *command, o *outcome) error {
 	return err
 }
 
-// olderThan lists up to max keys under pfx whose value holds a time before t:
-// request IDs hold the time, command outcomes theirs (decodeOutcome).
-func olderThan(txn *badger.Txn, pfx string, t int64, max int) ([][]byte, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfx), PrefetchValues: false})
-	defer it.Close()
-	var out [][]byte
-	for it.Rewind(); it.Valid() && len(out) < max; it.Next() {
-		var at int64
-		err := it.Item().Value(func(v []byte) error {
-			if pfx == pfxRequest {
-				if len(v) != 8 {
-					return ErrCorrupt
-				}
-				at = int64(binary.BigEndian.Uint64(v))
-				return nil
+// pruneKeys deletes up to max command outcomes and request IDs whose time
+// is before t: request IDs hold the time, command outcomes theirs
+// (decodeOutcome). It reads keys in order (outcomes, then request IDs)
+// from the key from (nil: the first), at most pruneScan of them, and
+// returns the key to read on from, nil when none is left.
+func pruneKeys(txn *badger.Txn, from []byte, t int64, max int) ([]byte, int, error) {
+	var old [][]byte
+	read := 0
+	var next []byte
+	for _, pfx := range []string{pfxCommand, pfxRequest} {
+		start := []byte(pfx)
+		if bytes.Compare(from, start) > 0 {
+			if !bytes.HasPrefix(from, start) {
+				continue // past this prefix
 			}
-			o, err := decodeOutcome(v)
-			if err != nil {
-				return err
-			}
-			at = o.Time
-			return nil
-		})
-		if err != nil {
-			return nil, err
+			start = from
 		}
-		if at < t {
-			out = append(out, it.Item().KeyCopy(nil))
+		err := func() error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfx), PrefetchValues: false})
+			defer it.Close()
+			for it.Seek(start); it.Valid(); it.Next() {
+				if len(old) >= max || read >= pruneScan {
+					next = it.Item().KeyCopy(nil)
+					return nil
+				}
+				read++
+				var at int64
+				err := it.Item().Value(func(v []byte) error {
+					if pfx == pfxRequest {
+						if len(v) != 8 {
+							return ErrCorrupt
+						}
+						at = int64(binary.BigEndian.Uint64(v))
+						return nil
+					}
+					o, err := decodeOutcome(v)
+					at = o.Time
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				if at < t {
+					old = append(old, it.Item().KeyCopy(nil))
+				}
+			}
+			return nil
+		}()
+		if err != nil {
+			return nil, 0, err
+		}
+		if next != nil {
+			break
 		}
 	}
-	return out, nil
+	for _, k := range old {
+		if err := txn.Delete(k); err != nil {
+			return nil, 0, err
+		}
+	}
+	return next, len(old), nil
 }
-
-// pruneChunk bounds the deletions of one prune command (one transaction).
-const pruneChunk = 1000
 
 // Prune deletes the bodies and salts of entries older than before, and the
 // spent request IDs and command outcomes older than it, then appends a
@@ -128,13 +160,14 @@ func (l *Ledger) Prune(ctx context.Context, before time.Time, actor string) (Rec
 		return Receipt{}, 0, fmt.Errorf("prune ledger: %w", err)
 	}
 	var done uint64
+	var after []byte
 	for {
-		c := &command{Op: opPrune, Entry: &e, Before: before.UnixNano(), Max: pruneChunk, Done: done}
+		c := &command{Op: opPrune, Entry: &e, Before: before.UnixNano(), Max: pruneChunk, Done: done, After: after}
 		o, err := l.submit(ctx, c)
 		if err != nil {
 			return Receipt{}, done, fmt.Errorf("prune ledger: %w", err)
 		}
-		done = o.Pruned
+		done, after = o.Pruned, o.Cursor
 		if !o.More {
 			// Reclaim the space of deleted values; nothing to reclaim is fine.
 			if err := l.db.RunValueLogGC(0.5); err != nil && !errors.Is(err, badger.ErrNoRewrite) {

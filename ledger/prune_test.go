@@ -3,7 +3,10 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // TestPrune: bodies older than the date go, the prune is an entry, a date
@@ -55,5 +58,72 @@ func TestPrune(t *testing.T) {
 	l = open(t, cfg)
 	if st := l.Status(); st.Size != rep.Size {
 		t.Errorf("size after reopen %d; want %d", st.Size, rep.Size)
+	}
+}
+
+// TestPruneReadsOnFromCursor: one prune command reads at most pruneScan
+// command outcomes and request IDs; the next reads on from where it
+// stopped, and the prune ends with every old key deleted, once.
+func TestPruneReadsOnFromCursor(t *testing.T) {
+	f := testFSM(t)
+	e := entry(0)
+	idx := uint64(0)
+	apply := func(cmds []*command) any {
+		var ms [][]byte
+		for _, c := range cmds {
+			ms = append(ms, must(encodeCommand(c)))
+		}
+		idx++
+		return applyAt(f, idx, encodeBatch(ms))
+	}
+	var old []*command
+	for i := range 5 {
+		old = append(old, &command{Op: opAppend, ID: fmt.Sprintf("old-%d", i), Time: 1, Entry: &e})
+	}
+	apply(old)
+	// Newer outcomes than the date, more than one command reads.
+	for b := 0; b < pruneScan+maxBatch; b += maxBatch {
+		var cmds []*command
+		for i := range maxBatch {
+			cmds = append(cmds, &command{Op: opAppend, ID: fmt.Sprintf("new-%06d", b+i), Time: 1000, Entry: &e})
+		}
+		apply(cmds)
+	}
+	pe := entry(1)
+	var after []byte
+	var done uint64
+	for n := 1; ; n++ {
+		r := apply([]*command{{Op: opPrune, ID: fmt.Sprintf("prune-%d", n), Time: 2000, Entry: &pe, Before: 500, Max: pruneChunk, Done: done, After: after}})
+		o := r.([]outcome)[0]
+		if o.Code != "" {
+			t.Fatalf("prune command %d: %+v", n, o)
+		}
+		if n == 1 && (!o.More || o.Cursor == nil) {
+			t.Fatalf("first prune command = %+v; want More with a cursor (it may read only %d keys)", o, pruneScan)
+		}
+		done, after = o.Pruned, o.Cursor
+		if !o.More {
+			if !o.Appended || n != 2 || o.Pruned != 10 {
+				t.Errorf("prune ended after %d commands, %d pruned (%+v); want 2 commands, 5 bodies and 5 outcomes", n, o.Pruned, o)
+			}
+			break
+		}
+		if n > 2 {
+			t.Fatalf("prune not done after %d commands", n)
+		}
+	}
+	if err := f.db.View(func(txn *badger.Txn) error {
+		for i := range 5 {
+			if _, ok, _ := getBytes(txn, []byte(fmt.Sprintf("%sold-%d", pfxCommand, i))); ok {
+				t.Errorf("outcome of old-%d kept", i)
+			}
+		}
+		_, ok, err := getBytes(txn, []byte(pfxCommand+"new-000000"))
+		if !ok {
+			t.Errorf("outcome of a newer command deleted")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -61,6 +61,11 @@ func (l *Ledger) submit(ctx context.Context, c *command) (outcome, error) {
 	if c.ID == "" {
 		c.ID = commandID(ctx)
 	}
+	// The limits hold in Apply too; checked here, a command over one is
+	// refused before it costs a Raft round.
+	if err := c.check(); err != nil {
+		return outcome{}, err
+	}
 	data, err := encodeCommand(c)
 	if err != nil {
 		return outcome{}, fmt.Errorf("encode command: %w", err)
@@ -115,6 +120,9 @@ func (l *Ledger) prepare(e *Entry) error {
 // receipt and the error the command ended with (nil, ErrBudget, ErrReplay,
 // …), or ErrNotFound when this replica has not applied such a command.
 func (l *Ledger) Outcome(id string) (Receipt, error) {
+	if err := checkCommandID(id); err != nil {
+		return Receipt{}, fmt.Errorf("look up command: %w", err)
+	}
 	var o outcome
 	err := l.db.View(func(txn *badger.Txn) error {
 		b, ok, err := getBytes(txn, []byte(pfxCommand+id))
