@@ -11,6 +11,7 @@ const (
 	opPut    = "put"
 	opDelete = "delete"
 	opPrune  = "prune"
+	opRule   = "rule" // a replicated rule (rules.go): Key names it, Value holds it
 	// opBatch carries several commands in one Raft entry (group commit,
 	// made by the leader); each keeps its own ID, time and outcome.
 	opBatch = "batch"
@@ -62,6 +63,7 @@ var codeErrors = map[string]error{
 	"stale_policy": ErrStalePolicy,
 	"budget":       ErrBudget,
 	"invalid":      ErrInvalid,
+	"retention":    ErrRetention,
 }
 
 func (o outcome) err() error {

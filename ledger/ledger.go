@@ -55,6 +55,8 @@ type Ledger struct {
 	batches, batchedCmds       atomic.Uint64
 	stateSyncs, stateSyncNanos atomic.Uint64
 	fwdDials                   atomic.Uint64
+	refusedConns, refusedRPCs  atomic.Uint64  // rules.go, guard.go
+	clk                        clocks         // the voters' clocks (clock.go)
 	batchQ                     chan *pending  // commands waiting for group commit (batch.go)
 	batchDone                  chan struct{}  // closed when batchLoop ends
 	batchWG                    sync.WaitGroup // batches in Raft
@@ -123,6 +125,8 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	go l.checkpointLoop()
+	l.fwdWG.Add(1)
+	go l.clockLoop()
 	go l.batchLoop()
 	return l, nil
 }

@@ -51,6 +51,7 @@ func (l *Ledger) Status() Status {
 		Batches: l.batches.Load(), BatchedCommands: l.batchedCmds.Load(),
 		StateSyncs: l.stateSyncs.Load(), StateSyncTime: time.Duration(l.stateSyncNanos.Load()),
 		ForwardDials: l.fwdDials.Load(),
+		RefusedConns: l.refusedConns.Load(), RefusedRPCs: l.refusedRPCs.Load(),
 	}
 }
 
