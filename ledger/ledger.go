@@ -32,7 +32,7 @@ type Ledger struct {
 	raftDB *badger.DB // Raft log and stable store
 	fsm    *fsm
 	raft   *raft.Raft
-	trans  *raft.NetworkTransport
+	trans  *guard      // Raft's transport: RPCs only from members (guard.go)
 	demux  *demux      // splits cfg.Transport into Raft and forwarding
 	signer note.Signer // nil without a key
 	verKey string      // note verifier key, "" until the public key is known
@@ -189,9 +189,7 @@ func (l *Ledger) open(ctx context.Context) error {
 	l.demux = newDemux(stream)
 	l.fwdWG.Add(1)
 	go l.serveForward()
-	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: raftLayer{l.demux}, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
-	})
+	l.trans = newGuard(l, rc.Logger)
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
@@ -209,6 +207,7 @@ func (l *Ledger) open(ctx context.Context) error {
 		return fmt.Errorf("start ledger raft: %w", err)
 	}
 	l.raft = r
+	l.trans.start()
 	if l.cfg.Transport == nil {
 		// A lone replica elects itself at once: wait for that, and for its
 		// own log to be applied, so that it is ready when Open returns.
