@@ -214,6 +214,10 @@ func (n *Node) RemoveReplica(ctx context.Context, actor, id string) error {
 		if err := g.l.RemoveServer(ctx, id); err != nil {
 			return fmt.Errorf("remove replica %s from the %s group: %w", id, g.name, err)
 		}
+		// Its certificate may no longer open the group's channel.
+		if err := g.l.Revoke(ctx, id); err != nil {
+			return fmt.Errorf("remove replica %s: revoke in the %s group: %w", id, g.name, err)
+		}
 	}
 	if _, err := n.aud.Delete(ctx, nsReplicas, id); err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return fmt.Errorf("remove replica %s: %w", id, err)

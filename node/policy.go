@@ -54,6 +54,10 @@ func (n *Node) ApplyPolicy(ctx context.Context, actor string, f policy.Files) (s
 	if _, err := n.commit(GroupAudit, "put", func() (ledger.Receipt, error) { return n.aud.Put(ctx, nsPolicy, v, rec) }); err != nil {
 		return "", fmt.Errorf("apply policy: %w", err)
 	}
+	// The limits file's retention becomes the ledger's replicated rule (Apply checks prunes against it).
+	if _, err := n.aud.SetRetention(ctx, set.Retention()); err != nil {
+		return "", fmt.Errorf("apply policy: %w", err)
+	}
 	if _, err := n.commit(GroupAudit, "append", func() (ledger.Receipt, error) {
 		return n.aud.Append(ctx, ledger.Entry{
 			Header: ledger.Header{Type: ledger.TypePolicy, Outcome: ledger.OutcomeOK, PolicyVersion: v, Digest: filesDigest(f)},
