@@ -85,6 +85,9 @@ func (l *Ledger) clockLoop() {
 func (l *Ledger) sampleClocks() {
 	l.clk.mu.Lock()
 	defer l.clk.mu.Unlock()
+	if v := l.clk.view.Load(); v != nil && time.Since(v.at) < clockEvery/2 {
+		return // another caller has just sampled
+	}
 	f := l.raft.GetConfiguration()
 	if f.Error() != nil {
 		return

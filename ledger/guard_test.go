@@ -143,7 +143,7 @@ func TestRemovedReplicaRefused(t *testing.T) {
 			}
 			c.stop(gone)
 			c.converge()
-			lead = c.Leader()
+			c.Leader()
 			target := c.followers()[0]
 			term, _, _ := raftState(t, target.l)
 
