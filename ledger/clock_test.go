@@ -50,4 +50,17 @@ func TestLeaderClockAhead(t *testing.T) {
 	if lead.l.isLeader() {
 		t.Errorf("replica %s still leads with its clock an hour ahead", lead.id)
 	}
+
+	// A follower's clock ahead stops nothing: only the leader stamps.
+	clocks[lead.id].off.Store(0)
+	now := c.Leader()
+	clocks[c.followers()[0].id].off.Store(int64(time.Hour))
+	start := time.Now()
+	c.appendAll(now, 8, 5)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("5 appends with a follower's clock ahead took %v", d)
+	}
+	if !now.l.isLeader() {
+		t.Errorf("leader %s stepped down for a follower's clock", now.id)
+	}
 }

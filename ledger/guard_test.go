@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -165,6 +166,12 @@ func TestRemovedReplicaRefused(t *testing.T) {
 				t.Errorf("target status %+v: the refusal was not counted", st)
 			}
 			checkLogged(t, &logs, line)
+			if revoke {
+				err := c.Leader().l.AddVoter(ctx, gone.id, gone.addr)
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "revoked") {
+					t.Errorf("AddVoter(%s) after its revocation = %v; want refused as revoked", gone.id, err)
+				}
+			}
 		})
 	}
 }
