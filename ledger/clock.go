@@ -14,21 +14,25 @@ import (
 // Time comes from the leader's clock (it stamps every command) and Apply
 // clamps it so that it never goes backwards: so one leader whose clock
 // runs far ahead would pin entry times, day budgets and prune dates
-// forward for good. The leader therefore measures the other voters'
-// clocks (a forwarding ping answers with the replica's time, every
-// clockEvery, and before the first write of a term), and before it stamps
-// a command it checks that at least a majority of the voters (itself
-// included) have a clock no more than maxClockAhead behind its own. When
-// they do not, it refuses the write (ErrClockAhead), logs it and hands
-// leadership to another replica; the caller's retry goes to the new
-// leader. Clocks are extrapolated from their sample by the monotonic
-// clock, so a jump of the leader's clock shows at its next write, not at
-// the next sample. When fewer than a majority answered (a replica of an
-// older version, a partition) the check cannot tell and lets the write
-// through: committing it needs a majority anyway.
+// forward for good. The leader therefore reads the other voters' clocks
+// (a forwarding ping answers with the replica's time: as soon as it leads,
+// then every clockEvery), and before it stamps a command it checks that a
+// majority of the voters (itself included) have a clock no more than
+// maxClockAhead behind its own. When they do not, it refuses the write
+// (ErrClockAhead), logs it and hands leadership to another replica; the
+// caller's retry goes to the new leader. Clocks are extrapolated from
+// their sample by the monotonic clock, so a jump of the leader's clock
+// shows at its next write, not at the next sample. Until it has read a
+// majority's clocks a new leader does not write either (errClockUnknown,
+// retried); a replica of an older version, which answers the ping without
+// its time, counts as agreeing.
 const (
 	maxClockAhead = 5 * time.Minute
 	clockEvery    = time.Second
+	// clockPoll is how often the loop looks for a new term to sample at once.
+	clockPoll = 50 * time.Millisecond
+	// clockPing bounds one round of pings.
+	clockPing = 3 * time.Second
 	// clockStale is the age after which a sample no longer counts.
 	clockStale = 10 * time.Second
 )
@@ -39,17 +43,20 @@ const (
 // new leader. Fix the replica's clock (NTP).
 var ErrClockAhead = errors.New("leader clock ahead of a majority of the replicas")
 
+// errClockUnknown: a new leader has not yet read a majority's clocks; the
+// write is retried.
+var errClockUnknown = errors.New("leader has not read a majority of the replicas' clocks yet")
+
 // clockSample is a voter's clock as the leader read it.
 type clockSample struct {
 	id   string
-	them time.Time // the voter's clock, at mono, estimated at the ping's midpoint
+	them time.Time // the voter's clock at mono; zero: it did not say (older version)
 	mono time.Time // time.Now() then (monotonic)
 }
 
-// clockView is one round of samples, with the number of voters then.
+// clockView is one round of samples.
 type clockView struct {
 	samples []clockSample
-	voters  int
 	at      time.Time // monotonic
 }
 
@@ -60,33 +67,42 @@ type clocks struct {
 	transfer atomic.Int64 // time.Now().UnixNano() of the last leadership transfer asked for
 }
 
-// clockLoop samples the voters' clocks every clockEvery while this
-// replica leads. It ends when the ledger closes.
+// clockLoop samples the voters' clocks while this replica leads: at once
+// when it starts leading, then every clockEvery. It ends when the ledger
+// closes.
 func (l *Ledger) clockLoop() {
 	defer l.fwdWG.Done()
 	if l.cfg.Transport == nil {
 		return // alone: its clock is the majority's
 	}
-	t := time.NewTicker(clockEvery)
+	t := time.NewTicker(clockPoll)
 	defer t.Stop()
+	led := false
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
 		}
-		if l.isLeader() {
-			l.sampleClocks()
+		leads := l.isLeader()
+		if !leads {
+			led = false
+			continue
+		}
+		if v := l.clk.view.Load(); !led || v == nil || time.Since(v.at) >= clockEvery {
+			l.sampleClocks(!led)
+			led = true
 		}
 	}
 }
 
-// sampleClocks pings every other voter and keeps the clocks they answer with.
-func (l *Ledger) sampleClocks() {
+// sampleClocks pings every other voter and keeps the clocks they answer
+// with. Unless force, it does nothing when a round has just been taken.
+func (l *Ledger) sampleClocks(force bool) {
 	l.clk.mu.Lock()
 	defer l.clk.mu.Unlock()
-	if v := l.clk.view.Load(); v != nil && time.Since(v.at) < clockEvery/2 {
-		return // another caller has just sampled
+	if v := l.clk.view.Load(); !force && v != nil && time.Since(v.at) < clockEvery/2 {
+		return
 	}
 	f := l.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -101,24 +117,27 @@ func (l *Ledger) sampleClocks() {
 		if s.Suffrage != raft.Voter {
 			continue
 		}
-		if v.voters++; string(s.ID) == l.cfg.ReplicaID {
+		if string(s.ID) == l.cfg.ReplicaID {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), clockEvery)
+			ctx, cancel := context.WithTimeout(context.Background(), clockPing)
 			defer cancel()
 			start := time.Now()
 			resp, err := l.forward(ctx, string(s.Address), &fwdRequest{Op: fwdPing})
-			if err != nil || resp.Replica != string(s.ID) || resp.Now == 0 {
+			if err != nil || resp.Replica != string(s.ID) {
 				return
 			}
 			end := time.Now()
 			mid := start.Add(end.Sub(start) / 2)
+			cs := clockSample{id: string(s.ID), mono: mid}
+			if resp.Now != 0 {
+				cs.them = time.Unix(0, resp.Now) // read about halfway through the round trip
+			}
 			mu.Lock()
-			// Their clock at mid: what they answered, plus half the round trip.
-			v.samples = append(v.samples, clockSample{id: string(s.ID), them: time.Unix(0, resp.Now).Add(end.Sub(mid)), mono: mid})
+			v.samples = append(v.samples, cs)
 			mu.Unlock()
 		}()
 	}
@@ -128,35 +147,35 @@ func (l *Ledger) sampleClocks() {
 
 // checkClock returns ErrClockAhead when now, this leader's clock, is more
 // than maxClockAhead ahead of a majority of the voters' clocks, and then
-// asks Raft to hand leadership over.
+// asks Raft to hand leadership over; errClockUnknown while it has not read
+// a majority's clocks.
 func (l *Ledger) checkClock(now time.Time) error {
 	if l.cfg.Transport == nil {
 		return nil
 	}
+	f := l.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	servers := f.Configuration().Servers
 	v := l.clk.view.Load()
 	if v == nil || time.Since(v.at) > clockStale {
-		l.sampleClocks()
-		if v = l.clk.view.Load(); v == nil {
-			return nil
-		}
+		l.sampleClocks(false)
+		v = l.clk.view.Load()
 	}
-	known, behind := 1, 0 // this replica's own clock is known, and not behind itself
-	var lag time.Duration
-	for _, s := range v.samples {
-		if time.Since(s.mono) > clockStale {
-			continue
-		}
-		known++
-		theirs := s.them.Add(time.Since(s.mono))
-		if d := now.Sub(theirs); d > maxClockAhead {
-			behind++
-			lag = max(lag, d)
-		}
+	voters, known, behind, lag := judgeClocks(now, servers, v)
+	if known < voters/2+1 {
+		// A voter added since the last round, or a round that missed
+		// some: read them again now rather than wait for the next.
+		l.sampleClocks(false)
+		voters, known, behind, lag = judgeClocks(now, servers, l.clk.view.Load())
 	}
-	voters := v.voters
 	q := voters/2 + 1
-	if known-behind >= q || known < q {
+	switch {
+	case known-behind >= q:
 		return nil
+	case known < q:
+		return errClockUnknown
 	}
 	err := fmt.Errorf("%w: %d of %d voters' clocks are more than %v behind this replica's (up to %v): fix this replica's clock",
 		ErrClockAhead, behind, voters, maxClockAhead, lag.Round(time.Second))
@@ -170,4 +189,33 @@ func (l *Ledger) checkClock(now time.Time) error {
 		}()
 	}
 	return err
+}
+
+// judgeClocks counts the voters of servers, those whose clocks v knows
+// (this replica's own included), and those more than maxClockAhead behind
+// now, with the largest such lag.
+func judgeClocks(now time.Time, servers []raft.Server, v *clockView) (voters, known, behind int, lag time.Duration) {
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	known = 1 // this replica's own clock, not behind itself
+	if v == nil {
+		return voters, known, 0, 0
+	}
+	for _, s := range v.samples {
+		if time.Since(s.mono) > clockStale || !isVoter(servers, s.id) {
+			continue
+		}
+		known++
+		if s.them.IsZero() {
+			continue // an older version: it does not say, so it does not object
+		}
+		if d := now.Sub(s.them.Add(time.Since(s.mono))); d > maxClockAhead {
+			behind++
+			lag = max(lag, d)
+		}
+	}
+	return voters, known, behind, lag
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -98,7 +99,7 @@ func (g *guard) acceptLoop() {
 
 // serve runs one inbound connection's RPCs through a transport of its own.
 func (g *guard) serve(c net.Conn, peer string) {
-	one := &oneConn{Conn: c, closed: make(chan struct{})}
+	one := &oneConn{conn: &inConn{Conn: c, ended: make(chan struct{})}, shut: make(chan struct{})}
 	in := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: one, MaxPool: 1, Timeout: raftTimeout, Logger: g.logger})
 	in.SetHeartbeatHandler(func(rpc raft.RPC) {
@@ -134,7 +135,7 @@ func (g *guard) serve(c net.Conn, peer string) {
 				case <-g.done:
 					return
 				}
-			case <-one.closed:
+			case <-one.conn.ended:
 				return
 			case <-g.done:
 				return
@@ -165,7 +166,7 @@ func (g *guard) admit(peer string, rpc raft.RPC, c *oneConn) bool {
 	g.l.log.Warn("raft RPC refused", "peer", peer, "rpc", fmt.Sprintf("%T", rpc.Command), "err", err)
 	rpc.Respond(nil, fmt.Errorf("refused by replica %s: %w", g.l.cfg.ReplicaID, err))
 	if _, ok := rpc.Command.(*raft.InstallSnapshotRequest); ok {
-		c.Close() // the snapshot's bytes follow on the stream: drop them with it
+		c.conn.Close() // the snapshot's bytes follow on the stream: drop them with it
 	}
 	return false
 }
@@ -230,37 +231,63 @@ func (d *dialOnly) Close() error {
 }
 
 // oneConn is the StreamLayer of one inbound connection: Accept returns it
-// once, then waits until it closes.
+// once, then waits until the transport closes the layer.
 type oneConn struct {
-	net.Conn
-	taken  atomic.Bool
-	closed chan struct{}
-	once   sync.Once
+	conn  *inConn
+	taken atomic.Bool
+	shut  chan struct{}
+	once  sync.Once
 }
 
 func (o *oneConn) Accept() (net.Conn, error) {
 	if o.taken.CompareAndSwap(false, true) {
-		return o, nil
+		return o.conn, nil
 	}
-	<-o.closed
+	<-o.shut
 	return nil, fmt.Errorf("accept: %w", net.ErrClosed)
 }
 
-// Close closes the connection (the transport's handler closes it when it
-// ends, and the transport's Close closes its StreamLayer: both land here).
+// Close is the transport's Close of its layer: it closes the connection.
 func (o *oneConn) Close() error {
-	var err error
-	o.once.Do(func() {
-		close(o.closed)
-		err = o.Conn.Close()
-	})
-	return err
+	o.once.Do(func() { close(o.shut) })
+	return o.conn.Close()
 }
 
-func (o *oneConn) Addr() net.Addr { return o.LocalAddr() }
+func (o *oneConn) Addr() net.Addr { return o.conn.LocalAddr() }
 
 func (o *oneConn) Dial(raft.ServerAddress, time.Duration) (net.Conn, error) {
 	return nil, errors.New("inbound Raft connection: no dialling")
+}
+
+// inConn is an inbound Raft connection that says when it has been closed
+// (by the transport's handler when the peer hangs up, or by Close).
+type inConn struct {
+	net.Conn
+	ended chan struct{}
+	once  sync.Once
+}
+
+// Read reports a read cut short by Close as the end of the stream, which
+// Raft's handler does not log as an error.
+func (c *inConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && errors.Is(err, net.ErrClosed) {
+		select {
+		case <-c.ended:
+			err = io.EOF
+		default:
+		}
+	}
+	return n, err
+}
+
+func (c *inConn) Close() error {
+	var err error
+	c.once.Do(func() {
+		close(c.ended)
+		err = c.Conn.Close()
+	})
+	return err
 }
 
 func isVoter(servers []raft.Server, id string) bool {
