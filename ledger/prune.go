@@ -119,8 +119,9 @@ const pruneChunk = 1000
 // receipt. Leaves, tree and proofs stay valid. A date later than now minus
 // the retention rule (SetRetention; with none committed yet, Prune first
 // commits Config.Retention as the rule) fails with ErrRetention, here and,
-// by the command's time, in Apply on every replica. The deletions go through Raft in
-// commands of at most 1,000, so a large prune is several commands.
+// by the command's time, in Apply on every replica. The deletions go
+// through Raft in commands of at most 1,000, so a large prune is several
+// commands.
 func (l *Ledger) Prune(ctx context.Context, before time.Time, actor string) (Receipt, uint64, error) {
 	rule, ok, err := l.retention()
 	if err != nil {
