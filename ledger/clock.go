@@ -29,7 +29,8 @@ import (
 const (
 	maxClockAhead = 5 * time.Minute
 	clockEvery    = time.Second
-	// clockPoll is how often the loop looks for a new term to sample at once.
+	// clockPoll is how often the loop looks for a new term to sample at
+	// once; a writer waiting for a majority's clocks looks ten times as often.
 	clockPoll = 50 * time.Millisecond
 	// clockPing bounds one round of pings.
 	clockPing = 3 * time.Second
@@ -60,16 +61,17 @@ type clockView struct {
 	at      time.Time // monotonic
 }
 
-// clocks holds the leader's latest round.
+// clocks holds the leader's samples: the latest answer of each voter.
 type clocks struct {
 	view     atomic.Pointer[clockView]
-	mu       sync.Mutex   // serialises sampling
-	transfer atomic.Int64 // time.Now().UnixNano() of the last leadership transfer asked for
+	pub      sync.Mutex    // serialises updates of view
+	kick     chan struct{} // a writer asks clockLoop for a round now
+	transfer atomic.Int64  // time.Now().UnixNano() of the last leadership transfer asked for
 }
 
 // clockLoop samples the voters' clocks while this replica leads: at once
-// when it starts leading, then every clockEvery. It ends when the ledger
-// closes.
+// when it starts leading or a writer asks, then every clockEvery. It ends
+// when the ledger closes.
 func (l *Ledger) clockLoop() {
 	defer l.fwdWG.Done()
 	if l.cfg.Transport == nil {
@@ -79,45 +81,36 @@ func (l *Ledger) clockLoop() {
 	defer t.Stop()
 	led := false
 	for {
+		kicked := false
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
+		case <-l.clk.kick:
+			kicked = true
 		}
-		leads := l.isLeader()
-		if !leads {
+		if !l.isLeader() {
 			led = false
 			continue
 		}
-		if v := l.clk.view.Load(); !led || v == nil || time.Since(v.at) >= clockEvery {
-			l.sampleClocks(!led)
+		if v := l.clk.view.Load(); kicked || !led || v == nil || time.Since(v.at) >= clockEvery {
 			led = true
+			l.sampleClocks()
 		}
 	}
 }
 
-// sampleClocks pings every other voter and keeps the clocks they answer
-// with. Unless force, it does nothing when a round has just been taken.
-func (l *Ledger) sampleClocks(force bool) {
-	l.clk.mu.Lock()
-	defer l.clk.mu.Unlock()
-	if v := l.clk.view.Load(); !force && v != nil && time.Since(v.at) < clockEvery/2 {
-		return
-	}
+// sampleClocks pings every other voter and publishes each clock as it
+// answers, so that a voter that does not answer delays no one.
+func (l *Ledger) sampleClocks() {
 	f := l.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-		v  = clockView{at: time.Now()}
-	)
+	l.clk.publish(nil, time.Now())
+	var wg sync.WaitGroup
 	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter {
-			continue
-		}
-		if string(s.ID) == l.cfg.ReplicaID {
+		if s.Suffrage != raft.Voter || string(s.ID) == l.cfg.ReplicaID {
 			continue
 		}
 		wg.Add(1)
@@ -126,23 +119,41 @@ func (l *Ledger) sampleClocks(force bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), clockPing)
 			defer cancel()
 			start := time.Now()
-			resp, err := l.forward(ctx, string(s.Address), &fwdRequest{Op: fwdPing})
+			resp, err := l.roundTrip(ctx, string(s.Address), &fwdRequest{Op: fwdPing}, nil)
 			if err != nil || resp.Replica != string(s.ID) {
 				return
 			}
 			end := time.Now()
-			mid := start.Add(end.Sub(start) / 2)
-			cs := clockSample{id: string(s.ID), mono: mid}
+			cs := clockSample{id: string(s.ID), mono: start.Add(end.Sub(start) / 2)}
 			if resp.Now != 0 {
 				cs.them = time.Unix(0, resp.Now) // read about halfway through the round trip
 			}
-			mu.Lock()
-			v.samples = append(v.samples, cs)
-			mu.Unlock()
+			l.clk.publish(&cs, time.Time{})
 		}()
 	}
 	wg.Wait()
-	l.clk.view.Store(&v)
+}
+
+// publish replaces s's voter's sample with s, or (s nil) marks a new round
+// started at.
+func (c *clocks) publish(s *clockSample, at time.Time) {
+	c.pub.Lock()
+	defer c.pub.Unlock()
+	nv := &clockView{at: at}
+	if old := c.view.Load(); old != nil {
+		if at.IsZero() {
+			nv.at = old.at
+		}
+		for _, o := range old.samples {
+			if s == nil || o.id != s.id {
+				nv.samples = append(nv.samples, o)
+			}
+		}
+	}
+	if s != nil {
+		nv.samples = append(nv.samples, *s)
+	}
+	c.view.Store(nv)
 }
 
 // checkClock returns ErrClockAhead when now, this leader's clock, is more
@@ -158,17 +169,19 @@ func (l *Ledger) checkClock(now time.Time) error {
 		return err
 	}
 	servers := f.Configuration().Servers
-	v := l.clk.view.Load()
-	if v == nil || time.Since(v.at) > clockStale {
-		l.sampleClocks(false)
-		v = l.clk.view.Load()
-	}
-	voters, known, behind, lag := judgeClocks(now, servers, v)
+	voters, known, behind, lag := judgeClocks(now, servers, l.clk.view.Load())
 	if known < voters/2+1 {
-		// A voter added since the last round, or a round that missed
-		// some: read them again now rather than wait for the next.
-		l.sampleClocks(false)
-		voters, known, behind, lag = judgeClocks(now, servers, l.clk.view.Load())
+		// A new leader, a voter added since the last round, or one that
+		// missed it: ask for a round now, and wait for a majority's
+		// answers (not for all: a voter that is down would hold it up).
+		select {
+		case l.clk.kick <- struct{}{}:
+		default:
+		}
+		for deadline := time.Now().Add(clockPing); known < voters/2+1 && time.Now().Before(deadline); {
+			time.Sleep(clockPoll / 10)
+			voters, known, behind, lag = judgeClocks(now, servers, l.clk.view.Load())
+		}
 	}
 	q := voters/2 + 1
 	switch {

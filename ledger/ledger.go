@@ -106,7 +106,8 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
 	l := &Ledger{cfg: cfg, log: log, db: db, raftDB: raftDB, stop: make(chan struct{}), done: make(chan struct{}),
-		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{}), raftDown: make(chan struct{})}
+		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{}), raftDown: make(chan struct{}),
+		clk: clocks{kick: make(chan struct{}, 1)}}
 	if err := l.open(ctx); err != nil {
 		close(l.stop)
 		if l.raft != nil {
