@@ -23,9 +23,11 @@ import (
 // caller's retry goes to the new leader. Clocks are extrapolated from
 // their sample by the monotonic clock, so a jump of the leader's clock
 // shows at its next write, not at the next sample. Until it has read a
-// majority's clocks a new leader does not write either (errClockUnknown,
-// retried); a replica of an older version, which answers the ping without
-// its time, counts as agreeing.
+// majority's clocks a new leader writes only while its clock is within
+// maxClockAhead of the last committed time (stamped by a leader that
+// passed the check), else it waits for them (errClockUnknown, retried); a
+// replica of an older version, which answers the ping without its time,
+// counts as agreeing.
 const (
 	maxClockAhead = 5 * time.Minute
 	clockEvery    = time.Second
@@ -170,6 +172,12 @@ func (l *Ledger) checkClock(now time.Time) error {
 	}
 	servers := f.Configuration().Servers
 	voters, known, behind, lag := judgeClocks(now, servers, l.clk.view.Load())
+	if known < voters/2+1 && now.Sub(time.Unix(0, l.fsm.meta().time)) <= maxClockAhead {
+		// Not known yet, but no more than maxClockAhead past the last
+		// committed time, which a leader stamped that passed this check:
+		// writing moves time forward no further than a clock would.
+		return nil
+	}
 	if known < voters/2+1 {
 		// A new leader, a voter added since the last round, or one that
 		// missed it: ask for a round now, and wait for a majority's
