@@ -375,6 +375,8 @@ func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (ou
 		}
 	case opPrune:
 		err = f.prune(txn, m, c, &o)
+	case opRule:
+		err = f.applyRule(txn, m, c, &o)
 	default:
 		o.Code = "invalid"
 	}

@@ -37,6 +37,10 @@ type cluster struct {
 	base string
 	// checkpoint is the replicas' CheckpointInterval (zero: the default).
 	checkpoint time.Duration
+	// now gives a replica its clock (nil, or nil for that replica: time.Now).
+	now func(id string) func() time.Time
+	// logger, when set, receives every replica's log instead of testLogger.
+	logger *slog.Logger
 }
 
 // fastRaft shortens Raft's timeouts for loopback tests.
@@ -138,9 +142,17 @@ func (c *cluster) start(r *replica, bootstrap bool) {
 	r.addr = r.mux.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var now func() time.Time
+	if c.now != nil {
+		now = c.now(r.id)
+	}
+	log := c.logger
+	if log == nil {
+		log = testLogger(c.t)
+	}
 	r.l, err = Open(ctx, Config{Dir: r.dir, ReplicaID: r.id, Agency: "GB", Signer: testKey,
-		Transport: r.mux.Layer("audit"), Bootstrap: bootstrap, Logger: testLogger(c.t),
-		WriteTimeout: testWriteTimeout, tune: c.tune, CheckpointInterval: c.checkpoint})
+		Transport: r.mux.Layer("audit"), Bootstrap: bootstrap, Logger: log,
+		WriteTimeout: testWriteTimeout, tune: c.tune, CheckpointInterval: c.checkpoint, Now: now})
 	if err != nil {
 		r.mux.Close()
 		c.t.Fatalf("open replica %s: %v", r.id, err)

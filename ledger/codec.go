@@ -33,7 +33,7 @@ const (
 )
 
 // Operation bytes of the binary encoding.
-var opCodes = map[string]byte{opAppend: 1, opAdmit: 2, opPut: 3, opDelete: 4, opPrune: 5, opBatch: 6}
+var opCodes = map[string]byte{opAppend: 1, opAdmit: 2, opPut: 3, opDelete: 4, opPrune: 5, opBatch: 6, opRule: 7}
 
 var opNames = func() map[byte]string {
 	m := map[byte]string{}

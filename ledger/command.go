@@ -11,6 +11,7 @@ const (
 	opPut    = "put"
 	opDelete = "delete"
 	opPrune  = "prune"
+	opRule   = "rule" // a replicated rule (rules.go): Key names it, Value holds it
 	// opBatch carries several commands in one Raft entry (group commit,
 	// made by the leader); each keeps its own ID, time and outcome.
 	opBatch = "batch"
@@ -70,6 +71,7 @@ var codeErrors = map[string]error{
 	"budget":       ErrBudget,
 	"invalid":      ErrInvalid,
 	codeTooLarge:   ErrTooLarge,
+	"retention":    ErrRetention,
 }
 
 func (o outcome) err() error {

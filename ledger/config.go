@@ -53,8 +53,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Logger receives the ledger's and Raft's logs. Nil: discard.
 	Logger *slog.Logger
-	// Retention is how long entry bodies are kept before Prune may delete
-	// them. Zero: DefaultRetention.
+	// Retention is only the default before a retention rule is committed
+	// (SetRetention; the node commits the policy's): the first Prune on a
+	// ledger without a rule commits it as the rule. Apply checks every
+	// prune against the rule, or DefaultRetention while there is none.
+	// Zero: DefaultRetention.
 	Retention time.Duration
 	// CheckpointInterval is how often the leader signs a checkpoint while
 	// entries arrive. Zero: DefaultCheckpointInterval.
@@ -63,7 +66,9 @@ type Config struct {
 	// database at rest. Nil: no encryption. A directory must always be
 	// opened with the key it was created with.
 	EncryptionKey []byte
-	// Now is the clock. Nil: time.Now. Tests inject one.
+	// Now is the clock: the leader stamps commands with it, and answers
+	// other leaders' pings with it (a leader more than five minutes ahead
+	// of a majority does not write). Nil: time.Now. Tests inject one.
 	Now func() time.Time
 
 	// tune adjusts Raft's configuration (tests: short timeouts, frequent

@@ -23,8 +23,11 @@
 // of the Raft log after a restart appends nothing twice (Raft runs with
 // NoSnapshotRestoreOnStart: the state on disk is already current). A retry
 // with the same command ID gets the first outcome and appends nothing
-// (WithCommandID, Outcome). Time comes from the replica that submits the
-// command and is clamped so that it never goes backwards. A storage error
+// (WithCommandID, Outcome). Time comes from the leader and is clamped so
+// that it never goes backwards; a leader whose clock is more than five
+// minutes ahead of a majority of the voters' does not write (ErrClockAhead)
+// and hands leadership over. Retention is a replicated rule (SetRetention)
+// that Apply checks every prune against. A storage error
 // inside Apply halts the replica (ErrHalted) rather than letting it diverge.
 //
 // Entries have a closed, versioned schema: a canonical binary header (the
@@ -85,9 +88,12 @@
 // gap (a later issue). The forwarding server answers only peers that the
 // transport authenticated (tlsnet.PeerID) and that are members of the Raft
 // configuration; AddVoter refuses a replica that does not answer over the
-// authenticated transport as the ID it is added under. Entry headers must hold no personal data of data
+// authenticated transport as the ID it is added under. Raft RPCs are taken
+// only from voters, each speaking for the replica its certificate names
+// (guard.go); a removed replica revoked with Revoke is refused right after
+// the TLS handshake. Entry headers must hold no personal data of data
 // subjects; officers' data goes in bodies, which are pruned after
-// Config.Retention. Bodies are salted so that their hashes reveal nothing
+// the retention rule. Bodies are salted so that their hashes reveal nothing
 // once pruned. Whoever reads the badger directory reads all of it: set
 // Config.EncryptionKey for encryption at rest. Nothing here logs entry
 // contents or keys.

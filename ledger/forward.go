@@ -65,6 +65,7 @@ type fwdResponse struct {
 	Outcome *outcome `json:"outcome,omitempty"` // fwdCommand
 	Index   uint64   `json:"index,omitempty"`   // read_index: the Raft index to wait for
 	Replica string   `json:"replica,omitempty"` // ping: the answering replica
+	Now     int64    `json:"now,omitempty"`     // ping: its clock, Unix ns (clock.go)
 }
 
 // writeFrame writes a 4-byte big-endian length and v as JSON.

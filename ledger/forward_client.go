@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/xborder/xborder/ledger/tlsnet"
@@ -35,9 +36,15 @@ func (l *Ledger) ping(ctx context.Context, id, addr string) error {
 
 // forward sends req to the leader at addr over a pooled connection.
 func (l *Ledger) forward(ctx context.Context, addr string, req *fwdRequest) (fwdResponse, error) {
+	return l.roundTrip(ctx, addr, req, &l.fwdDials)
+}
+
+// roundTrip sends req to the replica at addr over a pooled connection,
+// counting a dial in dials unless nil (clock.go's pings are not forwarding).
+func (l *Ledger) roundTrip(ctx context.Context, addr string, req *fwdRequest, dials *atomic.Uint64) (fwdResponse, error) {
 	deadline := deadlineOf(ctx, l.cfg.WriteTimeout)
 	req.Timeout = int64(time.Until(deadline))
-	c, err := l.getConn(addr, time.Until(deadline))
+	c, err := l.getConn(addr, time.Until(deadline), dials)
 	if err != nil {
 		return fwdResponse{}, err
 	}
@@ -59,7 +66,7 @@ func (l *Ledger) forward(ctx context.Context, addr string, req *fwdRequest) (fwd
 	return resp, nil
 }
 
-func (l *Ledger) getConn(addr string, timeout time.Duration) (net.Conn, error) {
+func (l *Ledger) getConn(addr string, timeout time.Duration, dials *atomic.Uint64) (net.Conn, error) {
 	l.fwdMu.Lock()
 	if l.fwdClosed {
 		l.fwdMu.Unlock()
@@ -72,7 +79,9 @@ func (l *Ledger) getConn(addr string, timeout time.Duration) (net.Conn, error) {
 		return c, nil
 	}
 	l.fwdMu.Unlock()
-	l.fwdDials.Add(1)
+	if dials != nil {
+		dials.Add(1)
+	}
 	return l.demux.dial(addr, connKindForward, timeout)
 }
 

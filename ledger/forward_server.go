@@ -95,7 +95,7 @@ func (l *Ledger) isMember(id string) bool {
 // when it does not (or no longer) lead, or the final error.
 func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error) {
 	if req.Op == fwdPing {
-		return fwdResponse{Replica: l.cfg.ReplicaID}, nil
+		return fwdResponse{Replica: l.cfg.ReplicaID, Now: l.cfg.Now().UnixNano()}, nil
 	}
 	if l.raft.State() != raft.Leader {
 		return fwdResponse{Code: codeRetry}, errRetry
@@ -134,7 +134,11 @@ func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error
 			}
 		}
 		// The leader's clock (Apply clamps it so that time never goes
-		// back), and group commit with concurrent commands.
+		// back; checkClock, that it is not far ahead of a majority's),
+		// and group commit with concurrent commands.
+		if err := l.checkClock(l.cfg.Now()); err != nil {
+			return fail(err)
+		}
 		o, err := l.commit(ctx, req.Command)
 		if err != nil {
 			return fail(err)
@@ -143,6 +147,9 @@ func (l *Ledger) local(ctx context.Context, req *fwdRequest) (fwdResponse, error
 	case fwdAddVoter:
 		if err := checkField(req.ID); err != nil || req.ID == "" || req.Addr == "" {
 			return fail(fmt.Errorf("add voter: replica ID and address required: %w", ErrInvalid))
+		}
+		if l.Revoked(req.ID) {
+			return fail(fmt.Errorf("add voter %s: %w: %w", req.ID, ErrRevoked, ErrInvalid))
 		}
 		// Refuse a replica that does not answer as itself over the
 		// authenticated transport (wrong address, certificate from another

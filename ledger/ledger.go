@@ -32,7 +32,7 @@ type Ledger struct {
 	raftDB *badger.DB // Raft log and stable store
 	fsm    *fsm
 	raft   *raft.Raft
-	trans  *raft.NetworkTransport
+	trans  *guard      // Raft's transport: RPCs only from members (guard.go)
 	demux  *demux      // splits cfg.Transport into Raft and forwarding
 	signer note.Signer // nil without a key
 	verKey string      // note verifier key, "" until the public key is known
@@ -55,6 +55,8 @@ type Ledger struct {
 	batches, batchedCmds       atomic.Uint64
 	stateSyncs, stateSyncNanos atomic.Uint64
 	fwdDials                   atomic.Uint64
+	refusedConns, refusedRPCs  atomic.Uint64  // rules.go, guard.go
+	clk                        clocks         // the voters' clocks (clock.go)
 	batchQ                     chan *pending  // commands waiting for group commit (batch.go)
 	batchDone                  chan struct{}  // closed when batchLoop ends
 	batchWG                    sync.WaitGroup // batches in Raft
@@ -105,7 +107,8 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
 	l := &Ledger{cfg: cfg, log: log, db: db, raftDB: raftDB, stop: make(chan struct{}), done: make(chan struct{}),
-		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{}), raftDown: make(chan struct{}), stepDone: make(chan struct{})}
+		fwdConns: map[net.Conn]struct{}{}, batchQ: make(chan *pending, 4*maxBatch), batchDone: make(chan struct{}), raftDown: make(chan struct{}), stepDone: make(chan struct{}),
+		clk: clocks{kick: make(chan struct{}, 1)}}
 	if err := l.open(ctx); err != nil {
 		close(l.stop)
 		if l.raft != nil {
@@ -124,6 +127,8 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	go l.checkpointLoop()
+	l.fwdWG.Add(1)
+	go l.clockLoop()
 	go l.batchLoop()
 	go l.stepDown()
 	return l, nil
@@ -193,9 +198,7 @@ func (l *Ledger) open(ctx context.Context) error {
 	l.demux = newDemux(stream)
 	l.fwdWG.Add(1)
 	go l.serveForward()
-	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: raftLayer{l.demux}, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
-	})
+	l.trans = newGuard(l, rc.Logger)
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
@@ -213,6 +216,7 @@ func (l *Ledger) open(ctx context.Context) error {
 		return fmt.Errorf("start ledger raft: %w", err)
 	}
 	l.raft = r
+	l.trans.start()
 	if l.cfg.Transport == nil {
 		// A lone replica elects itself at once: wait for that, and for its
 		// own log to be applied, so that it is ready when Open returns.

@@ -23,6 +23,10 @@ func (f *fsm) prune(txn *badger.Txn, m *meta, c *command, o *outcome) error {
 		o.Code = "invalid"
 		return nil
 	}
+	if ok, err := pruneAllowed(txn, m, c.Before); err != nil || !ok {
+		o.Code = "retention"
+		return err
+	}
 	n := 0
 	for m.pruned < m.size && n < c.Max {
 		r, err := readRecord(txn, m.pruned)
@@ -145,13 +149,27 @@ func pruneKeys(txn *badger.Txn, from []byte, t int64, max int) ([]byte, int, err
 // spent request IDs and command outcomes older than it, then appends a
 // prune entry (actor in its body, Count = what was deleted) and returns its
 // receipt. Leaves, tree and proofs stay valid. A date later than now minus
-// the retention fails with ErrRetention. The deletions go through Raft in
-// commands of at most 1,000, so a large prune is several commands.
+// the retention rule (SetRetention; with none committed yet, Prune first
+// commits Config.Retention as the rule) fails with ErrRetention, here and,
+// by the command's time, in Apply on every replica. The deletions go
+// through Raft in commands of at most 1,000, so a large prune is several
+// commands.
 func (l *Ledger) Prune(ctx context.Context, before time.Time, actor string) (Receipt, uint64, error) {
-	limit := l.cfg.Now().Add(-l.cfg.Retention)
+	rule, ok, err := l.retention()
+	if err != nil {
+		return Receipt{}, 0, fmt.Errorf("prune ledger: %w", err)
+	}
+	if !ok {
+		// No rule committed yet: this replica's Config.Retention becomes it.
+		if _, err := l.SetRetention(ctx, l.cfg.Retention); err != nil {
+			return Receipt{}, 0, fmt.Errorf("prune ledger: %w", err)
+		}
+		rule = l.cfg.Retention
+	}
+	limit := l.cfg.Now().Add(-rule)
 	if before.After(limit) {
 		return Receipt{}, 0, fmt.Errorf("prune ledger before %s: the retention of %s keeps everything after %s: %w",
-			before.UTC().Format(time.RFC3339), l.cfg.Retention, limit.UTC().Format(time.RFC3339), ErrRetention)
+			before.UTC().Format(time.RFC3339), rule, limit.UTC().Format(time.RFC3339), ErrRetention)
 	}
 	e := Entry{Header: Header{Type: TypePrune, Outcome: OutcomeOK,
 		Digest: sha256.Sum256([]byte(before.UTC().Format(time.RFC3339Nano)))},

@@ -31,6 +31,12 @@ type Status struct {
 	// should grow only with the number of callers forwarding at once and
 	// with leader changes; a steady rise means connections are being lost.
 	ForwardDials uint64
+	// RefusedConns counts the connections of revoked replicas refused when
+	// they opened this group's channel, and RefusedRPCs the Raft RPCs
+	// refused before Raft saw them (a peer not a voter, or speaking for
+	// another replica than its certificate names): either should stay at
+	// zero; each refusal is also logged (rules.go, guard.go).
+	RefusedConns, RefusedRPCs uint64
 }
 
 // Status returns this replica's view.
@@ -45,6 +51,7 @@ func (l *Ledger) Status() Status {
 		Batches: l.batches.Load(), BatchedCommands: l.batchedCmds.Load(),
 		StateSyncs: l.stateSyncs.Load(), StateSyncTime: time.Duration(l.stateSyncNanos.Load()),
 		ForwardDials: l.fwdDials.Load(),
+		RefusedConns: l.refusedConns.Load(), RefusedRPCs: l.refusedRPCs.Load(),
 	}
 }
 

@@ -96,6 +96,10 @@ func TestThreeReplicas(t *testing.T) {
 	}
 	for _, n := range nodes {
 		waitFor(t, "policy in force on every replica", func() bool { return n.Policy().Version() == v })
+		// Its retention is the audit ledger's replicated rule.
+		if got, want := n.aud.Retention(), n.Policy().Retention(); got != want {
+			t.Errorf("audit ledger retention %v; want the policy's %v", got, want)
+		}
 	}
 
 	// The card lists all three replicas, and each replica admits the others.
@@ -135,6 +139,9 @@ func TestRemoveReplica(t *testing.T) {
 	}
 	if r1.replicas.isMember("r2") {
 		t.Errorf("r2 still a member after its removal")
+	}
+	if !r1.aud.Revoked("r2") || !r1.data.Revoked("r2") {
+		t.Errorf("r2 not revoked in both groups after its removal")
 	}
 	if err := r1.replicas.addReplica(ctx, "r2", r2.mux.Addr().String()); err == nil || !strings.Contains(err.Error(), "removed") {
 		t.Errorf("re-adding a removed replica: %v; want refused", err)

@@ -337,6 +337,10 @@ func (s *replicaSet) RemoveReplica(ctx context.Context, actor, id string) error 
 		if err := g.RemoveServer(ctx, id); err != nil {
 			return fmt.Errorf("remove replica %s from the %s group: %w", id, g.name, err)
 		}
+		// Its certificate may no longer open the group's channel.
+		if err := g.Revoke(ctx, id); err != nil {
+			return fmt.Errorf("remove replica %s: revoke in the %s group: %w", id, g.name, err)
+		}
 	}
 	if _, err := s.cfg.Audit.Delete(ctx, nsReplicas, id); err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return fmt.Errorf("remove replica %s: %w", id, err)

@@ -98,6 +98,10 @@ func (p *policySource) ApplyPolicy(ctx context.Context, actor string, f policy.F
 	if _, err := p.audit.Put(ctx, nsPolicy, v, rec); err != nil {
 		return "", fmt.Errorf("apply policy: %w", err)
 	}
+	// The limits file's retention becomes the ledger's replicated rule (Apply checks prunes against it).
+	if _, err := p.audit.SetRetention(ctx, set.Retention()); err != nil {
+		return "", fmt.Errorf("apply policy: %w", err)
+	}
 	if _, err := p.audit.Append(ctx, ledger.Entry{
 		Header: ledger.Header{Type: ledger.TypePolicy, Outcome: ledger.OutcomeOK, PolicyVersion: v, Digest: filesDigest(f)},
 		Body:   ledger.Body{Actor: actor, Purpose: "apply policy"},

@@ -387,7 +387,8 @@ func newLedgerPruneCmd(e *env, cf *clientFlags) *cobra.Command {
 		Long: `Prune deletes the bodies and salts of entries older than DATE (YYYY-MM-DD, UTC,
 or RFC 3339), as the retention rules require. Leaves, tree and proofs stay
 valid, and an export still verifies. DATE must be at least the retention
-period (five years) ago. The pruning is itself an entry. Only users the
+period ago: the limits file's retention once a policy is applied, five years
+before. The pruning is itself an entry. Only users the
 policy lets manage_policy (admins) may prune.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {

@@ -12,7 +12,8 @@
 //	  TCP connect ---------------------------->  accept loop
 //	  TLS 1.3 handshake, both certificates <-->  goroutine per connection,
 //	  "xbt1" | len | channel name ----------->   bounded by HandshakeTimeout
-//	                  <----------- status byte   (0 ok, 1 unknown channel)
+//	                  <----------- status byte   (0 ok, 1 unknown channel,
+//	                                              2 refused: Layer.SetAdmit)
 //	  raft / forwarding bytes <-------------->   Layer(name).Accept
 //
 // A connection whose handshake or header does not arrive within the
@@ -38,11 +39,13 @@
 // its certificate, not its address, so replicas may dial 127.0.0.1 or any
 // address. Anyone holding the CA key can mint replicas, so that key belongs
 // only on the machine that runs `init` and `replica add`; a replica needs
-// only the CA certificate and its own key. There is no revocation: removing
-// a replica from the Raft configuration stops the cluster from talking to
-// it, but its certificate still opens a TLS connection until it expires
-// (after [ReplicaValidity]); replace the CA to cut off a stolen key. Only
-// TLS 1.3 is offered. The channel name travels inside TLS, after
+// only the CA certificate and its own key. The TLS layer has no
+// revocation: a removed replica's certificate still completes a handshake
+// until it expires (after [ReplicaValidity]); replace the CA to cut off a
+// stolen key everywhere. But each layer may refuse authenticated peers by
+// replica ID ([Layer.SetAdmit]) right after the handshake, before anything
+// is sent on the channel: the ledger refuses the replicas it has removed
+// and revoked on their group's channel. Only TLS 1.3 is offered. The channel name travels inside TLS, after
 // authentication, so an unauthenticated client learns nothing about the
 // channels. Logs carry replica IDs, addresses, channel names and errors,
 // never key material.

@@ -11,7 +11,7 @@ import (
 //
 //	"xbt1" | len (1 byte, 1..64) | channel name (len bytes of [a-z0-9/._-])
 //
-// The listener answers with one status byte (statusOK or statusUnknown)
+// The listener answers with one status byte (statusOK, statusUnknown or statusRefused)
 // before either side sends anything else, so a dial to a channel nobody
 // serves fails at Dial rather than on the first RPC.
 const (
@@ -20,6 +20,7 @@ const (
 
 	statusOK      byte = 0
 	statusUnknown byte = 1
+	statusRefused byte = 2 // the layer's admission check refused the peer (Layer.SetAdmit)
 )
 
 var errBadHeader = errors.New("bad channel header")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -25,6 +26,29 @@ type Layer struct {
 	mu     sync.Mutex
 	closed bool
 	conns  map[*conn]struct{}
+
+	admitFn atomic.Pointer[func(peer string) error]
+}
+
+// SetAdmit makes the layer ask fn about every peer that opens its channel,
+// after the TLS handshake has authenticated it and before either side
+// sends anything on the channel: a non-nil error refuses the connection
+// (the dialler's [Layer.Dial] fails with [ErrRefused]) and is logged. The
+// ledger passes its revocation list. Nil admits every authenticated peer,
+// as before any call.
+func (l *Layer) SetAdmit(fn func(peer string) error) {
+	if fn == nil {
+		l.admitFn.Store(nil)
+		return
+	}
+	l.admitFn.Store(&fn)
+}
+
+func (l *Layer) admit(peer string) error {
+	if fn := l.admitFn.Load(); fn != nil {
+		return (*fn)(peer)
+	}
+	return nil
 }
 
 var _ raft.StreamLayer = (*Layer)(nil)
@@ -95,8 +119,9 @@ func (l *Layer) remove(c *conn) {
 // Dial connects to the Mux at address and opens the layer's channel there,
 // within timeout (or Config.DialTimeout when timeout is zero). It fails
 // when the peer's certificate does not chain to the agency CA or names
-// another agency, when the peer refuses ours, and with [ErrUnknownChannel]
-// when the peer has no open layer of this name.
+// another agency, when the peer refuses ours, with [ErrUnknownChannel]
+// when the peer has no open layer of this name, and with [ErrRefused] when
+// the peer's layer does not admit this replica.
 func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	return l.DialContext(context.Background(), string(address), timeout)
 }
@@ -166,6 +191,8 @@ func (l *Layer) handshake(ctx context.Context, raw net.Conn) (*conn, error) {
 	case statusOK:
 	case statusUnknown:
 		return nil, ErrUnknownChannel
+	case statusRefused:
+		return nil, ErrRefused
 	default:
 		return nil, fmt.Errorf("read channel status: %w: status %d", errBadHeader, st[0])
 	}

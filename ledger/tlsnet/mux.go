@@ -28,6 +28,11 @@ var (
 	// ErrNotMux is returned by [PeerID] for a connection that did not come
 	// from a [Layer].
 	ErrNotMux = errors.New("connection is not from a tlsnet layer")
+	// ErrRefused is returned by [Layer.Dial] when the peer authenticated
+	// our certificate but its layer's admission check refused us (see
+	// [Layer.SetAdmit]): this replica was removed from that channel's
+	// group and revoked. It will not be admitted again under its ID.
+	ErrRefused = errors.New("peer refused this replica on the channel")
 )
 
 // Config configures a [Mux]. Certificate and Roots are required.
@@ -334,6 +339,12 @@ func (m *Mux) serve(raw net.Conn) {
 	if l == nil {
 		m.log.Warn("connection refused: unknown channel", "remote", remote, "peer", peer, "channel", name)
 		_, _ = tc.Write([]byte{statusUnknown})
+		_ = tc.Close()
+		return
+	}
+	if err := l.admit(peer); err != nil {
+		m.log.Warn("connection refused: peer not admitted on channel", "remote", remote, "peer", peer, "channel", name, "err", err)
+		_, _ = tc.Write([]byte{statusRefused})
 		_ = tc.Close()
 		return
 	}
