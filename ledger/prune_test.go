@@ -81,6 +81,10 @@ func TestPruneReadsOnFromCursor(t *testing.T) {
 		old = append(old, &command{Op: opAppend, ID: fmt.Sprintf("old-%d", i), Time: 1, Entry: &e})
 	}
 	apply(old)
+	// A retention rule of 1 ns, so that the prune date of 500 ns below is
+	// allowed at the command time of 2000 ns (the rule is checked in Apply);
+	// its own outcome is newer than that date, so it is kept.
+	apply([]*command{{Op: opRule, ID: "rule", Key: ruleRetention, Value: u64(1), Time: 1000}})
 	// Newer outcomes than the date, more than one command reads.
 	for b := 0; b < pruneScan+maxBatch; b += maxBatch {
 		var cmds []*command

@@ -92,6 +92,7 @@ func (m *metrics) setPolicy(version string) {
 type ledgerCollector struct {
 	groups                                       func() []group
 	batches, commands, syncs, syncSeconds, dials *prometheus.Desc
+	refusedConns, refusedRPCs                    *prometheus.Desc
 }
 
 func newLedgerCollector(groups func() []group) *ledgerCollector {
@@ -108,6 +109,10 @@ func newLedgerCollector(groups func() []group) *ledgerCollector {
 			"Time spent in those syncs, per group; slow syncs slow the Raft log writes on the same disk."),
 		dials: desc("xborder_ledger_forward_dials_total",
 			"Connections opened to forward calls to the leader, per group; a steady rise means connections are being lost."),
+		refusedConns: desc("xborder_ledger_refused_connections_total",
+			"Replica connections refused at the handshake because their replica is revoked (removed), per group."),
+		refusedRPCs: desc("xborder_ledger_refused_rpcs_total",
+			"Raft RPCs refused before Raft saw them: the sender is not a voter, or speaks for another replica than its certificate names, per group."),
 	}
 }
 
@@ -117,6 +122,8 @@ func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.syncs
 	ch <- c.syncSeconds
 	ch <- c.dials
+	ch <- c.refusedConns
+	ch <- c.refusedRPCs
 }
 
 func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -127,5 +134,7 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.syncs, prometheus.CounterValue, float64(s.StateSyncs), g.name)
 		ch <- prometheus.MustNewConstMetric(c.syncSeconds, prometheus.CounterValue, s.StateSyncTime.Seconds(), g.name)
 		ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(s.ForwardDials), g.name)
+		ch <- prometheus.MustNewConstMetric(c.refusedConns, prometheus.CounterValue, float64(s.RefusedConns), g.name)
+		ch <- prometheus.MustNewConstMetric(c.refusedRPCs, prometheus.CounterValue, float64(s.RefusedRPCs), g.name)
 	}
 }

@@ -137,7 +137,8 @@ func TestNodeServesAPI(t *testing.T) {
 		"xborder_ledger_commit_seconds_bucket", `xborder_policy_info{version="` + n.Policy().Version() + `"} 1`,
 		`xborder_ledger_batches_total{group="audit"}`, `xborder_ledger_batched_commands_total{group="data"}`,
 		`xborder_ledger_state_syncs_total{group="audit"}`, `xborder_ledger_state_sync_seconds_total{group="data"}`,
-		`xborder_ledger_forward_dials_total{group="audit"}`} {
+		`xborder_ledger_forward_dials_total{group="audit"}`, `xborder_ledger_refused_connections_total{group="audit"} 0`,
+		`xborder_ledger_refused_rpcs_total{group="data"} 0`} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("GET /metrics = %d; missing %q", code, want)
 		}
