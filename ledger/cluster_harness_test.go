@@ -41,6 +41,8 @@ type cluster struct {
 	now func(id string) func() time.Time
 	// logger, when set, receives every replica's log instead of testLogger.
 	logger *slog.Logger
+	// key is the replicas' EncryptionKey (nil: none).
+	key []byte
 }
 
 // fastRaft shortens Raft's timeouts for loopback tests.
@@ -152,7 +154,7 @@ func (c *cluster) start(r *replica, bootstrap bool) {
 	}
 	r.l, err = Open(ctx, Config{Dir: r.dir, ReplicaID: r.id, Agency: "GB", Signer: testKey,
 		Transport: r.mux.Layer("audit"), Bootstrap: bootstrap, Logger: log,
-		WriteTimeout: testWriteTimeout, tune: c.tune, CheckpointInterval: c.checkpoint, Now: now})
+		WriteTimeout: testWriteTimeout, tune: c.tune, CheckpointInterval: c.checkpoint, Now: now, EncryptionKey: c.key})
 	if err != nil {
 		r.mux.Close()
 		c.t.Fatalf("open replica %s: %v", r.id, err)

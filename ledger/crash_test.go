@@ -188,9 +188,12 @@ func TestCrashPoints(t *testing.T) {
 	}
 }
 
+// crashConfig is a crash test's ledger: with a storage key, as a node
+// runs it, so that the snapshots crashed in are encrypted (snapcrypt.go).
 func crashConfig(dir string) Config {
 	cfg := testConfig(dir)
 	cfg.tune = crashTune
+	cfg.EncryptionKey = snapKey
 	return cfg
 }
 
@@ -201,6 +204,7 @@ func crashConfig(dir string) Config {
 func checkInstallCrash(t *testing.T, log crashLog) {
 	t.Helper()
 	c := newCluster(t)
+	c.key = snapKey
 	c.tune = func(rc *raft.Config) { fastRaft(rc); crashTune(rc) }
 	var reps []*replica
 	for _, id := range []string{"r1", "r2"} {
@@ -323,6 +327,7 @@ func TestCrashChild(t *testing.T) {
 		crashWorkload(t, l, emit)
 	case "install":
 		c := newCluster(t)
+		c.key = snapKey
 		c.tune = func(rc *raft.Config) { fastRaft(rc); crashTune(rc) }
 		c.base = dir
 		r1 := c.newReplica("r1", c.ca)
@@ -341,6 +346,7 @@ func TestCrashChild(t *testing.T) {
 	case "reopen":
 		f := strings.Fields(dir)
 		c := newCluster(t)
+		c.key = snapKey
 		c.tune = func(rc *raft.Config) { fastRaft(rc); crashTune(rc) }
 		r := &replica{id: f[0], dir: f[1], addr: f[2], tls: c.tlsConfig(f[0], c.ca)}
 		c.reps = append(c.reps, r)

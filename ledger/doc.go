@@ -95,6 +95,7 @@
 // subjects; officers' data goes in bodies, which are pruned after
 // the retention rule. Bodies are salted so that their hashes reveal nothing
 // once pruned. Whoever reads the badger directory reads all of it: set
-// Config.EncryptionKey for encryption at rest. Nothing here logs entry
+// Config.EncryptionKey for encryption at rest (the badger databases and
+// Raft's snapshots, snapcrypt.go). Nothing here logs entry
 // contents or keys.
 package ledger

@@ -178,7 +178,7 @@ func (l *Ledger) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open ledger snapshots: %w", err)
 	}
-	snaps := &snapStore{SnapshotStore: files}
+	snaps := &snapStore{SnapshotStore: files, key: l.cfg.EncryptionKey}
 	// A state behind the latest snapshot, or cut short in a restore, is
 	// restored from that snapshot before anything reads it (recover.go).
 	if err := l.recoverState(snaps, store); err != nil {

@@ -37,6 +37,7 @@ import (
 // machine which snapshot Raft opened for a restore.
 type snapStore struct {
 	raft.SnapshotStore
+	key    []byte        // Config.EncryptionKey: nil, snapshots are stored as written (snapcrypt.go)
 	opened atomic.Uint64 // Raft index of the snapshot last opened
 }
 
@@ -48,12 +49,19 @@ func (s *snapStore) Create(version raft.SnapshotVersion, index, term uint64, c r
 	if err != nil {
 		return nil, err
 	}
-	return &snapSink{SnapshotSink: sink, index: index}, nil
+	out := &snapSink{SnapshotSink: sink, index: index}
+	if s.key != nil {
+		if out.enc, err = newSnapWriter(sink, s.key, sink.ID()); err != nil {
+			sink.Cancel()
+			return nil, fmt.Errorf("create ledger snapshot: %w", err)
+		}
+	}
+	return out, nil
 }
 
-// Open implements raft.SnapshotStore.
+// Open implements raft.SnapshotStore: the reader gives the plaintext state.
 func (s *snapStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
-	meta, rc, err := s.SnapshotStore.Open(id)
+	meta, rc, err := openSnapshot(s.SnapshotStore, s.key, id)
 	if err == nil {
 		s.opened.Store(meta.Index)
 	}
@@ -67,6 +75,7 @@ type snapSink struct {
 	index   uint64 // Raft index the snapshot covers
 	persist bool   // written by Persist
 	written bool
+	enc     *snapWriter // nil: written as given
 }
 
 func (s *snapSink) step() string {
@@ -77,7 +86,13 @@ func (s *snapSink) step() string {
 }
 
 func (s *snapSink) Write(p []byte) (int, error) {
-	n, err := s.SnapshotSink.Write(p)
+	var n int
+	var err error
+	if s.enc != nil {
+		n, err = s.enc.Write(p)
+	} else {
+		n, err = s.SnapshotSink.Write(p)
+	}
 	if !s.written {
 		s.written = true
 		failpoint(s.step() + "-partial")
@@ -87,6 +102,12 @@ func (s *snapSink) Write(p []byte) (int, error) {
 
 func (s *snapSink) Close() error {
 	failpoint(s.step() + "-before-close")
+	if s.enc != nil {
+		if err := s.enc.close(); err != nil {
+			s.SnapshotSink.Cancel()
+			return fmt.Errorf("write ledger snapshot: %w", err)
+		}
+	}
 	if err := s.SnapshotSink.Close(); err != nil {
 		return err
 	}

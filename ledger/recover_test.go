@@ -22,7 +22,14 @@ import (
 // root of the 25 entries.
 func behindSnapshot(t *testing.T) (Config, tlog.Hash) {
 	t.Helper()
+	return behindSnapshotKey(t, nil)
+}
+
+// behindSnapshotKey is behindSnapshot for a directory encrypted with key.
+func behindSnapshotKey(t *testing.T, key []byte) (Config, tlog.Hash) {
+	t.Helper()
 	cfg := testConfig(t.TempDir())
+	cfg.EncryptionKey = key
 	l := open(t, cfg)
 	appendN(t, l, 0, 10)
 	if err := l.Close(); err != nil {

@@ -80,6 +80,12 @@ type FileConfig struct {
 	// duration, at least 1s). Empty: DefaultSyncInterval (1m). node run
 	// --sync-interval overrides it.
 	SyncInterval string `yaml:"sync_interval"`
+	// StorageKeyFile is the file of the storage key (the at-rest key of
+	// the databases and Raft snapshots), absolute or relative to the data
+	// directory, so that it may live apart from the data it protects.
+	// Empty: $CREDENTIALS_DIRECTORY/storage.key under systemd when present,
+	// else DIR/storage.key (StorageKeyPath).
+	StorageKeyFile string `yaml:"storage_key_file"`
 }
 
 // Sync returns the sync interval, or 0 for the default.
@@ -283,6 +289,12 @@ log_level: %q
 # How often the audit leader polls partners' encoded sets (Go duration, at
 # least 1s; empty: 1m). Overridden by node run --sync-interval.
 sync_interval: %q
+
+# The storage key (at-rest key of the databases and Raft snapshots), a
+# secret file of mode 0600: absolute, or relative to this directory. Empty:
+# $CREDENTIALS_DIRECTORY/storage.key under systemd (LoadCredential=) when
+# present, else storage.key in this directory. Keep it apart from the data.
+storage_key_file: %q
 `
 
 // render returns the YAML text of c with its comments.
@@ -292,5 +304,6 @@ func (c *FileConfig) render() []byte {
 		join[i] = strconv.Quote(a)
 	}
 	return fmt.Appendf(nil, configTemplate, c.Agency, c.Name, c.ReplicaID(), c.Bootstrap,
-		"["+strings.Join(join, ", ")+"]", c.Listen.Raft, c.Listen.P2P, c.Listen.API, c.CardValidity, c.LogLevel, c.SyncInterval)
+		"["+strings.Join(join, ", ")+"]", c.Listen.Raft, c.Listen.P2P, c.Listen.API, c.CardValidity, c.LogLevel, c.SyncInterval,
+		c.StorageKeyFile)
 }

@@ -34,6 +34,11 @@ type InitConfig struct {
 	// DefaultListenP2P, DefaultListenAPI (port 0 on 127.0.0.1: a free port
 	// bound at the first start and kept, see ListenConfig).
 	Listen ListenConfig
+	// StorageKeyFile is where the storage key is written (mode 0600; its
+	// directory made with mode 0700 if missing), so that it lives apart
+	// from the data; config.yaml names it (storage_key_file). It must not
+	// exist yet. Empty: DIR/storage.key.
+	StorageKeyFile string
 	// Now is the clock for certificates. Nil: time.Now.
 	Now func() time.Time
 }
@@ -43,6 +48,7 @@ type InitResult struct {
 	Dir            string // the data directory, absolute
 	Fingerprint    string // the agency key's fingerprint, as partners check it
 	AdminTokenFile string // path of the first admin's token file
+	StorageKeyFile string // path of the storage key
 	Config         *FileConfig
 }
 
@@ -71,6 +77,17 @@ func Init(cfg InitConfig) (*InitResult, error) {
 	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
 		return nil, fmt.Errorf("init node %s: %w", dir, ErrExists)
 	}
+	if cfg.StorageKeyFile != "" {
+		if fc.StorageKeyFile, err = filepath.Abs(cfg.StorageKeyFile); err != nil {
+			return nil, fmt.Errorf("init node: %w", err)
+		}
+		if _, err := os.Stat(fc.StorageKeyFile); err == nil {
+			return nil, fmt.Errorf("init node: storage key file %s exists; remove it or choose another: %w", fc.StorageKeyFile, ErrExists)
+		}
+		if err := os.MkdirAll(filepath.Dir(fc.StorageKeyFile), dataDirMode); err != nil {
+			return nil, fmt.Errorf("init node: %w", err)
+		}
+	}
 	if err := os.MkdirAll(dir, dataDirMode); err != nil {
 		return nil, fmt.Errorf("init node: %w", err)
 	}
@@ -92,6 +109,7 @@ func Init(cfg InitConfig) (*InitResult, error) {
 		Dir:            dir,
 		Fingerprint:    card.Fingerprint(key.Public().(ed25519.PublicKey)),
 		AdminTokenFile: filepath.Join(dir, AdminTokenFile),
+		StorageKeyFile: fc.StorageKeyPath(dir, ""),
 		Config:         fc,
 	}, nil
 }
@@ -123,7 +141,7 @@ func writeKeys(dir string, fc *FileConfig, now time.Time) error {
 	if err := writeHexSecret(filepath.Join(dir, EpochSeedFile), 32); err != nil {
 		return err
 	}
-	if err := writeHexSecret(filepath.Join(dir, StorageKeyFile), 32); err != nil {
+	if err := writeHexSecret(fc.StorageKeyPath(dir, ""), 32); err != nil {
 		return err
 	}
 	ca, err := tlsnet.NewCA(fc.Agency, now)

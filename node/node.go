@@ -64,6 +64,10 @@ type Config struct {
 	// sets, and how old a copy may be before a query syncs it first.
 	// Zero: sync_interval of config.yaml, else DefaultSyncInterval.
 	SyncInterval time.Duration
+	// CredentialsDir is systemd's $CREDENTIALS_DIRECTORY: its storage.key,
+	// when present, is the storage key unless config.yaml names one
+	// (FileConfig.StorageKeyPath). Empty: none.
+	CredentialsDir string
 }
 
 // Node is one running replica of an agency's node: the libp2p host, the
@@ -181,9 +185,10 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("open node: libp2p key: %w", err)
 	}
-	storeKey, err := readHexSecret(n.path(StorageKeyFile), 32)
+	keyFile := n.fc.StorageKeyPath(n.cfg.Dir, n.cfg.CredentialsDir)
+	storeKey, err := readStorageKey(keyFile)
 	if err != nil {
-		return fmt.Errorf("open node: storage key: %w", err)
+		return fmt.Errorf("open node: %w", err)
 	}
 	if _, err := readHexSecret(n.path(EpochSeedFile), 32); err != nil {
 		return fmt.Errorf("open node: epoch seed: %w", err)
@@ -228,7 +233,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 			Logger: log.With("group", g.name), Now: n.now,
 		})
 		if err != nil {
-			return fmt.Errorf("open node: %s group: %w", g.name, err)
+			return fmt.Errorf("open node: %s group: %w", g.name, storageKeyErr(err, keyFile))
 		}
 		*g.dst = l
 	}

@@ -18,11 +18,16 @@ import (
 var ErrSecretMode = errors.New("secret file readable by others")
 
 // CheckSecrets checks that every secret file of dir exists and is readable
-// by its owner only (no group or other permission bits).
+// by its owner only (no group or other permission bits). The storage key
+// may live outside dir (FileConfig.StorageKeyPath): absent from dir, it is
+// checked where it is read.
 func CheckSecrets(dir string) error {
 	for _, name := range SecretFiles {
 		path := filepath.Join(dir, name)
 		fi, err := os.Stat(path)
+		if name == StorageKeyFile && errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("check secret %s: %w", path, err)
 		}

@@ -21,7 +21,9 @@ const initLong = `Init creates the data directory of a new agency's first replic
   agency.key    the agency's Ed25519 signing key, PEM PKCS #8     (secret)
   agency.pub    its note verifier key, for 'xborder ledger verify'
   epoch.seed    the first OPRF epoch seed, 32 random bytes        (secret)
-  storage.key   the badger at-rest encryption key                 (secret)
+  storage.key   the at-rest key of the databases and Raft snapshots (secret;
+                --storage-key-file PATH writes it there instead, and
+                config.yaml names it: keep it apart from the data)
   ca.crt        the agency CA for replica TLS
   ca.key        its key                                           (secret)
   replica.crt   this replica's TLS certificate
@@ -41,10 +43,10 @@ reachable addresses, so that firewalls and partners' cards stay stable:
 --listen-api 127.0.0.1:7070 (or edit config.yaml before the first start).`
 
 func newInitCmd(e *env, _ *clientFlags) *cobra.Command {
-	var dir, agency, name, replica string
+	var dir, agency, name, replica, keyFile string
 	var listen node.ListenConfig
 	cmd := &cobra.Command{
-		Use:     "init --agency CC --name NAME [--dir DIR] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR]",
+		Use:     "init --agency CC --name NAME [--dir DIR] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR] [--storage-key-file PATH]",
 		Short:   "Create the data directory, keys and config of a new agency's node",
 		Long:    initLong,
 		Example: "  xborder init --agency GB --name 'National Crime Agency' --dir /var/lib/xborder",
@@ -60,10 +62,14 @@ func newInitCmd(e *env, _ *clientFlags) *cobra.Command {
 				}
 				dir = d
 			}
-			res, err := node.Init(node.InitConfig{Dir: dir, Agency: agency, Name: name, Replica: replica, Listen: listen})
+			res, err := node.Init(node.InitConfig{Dir: dir, Agency: agency, Name: name, Replica: replica, Listen: listen,
+				StorageKeyFile: keyFile})
 			if err != nil {
 				switch {
 				case errors.Is(err, node.ErrExists):
+					if _, serr := os.Stat(filepath.Join(dir, node.ConfigFile)); serr != nil {
+						return exitError(exitInvalid, err, "")
+					}
 					return exitError(exitInvalid, err, "the directory holds a node already: run 'xborder node run --dir "+dir+"'")
 				case errors.Is(err, node.ErrConfig):
 					return exitError(exitInvalid, err, "")
@@ -80,6 +86,7 @@ func newInitCmd(e *env, _ *clientFlags) *cobra.Command {
 	cmd.Flags().StringVar(&replica, "replica", "", "replica ID (default r1)")
 	cmd.Flags().StringVar(&listen.Raft, "listen-raft", "", "replica transport `ADDR`ess host:port (default "+node.DefaultListenRaft+")")
 	cmd.Flags().StringVar(&listen.P2P, "listen-p2p", "", "libp2p multi`ADDR`ess (default "+node.DefaultListenP2P+")")
+	cmd.Flags().StringVar(&keyFile, "storage-key-file", "", "write the storage key to `PATH` (outside DIR) instead of DIR/storage.key")
 	cmd.Flags().StringVar(&listen.API, "listen-api", "", "HTTP API `ADDR`ess host:port (default "+node.DefaultListenAPI+")")
 	return cmd
 }
@@ -88,6 +95,7 @@ func printInit(e *env, res *node.InitResult) {
 	fmt.Fprintf(e.stdout, "initialised %s (%s) in %s\n", res.Config.Agency, res.Config.Name, res.Dir)
 	fmt.Fprintf(e.stdout, "agency key fingerprint: %s\n", res.Fingerprint)
 	fmt.Fprintf(e.stdout, "admin token: %s (keep it secret)\n", res.AdminTokenFile)
+	fmt.Fprintf(e.stdout, "storage key: %s (keep it secret, and a backup apart from the data)\n", res.StorageKeyFile)
 	if _, port, _ := net.SplitHostPort(res.Config.Listen.API); port == "0" {
 		fmt.Fprintf(e.stdout, "API: a free port on %s, named in %s once the node runs\n", strings.TrimSuffix(res.Config.Listen.API, ":0"), filepath.Join(res.Dir, node.APIURLFile))
 	} else {

@@ -46,8 +46,12 @@ bad entry.`,
 					args = append(args, filepath.Join(dir, g))
 				}
 				if keyFile == "" {
-					if _, err := os.Stat(filepath.Join(dir, node.StorageKeyFile)); err == nil {
-						keyFile = filepath.Join(dir, node.StorageKeyFile)
+					p := filepath.Join(dir, node.StorageKeyFile)
+					if fc, err := node.LoadConfig(dir); err == nil {
+						p = fc.StorageKeyPath(dir, os.Getenv("CREDENTIALS_DIRECTORY"))
+					}
+					if _, err := os.Stat(p); err == nil {
+						keyFile = p
 					}
 				}
 			}

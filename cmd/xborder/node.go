@@ -102,7 +102,8 @@ func newNodeRunCmd(e *env) *cobra.Command {
 			if c.Flags().Changed("sync-interval") && syncInterval < time.Second {
 				return usageError("give --sync-interval of at least 1s, such as 1m", "node run: --sync-interval %s", syncInterval)
 			}
-			n, err := node.Open(ctx, node.Config{Dir: dir, Listen: listen, Logger: slog.New(h), SyncInterval: syncInterval})
+			n, err := node.Open(ctx, node.Config{Dir: dir, Listen: listen, Logger: slog.New(h), SyncInterval: syncInterval,
+				CredentialsDir: os.Getenv("CREDENTIALS_DIRECTORY")})
 			if err != nil {
 				if errors.Is(err, node.ErrSecretMode) {
 					return exitError(exitInvalid, err, "no one but the node's user may read its secret files")
