@@ -373,6 +373,8 @@ func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (ou
 		} else {
 			err = txn.Delete(k)
 		}
+	case opSwap:
+		err = swapRecord(txn, c, &o)
 	case opPrune:
 		err = f.prune(txn, m, c, &o)
 	case opRule:

@@ -33,7 +33,7 @@ const (
 )
 
 // Operation bytes of the binary encoding.
-var opCodes = map[string]byte{opAppend: 1, opAdmit: 2, opPut: 3, opDelete: 4, opPrune: 5, opBatch: 6, opRule: 7}
+var opCodes = map[string]byte{opAppend: 1, opAdmit: 2, opPut: 3, opDelete: 4, opPrune: 5, opBatch: 6, opRule: 7, opSwap: 8}
 
 var opNames = func() map[byte]string {
 	m := map[byte]string{}
@@ -58,6 +58,7 @@ const (
 	cmdDone          protowire.Number = 11
 	cmdBatch         protowire.Number = 12
 	cmdAfter         protowire.Number = 13
+	cmdExpect        protowire.Number = 14 // swap: 32 bytes, absent when zero
 )
 
 // Fields of an entry inside a command, and of a reservation.
@@ -130,6 +131,10 @@ func encodeCommand(c *command) ([]byte, error) {
 	if len(c.After) > 0 {
 		b = protowire.AppendTag(b, cmdAfter, protowire.BytesType)
 		b = protowire.AppendBytes(b, c.After)
+	}
+	if c.Expect != (Digest{}) {
+		b = protowire.AppendTag(b, cmdExpect, protowire.BytesType)
+		b = protowire.AppendBytes(b, c.Expect[:])
 	}
 	for _, sub := range c.Batch {
 		if sub == nil {
@@ -321,6 +326,11 @@ func decodeBinaryCommand(b []byte) (*command, error) {
 			if len(p) > 0 {
 				c.After = p
 			}
+		case cmdExpect:
+			if len(p) != len(c.Expect) {
+				return fmt.Errorf("expected digest of %d bytes: %w", len(p), errCodec)
+			}
+			copy(c.Expect[:], p)
 		case cmdBatch:
 			if c.Op != opBatch {
 				return fmt.Errorf("batch member in a %s command: %w", c.Op, errCodec)

@@ -12,6 +12,10 @@ const (
 	opDelete = "delete"
 	opPrune  = "prune"
 	opRule   = "rule" // a replicated rule (rules.go): Key names it, Value holds it
+	// opSwap replaces the record (NS, Key) with Value only while its
+	// current value has the SHA-256 Expect (all zeros: only while it is
+	// absent); otherwise its outcome is "conflict" and nothing changes.
+	opSwap = "swap"
 	// opBatch carries several commands in one Raft entry (group commit,
 	// made by the leader); each keeps its own ID, time and outcome.
 	opBatch = "batch"
@@ -36,6 +40,9 @@ type command struct {
 	NS    string `json:"ns,omitempty"`
 	Key   string `json:"key,omitempty"`
 	Value []byte `json:"value,omitempty"`
+
+	// swap: SHA-256 of the value the record must hold (zero: absent)
+	Expect Digest `json:"expect,omitempty"`
 
 	// prune
 	Before int64  `json:"before,omitempty"` // Unix ns
@@ -72,6 +79,7 @@ var codeErrors = map[string]error{
 	"invalid":      ErrInvalid,
 	codeTooLarge:   ErrTooLarge,
 	"retention":    ErrRetention,
+	"conflict":     ErrConflict,
 }
 
 func (o outcome) err() error {

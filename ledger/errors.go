@@ -35,6 +35,9 @@ var (
 	// ErrRetention: a prune date inside the retention period. Choose an
 	// earlier date.
 	ErrRetention = errors.New("prune date inside the retention period")
+	// ErrConflict: Swap found the record changed since it was read
+	// (another writer won). Read it again and decide anew.
+	ErrConflict = errors.New("record changed since it was read")
 )
 
 // ErrInvalid is returned for an entry or argument the ledger will not

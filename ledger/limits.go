@@ -115,7 +115,7 @@ func (c *command) check() error {
 				return fmt.Errorf("budget key is not UTF-8: %w", ErrInvalid)
 			}
 		}
-	case opPut, opDelete:
+	case opPut, opDelete, opSwap:
 		if err := checkRecordKey(c.NS, c.Key); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 
@@ -88,4 +89,39 @@ func checkRecordKey(ns, key string) error {
 		return fmt.Errorf("record namespace %q: empty, too long or holds a NUL byte: %w", ns, ErrInvalid)
 	}
 	return nil
+}
+
+// Swap replaces the record (ns, key) with value, only while it still holds
+// the value whose SHA-256 is old (the zero Digest: only while it is
+// absent). The check and the write are one command, applied in order on
+// every replica, so two writers that read the same value cannot both win:
+// the later one gets ErrConflict and nothing changes. Read the record again
+// and decide anew.
+func (l *Ledger) Swap(ctx context.Context, ns, key string, old Digest, value []byte) (Receipt, error) {
+	if err := checkRecordKey(ns, key); err != nil {
+		return Receipt{}, fmt.Errorf("swap record: %w", err)
+	}
+	c := &command{Op: opSwap, NS: ns, Key: key, Value: value, Expect: old}
+	o, err := l.submit(ctx, c)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("swap record %s/%s: %w", ns, key, err)
+	}
+	return o.receipt(c.ID), nil
+}
+
+// ValueDigest is the digest Swap compares a record's value with.
+func ValueDigest(value []byte) Digest { return sha256.Sum256(value) }
+
+// swapRecord applies an opSwap command.
+func swapRecord(txn *badger.Txn, c *command, o *outcome) error {
+	k := recordKey(c.NS, c.Key)
+	cur, ok, err := getBytes(txn, k)
+	if err != nil {
+		return err
+	}
+	if (ok && ValueDigest(cur) != c.Expect) || (!ok && c.Expect != (Digest{})) {
+		o.Code = "conflict"
+		return nil
+	}
+	return txn.Set(k, c.Value)
 }

@@ -52,6 +52,7 @@ const (
 	TypeUser        = format.TypeUser
 	TypeReplica     = format.TypeReplica
 	TypeApproval    = format.TypeApproval
+	TypeWitness     = format.TypeWitness
 )
 
 // Outcomes (format.Outcome).

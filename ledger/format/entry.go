@@ -34,6 +34,7 @@ const (
 	TypeUser        Type = 14 // a local user was added, changed or removed
 	TypeReplica     Type = 15 // a replica joined or left
 	TypeApproval    Type = 16 // a query that needs an approver was recorded pending, approved, or run
+	TypeWitness     Type = 17 // this node's witness refused a partner's checkpoint that contradicts one it cosigned, or a witness contradicted this ledger
 )
 
 var typeNames = [...]string{
@@ -41,7 +42,7 @@ var typeNames = [...]string{
 	TypeDenial: "denial", TypeSync: "sync", TypeImport: "import", TypeRemove: "remove",
 	TypeEpoch: "epoch", TypePolicy: "policy", TypeLedgerRead: "ledger_read", TypeExport: "export",
 	TypePrune: "prune", TypePartner: "partner", TypeUser: "user", TypeReplica: "replica",
-	TypeApproval: "approval",
+	TypeApproval: "approval", TypeWitness: "witness_alarm",
 }
 
 // Valid reports whether t is one of the defined types.
