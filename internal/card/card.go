@@ -4,8 +4,10 @@
 //
 // A card names the agency (ISO 3166 alpha-2 code and name), its Ed25519
 // agency public key, its replicas (libp2p peer IDs and multiaddrs), the
-// public keys of its current OPRF epochs, when it was issued, when it
-// expires, and a sequence number. The agency key signs the card's canonical
+// public keys of its current OPRF epochs, from version 2 its witness key
+// (the Ed25519 key with which its node cosigns partners' ledger
+// checkpoints, C2SP tlog-cosignature), when it was issued, when it expires,
+// and a sequence number. The agency key signs the card's canonical
 // binary encoding (see [Card.Encode]) under its own signing context, so a
 // card signature can never be mistaken for a request, an answer or a
 // checkpoint signature:
@@ -47,8 +49,13 @@ import (
 	"unicode/utf8"
 )
 
-// Version is the only card format version this package reads and writes.
-const Version = 1
+// Card format versions. Version 2 adds the witness key; Sign writes version
+// 2 when the card carries one and version 1 otherwise, and Decode and Parse
+// read both.
+const (
+	Version   = 2 // the newest version
+	VersionV1 = 1 // no witness key
+)
 
 // SigningContext prefixes the body under the agency key's signature.
 const SigningContext = "xborder/v1/card\x00"
@@ -104,10 +111,11 @@ var (
 // Card is an agency card. Times have a resolution of one second and are
 // kept in UTC.
 type Card struct {
-	Version   int               // always Version
+	Version   int               // VersionV1, or Version with a witness key; set by Sign
 	Agency    string            // ISO 3166 alpha-2 code, upper case
 	Name      string            // human-readable agency name
 	Key       ed25519.PublicKey // the agency's signing key; set by Sign
+	Witness   ed25519.PublicKey // the witness's cosigning key (version 2); nil in version 1
 	Replicas  []Replica         // at least one
 	EpochKeys []EpochKey        // public keys of the current epochs; may be empty
 	Issued    time.Time
@@ -136,6 +144,10 @@ func (c *Card) Sign(priv ed25519.PrivateKey) error {
 		return fmt.Errorf("sign card: private key is %d bytes; want %d", len(priv), ed25519.PrivateKeySize)
 	}
 	c.Key = slices.Clone(priv.Public().(ed25519.PublicKey))
+	c.Version = VersionV1
+	if c.Witness != nil {
+		c.Version = Version
+	}
 	c.Issued = c.Issued.UTC().Truncate(time.Second)
 	c.Expires = c.Expires.UTC().Truncate(time.Second)
 	if err := c.check(); err != nil {
@@ -204,7 +216,8 @@ func (c *Card) CheckFingerprint(given string) error {
 
 // Replaces reports, as a nil error, that next may replace the pinned card
 // old: both carry the same agency key and agency code, and next has a
-// higher sequence. Both cards must have been verified.
+// higher sequence. Both cards must have been verified. The witness key may
+// change with a re-pin (a version 1 card gains one so).
 func Replaces(old, next *Card) error {
 	if !bytes.Equal(old.Key, next.Key) || old.Agency != next.Agency {
 		return fmt.Errorf("replace card of %s: %w", old.Agency, ErrOtherKey)
@@ -220,8 +233,15 @@ func (c *Card) check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalid)
 	}
-	if c.Version != Version {
-		return bad("version %d; want %d", c.Version, Version)
+	switch {
+	case c.Version != VersionV1 && c.Version != Version:
+		return bad("version %d; want %d or %d", c.Version, VersionV1, Version)
+	case c.Version == VersionV1 && c.Witness != nil:
+		return bad("a version %d card carries no witness key", VersionV1)
+	case c.Version == Version && len(c.Witness) != ed25519.PublicKeySize:
+		return bad("witness key is %d bytes; want %d", len(c.Witness), ed25519.PublicKeySize)
+	case c.Version == Version && bytes.Equal(c.Witness, c.Key):
+		return bad("witness key is the agency key; want a key of its own")
 	}
 	if !isAgencyCode(c.Agency) {
 		return bad("agency code %q is not two upper-case letters", c.Agency)

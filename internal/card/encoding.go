@@ -20,6 +20,7 @@ import (
 //	            u64 sequence ‖ i64 issued ‖ i64 expires   (Unix seconds)
 //	            u16 n ‖ n × replica
 //	            u16 m ‖ m × epochkey
+//	            str witness                              (version 2 only)
 //	replica   = str peerID ‖ u16 k ‖ k × str addr
 //	epochkey  = u64 epoch ‖ str kind ‖ str key
 //	str       = u16 length ‖ bytes
@@ -71,6 +72,9 @@ func (c *Card) body(b []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, k.Epoch)
 		str([]byte(k.Kind))
 		str(k.Key)
+	}
+	if c.Version >= Version {
+		str(c.Witness)
 	}
 	return b
 }
@@ -141,8 +145,8 @@ func Decode(b []byte) (*Card, error) {
 	}
 	r := &reader{b: b}
 	c := &Card{Version: int(r.u8("version"))}
-	if r.err == nil && c.Version != Version {
-		return nil, fmt.Errorf("decode card: version %d; want %d: %w", c.Version, Version, ErrMalformed)
+	if r.err == nil && c.Version != Version && c.Version != VersionV1 {
+		return nil, fmt.Errorf("decode card: version %d; want %d or %d: %w", c.Version, VersionV1, Version, ErrMalformed)
 	}
 	c.Agency = string(r.str("agency"))
 	c.Name = string(r.str("name"))
@@ -163,6 +167,9 @@ func Decode(b []byte) (*Card, error) {
 		k.Key = r.str("epoch key")
 		c.EpochKeys = append(c.EpochKeys, k)
 	}
+	if c.Version >= Version {
+		c.Witness = r.str("witness key")
+	}
 	c.Signature = slices.Clone(r.take(ed25519.SignatureSize, "signature"))
 	if r.err != nil {
 		return nil, fmt.Errorf("decode card: %w", r.err)
@@ -176,8 +183,12 @@ func Decode(b []byte) (*Card, error) {
 	return c, nil
 }
 
-// textFormat names the text form; a later version gets a new name.
-const textFormat = "xborder-agency-card/1"
+// textFormat names the text form of a version 1 card; a later version gets
+// a new name: textFormat2 has the witness key.
+const (
+	textFormat  = "xborder-agency-card/1"
+	textFormat2 = "xborder-agency-card/2"
+)
 
 // textCard is the text form; its field order is the order of the output.
 type textCard struct {
@@ -191,6 +202,7 @@ type textCard struct {
 	Expires     string        `json:"expires"`
 	Replicas    []textReplica `json:"replicas"`
 	EpochKeys   []textKey     `json:"epoch_keys"`
+	Witness     string        `json:"witness_key,omitempty"`
 	Signature   string        `json:"signature"`
 }
 
@@ -228,6 +240,9 @@ func (c *Card) MarshalText() ([]byte, error) {
 		EpochKeys:   []textKey{},
 		Signature:   b64.EncodeToString(c.Signature),
 	}
+	if c.Version >= Version {
+		t.Format, t.Witness = textFormat2, b64.EncodeToString(c.Witness)
+	}
 	for _, r := range c.Replicas {
 		t.Replicas = append(t.Replicas, textReplica{PeerID: r.PeerID, Addrs: slices.Clone(r.Addrs)})
 	}
@@ -257,13 +272,21 @@ func Parse(text []byte) (*Card, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse card: data after the card: %w", ErrMalformed)
 	}
-	if t.Format != textFormat {
-		return nil, fmt.Errorf("parse card: format %q; want %q: %w", t.Format, textFormat, ErrMalformed)
+	version := VersionV1
+	switch {
+	case t.Format == textFormat2 && t.Witness == "":
+		return nil, fmt.Errorf("parse card: a %q card needs a witness_key: %w", textFormat2, ErrMalformed)
+	case t.Format == textFormat2:
+		version = Version
+	case t.Format != textFormat:
+		return nil, fmt.Errorf("parse card: format %q; want %q or %q: %w", t.Format, textFormat2, textFormat, ErrMalformed)
+	case t.Witness != "":
+		return nil, fmt.Errorf("parse card: a %q card has no witness_key: %w", textFormat, ErrMalformed)
 	}
 	if len(t.Replicas) > MaxReplicas || len(t.EpochKeys) > MaxEpochKeys {
 		return nil, fmt.Errorf("parse card: too many replicas or epoch keys: %w", ErrMalformed)
 	}
-	c := &Card{Version: Version, Agency: t.Agency, Name: t.Name, Sequence: t.Sequence}
+	c := &Card{Version: version, Agency: t.Agency, Name: t.Name, Sequence: t.Sequence}
 	var err error
 	field := func(name string, f func() error) {
 		if err == nil {
@@ -274,6 +297,9 @@ func Parse(text []byte) (*Card, error) {
 	}
 	field("key", func() (e error) { c.Key, e = b64.DecodeString(t.Key); return })
 	field("signature", func() (e error) { c.Signature, e = b64.DecodeString(t.Signature); return })
+	if version >= Version {
+		field("witness_key", func() (e error) { c.Witness, e = b64.DecodeString(t.Witness); return })
+	}
 	field("issued", func() (e error) { c.Issued, e = parseTime(t.Issued); return })
 	field("expires", func() (e error) { c.Expires, e = parseTime(t.Expires); return })
 	for _, r := range t.Replicas {
