@@ -226,3 +226,24 @@ func (l *Ledger) TreeHead() (uint64, tlog.Hash, error) {
 	}
 	return n, root, nil
 }
+
+// RootAt returns the root of this replica's tree as it was at size n (at
+// most the current size): what a checkpoint of size n must carry.
+func (l *Ledger) RootAt(n uint64) (tlog.Hash, error) {
+	var root tlog.Hash
+	err := l.db.View(func(txn *badger.Txn) error {
+		size, err := getUint64(txn, keySize)
+		if err != nil {
+			return err
+		}
+		if n > size {
+			return fmt.Errorf("size %d in a tree of %d: %w", n, size, ErrNotFound)
+		}
+		root, err = tlog.TreeHash(int64(n), hashReader{txn})
+		return err
+	})
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("root at %d: %w", n, err)
+	}
+	return root, nil
+}

@@ -38,6 +38,7 @@ type backend struct {
 	replicas *replicaSet
 	querier  *querier
 	holdings holdingsRoutes
+	witness  *witnessing
 }
 
 var _ httpapi.Backend = (*backend)(nil)
@@ -61,6 +62,9 @@ func (b *backend) Status() httpapi.Status {
 			gs.Error = st.Err.Error()
 		}
 		s.Groups = append(s.Groups, gs)
+	}
+	if b.witness != nil {
+		s.Witness = b.witness.status()
 	}
 	return s
 }
@@ -145,7 +149,8 @@ func (b *backend) Export(ctx context.Context, actor httpapi.User) (httpapi.Expor
 		return httpapi.Export{}, fmt.Errorf("export ledger: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if _, err := b.audit.Export(ctx, tmp, actorName(actor)); err != nil {
+	cp, err := b.audit.Export(ctx, tmp, actorName(actor))
+	if err != nil {
 		return httpapi.Export{}, fmt.Errorf("export ledger: %w", err)
 	}
 	var x httpapi.Export
@@ -156,6 +161,15 @@ func (b *backend) Export(ctx context.Context, actor httpapi.User) (httpapi.Expor
 			return httpapi.Export{}, fmt.Errorf("export ledger: %w", err)
 		}
 		*dst = string(body)
+	}
+	if b.witness != nil {
+		// Every cosignature the partners' witnesses give the export's
+		// checkpoint goes into the export (none: the checkpoint alone).
+		cosigned, err := b.witness.cosignExport(ctx, cp)
+		if err != nil {
+			return httpapi.Export{}, fmt.Errorf("export ledger: %w", err)
+		}
+		x.Checkpoint = string(cosigned)
 	}
 	return x, nil
 }

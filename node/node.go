@@ -110,6 +110,7 @@ type Node struct {
 
 	xsrv *exchange.Server // the match and sync protocols
 	xcl  *exchange.Client // this node asking partners
+	wit  *witnessing      // the witness of partners' ledgers, the collector of cosignatures (witness.go)
 	mm   *matchMetrics    // match counters and stage latencies
 
 	mu      sync.Mutex
@@ -285,6 +286,10 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n.partnerSets, Client: n.xcl,
 		Opener: n.host, Metrics: n.mm, Now: n.now, Log: clog("query")})
+	if n.wit, err = newWitnessing(witnessingConfig{Agency: n.fc.Agency, Key: key, Audit: n.auditG, Pins: n.cards, Client: n.xcl,
+		Opener: n.host, Host: n.host, Registry: n.met.reg, Interval: n.cfg.SyncInterval, Log: clog("witness")}); err != nil {
+		return err
+	}
 	n.sets.Start()
 	n.holdings.Start()
 	n.partnerSets.Start()
@@ -306,7 +311,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	b := &backend{agency: n.fc.Agency, replica: n.fc.ReplicaID(), peer: n.host.ID().String(), node: n,
 		audit: n.auditG, data: n.dataG, users: n.users, cards: n.cards, policy: n.policy, replicas: n.replicas,
-		querier: n.querier, holdings: n.holdings}
+		querier: n.querier, holdings: n.holdings, witness: n.wit}
 	api := httpapi.New(httpapi.Config{Backend: b, Metrics: n.met.handler(),
 		Observe: n.met.observeRequest, Logger: log})
 	n.apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
@@ -339,7 +344,7 @@ func (n *Node) closeParts() error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, n.partnerSets.Close(), n.holdings.Close(), n.sets.Close())
+	errs = append(errs, n.wit.Close(), n.partnerSets.Close(), n.holdings.Close(), n.sets.Close())
 	if n.localDB != nil {
 		if err := n.localDB.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close local store: %w", err))

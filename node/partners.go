@@ -99,7 +99,7 @@ func (c *cards) OwnCard() (*card.Card, error) {
 		seq = c.own.Sequence + 1
 	}
 	own := &card.Card{Version: card.Version, Agency: c.cfg.Agency, Name: c.cfg.Name, Replicas: reps, EpochKeys: eks,
-		Issued: now, Expires: now.Add(validity), Sequence: seq}
+		Witness: witnessKey(c.cfg.Key).Public().(ed25519.PublicKey), Issued: now, Expires: now.Add(validity), Sequence: seq}
 	if err := own.Sign(c.cfg.Key); err != nil {
 		return nil, fmt.Errorf("sign agency card: %w", err)
 	}
@@ -198,6 +198,9 @@ func partnerInfo(c *card.Card) httpapi.Partner {
 	p := httpapi.Partner{Agency: c.Agency, Name: c.Name, Fingerprint: c.Fingerprint(), Sequence: c.Sequence, Expires: c.Expires}
 	for _, r := range c.Replicas {
 		p.Replicas = append(p.Replicas, r.PeerID)
+	}
+	if c.Witness != nil {
+		p.Witness, _ = exchange.WitnessVerifierKey(c.Agency, c.Witness)
 	}
 	return p
 }

@@ -54,6 +54,12 @@ func (g *raftGroup) Put(ctx context.Context, ns, key string, value []byte) (ledg
 	return g.timed("put", func() (ledger.Receipt, error) { return g.Ledger.Put(ctx, ns, key, value) })
 }
 
+// Swap replaces a replicated record while it is unchanged (see
+// ledger.Ledger.Swap).
+func (g *raftGroup) Swap(ctx context.Context, ns, key string, old ledger.Digest, value []byte) (ledger.Receipt, error) {
+	return g.timed("swap", func() (ledger.Receipt, error) { return g.Ledger.Swap(ctx, ns, key, old, value) })
+}
+
 // Delete removes a replicated record (see ledger.Ledger.Delete).
 func (g *raftGroup) Delete(ctx context.Context, ns, key string) (ledger.Receipt, error) {
 	return g.timed("delete", func() (ledger.Receipt, error) { return g.Ledger.Delete(ctx, ns, key) })

@@ -65,6 +65,9 @@ type Partner struct {
 	Expires     time.Time `json:"expires"`
 	Replicas    []string  `json:"replicas"` // peer IDs
 	Replaced    bool      `json:"replaced,omitempty"`
+	// Witness is the verifier key of the partner's witness (C2SP
+	// cosignature/v1), from its card; empty for a card without one.
+	Witness string `json:"witness_key,omitempty"`
 }
 
 // AddPartner is the body of a pin request.
@@ -107,6 +110,18 @@ type Status struct {
 	Policy   string  `json:"policy"`
 	Groups   []Group `json:"groups"`
 	Partners int     `json:"connected_partners"`
+	// Witness is what witnessing shows: alarms, and how far partners
+	// cosigned this ledger.
+	Witness *WitnessStatus `json:"witness,omitempty"`
+}
+
+// WitnessStatus is the witnessing part of a replica's status.
+type WitnessStatus struct {
+	Alarms       int    `json:"alarms"`               // split views recorded (witness_alarm entries), 0 when all is well
+	LastAlarm    string `json:"last_alarm,omitempty"` // what one of them says
+	CosignedSize uint64 `json:"cosigned_size"`        // size of this ledger's newest cosigned checkpoint
+	Cosignatures int    `json:"cosignatures"`         // partners' cosignatures on it that verify
+	Witnesses    int    `json:"witnesses"`            // pinned partners whose card has a witness key
 }
 
 // EntryProof is one entry with its inclusion proof.

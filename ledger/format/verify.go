@@ -39,6 +39,7 @@ type Report struct {
 	Bodies      uint64    // entries whose body matched its hash
 	Pruned      uint64    // entries whose body was pruned
 	TrustedSize uint64    // size of the trusted checkpoint proven consistent (0: none given)
+	Cosigners   []string  // VerifyQuorum: the witnesses whose cosignature verified
 }
 
 // hashStore is an in-memory tlog hash storage.

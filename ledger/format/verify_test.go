@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -124,7 +125,7 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Report{Origin: Origin("GB"), Size: 16, Root: cp.Root, Bodies: 13, Pruned: 3, TrustedSize: 5}
-	if *rep != want {
+	if !reflect.DeepEqual(*rep, want) {
 		t.Errorf("Verify report = %+v; want %+v", *rep, want)
 	}
 	empty := exportFS(t, sign(t, skey, nil), vkey, nil)
