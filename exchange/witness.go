@@ -66,11 +66,13 @@ type Alarm struct {
 	Proof            []tlog.Hash // the proof submitted with New
 }
 
-// Digest returns SHA-256 over the origin and both notes: the same split
-// view submitted again has the same digest (record it once).
+// Digest returns SHA-256 over the origin and the text of both notes
+// (their signatures left out, so that a fresh cosignature does not make a
+// new alarm): the same split view seen again has the same digest (record
+// it once).
 func (a *Alarm) Digest() [32]byte {
 	h := sha256.New()
-	for _, b := range [][]byte{[]byte(a.Origin), a.OldNote, a.NewNote} {
+	for _, b := range [][]byte{[]byte(a.Origin), NoteText(a.OldNote), NoteText(a.NewNote)} {
 		h.Write([]byte(strconv.Itoa(len(b)) + ":"))
 		h.Write(b)
 	}
@@ -327,4 +329,14 @@ func (w *Witness) latest(ctx context.Context, from Peer, origin string) *Witness
 		return w.refuse(from, WitnessUnavailable, err.Error())
 	}
 	return &WitnessAnswer{Status: WitnessOK, Body: append(append([]byte(nil), b...), sigs...)}
+}
+
+// NoteText returns the text of a signed note, up to and including the
+// newline before the blank line that starts its signatures (all of b when
+// it has none).
+func NoteText(b []byte) []byte {
+	if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
+		return b[:i+1]
+	}
+	return b
 }

@@ -141,6 +141,11 @@ func (s *witnessState) Alarm(ctx context.Context, a *exchange.Alarm) error {
 // witness_alarm entry and counts it.
 func (s *witnessState) record(ctx context.Context, side string, a *exchange.Alarm) error {
 	d := a.Digest()
+	if side == "log" {
+		// What a witness holds of this ledger, once per witness and
+		// checkpoint, however often this ledger grows meanwhile.
+		d = sha256.Sum256(fmt.Appendf(nil, "log\x00%s\x00%s\x00%s\x00%d", a.From.Agency, a.Reason, exchange.NoteText(a.OldNote), a.OldSize))
+	}
 	ev := witnessEvidence{Origin: a.Origin, Reason: a.Reason, Side: side, Peer: string(a.From.ID), Partner: a.From.Agency,
 		OldSize: a.OldSize, OldRoot: b64(a.OldRoot[:]), NewSize: a.NewSize, NewRoot: b64(a.NewRoot[:]),
 		OldNote: string(a.OldNote), NewNote: string(a.NewNote)}

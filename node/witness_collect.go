@@ -220,13 +220,11 @@ func (c *collector) ask(ctx context.Context, w *card.Card, cp ledger.Checkpoint)
 	for _, r := range w.Replicas {
 		peer := exchange.Peer{ID: exchange.PeerID(r.PeerID), Agency: w.Agency}
 		for try := 0; try < 2; try++ {
-			proof, err := c.cfg.Audit.ConsistencyProof(old, cp.Size)
-			if err != nil {
-				return nil, err
-			}
-			req := &exchange.AddCheckpoint{OldSize: old, Proof: proof, Checkpoint: cp.Note}
-			if old == 0 {
-				req.Proof = nil
+			req := &exchange.AddCheckpoint{OldSize: old, Checkpoint: cp.Note}
+			if old > 0 && old < cp.Size {
+				if req.Proof, err = c.cfg.Audit.ConsistencyProof(old, cp.Size); err != nil {
+					return nil, err
+				}
 			}
 			a, err := c.cfg.Client.AddCheckpoint(ctx, c.cfg.Opener, peer.ID, req)
 			if err != nil {

@@ -65,7 +65,7 @@ func newLedgerCmd(e *env, cf *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(newLedgerListCmd(e, cf), newLedgerShowCmd(e, cf), newLedgerExportCmd(e, cf),
-		newLedgerPruneCmd(e, cf), newLedgerVerifyCmd(e), newLedgerCheckCmd(e))
+		newLedgerPruneCmd(e, cf), newLedgerVerifyCmd(e, cf), newLedgerCheckCmd(e))
 	return cmd
 }
 

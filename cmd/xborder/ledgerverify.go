@@ -16,10 +16,12 @@ import (
 	"github.com/xborder/xborder/ledger/format"
 )
 
-func newLedgerVerifyCmd(e *env) *cobra.Command {
-	var keyFile, trustedFile string
+func newLedgerVerifyCmd(e *env, cf *clientFlags) *cobra.Command {
+	var keyFile, trustedFile, witnessDir string
+	var witnesses []string
+	var quorum int
 	cmd := &cobra.Command{
-		Use:   "verify DIR [--key FILE] [--trusted CHECKPOINT]",
+		Use:   "verify DIR [--key FILE] [--trusted CHECKPOINT] [--witness KEY]... [--witnesses-from-dir DIR] [--quorum N]",
 		Short: "Check an export offline: signature, tree, every leaf, header and body",
 		Long: `Verify checks an export directory offline. It checks the checkpoint's
 signature, recomputes the Merkle tree from the leaves and compares its size and
@@ -30,7 +32,16 @@ entry index.
 
 --key is the agency's key obtained out of band: its note verifier key
 (name+hash+base64), or a PEM "PUBLIC KEY" or "PRIVATE KEY" file. Without --key
-the key in DIR/ledger.pub is used, which detects damage but not a forged export.`,
+the key in DIR/ledger.pub is used, which detects damage but not a forged export.
+
+--quorum N requires at least N valid cosignatures on the exported checkpoint
+from distinct partner witnesses (C2SP tlog-cosignature/v1, docs/witness.md):
+the partners saw this tree and found it consistent with every earlier one
+they cosigned, so the agency cannot have rewritten it unseen. The witnesses'
+keys are --witness KEY (repeatable; a verifier key name+hash+base64, or a file
+holding one) and, with --witnesses-from-dir DIR, the witness keys of the
+partner cards pinned by the node whose data directory is DIR (read through its
+API, as --dir does for the other verbs). Fewer than N exits 5.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError("run 'xborder ledger verify --help' for usage", "ledger verify: give one export directory")
@@ -65,11 +76,22 @@ the key in DIR/ledger.pub is used, which detects damage but not a forged export.
 					return exitError(exitInvalid, fmt.Errorf("ledger verify: %w", err), "give a checkpoint file you kept from an earlier export")
 				}
 			}
-			rep, err := format.Verify(os.DirFS(dir), vkey, trusted)
+			wkeys, err := witnessKeys(c, cf, witnesses, witnessDir, origin)
+			if err != nil {
+				return err
+			}
+			if quorum > len(wkeys) {
+				return usageError("give at least --quorum witness keys with --witness or --witnesses-from-dir",
+					"ledger verify: --quorum %d with %d witness keys", quorum, len(wkeys))
+			}
+			rep, err := format.VerifyQuorum(os.DirFS(dir), vkey, trusted, wkeys, quorum)
 			if err != nil {
 				var ve *format.VerifyError
 				if errors.As(err, &ve) {
 					hint := "the export does not match its signed checkpoint"
+					if strings.Contains(ve.Reason, "cosignatures") {
+						hint = "the partners' witnesses did not vouch for this tree: it may be a rewritten or rolled-back ledger, or the export predates witnessing"
+					}
 					if ve.Index >= 0 {
 						hint = fmt.Sprintf("entry %d (and possibly later ones) was altered, removed or damaged after signing", ve.Index)
 					}
@@ -84,6 +106,10 @@ the key in DIR/ledger.pub is used, which detects damage but not a forged export.
 			if trusted != nil {
 				fmt.Fprintf(e.stdout, "trusted: consistent with the trusted checkpoint of %d entries\n", rep.TrustedSize)
 			}
+			if quorum > 0 {
+				fmt.Fprintf(e.stdout, "witnesses: %d of %d cosigned (%s), quorum %d\n", len(rep.Cosigners), len(wkeys),
+					strings.Join(rep.Cosigners, ", "), quorum)
+			}
 			fmt.Fprintln(e.stdout, "ok")
 			return nil
 		},
@@ -91,6 +117,9 @@ the key in DIR/ledger.pub is used, which detects damage but not a forged export.
 	f := cmd.Flags()
 	f.StringVar(&keyFile, "key", "", "agency key obtained out of band: verifier key, or PEM public or private key file")
 	f.StringVar(&trustedFile, "trusted", "", "a checkpoint file kept from an earlier export, to prove consistency with")
+	f.StringArrayVar(&witnesses, "witness", nil, "a witness's cosignature verifier `KEY` (name+hash+base64) or a file holding one; repeatable")
+	f.StringVar(&witnessDir, "witnesses-from-dir", "", "take the witness keys of the partners pinned by the node of data `DIR`ectory")
+	f.IntVar(&quorum, "quorum", 0, "require `N` valid cosignatures from distinct witnesses (0: none)")
 	return cmd
 }
 
