@@ -1,5 +1,5 @@
 // Package exchange implements the node-to-node protocols of xborder (match,
-// sync) over streams it is handed.
+// sync, witness) over streams it is handed.
 //
 // It never dials, listens or names a transport: the node adapts its libp2p
 // host to the small seams declared here. A handler receives a [Stream] from a
@@ -34,6 +34,13 @@
 //	  Cards.Check(card) -> epoch keys;          <-  SyncAnswer{card, n}, then n
 //	  each segment: signature, digest, epoch          Segments{agency, kind, epoch,
 //	  key on the card, psi.Set.Apply                  base, version, SHA-256, data}
+//
+// ProtoWitness is a C2SP tlog-witness: [Witness] cosigns a partner's
+// checkpoint (C2SP tlog-cosignature, Ed25519 cosignature/v1, through
+// transparency-dev's note package) only when it extends the one it last
+// cosigned, kept in a [WitnessState]; a split view becomes an [Alarm].
+// [Client.AddCheckpoint] and [Client.LatestCheckpoint] ask a partner's
+// witness (docs/witness.md).
 //
 // The node supplies everything else through interfaces defined here and
 // implemented in package node: [Keys] (pinned agency keys), [Admitter]

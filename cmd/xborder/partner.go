@@ -73,9 +73,10 @@ func newPartnerCmd(e *env, cf *clientFlags) *cobra.Command {
 	}
 	add.Flags().StringVar(&fingerprint, "fingerprint", "", "the fingerprint the partner gave out of band")
 
+	var asJSON bool
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the pinned partners",
+		Use:   "list [--json]",
+		Short: "List the pinned partners (--json: with their witness keys)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cl, err := apiClient(cf, dir)
@@ -86,6 +87,9 @@ func newPartnerCmd(e *env, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return apiError(err)
 			}
+			if asJSON {
+				return writeJSON(e, ps)
+			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "AGENCY\tNAME\tFINGERPRINT\tREPLICAS\tEXPIRES")
 			for _, p := range ps {
@@ -94,6 +98,7 @@ func newPartnerCmd(e *env, cf *clientFlags) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of partners, witness keys included")
 	remove := &cobra.Command{
 		Use:   "remove CC",
 		Short: "Unpin a partner and close its connections",

@@ -26,6 +26,11 @@
 //	                         BodyHash(salt, body) ══ leaf's body hash
 //	leaves 0…N-1 ──RFC 6962──▶ root ══ R
 //	trusted checkpoint (M, R') ──consistency proof M→N──▶ R' and R
+//	witness keys, quorum Q ──cosignature/v1──▶ at least Q partners cosigned
+//
+// VerifyQuorum adds the last line: the partners' witnesses' cosignatures
+// on the checkpoint (C2SP tlog-cosignature, Ed25519 cosignature/v1),
+// checked by a verifier written here on the standard library (Cosigners).
 //
 // The package imports only the standard library, golang.org/x/mod/sumdb
 // and transparency-dev's formats, and does no I/O of its own: a verifier
@@ -38,8 +43,9 @@
 // export's own ledger.pub it detects damage only: take the key out of band
 // to detect forgery. A valid export does not show that the agency has not
 // rewritten its log and signed a new history; a trusted earlier checkpoint
-// shows that this history extends the one it saw, and partners witnessing
-// each other's checkpoints close the rest of that gap. Entry headers carry
+// shows that this history extends the one it saw, and a quorum of
+// partners' cosignatures (VerifyQuorum) that the partners saw this tree
+// extend every checkpoint of it they cosigned before (docs/witness.md). Entry headers carry
 // no personal data of data subjects; bodies carry officers' data, and are
 // salted so that a body hash reveals nothing once the body is pruned.
 // Nothing here is constant time: it handles no secrets.
