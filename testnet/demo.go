@@ -160,6 +160,7 @@ func (d *demo) run(ctx context.Context) {
 		d.rep.Note("one agency has no partner: the matching steps need --agencies 2 or more")
 	}
 	d.exports(ctx)
+	d.witnessing(ctx)
 }
 
 // client returns an API client of a running replica of a, with the token
