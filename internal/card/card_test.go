@@ -284,6 +284,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(bin)
 	f.Add(bin[:len(bin)/2])
 	f.Add([]byte{Version})
+	f.Add(witnessCard(f).bin)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := Decode(in)
@@ -310,6 +311,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(text)
 	f.Add(text[:len(text)/2])
+	f.Add(witnessCard(f).text)
 	f.Add([]byte(`{"format":"xborder-agency-card/1"}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -58,3 +58,22 @@ func TestWitnessKey(t *testing.T) {
 		t.Fatalf("Sign with the agency key as witness key = %v; want ErrInvalid", err)
 	}
 }
+
+// witnessCard is testCard with a witness key (version 2), in both forms:
+// a seed of the fuzz targets.
+func witnessCard(t testing.TB) struct{ bin, text []byte } {
+	c := testCard(t)
+	c.Witness = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+	if err := c.Sign(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))); err != nil {
+		t.Fatalf("Sign: %v", err)
+	}
+	bin, err := c.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := c.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return struct{ bin, text []byte }{bin, text}
+}
