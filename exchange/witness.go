@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
@@ -259,6 +260,11 @@ func (w *Witness) AddCheckpoint(ctx context.Context, from Peer, r *AddCheckpoint
 		return w.refuse(from, WitnessUnprocessable, "a proof from the empty tree")
 	case stored != nil && oldSize > 0:
 		if err := tlog.CheckTree(r.Proof, int64(cp.size), cp.root, int64(oldSize), stored.root); err != nil {
+			if from.Agency != originAgency(origin) {
+				// Only the log's own proof is its word: anyone else
+				// can send a bad proof with a good checkpoint.
+				return w.refuse(from, WitnessUnprocessable, "consistency proof fails")
+			}
 			return w.alarm(ctx, from, "consistency proof fails", stored, storedNote, cp, r)
 		}
 	}
@@ -307,11 +313,17 @@ func (w *Witness) alarm(ctx context.Context, from Peer, why string, old *checkpo
 	return &WitnessAnswer{Status: WitnessUnprocessable}
 }
 
-// latest answers a gossip request: the newest checkpoint of origin this
-// witness cosigned, with a fresh cosignature.
+// latest answers a gossip request from the log itself (403 for anyone
+// else): the newest checkpoint of origin this witness cosigned, with a
+// fresh cosignature.
 func (w *Witness) latest(ctx context.Context, from Peer, origin string) *WitnessAnswer {
 	if _, err := w.cfg.Logs.LogKey(origin); err != nil {
 		return w.refuse(from, WitnessUnknownLog, err.Error())
+	}
+	if from.Agency != originAgency(origin) {
+		// A partner's tree size is its activity: only the log itself
+		// learns what this witness holds of it.
+		return w.refuse(from, WitnessForbidden, "latest of another agency's ledger")
 	}
 	b, err := w.cfg.State.Latest(ctx, origin)
 	if err != nil {
@@ -329,6 +341,12 @@ func (w *Witness) latest(ctx context.Context, from Peer, origin string) *Witness
 		return w.refuse(from, WitnessUnavailable, err.Error())
 	}
 	return &WitnessAnswer{Status: WitnessOK, Body: append(append([]byte(nil), b...), sigs...)}
+}
+
+// originAgency returns the agency code of a ledger origin.
+func originAgency(origin string) string {
+	a, _ := strings.CutPrefix(origin, WitnessOriginPrefix)
+	return a
 }
 
 // NoteText returns the text of a signed note, up to and including the

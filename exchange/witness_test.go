@@ -319,6 +319,30 @@ func TestWitnessRefusals(t *testing.T) {
 			t.Errorf("%s: status %d; want %d", c.name, a.Status, c.want)
 		}
 	}
+	peerIT := Peer{ID: "12D3KooWIT", Agency: "IT"}
+	if a := w.Answer(ctx, peerIT, []byte("latest "+tr.origin+"\n")); a.Status != WitnessForbidden {
+		t.Errorf("latest of DE's ledger asked by IT: status %d; want 403", a.Status)
+	}
+}
+
+// TestWitnessThirdPartyProof: a bad proof with a good checkpoint from
+// someone other than the log is refused, but is no alarm: only the log's
+// own proof is its word.
+func TestWitnessThirdPartyProof(t *testing.T) {
+	w, st, tr, v := newTestWitness(t)
+	ctx := context.Background()
+	tr.add("a", 4)
+	cosigned(t, w.AddCheckpoint(ctx, peerDE, tr.add1(0)), tr.checkpoint(), v)
+	tr.add("a", 4)
+	r := tr.add1(4)
+	r.Proof[0][0] ^= 1
+	peerIT := Peer{ID: "12D3KooWIT", Agency: "IT"}
+	if a := w.AddCheckpoint(ctx, peerIT, r); a.Status != WitnessUnprocessable || len(st.alarms) != 0 {
+		t.Fatalf("bad proof from IT: status %d, %d alarms; want 422 and none", a.Status, len(st.alarms))
+	}
+	if a := w.AddCheckpoint(ctx, peerDE, r); a.Status != WitnessUnprocessable || len(st.alarms) != 1 {
+		t.Fatalf("bad proof from DE itself: status %d, %d alarms; want 422 and one", a.Status, len(st.alarms))
+	}
 }
 
 // witnessOpener serves ProtoWitness streams in memory.
