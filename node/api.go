@@ -174,6 +174,18 @@ func (b *backend) Export(ctx context.Context, actor httpapi.User) (httpapi.Expor
 	return x, nil
 }
 
+func (b *backend) Checkpoint(ctx context.Context) (httpapi.Published, error) {
+	cp, err := b.audit.Checkpoint()
+	if err != nil {
+		return httpapi.Published{}, fmt.Errorf("read checkpoint: %w", err)
+	}
+	p := httpapi.Published{Checkpoint: string(cp.Note)}
+	if c, err := b.audit.Get(nsCosigned, "checkpoint"); err == nil {
+		p.Cosigned = string(c)
+	}
+	return p, nil
+}
+
 func (b *backend) Prune(ctx context.Context, actor httpapi.User, before time.Time) (httpapi.PruneResult, error) {
 	r, deleted, err := b.audit.Prune(ctx, before, actorName(actor))
 	if err != nil {

@@ -121,6 +121,14 @@ func TestWitnessing(t *testing.T) {
 	if st := gb.wit.status(); st.Cosignatures != 2 || st.Witnesses != 2 || st.Alarms != 0 {
 		t.Fatalf("GB witness status %+v; want 2 of 2 cosignatures, no alarm", st)
 	}
+	// Published: GET /v1/ledger/checkpoint serves the cosigned checkpoint.
+	pub, err := (&backend{audit: gb.auditG}).Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, err := format.Cosigners([]byte(pub.Cosigned), logKey, wkeys); err != nil || len(names) != 2 {
+		t.Fatalf("published cosigned checkpoint %q: %v, %v; want 2 cosigners", pub.Cosigned, names, err)
+	}
 
 	// The export carries the cosignatures and verifies with a quorum.
 	dir := filepath.Join(t.TempDir(), "export")

@@ -266,6 +266,13 @@ func (c *Client) Entry(ctx context.Context, purpose string, index uint64) (Entry
 	return p, c.do(ctx, http.MethodGet, path, nil, &p)
 }
 
+// Checkpoint asks for the newest signed checkpoint and the newest one the
+// partners' witnesses cosigned.
+func (c *Client) Checkpoint(ctx context.Context) (Published, error) {
+	var p Published
+	return p, c.do(ctx, http.MethodGet, "/v1/ledger/checkpoint", nil, &p)
+}
+
 // Export asks the node for an export of the whole ledger.
 func (c *Client) Export(ctx context.Context) (Export, error) {
 	var x Export

@@ -195,6 +195,9 @@ func (s *Server) routes() {
 		}
 		return b.Entry(ctx, u, r.URL.Query().Get("purpose"), i)
 	})
+	s.auth("GET /v1/ledger/checkpoint", "read_ledger", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		return b.Checkpoint(ctx)
+	})
 	s.auth("POST /v1/ledger/export", "export", func(ctx context.Context, u User, r *http.Request) (any, error) {
 		return b.Export(ctx, u)
 	})

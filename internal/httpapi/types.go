@@ -140,6 +140,13 @@ type Export struct {
 	Entries    string `json:"entries"`    // entries.jsonl
 }
 
+// Published is the ledger's newest signed checkpoint and the newest one its
+// partners' witnesses cosigned (docs/witness.md).
+type Published struct {
+	Checkpoint string `json:"checkpoint"`         // signed note
+	Cosigned   string `json:"cosigned,omitempty"` // signed note with the partners' cosignature lines; absent before any
+}
+
 // PruneRequest asks to prune bodies older than Before.
 type PruneRequest struct {
 	Before time.Time `json:"before"`
@@ -198,6 +205,9 @@ type Backend interface {
 
 	Entries(ctx context.Context, actor User, purpose string, f ledger.Filter) ([]ledger.Entry, error)
 	Entry(ctx context.Context, actor User, purpose string, index uint64) (EntryProof, error)
+	// Checkpoint returns the newest signed checkpoint and the newest
+	// cosigned one.
+	Checkpoint(ctx context.Context) (Published, error)
 	Export(ctx context.Context, actor User) (Export, error)
 	Prune(ctx context.Context, actor User, before time.Time) (PruneResult, error)
 }
