@@ -31,7 +31,11 @@ func (d *demo) witnessing(ctx context.Context) {
 	quorum := len(d.net.Agencies) - 1
 	rep.Step("Every agency's export verifies with a quorum of partner cosignatures",
 		fmt.Sprintf("'xborder ledger verify DIR --witnesses-from-dir R1 --quorum %d': the export's checkpoint carries a cosignature/v1 of every partner's witness, checked against the witness keys of the pinned cards.", quorum))
-	for _, a := range d.net.Agencies {
+	for i, a := range d.net.Agencies {
+		if d.cfg.Break == "export" && i == 0 {
+			rep.Note("%s's export was changed on purpose (--break export): its cosignatures are not checked", a.Code)
+			continue
+		}
 		dir := filepath.Join(d.net.Dir(), "exports", a.Code)
 		code, line := d.verifyQuorum(ctx, a, dir, quorum)
 		rep.Check(code == 0, fmt.Sprintf("%s export has %d partner cosignatures", a.Code, quorum), "%s", line)
