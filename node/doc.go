@@ -56,6 +56,7 @@
 //	                partnerSets, cardChecker (sync.go, sync_loop.go)  partners' sets and re-pinned cards
 //	matching        querier (query.go, query_result.go, approve.go)  outbound queries and approvals
 //	                admission (match_in.go)    inbound queries: policy, admit, evaluate
+//	witnessing      witnessing (witness.go, witness_collect.go)  partners' checkpoints cosigned, alarms, cosignatures collected
 //	HTTP            backend (api.go, query_api.go, holdings_api.go)  routes to the above
 //	network edge    node/host                  libp2p host and connection gater
 //
