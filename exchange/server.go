@@ -27,6 +27,13 @@ const (
 	// MaxBatch is the largest MaxBatch a responder may be configured with:
 	// what the match request frame limit of internal/wire carries.
 	MaxBatch = 262144
+	// DefaultRefusalBurst is how many refusals (denials the server or the
+	// Admitter records) a partner may draw in a row before the server
+	// throttles it.
+	DefaultRefusalBurst = 16
+	// DefaultRefusalRate is how many refusals a second a partner's budget
+	// of refusals refills by.
+	DefaultRefusalRate = 0.5
 )
 
 // Keys gives the pinned Ed25519 agency key of a partner agency. node

@@ -306,6 +306,17 @@ func (h *Host) Connected() []exchange.Peer {
 	return out
 }
 
+// Streams returns how many streams are open on the host's connections,
+// inbound and outbound: what a test or a gauge watches for streams that are
+// never closed.
+func (h *Host) Streams() int {
+	n := 0
+	for _, c := range h.h.Network().Conns() {
+		n += len(c.GetStreams())
+	}
+	return n
+}
+
 // Refused returns how many connections the gater has refused since start.
 func (h *Host) Refused() uint64 { return h.gate.refused.Load() }
 
