@@ -26,7 +26,8 @@ type Cards interface {
 	Check(ctx context.Context, agency string, card []byte) ([]EpochKey, error)
 }
 
-// HandleSync serves one sync stream: read the signed request, check peer,
+// HandleSync serves one sync stream: wait for one of the partner's slots,
+// draw on its refusal budget (as HandleMatch), read the signed request, check peer,
 // signature and freshness, ask the SyncAuthorizer, choose the segments the
 // querier lacks, report them to the SyncAuditor, and send the signed head,
 // the card and the signed segments. Refusals are answered with a signed
@@ -43,6 +44,12 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 		_ = st.Reset()
 		return
 	}
+	done, ok := s.admitStream(ctx, from, ProtoSync, st)
+	if !ok {
+		return
+	}
+	refused := false
+	defer func() { done(refused) }()
 	m, ok := readRequest(st, wire.MaxSyncRequest, wire.UnmarshalSyncRequest, log, "sync")
 	if !ok {
 		return
@@ -54,6 +61,7 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 	case reason != "":
 		log.Info("sync request denied", "reason", string(reason), "kind", m.Kind)
 		head.Status, head.Reason = wire.StatusDenied, string(reason)
+		refused = true
 		sv := &Served{Peer: from, Kind: m.Kind, Epoch: m.Epoch, From: uint32(min(m.Version, 1<<32-1))}
 		copy(sv.ID[:], m.ID)
 		s.cfg.SyncAuditor.SyncRefused(ctx, sv, reason)
