@@ -143,11 +143,21 @@ func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in 
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("find responder: %w", err)
 	}
+	// A copy of a request this server evaluated before is a replay here,
+	// though the ledger admits it again as a retry (for another replica).
+	if !s.seen.add(in.SignatureSHA256, in.Time, s.cfg.Clock()) {
+		return refuse(ReasonReplay)
+	}
 	if err := s.cfg.Admitter.Admit(ctx, in); err != nil {
+		if !errors.As(err, new(*DeniedError)) {
+			// Unavailable: the querier may send the same bytes again.
+			s.seen.forget(in.SignatureSHA256)
+		}
 		return denied("admit", err)
 	}
 	out, err := ev.Evaluate(req, s.cfg.Rand)
 	if err != nil {
+		s.seen.forget(in.SignatureSHA256)
 		return nil, 0, "", fmt.Errorf("evaluate: %w", err)
 	}
 	return out, version, "", nil

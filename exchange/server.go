@@ -243,6 +243,7 @@ type Server struct {
 	pub    ed25519.PublicKey
 	log    *slog.Logger
 	limits *partnerLimits
+	seen   *evaluated
 }
 
 // NewServer checks cfg and returns a server.
@@ -292,7 +293,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{cfg: cfg, pub: pub, log: log.With("component", "exchange"),
-		limits: newPartnerLimits(cfg.RefusalBurst, cfg.RefusalRate, cfg.MaxInFlight)}, nil
+		limits: newPartnerLimits(cfg.RefusalBurst, cfg.RefusalRate, cfg.MaxInFlight), seen: newEvaluated(cfg.MaxSkew)}, nil
 }
 
 // Handle serves one stream of proto from an admitted peer: ProtoMatch or

@@ -218,3 +218,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 var _ io.Reader = (*slowStream)(nil)
+
+// TestEvaluatedBounded: the memory of evaluated requests forgets those a
+// copy of which would be stale, and never holds more than its maximum.
+func TestEvaluatedBounded(t *testing.T) {
+	e := newEvaluated(time.Minute)
+	e.max = 8
+	var last [32]byte
+	for i := range 100 {
+		var sig [32]byte
+		sig[0], sig[1] = byte(i), byte(i>>8)
+		at := now.Add(time.Duration(i) * time.Second)
+		if !e.add(sig, at, at) {
+			t.Fatalf("add(%d) = false; want true", i)
+		}
+		last = sig
+		if len(e.m) > e.max {
+			t.Fatalf("after %d adds %d remembered; want at most %d", i+1, len(e.m), e.max)
+		}
+	}
+	if e.add(last, now, now.Add(100*time.Second)) {
+		t.Error("the newest request added again; want a replay")
+	}
+	e.forget(last)
+	if !e.add(last, now, now.Add(100*time.Second)) {
+		t.Error("a forgotten request refused; want it added")
+	}
+}
