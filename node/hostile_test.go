@@ -238,6 +238,11 @@ func TestHostilePartner(t *testing.T) {
 			return one(h.repin(target, "not-a-peer-id"))
 		}, want: "re-pin refused, allow set intact"},
 
+	}
+	// The hostile peer as responder and owner, answering DE's own queries
+	// and syncs.
+	attacks = append(attacks, h.responderAttacks(target, gbKey)...)
+	attacks = append(attacks, []attack{
 		// Floods, last: each is throttled once the partner's refusals pass
 		// the server's budget.
 		{name: "match/streams left open", run: func() outcomes { return h.streamFlood(target, base) }, want: "^held \\d+ of 200 streams, within the limits$"},
@@ -250,7 +255,7 @@ func TestHostilePartner(t *testing.T) {
 		{name: "sync/flood of unknown kinds", run: func() outcomes {
 			return parallel(hostileFlood, 8, func(i int) string { return h.sendSync(h.syncReq(fmt.Sprintf("k%03d", i), nil, nil)) })
 		}, want: "^(denied:bad_request ×\\d+, )?reset ×\\d+$", entries: exchange.DefaultRefusalBurst, bounded: true},
-	}
+	}...)
 
 	type row struct {
 		name, got string
