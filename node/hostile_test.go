@@ -237,7 +237,6 @@ func TestHostilePartner(t *testing.T) {
 		{name: "sync/re-pin with a peer ID that does not decode", run: func() outcomes {
 			return one(h.repin(target, "not-a-peer-id"))
 		}, want: "re-pin refused, allow set intact"},
-
 	}
 	// The hostile peer as responder and owner, answering DE's own queries
 	// and syncs.
