@@ -8,7 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/wire"
@@ -43,7 +49,7 @@ func (h *hostilePeer) replicaFlood(target *Node, perReplica int, honest func() (
 	defer cancel()
 	pinned := target.cards.Pins()[h.agency]
 	evil := *pinned
-	evil.Replicas = slices.Clone(pinned.Replicas)
+	evil.Replicas = slices.Clone(pinned.Replicas[:1])
 	var addrs []string
 	for _, a := range target.host.Addrs() {
 		addrs = append(addrs, a.String())
@@ -122,5 +128,72 @@ func (h *hostilePeer) replicaFlood(target *Node, perReplica int, honest func() (
 	if atTarget > host.DefaultAgencyStreams+hostileStreamSlack {
 		o[fmt.Sprintf("target held %d streams of one agency", atTarget)]++
 	}
+	return o
+}
+
+// rawFlood has a replica of the hostile agency (a plain libp2p host, its
+// key on a newer card of the agency that the target pins through sync)
+// open n streams at the target without ever negotiating a protocol, and
+// hold them, while the honest partner asks.
+func (h *hostilePeer) rawFlood(target *Node, n int, honest func() (time.Duration, error)) outcomes {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	priv, err := crypto.UnmarshalEd25519PrivateKey(newKey(h.t))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	raw, err := libp2p.New(libp2p.Identity(priv), libp2p.NoTransports,
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.Security(noise.ID, noise.New), libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(&network.NullResourceManager{}), libp2p.DisableRelay(), libp2p.ForceReachabilityPublic(),
+		libp2p.Ping(false), libp2p.DisableMetrics())
+	if err != nil {
+		h.t.Fatalf("libp2p.New: %v", err)
+	}
+	defer raw.Close()
+	pinned := target.cards.Pins()[h.agency]
+	evil := *pinned
+	evil.Replicas = []card.Replica{pinned.Replicas[0], {PeerID: raw.ID().String(), Addrs: []string{raw.Addrs()[0].String()}}}
+	evil.Sequence++
+	if err := evil.Sign(h.key); err != nil {
+		h.t.Fatal(err)
+	}
+	cb, err := evil.Encode()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.serveCard(target, cb); err != nil {
+		h.t.Fatalf("the target refused a newer card of %s: %v", h.agency, err)
+	}
+	if err := raw.Connect(ctx, peer.AddrInfo{ID: target.host.ID(), Addrs: target.host.Addrs()}); err != nil {
+		h.t.Fatalf("connect to the target: %v", err)
+	}
+	var held []network.Stream
+	for range n {
+		s, err := raw.Network().NewStream(ctx, target.host.ID())
+		if err != nil {
+			break
+		}
+		held = append(held, s)
+	}
+	// Let the target see them.
+	for deadline := time.Now().Add(5 * time.Second); target.host.Streams() < min(len(held), 32) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	atTarget := target.host.Streams()
+	o := outcomes{}
+	for range 3 {
+		if _, err := honest(); err != nil {
+			h.t.Logf("honest query during the flood of streams that never negotiate: %v", err)
+			o["honest query failed"]++
+		} else {
+			o["honest query answered"]++
+		}
+	}
+	for _, s := range held {
+		_ = s.Reset()
+	}
+	h.t.Logf("streams that never negotiate: %d opened, %d open at the target", len(held), atTarget)
 	return o
 }

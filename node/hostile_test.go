@@ -245,6 +245,8 @@ func TestHostilePartner(t *testing.T) {
 		// Floods, last: each is throttled once the partner's refusals pass
 		// the server's budget.
 		{name: "match/streams left open", run: func() outcomes { return h.streamFlood(target, base) }, want: "^held \\d+ of 200 streams, within the limits$"},
+		{name: "match/streams that never negotiate", run: func() outcomes { return h.rawFlood(target, 128, honest) },
+			want: "honest query answered ×3", entries: 1},
 		{name: "match/streams from 16 replicas", run: func() outcomes { return h.replicaFlood(target, 64, honest) },
 			want: "honest query answered ×3", entries: 1},
 		{name: "match/flood over budget", run: func() outcomes {
