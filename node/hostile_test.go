@@ -227,6 +227,15 @@ func TestHostilePartner(t *testing.T) {
 		}, want: "denied:unknown_epoch", entries: 1},
 		{name: "sync/unknown kind", run: func() outcomes { return one(h.sendSync(h.syncReq("zzz", nil, nil))) },
 			want: "denied:bad_request", entries: 1},
+		// A kind that is no kind is recorded as none: the refusal above
+		// stands for every one of them.
+		{name: "sync/five more unknown kinds", run: func() outcomes {
+			o := outcomes{}
+			for i := range 5 {
+				o[h.sendSync(h.syncReq(fmt.Sprintf("zz%d", i), nil, nil))]++
+			}
+			return o
+		}, want: "denied:bad_request ×5", entries: 0},
 
 		// Cards: a re-pin that would take another agency's replica, or
 		// carry a peer ID that does not decode, is refused before it
