@@ -34,10 +34,10 @@ const (
 	DefaultStreamTimeout = 2 * time.Minute
 	DefaultDialTimeout   = 10 * time.Second
 	// DefaultAgencyStreams is how many streams of one agency, all its
-	// replicas together, the host hands to handlers at once: the
-	// per-peer limit of the resource manager (64 inbound) times one peer,
-	// so that an agency listing 16 replicas on its card cannot take 16
-	// times the share of one.
+	// replicas together, the host hands to handlers at once, so that an
+	// agency listing 16 replicas on its card cannot take 16 times the
+	// share of one (the resource manager limits each peer to 32 inbound
+	// streams).
 	DefaultAgencyStreams = 64
 )
 
