@@ -27,11 +27,12 @@ type Cards interface {
 }
 
 // HandleSync serves one sync stream: wait for one of the partner's slots,
-// draw on its refusal budget (as HandleMatch), read the signed request, check peer,
-// signature and freshness, ask the SyncAuthorizer, choose the segments the
-// querier lacks, report them to the SyncAuditor, and send the signed head,
-// the card and the signed segments. Refusals are answered with a signed
-// denial; a malformed or oversized request resets the stream.
+// draw on its refusal budget (as HandleMatch), read the signed request,
+// check peer, signature and freshness, ask the SyncAuthorizer, choose the
+// segments the querier lacks, report them to the SyncAuditor, and send the
+// signed head, the card and the signed segments. Refusals are answered
+// with a signed denial; a malformed or oversized request resets the
+// stream.
 func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 	ctx, cancel, err := s.deadline(ctx, st)
 	if err != nil {
