@@ -37,7 +37,7 @@ func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 		return
 	}
 	defer cancel()
-	done, ok := s.admitStream(ctx, from, ProtoMatch, st)
+	done, ok := s.admitStream(ctx, from, ProtoMatch, st, true)
 	if !ok {
 		return
 	}

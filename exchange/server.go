@@ -27,9 +27,9 @@ const (
 	// MaxBatch is the largest MaxBatch a responder may be configured with:
 	// what the match request frame limit of internal/wire carries.
 	MaxBatch = 262144
-	// DefaultRefusalBurst is how many refused requests (denials the server
-	// or the node records) a partner agency may draw in a row before the
-	// server throttles it.
+	// DefaultRefusalBurst is how many refused match requests (denials the
+	// server or the node records) a partner agency may draw in a row before
+	// the server throttles its match streams.
 	DefaultRefusalBurst = 32
 	// DefaultRefusalRate is how many refusals a second a partner agency's
 	// budget of refusals refills by: 12 a minute.
@@ -209,13 +209,13 @@ type ServerConfig struct {
 	// MaxBatch is the largest padded batch evaluated; zero means
 	// DefaultMaxBatch, at most MaxBatch.
 	MaxBatch int
-	// RefusalBurst is how many refused requests a partner agency may draw
-	// in a row; past it the server throttles the agency: it resets the
-	// agency's streams unread, records and evaluates nothing, and calls
-	// Throttled, until the budget refills at RefusalRate a second. A
-	// refusal is any denial answered (exchange's own checks, the
-	// Admitter's and the SyncAuthorizer's). Zero means
-	// DefaultRefusalBurst.
+	// RefusalBurst is how many refused match requests a partner agency may
+	// draw in a row; past it the server throttles the agency: it resets the
+	// agency's match streams unread, records and evaluates nothing, and
+	// calls Throttled, until the budget refills at RefusalRate a second. A
+	// refusal is any denial answered (exchange's own checks and the
+	// Admitter's). Sync refusals do not count: the SyncAuditor records one
+	// per partner, kind and reason. Zero means DefaultRefusalBurst.
 	RefusalBurst int
 	// RefusalRate is how many refusals a second refill a partner agency's
 	// budget; zero means DefaultRefusalRate. The budget is kept at Clock.

@@ -26,8 +26,8 @@ type Cards interface {
 	Check(ctx context.Context, agency string, card []byte) ([]EpochKey, error)
 }
 
-// HandleSync serves one sync stream: wait for one of the partner's slots,
-// draw on its refusal budget (as HandleMatch), read the signed request,
+// HandleSync serves one sync stream: wait for one of the partner's slots
+// (sync refusals do not draw on the refusal budget), read the signed request,
 // check peer, signature and freshness, ask the SyncAuthorizer, choose the
 // segments the querier lacks, report them to the SyncAuditor, and send the
 // signed head, the card and the signed segments. Refusals are answered
@@ -45,7 +45,7 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 		_ = st.Reset()
 		return
 	}
-	done, ok := s.admitStream(ctx, from, ProtoSync, st)
+	done, ok := s.admitStream(ctx, from, ProtoSync, st, false)
 	if !ok {
 		return
 	}

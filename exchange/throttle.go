@@ -15,8 +15,8 @@ import (
 //     replicas its card lists) holds of the responder's memory (a match
 //     request frame is up to 8 MiB) and CPU.
 //   - refusals: a token bucket of burst tokens refilled at rate a second.
-//     Each stream draws a token before it is read and gives it back unless
-//     it was refused (a denial the server or the node records). A partner
+//     Each match stream draws a token before it is read and gives it back
+//     unless it was refused (a denial the server or the node records). A partner
 //     with no token left is throttled: its streams are reset unread, and
 //     nothing is recorded or evaluated, until the bucket refills. A flood
 //     of refused requests thus writes at most burst + rate·t denial
@@ -128,15 +128,25 @@ func (l *partnerLimits) refund(agency string, now time.Time) {
 }
 
 // admitStream applies the partner limits to a stream of proto from peer:
-// it waits for a slot and draws a refusal token. When the stream may be
-// served it returns done, to be called with whether the stream was
-// refused; otherwise it has reset the stream, told Throttled, and returns
-// false.
-func (s *Server) admitStream(ctx context.Context, from Peer, proto string, st Stream) (done func(refused bool), ok bool) {
+// it waits for a slot and, when refusals is set, draws a refusal token.
+// When the stream may be served it returns done, to be called with whether
+// the stream was refused; otherwise it has reset the stream, told
+// Throttled, and returns false.
+//
+// Match streams draw on the refusal budget: the node records every match
+// refusal. Sync streams do not: the node records one refusal per partner,
+// kind and reason under a policy version, however many are asked, while a
+// partner's sync loop meets refusals as routine (kinds on the card it may
+// not fetch, kinds of which no set exists yet), which must not throttle
+// its matches.
+func (s *Server) admitStream(ctx context.Context, from Peer, proto string, st Stream, refusals bool) (done func(refused bool), ok bool) {
 	release, ok := s.limits.acquire(ctx, from.Agency, proto, s.cfg.Clock())
 	if !ok {
 		_ = st.Reset()
 		return nil, false
+	}
+	if !refusals {
+		return func(bool) { release() }, true
 	}
 	ok, first := s.limits.draw(from.Agency, s.cfg.Clock())
 	if !ok {
