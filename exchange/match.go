@@ -23,12 +23,13 @@ func matchFrameLimit(maxBatch int) int {
 	return min(32*maxBatch+16<<10, wire.MaxMatchRequest)
 }
 
-// HandleMatch serves one match stream: read the signed request, check peer,
-// signature, freshness, size and batch digest, ask the Admitter's policy
-// (Permit), find the key, ask the Admitter to admit, and only then evaluate
-// and answer. Refusals are answered with a
-// signed denial; a malformed or oversized message resets the stream. It
-// returns when the stream is done.
+// HandleMatch serves one match stream: wait for one of the partner's
+// slots, draw on its refusal budget (a throttled partner's stream is reset
+// unread), read the signed request, check peer, signature, freshness, size
+// and batch digest, ask the Admitter's policy (Permit), find the key, ask
+// the Admitter to admit, and only then evaluate and answer. Refusals are
+// answered with a signed denial; a malformed or oversized message resets
+// the stream. It returns when the stream is done.
 func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 	ctx, cancel, err := s.deadline(ctx, st)
 	if err != nil {
@@ -36,6 +37,12 @@ func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 		return
 	}
 	defer cancel()
+	done, ok := s.admitStream(ctx, from, ProtoMatch, st, true)
+	if !ok {
+		return
+	}
+	refused := false
+	defer func() { done(refused) }()
 	log := s.log.With("peer", string(from.ID), "partner", from.Agency, "proto", ProtoMatch)
 	m, ok := readRequest(st, matchFrameLimit(s.cfg.MaxBatch), wire.UnmarshalMatchRequest, log, "match")
 	if !ok {
@@ -49,6 +56,7 @@ func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 	case reason != "":
 		log.Info("match request denied", "reason", string(reason))
 		ans.Status, ans.Reason = wire.StatusDenied, string(reason)
+		refused = true
 	case err != nil:
 		log.Warn("match request unavailable", "err", err)
 		ans.Status = wire.StatusUnavailable
@@ -135,11 +143,21 @@ func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in 
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("find responder: %w", err)
 	}
+	// A copy of a request this server evaluated before is a replay here,
+	// though the ledger admits it again as a retry (for another replica).
+	if !s.seen.add(in.SignatureSHA256, in.Time, s.cfg.Clock()) {
+		return refuse(ReasonReplay)
+	}
 	if err := s.cfg.Admitter.Admit(ctx, in); err != nil {
+		if !errors.As(err, new(*DeniedError)) {
+			// Unavailable: the querier may send the same bytes again.
+			s.seen.forget(in.SignatureSHA256)
+		}
 		return denied("admit", err)
 	}
 	out, err := ev.Evaluate(req, s.cfg.Rand)
 	if err != nil {
+		s.seen.forget(in.SignatureSHA256)
 		return nil, 0, "", fmt.Errorf("evaluate: %w", err)
 	}
 	return out, version, "", nil

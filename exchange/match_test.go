@@ -268,6 +268,9 @@ func TestMatchReplay(t *testing.T) {
 	if _, err := w.client.Match(context.Background(), w.opener, "12D3KooWDE", q); err != nil {
 		t.Fatalf("first Match: %v", err)
 	}
+	// The same ID under another time and signature: the ledger's to
+	// refuse (byte-identical bytes are TestMatchReplayedBytes).
+	q.Time = now.Add(time.Second)
 	_, err := w.client.Match(context.Background(), w.opener, "12D3KooWDE", q)
 	var d *DeniedError
 	if !errors.As(err, &d) || d.Reason != ReasonReplay || d.Agency != "DE" {
@@ -278,6 +281,36 @@ func TestMatchReplay(t *testing.T) {
 	}
 	if n := w.ev.calls.Load(); n != 1 {
 		t.Fatalf("Evaluate called %d times; want 1", n)
+	}
+}
+
+// TestMatchReplayedBytes sends one signed request twice to one server
+// whose Admitter, as the ledger does, treats byte-identical requests as a
+// retry of one command (admitted again, the budget reserved once): the
+// server evaluates it once and refuses the copy as a replay, recorded.
+func TestMatchReplayedBytes(t *testing.T) {
+	w := newWorld(t, 100, nil)
+	w.adm.retries = true
+	m := w.request(4)
+	if a, err := w.rawMatch(peerFR, m, keyFR); err != nil || a.Status != wire.StatusOK {
+		t.Fatalf("first request: %v, %+v; want ok", err, a)
+	}
+	for range 3 {
+		a, err := w.rawMatch(peerFR, m, nil)
+		if err != nil || a.Status != wire.StatusDenied || Reason(a.Reason) != ReasonReplay {
+			t.Fatalf("the same bytes again: %v, %+v; want a replay denial", err, a)
+		}
+	}
+	if n := w.ev.calls.Load(); n != 1 {
+		t.Errorf("Evaluate called %d times; want 1", n)
+	}
+	if _, refused := w.adm.counts(); refused != 3 {
+		t.Errorf("Refused called %d times; want 3", refused)
+	}
+	// Another request, and the same ID under a new signature, still reach
+	// the Admitter.
+	if a, err := w.rawMatch(peerFR, w.request(4), keyFR); err != nil || a.Status != wire.StatusOK {
+		t.Fatalf("a new request: %v, %+v; want ok", err, a)
 	}
 }
 

@@ -27,6 +27,16 @@ const (
 	// MaxBatch is the largest MaxBatch a responder may be configured with:
 	// what the match request frame limit of internal/wire carries.
 	MaxBatch = 262144
+	// DefaultRefusalBurst is how many refused match requests (denials the
+	// server or the node records) a partner agency may draw in a row before
+	// the server throttles its match streams.
+	DefaultRefusalBurst = 32
+	// DefaultRefusalRate is how many refusals a second a partner agency's
+	// budget of refusals refills by: 12 a minute.
+	DefaultRefusalRate = 0.2
+	// DefaultMaxInFlight is how many requests of one partner agency, per
+	// protocol, a server reads and answers at once.
+	DefaultMaxInFlight = 4
 )
 
 // Keys gives the pinned Ed25519 agency key of a partner agency. node
@@ -199,6 +209,26 @@ type ServerConfig struct {
 	// MaxBatch is the largest padded batch evaluated; zero means
 	// DefaultMaxBatch, at most MaxBatch.
 	MaxBatch int
+	// RefusalBurst is how many refused match requests a partner agency may
+	// draw in a row; past it the server throttles the agency: it resets the
+	// agency's match streams unread, records and evaluates nothing, and
+	// calls Throttled, until the budget refills at RefusalRate a second. A
+	// refusal is any denial answered (exchange's own checks and the
+	// Admitter's). Sync refusals do not count: the SyncAuditor records one
+	// per partner, kind and reason. Zero means DefaultRefusalBurst.
+	RefusalBurst int
+	// RefusalRate is how many refusals a second refill a partner agency's
+	// budget; zero means DefaultRefusalRate. The budget is kept at Clock.
+	RefusalRate float64
+	// MaxInFlight is how many requests of one partner agency, per
+	// protocol, the server reads and answers at once; the agency's other
+	// streams wait for a slot until their deadline. Zero means
+	// DefaultMaxInFlight.
+	MaxInFlight int
+	// Throttled, when set, is called once per stream reset because its
+	// partner agency is over its refusal budget (node counts them in a
+	// metric). It must not block.
+	Throttled func(from Peer, proto string)
 	// Logger receives one line per refused or failed stream; nil discards.
 	Logger *slog.Logger
 }
@@ -209,9 +239,11 @@ type ServerConfig struct {
 // host: host.Handle(exchange.ProtoMatch, srv.HandleMatch) and
 // host.Handle(exchange.ProtoSync, srv.HandleSync).
 type Server struct {
-	cfg ServerConfig
-	pub ed25519.PublicKey
-	log *slog.Logger
+	cfg    ServerConfig
+	pub    ed25519.PublicKey
+	log    *slog.Logger
+	limits *partnerLimits
+	seen   *evaluated
 }
 
 // NewServer checks cfg and returns a server.
@@ -225,6 +257,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("new exchange server: sets need a sync authorizer and auditor")
 	case cfg.MaxBatch < 0 || cfg.MaxBatch > MaxBatch:
 		return nil, fmt.Errorf("new exchange server: max batch %d (want 0 to %d)", cfg.MaxBatch, MaxBatch)
+	case cfg.RefusalBurst < 0 || cfg.RefusalRate < 0 || cfg.MaxInFlight < 0:
+		return nil, errors.New("new exchange server: negative refusal burst, refusal rate or requests in flight")
 	}
 	pub, ok := cfg.Signer.Public().(ed25519.PublicKey)
 	if !ok {
@@ -245,11 +279,21 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.RefusalBurst == 0 {
+		cfg.RefusalBurst = DefaultRefusalBurst
+	}
+	if cfg.RefusalRate == 0 {
+		cfg.RefusalRate = DefaultRefusalRate
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, pub: pub, log: log.With("component", "exchange")}, nil
+	return &Server{cfg: cfg, pub: pub, log: log.With("component", "exchange"),
+		limits: newPartnerLimits(cfg.RefusalBurst, cfg.RefusalRate, cfg.MaxInFlight), seen: newEvaluated(cfg.MaxSkew)}, nil
 }
 
 // Handle serves one stream of proto from an admitted peer: ProtoMatch or

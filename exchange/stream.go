@@ -59,7 +59,12 @@
 // whose reason comes from a closed list that repeats none of the request's
 // text, or, for bytes that do not decode or exceed a limit, by resetting the
 // stream. A replayed request ID is the ledger's to detect (Admit); the
-// server passes every ID through. A querier uses nothing that its partner's
+// server passes every ID through, but refuses a copy of a request it has
+// evaluated itself (which the ledger would admit again as a retry). Each
+// partner agency has a few requests in flight at once and a budget of
+// refusals; past it the server throttles the agency (resets its streams
+// unread), so that a flood of refused requests writes a bounded number of
+// denial entries. A querier uses nothing that its partner's
 // pinned agency key did not sign: answers, segments (whose signature covers
 // the digest, hence the set's epoch key) and the card that lists that epoch
 // key. Signature checks are Ed25519 (crypto/ed25519); digest comparisons are

@@ -26,11 +26,13 @@ type Cards interface {
 	Check(ctx context.Context, agency string, card []byte) ([]EpochKey, error)
 }
 
-// HandleSync serves one sync stream: read the signed request, check peer,
-// signature and freshness, ask the SyncAuthorizer, choose the segments the
-// querier lacks, report them to the SyncAuditor, and send the signed head,
-// the card and the signed segments. Refusals are answered with a signed
-// denial; a malformed or oversized request resets the stream.
+// HandleSync serves one sync stream: wait for one of the partner's slots
+// (sync refusals do not draw on the refusal budget), read the signed request,
+// check peer, signature and freshness, ask the SyncAuthorizer, choose the
+// segments the querier lacks, report them to the SyncAuditor, and send the
+// signed head, the card and the signed segments. Refusals are answered
+// with a signed denial; a malformed or oversized request resets the
+// stream.
 func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 	ctx, cancel, err := s.deadline(ctx, st)
 	if err != nil {
@@ -43,6 +45,12 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 		_ = st.Reset()
 		return
 	}
+	done, ok := s.admitStream(ctx, from, ProtoSync, st, false)
+	if !ok {
+		return
+	}
+	refused := false
+	defer func() { done(refused) }()
 	m, ok := readRequest(st, wire.MaxSyncRequest, wire.UnmarshalSyncRequest, log, "sync")
 	if !ok {
 		return
@@ -54,6 +62,7 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 	case reason != "":
 		log.Info("sync request denied", "reason", string(reason), "kind", m.Kind)
 		head.Status, head.Reason = wire.StatusDenied, string(reason)
+		refused = true
 		sv := &Served{Peer: from, Kind: m.Kind, Epoch: m.Epoch, From: uint32(min(m.Version, 1<<32-1))}
 		copy(sv.ID[:], m.ID)
 		s.cfg.SyncAuditor.SyncRefused(ctx, sv, reason)

@@ -3,6 +3,7 @@ package node
 import (
 	"time"
 
+	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/internal/httpapi"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,9 @@ type matchMetrics struct {
 	queries *prometheus.CounterVec   // direction, partner, kind, outcome
 	denials *prometheus.CounterVec   // direction, reason
 	stages  *prometheus.HistogramVec // direction, stage
+	// throttled counts the streams of partners over their refusal budget
+	// that the exchange server reset unread (partner, proto).
+	throttled *prometheus.CounterVec
 }
 
 func newMatchMetrics(reg prometheus.Registerer) *matchMetrics {
@@ -35,9 +39,26 @@ func newMatchMetrics(reg prometheus.Registerer) *matchMetrics {
 			Help:    "Time spent per match stage (policy, ledger, crypto, network, sync) by direction.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"direction", "stage"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xborder_exchange_throttled_total",
+			Help: "Streams of a partner over its budget of refused requests that were reset unread, by partner and protocol (match, sync): a flood recorded no further.",
+		}, []string{"partner", "proto"}),
 	}
-	reg.MustRegister(m.queries, m.denials, m.stages)
+	reg.MustRegister(m.queries, m.denials, m.stages, m.throttled)
 	return m
+}
+
+// throttle counts one stream of from reset by the exchange server because
+// its agency is over its refusal budget (exchange.ServerConfig.Throttled).
+func (m *matchMetrics) throttle(from exchange.Peer, proto string) {
+	if m == nil {
+		return
+	}
+	p := "match"
+	if proto == exchange.ProtoSync {
+		p = "sync"
+	}
+	m.throttled.WithLabelValues(from.Agency, p).Inc()
 }
 
 // stage records the time since start of one stage.

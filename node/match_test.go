@@ -392,9 +392,11 @@ func TestQueryTwoAgencies(t *testing.T) {
 			reason string
 		}{
 			{"valid", valid, wire.StatusOK, ""},
-			// The same signed bytes again (a querier retrying after a lost
-			// answer) are one command: answered again, budget reserved once.
-			{"identical resend", valid, wire.StatusOK, ""},
+			// The same signed bytes again, to the replica that evaluated
+			// them, are a replay (issue 19's harness: they were evaluated
+			// again at no budget). A querier retries on another replica,
+			// where the ledger admits them as a retry of one command.
+			{"identical resend", valid, wire.StatusDenied, "replay"},
 			{"replayed ID", build(1, time.Now().Add(-time.Second), evb, 1), wire.StatusDenied, "replay"},
 			{"stale time", build(2, time.Now().Add(-10*time.Minute), evb, 1), wire.StatusDenied, "clock_skew"},
 			{"future time", build(3, time.Now().Add(10*time.Minute), evb, 1), wire.StatusDenied, "clock_skew"},
@@ -420,9 +422,9 @@ func TestQueryTwoAgencies(t *testing.T) {
 			t.Errorf("malformed request answered %x; want the stream reset", b)
 		}
 		st.Close()
-		// Six refusals are denial entries on TH; TH keeps serving.
-		if got := len(byType(t, r, ledger.TypeDenial)) - denials; got != 6 {
-			t.Errorf("TH recorded %d denials; want 6", got)
+		// Seven refusals are denial entries on TH; TH keeps serving.
+		if got := len(byType(t, r, ledger.TypeDenial)) - denials; got != 7 {
+			t.Errorf("TH recorded %d denials; want 7", got)
 		}
 		res, err := q.querier.Query(ctx, ivan, req)
 		check("query after refusals", res, err)

@@ -274,7 +274,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.xsrv, n.xcl, err = newExchange(n.host,
 		exchange.ServerConfig{Agency: n.fc.Agency, Signer: key, Keys: n.cards, Admitter: n.admission,
 			Responders: n.admission, Sets: n.syncOwner, SyncAuthorizer: n.syncOwner,
-			SyncAuditor: n.syncOwner, Clock: n.now, Logger: clog("exchange")},
+			SyncAuditor: n.syncOwner, Clock: n.now, Throttled: n.mm.throttle, Logger: clog("exchange")},
 		exchange.ClientConfig{Agency: n.fc.Agency, Signer: key, Keys: n.cards, Cards: n.cardChecker, Clock: n.now})
 	if err != nil {
 		return err

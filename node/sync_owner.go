@@ -123,7 +123,13 @@ func refusalCommandID(partner, kind string, r exchange.Reason, policyVersion str
 // was not refused that kind for that reason under the policy in force
 // before (by any replica: the command ID is the same on all).
 func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r exchange.Reason) {
-	id := refusalCommandID(s.Peer.Agency, s.Kind, r, o.policy.Policy().Version())
+	// A kind that is no identifier kind, or that nothing authenticates, is
+	// recorded as none: a partner cannot have one entry written per string.
+	kind := metricKind(s.Kind)
+	if kind == "other" || r == exchange.ReasonBadSignature || r == exchange.ReasonWrongPeer {
+		kind = ""
+	}
+	id := refusalCommandID(s.Peer.Agency, kind, r, o.policy.Policy().Version())
 	o.mu.Lock()
 	_, seen := o.refused[id]
 	o.mu.Unlock()
@@ -131,7 +137,7 @@ func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r excha
 		return
 	}
 	_, err := o.audit.Append(ledger.WithCommandID(ctx, id), ledger.Entry{Header: ledger.Header{Type: ledger.TypeDenial,
-		RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: s.Kind, Epoch: s.Epoch,
+		RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: kind, Epoch: s.Epoch,
 		Outcome: ledger.OutcomeDenied, Replica: o.replica},
 		Body: ledger.Body{Purpose: "sync refused: " + string(r)}})
 	if err != nil {

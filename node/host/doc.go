@@ -18,7 +18,10 @@
 // once its connection is authenticated (both directions), and again when it
 // opens a stream, so a partner removed from the allow set loses its
 // connections and any stream that raced the removal. Every stream, handled
-// or opened, carries a deadline. Admission says only which agency holds the
+// or opened, carries a deadline. One agency, all the replicas its card lists
+// together, has at most [Config.AgencyStreams] streams handled at once, and
+// each peer at most 32 inbound streams, negotiated or not, so that a pinned
+// partner cannot shut the others out. Admission says only which agency holds the
 // peer's transport key: exchange still checks signatures, freshness and
 // sizes of everything it reads.
 package host

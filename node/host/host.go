@@ -33,6 +33,12 @@ const (
 	DefaultListen        = "/ip4/127.0.0.1/tcp/0"
 	DefaultStreamTimeout = 2 * time.Minute
 	DefaultDialTimeout   = 10 * time.Second
+	// DefaultAgencyStreams is how many streams of one agency, all its
+	// replicas together, the host hands to handlers at once, so that an
+	// agency listing 16 replicas on its card cannot take 16 times the
+	// share of one (the resource manager limits each peer to 32 inbound
+	// streams).
+	DefaultAgencyStreams = 64
 )
 
 // Errors of the libp2p host.
@@ -68,6 +74,11 @@ type Config struct {
 	StreamTimeout time.Duration
 	// DialTimeout bounds opening a connection. Zero: DefaultDialTimeout.
 	DialTimeout time.Duration
+	// AgencyStreams is how many inbound streams of one agency (every
+	// replica its card lists, together) are handed to handlers at once;
+	// the agency's further streams are reset unread until one ends. Zero:
+	// DefaultAgencyStreams.
+	AgencyStreams int
 	// Limits are the resource manager's limits. Nil: DefaultLimits().
 	Limits *rcmgr.ConcreteLimitConfig
 	// Logger receives the host's own logs (libp2p's internal logs go where
@@ -93,6 +104,11 @@ type Host struct {
 	nextID  uint64
 	cancels map[uint64]context.CancelFunc // of running handlers
 	wg      sync.WaitGroup                // running handlers and connection closers
+	// handling counts the running handlers per agency, at most
+	// agencyStreams each.
+	handling      map[string]int
+	agencyStreams int
+	agencyRefused uint64 // streams reset over an agency's limit
 }
 
 var _ exchange.Opener = (*Host)(nil)
@@ -145,6 +161,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		log:           cfg.Logger,
 		streamTimeout: cfg.StreamTimeout,
 		cancels:       make(map[uint64]context.CancelFunc),
+		handling:      make(map[string]int),
+		agencyStreams: cfg.AgencyStreams,
+	}
+	if hst.agencyStreams <= 0 {
+		hst.agencyStreams = DefaultAgencyStreams
 	}
 	if hst.log == nil {
 		hst.log = slog.New(slog.DiscardHandler)
@@ -306,6 +327,17 @@ func (h *Host) Connected() []exchange.Peer {
 	return out
 }
 
+// Streams returns how many streams are open on the host's connections,
+// inbound and outbound: what a test or a gauge watches for streams that are
+// never closed.
+func (h *Host) Streams() int {
+	n := 0
+	for _, c := range h.h.Network().Conns() {
+		n += len(c.GetStreams())
+	}
+	return n
+}
+
 // Refused returns how many connections the gater has refused since start.
 func (h *Host) Refused() uint64 { return h.gate.refused.Load() }
 
@@ -367,33 +399,48 @@ func (h *Host) Handle(proto string, fn func(ctx context.Context, from exchange.P
 		}
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
-		id, ok := h.track(cancel)
+		id, ok := h.track(cancel, agency)
 		if !ok {
 			_ = s.Reset()
 			return
 		}
-		defer h.untrack(id)
+		defer h.untrack(id, agency)
 		fn(ctx, exchange.Peer{ID: exchange.PeerID(remote.String()), Agency: agency}, s)
 		_ = s.Close()
 	})
 }
 
-// track registers a running handler; it fails once Close has begun.
-func (h *Host) track(cancel context.CancelFunc) (uint64, bool) {
+// track registers a running handler of a stream of agency; it fails once
+// Close has begun, or when the agency has agencyStreams handlers running.
+func (h *Host) track(cancel context.CancelFunc, agency string) (uint64, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return 0, false
 	}
+	if h.handling[agency] >= h.agencyStreams {
+		h.agencyRefused++
+		if h.agencyRefused&(h.agencyRefused-1) == 0 {
+			// Logged at the 1st, 2nd, 4th, 8th ... refusal: a flood logs
+			// a few lines.
+			h.log.Warn("stream reset: the agency has as many streams handled as it may", "partner", agency,
+				"limit", h.agencyStreams, "refused", h.agencyRefused)
+		}
+		return 0, false
+	}
+	h.handling[agency]++
 	h.nextID++
 	h.cancels[h.nextID] = cancel
 	h.wg.Add(1)
 	return h.nextID, true
 }
 
-func (h *Host) untrack(id uint64) {
+func (h *Host) untrack(id uint64, agency string) {
 	h.mu.Lock()
 	delete(h.cancels, id)
+	if h.handling[agency]--; h.handling[agency] <= 0 {
+		delete(h.handling, agency)
+	}
 	h.mu.Unlock()
 	h.wg.Done()
 }

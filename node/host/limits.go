@@ -11,13 +11,20 @@ import (
 //
 //	scope      conns (in/out)   streams (in/out)    FDs   memory
 //	system     256 (128/128)    2048 (1024/1024)    256   512 MiB
-//	transient   32 (16/16)        64 (32/32)         32    32 MiB
-//	each peer    8 (4/4)         128 (64/64)          8    64 MiB
+//	transient   32 (16/16)      2048 (1024/1024)     32    32 MiB
+//	each peer    8 (4/4)          96 (32/64)          8    64 MiB
 //	each stream                                            16 MiB
 //
 // Transient is what a connection or stream uses before its peer and
 // protocol are known; the per-peer limit keeps one partner from starving the
-// others.
+// others. A stream counts as transient until its protocol is negotiated
+// (libp2p gives that 10 seconds), so a transient stream limit below the
+// system's let one pinned peer that opens streams and never negotiates
+// shut every other partner out (the hostile-partner harness of issue 19
+// did it with 32 streams): transient streams are bounded by the system
+// limit, and a peer by its own 32, so that one agency, even with the 16
+// replicas a card may list, holds at most half of the system's inbound
+// streams.
 func DefaultLimits() rcmgr.ConcreteLimitConfig {
 	scaling := rcmgr.DefaultLimits
 	base := scaling.Scale(256<<20, 512)
@@ -29,12 +36,12 @@ func DefaultLimits() rcmgr.ConcreteLimitConfig {
 		},
 		Transient: rcmgr.ResourceLimits{
 			Conns: 32, ConnsInbound: 16, ConnsOutbound: 16,
-			Streams: 64, StreamsInbound: 32, StreamsOutbound: 32,
+			Streams: 2048, StreamsInbound: 1024, StreamsOutbound: 1024,
 			FD: 32, Memory: 32 << 20,
 		},
 		PeerDefault: rcmgr.ResourceLimits{
 			Conns: 8, ConnsInbound: 4, ConnsOutbound: 4,
-			Streams: 128, StreamsInbound: 64, StreamsOutbound: 64,
+			Streams: 96, StreamsInbound: 32, StreamsOutbound: 64,
 			FD: 8, Memory: 64 << 20,
 		},
 		Stream: rcmgr.ResourceLimits{Memory: 16 << 20},
