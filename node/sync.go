@@ -123,6 +123,12 @@ type partnerCopy struct {
 	synced time.Time
 }
 
+// syncReplicas asks a partner's replicas in turn (*replicaOrder), as
+// matchReplicas does for the querier.
+type syncReplicas interface {
+	ask(ctx context.Context, c *card.Card, passes int, try func(exchange.PeerID) error) error
+}
+
 // syncClient asks a partner's replica for its set (an *exchange.Client).
 type syncClient interface {
 	Sync(ctx context.Context, o exchange.Opener, peer exchange.PeerID, q exchange.SyncQuery) (*exchange.Synced, error)
@@ -143,6 +149,7 @@ type partnerSets struct {
 	db       *badger.DB
 	client   syncClient
 	opener   exchange.Opener
+	order    syncReplicas
 	pins     partnerPins
 	policy   policyReader
 	leader   func() bool
@@ -165,7 +172,10 @@ type partnerSetsConfig struct {
 	Key    []byte // the storage key that encrypts it
 	Client syncClient
 	Opener exchange.Opener // streams to partners' replicas
-	Pins   partnerPins
+	// Order is which replica of a partner to ask first. Nil: a
+	// replicaOrder of this copy's own.
+	Order syncReplicas
+	Pins  partnerPins
 	// Policy gives the kinds the agreement with each partner covers
 	// (policy.Set.PartnerKinds): only those are polled in the background.
 	Policy policyReader
@@ -196,7 +206,11 @@ func openPartnerSets(c partnerSetsConfig) (*partnerSets, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &partnerSets{db: db, client: c.Client, opener: c.Opener, pins: c.Pins, policy: c.Policy, leader: c.Leader,
+	order := c.Order
+	if order == nil {
+		order = newReplicaOrder(nil)
+	}
+	ps := &partnerSets{db: db, client: c.Client, opener: c.Opener, order: order, pins: c.Pins, policy: c.Policy, leader: c.Leader,
 		interval: interval, log: log.With("component", "partners"), met: c.Metrics, copies: map[string]*partnerCopy{},
 		refused: map[string]*refusal{}, stop: make(chan struct{})}
 	if err := ps.load(); err != nil {
@@ -328,9 +342,9 @@ func (ps *partnerSets) partnerEpochs(partner, kind string) []uint64 {
 }
 
 // syncCopy syncs pc from any replica of partner: the newest epoch on its
-// card that it serves, trying each replica in turn (a stopped one is
-// skipped and the next one resumes from what pc holds). The caller holds
-// pc.mu.
+// card that it serves, trying each replica in turn, in the order
+// replicaOrder gives (a stopped one, or one without quorum, is skipped and
+// the next one resumes from what pc holds). The caller holds pc.mu.
 func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *partnerCopy) error {
 	c, ok := ps.pins.Pins()[partner]
 	if !ok {
@@ -345,28 +359,35 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 	// brings the newer card that lists its key.
 	epochs = append(epochs, epochs[0]+1)
 	var errs []error
-	for _, e := range epochs {
+	for i, e := range epochs {
 		var have *psi.Set
 		if pc.set != nil && pc.epoch == e {
 			have = pc.set
 		}
-		for _, rep := range c.Replicas {
-			got, err := ps.client.Sync(ctx, ps.opener, exchange.PeerID(rep.PeerID), exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
-			if err != nil {
-				errs = append(errs, err)
-				var d *exchange.DeniedError
-				if errors.As(err, &d) && d.Reason != exchange.ReasonUnknownEpoch {
-					return err // the owner's policy: no epoch, no replica will differ
-				}
-				if errors.As(err, &d) || errors.Is(err, exchange.ErrVerify) || ctx.Err() != nil {
-					break // the owner's answer, not the replica's state: no other replica will differ
-				}
-				continue // this replica cannot serve: ask the next
-			}
+		// A replica that cannot serve (unavailable) makes the next one
+		// asked; a denial or an answer that does not verify is the owner's,
+		// not the replica's state: no other replica will differ. Only the
+		// newest epoch is worth waiting for (replicaPasses).
+		passes := 1
+		if i == 0 {
+			passes = replicaPasses
+		}
+		var got *exchange.Synced
+		err := ps.order.ask(ctx, c, passes, func(peer exchange.PeerID) error {
+			var err error
+			got, err = ps.client.Sync(ctx, ps.opener, peer, exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
+			return err
+		})
+		if err == nil {
 			if err := ps.storeSynced(partner, kind, e, pc, got); err != nil {
 				return fmt.Errorf("sync %s %s: %w", partner, kind, err)
 			}
 			return nil
+		}
+		errs = append(errs, err)
+		var d *exchange.DeniedError
+		if errors.As(err, &d) && d.Reason != exchange.ReasonUnknownEpoch {
+			return err // the owner's policy: no epoch, no replica will differ
 		}
 		if ctx.Err() != nil {
 			break
