@@ -117,8 +117,8 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 	if err != nil {
 		return httpapi.QueryResult{}, err
 	}
-	if st := q.cfg.Audit.Status(); !st.Quorum || !st.Healthy {
-		return httpapi.QueryResult{}, fmt.Errorf("query: the audit ledger has no quorum, so nothing can be recorded or sent: %w", httpapi.ErrUnavailable)
+	if err := q.cfg.Audit.Quorum(); err != nil {
+		return httpapi.QueryResult{}, fmt.Errorf("query: the audit ledger has no quorum (%v), so nothing can be recorded or sent: %w", err, httpapi.ErrUnavailable)
 	}
 	start := time.Now()
 	if q.cfg.Audit.Status().Policy != q.cfg.Policy.Policy().Version() {

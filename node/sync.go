@@ -310,7 +310,7 @@ func (ps *partnerSets) partnerSet(ctx context.Context, partner, kind string) (s 
 	if pc.set != nil && time.Since(pc.synced) < ps.interval && len(newest) > 0 && newest[0] == pc.epoch {
 		return pc.set, pc.key, pc.epoch, true, nil
 	}
-	err = ps.syncCopy(ctx, partner, kind, pc)
+	err = ps.syncCopy(ctx, partner, kind, pc, replicaPasses)
 	ps.noteRefusal(partner, kind, err)
 	if err != nil {
 		if pc.set != nil {
@@ -344,8 +344,11 @@ func (ps *partnerSets) partnerEpochs(partner, kind string) []uint64 {
 // syncCopy syncs pc from any replica of partner: the newest epoch on its
 // card that it serves, trying each replica in turn, in the order
 // replicaOrder gives (a stopped one, or one without quorum, is skipped and
-// the next one resumes from what pc holds). The caller holds pc.mu.
-func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *partnerCopy) error {
+// the next one resumes from what pc holds). While every replica answers
+// "unavailable" it asks them again, up to passes rounds for the newest
+// epoch: a query waits out an election (replicaPasses), the background
+// loop does not (1). The caller holds pc.mu.
+func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *partnerCopy, passes int) error {
 	c, ok := ps.pins.Pins()[partner]
 	if !ok {
 		return fmt.Errorf("sync %s %s: %w", partner, kind, ErrNotPinned)
@@ -367,13 +370,13 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 		// A replica that cannot serve (unavailable) makes the next one
 		// asked; a denial or an answer that does not verify is the owner's,
 		// not the replica's state: no other replica will differ. Only the
-		// newest epoch is worth waiting for (replicaPasses).
-		passes := 1
+		// newest epoch is worth waiting for.
+		rounds := 1
 		if i == 0 {
-			passes = replicaPasses
+			rounds = passes
 		}
 		var got *exchange.Synced
-		err := ps.order.ask(ctx, c, passes, func(peer exchange.PeerID) error {
+		err := ps.order.ask(ctx, c, rounds, func(peer exchange.PeerID) error {
 			var err error
 			got, err = ps.client.Sync(ctx, ps.opener, peer, exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
 			return err
