@@ -121,6 +121,7 @@ func TestPartitionedReplica(t *testing.T) {
 	}
 
 	// Cut it off.
+	t.Logf("cutting DE's %s, the card's first, a %s", cut.fc.ReplicaID(), cut.Audit().Status().State)
 	if err := cut.mux.Close(); err != nil {
 		t.Fatalf("close the cut replica's transport: %v", err)
 	}
