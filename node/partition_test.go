@@ -34,7 +34,6 @@ func TestPartitionedReplica(t *testing.T) {
 	gb.pin(de)
 	de.pin(gb)
 	q := gb.leader()
-
 	// The replica DE's card, as GB pinned it, lists first.
 	first := q.cards.Pins()["DE"].Replicas[0].PeerID
 	var cut *Node

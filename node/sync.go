@@ -83,6 +83,12 @@ func newCardChecker(pins cardPins, now func() time.Time) *cardChecker {
 // Check decodes and verifies an owner's card at this node's clock and
 // accepts it when it is the pinned card or replaces it (same agency key,
 // higher sequence), in which case it is pinned as `partner add` would.
+// Every replica of an agency signs the agency's card itself, with a
+// sequence from its own clock, so the replicas' cards differ in sequence:
+// a card of the same agency key that is not newer than the pin (another
+// replica's, or one that lags) is accepted too, but the pinned card stays
+// and its epoch keys are the ones returned, so nothing older than the pin
+// is trusted.
 func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exchange.EpochKey, error) {
 	next, err := card.Decode(b)
 	if err != nil {
@@ -100,11 +106,15 @@ func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exc
 		return nil, err
 	}
 	if !bytes.Equal(pb, b) {
-		if err := card.Replaces(pinned, next); err != nil {
+		switch err := card.Replaces(pinned, next); {
+		case errors.Is(err, card.ErrNotNewer):
+			next = pinned
+		case err != nil:
 			return nil, err
-		}
-		if _, err := c.pins.PinCard(ctx, "sync", next, ""); err != nil {
-			return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
+		default:
+			if _, err := c.pins.PinCard(ctx, "sync", next, ""); err != nil {
+				return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
+			}
 		}
 	}
 	out := make([]exchange.EpochKey, 0, len(next.EpochKeys))
