@@ -368,11 +368,18 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 		return fmt.Errorf("sync %s %s: the partner's card lists no key of that kind: %w", partner, kind, exchange.ErrNoSet)
 	}
 	// Epochs follow each other: when the partner has retired every epoch
-	// the pinned card lists, the next one is asked for, and its answer
-	// brings the newer card that lists its key.
-	epochs = append(epochs, epochs[0]+1)
+	// the pinned card lists (each answered unknown_epoch), the next one is
+	// asked for, and its answer brings the newer card that lists its key.
+	// Not when an epoch could not be served now (unavailable): the next
+	// epoch would only be refused, and the refusal recorded.
+	next := epochs[0] + 1
+	epochs = append(epochs, next)
+	retired := true
 	var errs []error
 	for i, e := range epochs {
+		if e == next && i == len(epochs)-1 && !retired {
+			break
+		}
 		var have *psi.Set
 		if pc.set != nil && pc.epoch == e {
 			have = pc.set
@@ -402,6 +409,7 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 		if errors.As(err, &d) && d.Reason != exchange.ReasonUnknownEpoch {
 			return err // the owner's policy: no epoch, no replica will differ
 		}
+		retired = retired && errors.As(err, &d)
 		if ctx.Err() != nil {
 			break
 		}
