@@ -77,6 +77,9 @@ type admitter struct {
 	// of one command, admitted again, as the ledger does.
 	retries bool
 	sigs    map[[16]byte][32]byte
+	// refuseErr is returned by Refused when set: the refusal is not
+	// recorded.
+	refuseErr error
 }
 
 func (a *admitter) Admit(ctx context.Context, in *Inbound) error {
@@ -110,10 +113,14 @@ func (a *admitter) Permit(ctx context.Context, in *Inbound) error {
 	return a.err
 }
 
-func (a *admitter) Refused(ctx context.Context, in *Inbound, r Reason) {
+func (a *admitter) Refused(ctx context.Context, in *Inbound, r Reason) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.refuseErr != nil {
+		return a.refuseErr
+	}
 	a.refused = append(a.refused, r)
+	return nil
 }
 
 func (a *admitter) counts() (admits, refused int) {
@@ -186,6 +193,9 @@ type auditor struct {
 	served  []Served
 	refused []Reason
 	err     error
+	// refuseErr is returned by SyncRefused when set: the refusal is not
+	// recorded.
+	refuseErr error
 }
 
 func (a *auditor) Synced(ctx context.Context, s *Served) error {
@@ -198,10 +208,14 @@ func (a *auditor) Synced(ctx context.Context, s *Served) error {
 	return nil
 }
 
-func (a *auditor) SyncRefused(ctx context.Context, s *Served, r Reason) {
+func (a *auditor) SyncRefused(ctx context.Context, s *Served, r Reason) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.refuseErr != nil {
+		return a.refuseErr
+	}
 	a.refused = append(a.refused, r)
+	return nil
 }
 
 func (a *auditor) count() int {

@@ -88,7 +88,10 @@ func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 // returns a denial reason, or an error for "unavailable", or the evaluation.
 func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in *Inbound) (*psi.Evaluation, uint32, Reason, error) {
 	refuse := func(r Reason) (*psi.Evaluation, uint32, Reason, error) {
-		s.cfg.Admitter.Refused(ctx, in, r)
+		if err := s.cfg.Admitter.Refused(ctx, in, r); err != nil {
+			// No audit, no answer: a denial not recorded is not sent.
+			return nil, 0, "", fmt.Errorf("record refusal %s: %w", r, err)
+		}
 		return nil, 0, r, nil
 	}
 	if from.Agency != m.Querier {

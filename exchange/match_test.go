@@ -217,6 +217,27 @@ func TestMatchRefused(t *testing.T) {
 			}
 		})
 	}
+	// No audit, no answer: while refusals cannot be recorded, each of
+	// them is answered "unavailable", never with a denial.
+	w.adm.mu.Lock()
+	w.adm.refuseErr = ErrUnavailable
+	w.adm.mu.Unlock()
+	for _, tt := range tests {
+		if tt.reason == "" {
+			continue
+		}
+		m := w.request(10)
+		if tt.mutate != nil {
+			tt.mutate(m)
+		}
+		a, err := w.rawMatch(tt.from, m, tt.signer)
+		if err != nil || a.Status != wire.StatusUnavailable || a.Reason != "" {
+			t.Errorf("%s, refusal not recorded: answer %+v, %v; want unavailable", tt.name, a, err)
+		}
+	}
+	w.adm.mu.Lock()
+	w.adm.refuseErr = nil
+	w.adm.mu.Unlock()
 	if hits := w.mustMatch(phones(50, 60)); len(hits) != 10 {
 		t.Fatalf("after the refusals a match got %d hits; want 10", len(hits))
 	}

@@ -111,8 +111,10 @@ type Admitter interface {
 	// Refused records a request the server refused itself before asking
 	// Admit (bad signature, clock skew, wrong peer, too large, bad batch,
 	// unknown epoch). Fields of in other than Peer are unauthenticated when
-	// the reason is ReasonBadSignature or ReasonWrongPeer.
-	Refused(ctx context.Context, in *Inbound, r Reason)
+	// the reason is ReasonBadSignature or ReasonWrongPeer. An error means
+	// the refusal is not recorded: the server answers "unavailable", never
+	// a denial that no ledger holds.
+	Refused(ctx context.Context, in *Inbound, r Reason) error
 }
 
 // EpochKey is the public key of one (kind, epoch), as an agency card lists
@@ -175,8 +177,9 @@ type SyncAuditor interface {
 	Synced(ctx context.Context, s *Served) error
 	// SyncRefused records a denied sync request (s has no segments). Its
 	// fields other than Peer are unauthenticated when the reason is
-	// ReasonBadSignature or ReasonWrongPeer.
-	SyncRefused(ctx context.Context, s *Served, r Reason)
+	// ReasonBadSignature or ReasonWrongPeer. An error means the refusal is
+	// not recorded: the server answers "unavailable" instead of the denial.
+	SyncRefused(ctx context.Context, s *Served, r Reason) error
 }
 
 // ServerConfig configures a Server. Agency, Signer, Keys, Admitter and

@@ -58,14 +58,19 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 	log = log.With("query", hex.EncodeToString(m.ID))
 	head := &wire.SyncAnswer{ID: m.ID, Owner: s.cfg.Agency, Querier: m.Querier}
 	segs, reason, err := s.sync(ctx, from, m)
+	if reason != "" {
+		sv := &Served{Peer: from, Kind: m.Kind, Epoch: m.Epoch, From: uint32(min(m.Version, 1<<32-1))}
+		copy(sv.ID[:], m.ID)
+		if rerr := s.cfg.SyncAuditor.SyncRefused(ctx, sv, reason); rerr != nil {
+			// No audit, no answer: a denial not recorded is not sent.
+			reason, err = "", fmt.Errorf("record refusal %s: %w", reason, rerr)
+		}
+	}
 	switch {
 	case reason != "":
 		log.Info("sync request denied", "reason", string(reason), "kind", m.Kind)
 		head.Status, head.Reason = wire.StatusDenied, string(reason)
 		refused = true
-		sv := &Served{Peer: from, Kind: m.Kind, Epoch: m.Epoch, From: uint32(min(m.Version, 1<<32-1))}
-		copy(sv.ID[:], m.ID)
-		s.cfg.SyncAuditor.SyncRefused(ctx, sv, reason)
 	case err != nil:
 		log.Warn("sync request unavailable", "err", err)
 		head.Status = wire.StatusUnavailable

@@ -138,6 +138,9 @@ func TestSyncRefused(t *testing.T) {
 		{name: "request signed by another key", mutate: func(w *world) { w.client = newClient(w.t, keyEvil, func() time.Time { return now }) }, reason: ReasonBadSignature},
 		{name: "peer of another agency", mutate: func(w *world) { w.opener = newPipeOpener(w.t, w.server, peerGB) }, reason: ReasonWrongPeer},
 		{name: "auditor unavailable", mutate: func(w *world) { w.aud.err = ErrUnavailable }, unavailable: true},
+		// No audit, no answer: a denial the auditor cannot record is not sent.
+		{name: "refusal not recorded", mutate: func(w *world) { w.aud.refuseErr = ErrUnavailable }, query: SyncQuery{Kind: "email"}, unavailable: true},
+		{name: "unknown epoch not recorded", mutate: func(w *world) { w.aud.refuseErr = ErrUnavailable }, query: SyncQuery{Epoch: 9}, unavailable: true},
 		{name: "set signed by another key", mutate: func(w *world) { w.server.cfg.Signer = keyEvil }, verify: true},
 		{name: "tampered set", mutate: func(w *world) {
 			w.opener.wrap = func(s Stream) Stream { return &tamper{Stream: s, at: 2000} }
@@ -178,7 +181,7 @@ func TestSyncRefused(t *testing.T) {
 					t.Fatalf("auditor recorded refusals %v; want [%s]", w.aud.refused, tt.reason)
 				}
 			case tt.unavailable:
-				if !errors.Is(err, ErrUnavailable) {
+				if !errors.Is(err, ErrUnavailable) || errors.As(err, &d) {
 					t.Fatalf("Sync = %v; want ErrUnavailable", err)
 				}
 			case tt.verify:

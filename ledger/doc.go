@@ -61,7 +61,10 @@
 // AddVoter, RemoveServer) is forwarded to the leader with its command ID,
 // committed there, and answered once applied on the leader (and, within
 // the write's deadline, on the follower too); while no leader answers it
-// retries until Config.WriteTimeout and then fails with ErrNoQuorum. The
+// retries until Config.WriteTimeout and then fails with ErrNoQuorum; under
+// a FailFast context it fails at once when Quorum says this replica
+// cannot commit (no leader known, or one silent past the election
+// timeout). The
 // leader batches concurrent commands into one Raft entry (group commit).
 // Local reads are stale reads; Linearize makes the next read linearizable
 // (read index through the leader, then wait for local apply), and Read and

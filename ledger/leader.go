@@ -26,7 +26,9 @@ func ctxDeadline(ctx context.Context) time.Time {
 
 // onLeader runs req on the leader: here when this replica leads, else
 // forwarded to it. While no leader answers it retries, until ctx's deadline
-// or Config.WriteTimeout, then fails with ErrNoQuorum.
+// or Config.WriteTimeout, then fails with ErrNoQuorum; under a FailFast
+// context it fails with ErrNoQuorum as soon as Quorum says this replica
+// cannot commit.
 func (l *Ledger) onLeader(ctx context.Context, req *fwdRequest) (fwdResponse, error) {
 	if dl := deadlineOf(ctx, l.cfg.WriteTimeout); !dl.Equal(ctxDeadline(ctx)) {
 		var cancel context.CancelFunc
@@ -37,6 +39,14 @@ func (l *Ledger) onLeader(ctx context.Context, req *fwdRequest) (fwdResponse, er
 	for {
 		if err := l.fsm.halted(); err != nil {
 			return fwdResponse{}, err
+		}
+		if failFast(ctx) {
+			if err := l.Quorum(); errors.Is(err, ErrNoQuorum) {
+				if last != nil {
+					return fwdResponse{}, fmt.Errorf("%w (%w)", err, last)
+				}
+				return fwdResponse{}, err
+			}
 		}
 		var resp fwdResponse
 		err := errRetry

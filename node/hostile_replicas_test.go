@@ -34,7 +34,7 @@ func (h *hostilePeer) serveCard(target *Node, cb []byte) error {
 	defer pc.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return ps.syncCopy(ctx, h.agency, "phone", pc)
+	return ps.syncCopy(ctx, h.agency, "phone", pc, 1)
 }
 
 // replicaFlood gives the hostile agency the most replicas a card may list

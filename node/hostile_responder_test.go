@@ -132,7 +132,7 @@ func (h *hostilePeer) syncHostile(target *Node, answer func(m *wire.SyncRequest)
 	set, version := pc.set, pc.set.Version()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := ps.syncCopy(ctx, h.agency, "phone", pc)
+	err := ps.syncCopy(ctx, h.agency, "phone", pc, 1)
 	switch {
 	case err == nil:
 		return "sync accepted"

@@ -508,7 +508,7 @@ func (h *hostilePeer) repin(target *Node, id string) string {
 	pc := ps.partnerCopy(h.agency, "phone")
 	pc.mu.Lock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err = ps.syncCopy(ctx, h.agency, "phone", pc)
+	err = ps.syncCopy(ctx, h.agency, "phone", pc, 1)
 	cancel()
 	pc.mu.Unlock()
 	now := target.cards.Pins()[h.agency]

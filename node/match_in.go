@@ -32,8 +32,10 @@ type responderSource interface {
 // command of the audit group checks the replay window and the policy
 // version, reserves the budgets and appends the match_in entry,
 // atomically; exchange evaluates only after Admit returns nil, with the
-// evaluator Responder gives, timed into the match metrics. It holds no
-// state and starts no goroutine.
+// evaluator Responder gives, timed into the match metrics. Every write is
+// FailFast: a replica that knows it has no quorum answers "unavailable"
+// at once, and a denial it cannot record is not sent (no audit, no
+// answer). It holds no state and starts no goroutine.
 type admission struct {
 	audit      *raftGroup
 	policy     livePolicy
@@ -95,7 +97,7 @@ func (a *admission) deny(ctx context.Context, in *exchange.Inbound, d policy.Dec
 	r := partnerReason(d.Reasons[0].ID)
 	e.Type, e.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
 	start := time.Now()
-	_, err := a.audit.Append(ctx, e)
+	_, err := a.audit.Append(ledger.FailFast(ctx), e)
 	a.mm.stage("in", "ledger", start)
 	if err != nil {
 		a.mm.query("in", partner, kind, "unavailable")
@@ -128,7 +130,7 @@ func (a *admission) Admit(ctx context.Context, in *exchange.Inbound) error {
 	// when the replica it asked went down before answering, are a retry of
 	// one command and get its first outcome, with the budget reserved once;
 	// the same request ID under another signature is a replay (ErrReplay).
-	actx := ledger.WithCommandID(ctx, admitCommandID(in, d.Version))
+	actx := ledger.WithCommandID(ledger.FailFast(ctx), admitCommandID(in, d.Version))
 	_, err := a.audit.Admit(actx, ledger.Admission{Entry: e, PolicyVersion: d.Version, Reserve: res})
 	a.mm.stage("in", "ledger", start)
 	var r exchange.Reason
@@ -154,8 +156,10 @@ func (a *admission) Admit(ctx context.Context, in *exchange.Inbound) error {
 
 // Refused records a request the exchange server refused before Admit. For
 // a bad signature or a wrong peer nothing of the request is trusted: the
-// entry names only the pinned agency of the stream.
-func (a *admission) Refused(ctx context.Context, in *exchange.Inbound, r exchange.Reason) {
+// entry names only the pinned agency of the stream. An error (wrapping
+// exchange.ErrUnavailable) means nothing was recorded, and the server
+// answers "unavailable" rather than the denial.
+func (a *admission) Refused(ctx context.Context, in *exchange.Inbound, r exchange.Reason) error {
 	var e ledger.Entry
 	if r == exchange.ReasonBadSignature || r == exchange.ReasonWrongPeer {
 		e = ledger.Entry{Header: ledger.Header{Partner: in.Peer.Agency}}
@@ -169,12 +173,15 @@ func (a *admission) Refused(ctx context.Context, in *exchange.Inbound, r exchang
 	e.Type, e.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
 	e.Count = 0
 	start := time.Now()
-	if _, err := a.audit.Append(ctx, e); err != nil {
-		a.log.Warn("record refused match request", "partner", in.Peer.Agency, "reason", string(r), "err", err)
-	}
+	_, err := a.audit.Append(ledger.FailFast(ctx), e)
 	a.mm.stage("in", "ledger", start)
+	if err != nil {
+		a.mm.query("in", in.Peer.Agency, metricKind(in.Kind), "unavailable")
+		return fmt.Errorf("record refused match request: %w: %w", exchange.ErrUnavailable, err)
+	}
 	a.mm.query("in", in.Peer.Agency, metricKind(in.Kind), "refused")
 	a.mm.denial("in", string(r))
+	return nil
 }
 
 // inboundEntry is the ledger entry of an inbound match request: partner,

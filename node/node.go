@@ -279,13 +279,14 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	order := newReplicaOrder(nil) // shared: a replica that fails a sync is asked last for a match too
 	if n.partnerSets, err = openPartnerSets(partnerSetsConfig{Dir: n.path(PartnersDir), Key: storeKey, Client: n.xcl,
-		Opener: n.host, Pins: n.cards, Policy: n.policy, Leader: func() bool { return n.auditG.Status().State == "Leader" },
+		Opener: n.host, Order: order, Pins: n.cards, Policy: n.policy, Leader: func() bool { return n.auditG.Status().State == "Leader" },
 		Interval: n.cfg.SyncInterval, Logger: hlog, Metrics: smet}); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
 	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n.partnerSets, Client: n.xcl,
-		Opener: n.host, Metrics: n.mm, Now: n.now, Log: clog("query")})
+		Opener: n.host, Order: order, Metrics: n.mm, Now: n.now, Log: clog("query")})
 	if n.wit, err = newWitnessing(witnessingConfig{Agency: n.fc.Agency, Key: key, Audit: n.auditG, Pins: n.cards, Client: n.xcl,
 		Opener: n.host, Host: n.host, Registry: n.met.reg, Interval: n.cfg.SyncInterval, Log: clog("witness")}); err != nil {
 		return err

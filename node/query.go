@@ -55,6 +55,13 @@ type matchClient interface {
 	Match(ctx context.Context, o exchange.Opener, peer exchange.PeerID, q exchange.Query) (*exchange.Answer, error)
 }
 
+// matchReplicas asks a partner's replicas in turn (*replicaOrder): the
+// card's order, those that answered "unavailable" lately last, again after
+// a wait while every one of them answers "unavailable".
+type matchReplicas interface {
+	ask(ctx context.Context, c *card.Card, passes int, try func(exchange.PeerID) error) error
+}
+
 // querierConfig is what a querier is built from.
 type querierConfig struct {
 	Audit   *raftGroup // match_out, match_result and denial entries; query records
@@ -63,6 +70,7 @@ type querierConfig struct {
 	Sets    partnerSetSource
 	Client  matchClient
 	Opener  exchange.Opener // the host the client opens streams on
+	Order   matchReplicas   // which replica of a partner to ask first
 	Metrics *matchMetrics
 	Now     func() time.Time
 	Log     *slog.Logger
@@ -109,8 +117,8 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 	if err != nil {
 		return httpapi.QueryResult{}, err
 	}
-	if st := q.cfg.Audit.Status(); !st.Quorum || !st.Healthy {
-		return httpapi.QueryResult{}, fmt.Errorf("query: the audit ledger has no quorum, so nothing can be recorded or sent: %w", httpapi.ErrUnavailable)
+	if err := q.cfg.Audit.Quorum(); err != nil {
+		return httpapi.QueryResult{}, fmt.Errorf("query: the audit ledger has no quorum (%v), so nothing can be recorded or sent: %w", err, httpapi.ErrUnavailable)
 	}
 	start := time.Now()
 	if q.cfg.Audit.Status().Policy != q.cfg.Policy.Policy().Version() {
@@ -455,9 +463,9 @@ func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, 
 	return q.recordResult(ctx, p, r, entry, ledger.OutcomeOK, ans.SetVersion), false
 }
 
-// matchAnyReplica asks the partner's replicas in the order of its card
-// until one answers; a denial or an answer that does not verify ends the
-// search.
+// matchAnyReplica asks the partner's replicas until one answers, in the
+// order of its card except that those that answered "unavailable" lately
+// go last; a denial or an answer that does not verify ends the search.
 func (q *querier) matchAnyReplica(ctx context.Context, partner string, xq exchange.Query) (*exchange.Answer, error) {
 	c, ok := q.cfg.Pins.Pins()[partner]
 	if !ok {
@@ -469,13 +477,14 @@ func (q *querier) matchAnyReplica(ctx context.Context, partner string, xq exchan
 	if xq.Time.IsZero() {
 		xq.Time = q.cfg.Now()
 	}
-	var errs []error
-	for _, rep := range c.Replicas {
-		ans, err := q.cfg.Client.Match(ctx, q.cfg.Opener, exchange.PeerID(rep.PeerID), xq)
-		if err == nil || !errors.Is(err, exchange.ErrUnavailable) || ctx.Err() != nil {
-			return ans, err
-		}
-		errs = append(errs, err)
+	var ans *exchange.Answer
+	err := q.cfg.Order.ask(ctx, c, replicaPasses, func(peer exchange.PeerID) error {
+		a, err := q.cfg.Client.Match(ctx, q.cfg.Opener, peer, xq)
+		ans = a
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, errors.Join(errs...)
+	return ans, nil
 }

@@ -83,6 +83,12 @@ func newCardChecker(pins cardPins, now func() time.Time) *cardChecker {
 // Check decodes and verifies an owner's card at this node's clock and
 // accepts it when it is the pinned card or replaces it (same agency key,
 // higher sequence), in which case it is pinned as `partner add` would.
+// Every replica of an agency signs the agency's card itself, with a
+// sequence from its own clock, so the replicas' cards differ in sequence:
+// a card of the same agency key that is not newer than the pin (another
+// replica's, or one that lags) is accepted too, but the pinned card stays
+// and its epoch keys are the ones returned, so nothing older than the pin
+// is trusted.
 func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exchange.EpochKey, error) {
 	next, err := card.Decode(b)
 	if err != nil {
@@ -100,11 +106,15 @@ func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exc
 		return nil, err
 	}
 	if !bytes.Equal(pb, b) {
-		if err := card.Replaces(pinned, next); err != nil {
+		switch err := card.Replaces(pinned, next); {
+		case errors.Is(err, card.ErrNotNewer):
+			next = pinned
+		case err != nil:
 			return nil, err
-		}
-		if _, err := c.pins.PinCard(ctx, "sync", next, ""); err != nil {
-			return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
+		default:
+			if _, err := c.pins.PinCard(ctx, "sync", next, ""); err != nil {
+				return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
+			}
 		}
 	}
 	out := make([]exchange.EpochKey, 0, len(next.EpochKeys))
@@ -121,6 +131,12 @@ type partnerCopy struct {
 	set    *psi.Set
 	key    *psi.PublicKey
 	synced time.Time
+}
+
+// syncReplicas asks a partner's replicas in turn (*replicaOrder), as
+// matchReplicas does for the querier.
+type syncReplicas interface {
+	ask(ctx context.Context, c *card.Card, passes int, try func(exchange.PeerID) error) error
 }
 
 // syncClient asks a partner's replica for its set (an *exchange.Client).
@@ -143,6 +159,7 @@ type partnerSets struct {
 	db       *badger.DB
 	client   syncClient
 	opener   exchange.Opener
+	order    syncReplicas
 	pins     partnerPins
 	policy   policyReader
 	leader   func() bool
@@ -165,7 +182,10 @@ type partnerSetsConfig struct {
 	Key    []byte // the storage key that encrypts it
 	Client syncClient
 	Opener exchange.Opener // streams to partners' replicas
-	Pins   partnerPins
+	// Order is which replica of a partner to ask first. Nil: a
+	// replicaOrder of this copy's own.
+	Order syncReplicas
+	Pins  partnerPins
 	// Policy gives the kinds the agreement with each partner covers
 	// (policy.Set.PartnerKinds): only those are polled in the background.
 	Policy policyReader
@@ -196,7 +216,11 @@ func openPartnerSets(c partnerSetsConfig) (*partnerSets, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &partnerSets{db: db, client: c.Client, opener: c.Opener, pins: c.Pins, policy: c.Policy, leader: c.Leader,
+	order := c.Order
+	if order == nil {
+		order = newReplicaOrder(nil)
+	}
+	ps := &partnerSets{db: db, client: c.Client, opener: c.Opener, order: order, pins: c.Pins, policy: c.Policy, leader: c.Leader,
 		interval: interval, log: log.With("component", "partners"), met: c.Metrics, copies: map[string]*partnerCopy{},
 		refused: map[string]*refusal{}, stop: make(chan struct{})}
 	if err := ps.load(); err != nil {
@@ -296,7 +320,7 @@ func (ps *partnerSets) partnerSet(ctx context.Context, partner, kind string) (s 
 	if pc.set != nil && time.Since(pc.synced) < ps.interval && len(newest) > 0 && newest[0] == pc.epoch {
 		return pc.set, pc.key, pc.epoch, true, nil
 	}
-	err = ps.syncCopy(ctx, partner, kind, pc)
+	err = ps.syncCopy(ctx, partner, kind, pc, replicaPasses)
 	ps.noteRefusal(partner, kind, err)
 	if err != nil {
 		if pc.set != nil {
@@ -328,10 +352,13 @@ func (ps *partnerSets) partnerEpochs(partner, kind string) []uint64 {
 }
 
 // syncCopy syncs pc from any replica of partner: the newest epoch on its
-// card that it serves, trying each replica in turn (a stopped one is
-// skipped and the next one resumes from what pc holds). The caller holds
-// pc.mu.
-func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *partnerCopy) error {
+// card that it serves, trying each replica in turn, in the order
+// replicaOrder gives (a stopped one, or one without quorum, is skipped and
+// the next one resumes from what pc holds). While every replica answers
+// "unavailable" it asks them again, up to passes rounds for the newest
+// epoch: a query waits out an election (replicaPasses), the background
+// loop does not (1). The caller holds pc.mu.
+func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *partnerCopy, passes int) error {
 	c, ok := ps.pins.Pins()[partner]
 	if !ok {
 		return fmt.Errorf("sync %s %s: %w", partner, kind, ErrNotPinned)
@@ -341,33 +368,48 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 		return fmt.Errorf("sync %s %s: the partner's card lists no key of that kind: %w", partner, kind, exchange.ErrNoSet)
 	}
 	// Epochs follow each other: when the partner has retired every epoch
-	// the pinned card lists, the next one is asked for, and its answer
-	// brings the newer card that lists its key.
-	epochs = append(epochs, epochs[0]+1)
+	// the pinned card lists (each answered unknown_epoch), the next one is
+	// asked for, and its answer brings the newer card that lists its key.
+	// Not when an epoch could not be served now (unavailable): the next
+	// epoch would only be refused, and the refusal recorded.
+	next := epochs[0] + 1
+	epochs = append(epochs, next)
+	retired := true
 	var errs []error
-	for _, e := range epochs {
+	for i, e := range epochs {
+		if e == next && i == len(epochs)-1 && !retired {
+			break
+		}
 		var have *psi.Set
 		if pc.set != nil && pc.epoch == e {
 			have = pc.set
 		}
-		for _, rep := range c.Replicas {
-			got, err := ps.client.Sync(ctx, ps.opener, exchange.PeerID(rep.PeerID), exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
-			if err != nil {
-				errs = append(errs, err)
-				var d *exchange.DeniedError
-				if errors.As(err, &d) && d.Reason != exchange.ReasonUnknownEpoch {
-					return err // the owner's policy: no epoch, no replica will differ
-				}
-				if errors.As(err, &d) || errors.Is(err, exchange.ErrVerify) || ctx.Err() != nil {
-					break // the owner's answer, not the replica's state: no other replica will differ
-				}
-				continue // this replica cannot serve: ask the next
-			}
+		// A replica that cannot serve (unavailable) makes the next one
+		// asked; a denial or an answer that does not verify is the owner's,
+		// not the replica's state: no other replica will differ. Only the
+		// newest epoch is worth waiting for.
+		rounds := 1
+		if i == 0 {
+			rounds = passes
+		}
+		var got *exchange.Synced
+		err := ps.order.ask(ctx, c, rounds, func(peer exchange.PeerID) error {
+			var err error
+			got, err = ps.client.Sync(ctx, ps.opener, peer, exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
+			return err
+		})
+		if err == nil {
 			if err := ps.storeSynced(partner, kind, e, pc, got); err != nil {
 				return fmt.Errorf("sync %s %s: %w", partner, kind, err)
 			}
 			return nil
 		}
+		errs = append(errs, err)
+		var d *exchange.DeniedError
+		if errors.As(err, &d) && d.Reason != exchange.ReasonUnknownEpoch {
+			return err // the owner's policy: no epoch, no replica will differ
+		}
+		retired = retired && errors.As(err, &d)
 		if ctx.Err() != nil {
 			break
 		}

@@ -77,7 +77,7 @@ func (ps *partnerSets) poll(partner, kind string) {
 	pc := ps.partnerCopy(partner, kind)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	err := ps.syncCopy(ctx, partner, kind, pc)
+	err := ps.syncCopy(ctx, partner, kind, pc, 1) // no rounds: the next pass asks again
 	ps.noteRefusal(partner, kind, err)
 	if err != nil {
 		ps.log.Info("background sync", "partner", partner, "kind", kind, "err", err)

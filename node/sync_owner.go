@@ -97,7 +97,7 @@ func (o *syncOwner) Synced(ctx context.Context, s *exchange.Served) error {
 	}
 	var dg ledger.Digest
 	copy(dg[:], h.Sum(nil))
-	ctx = ledger.WithCommandID(ctx, syncCommandID(s.Peer.Agency, s.Kind, s.Epoch, s.To))
+	ctx = ledger.WithCommandID(ledger.FailFast(ctx), syncCommandID(s.Peer.Agency, s.Kind, s.Epoch, s.To))
 	_, err := o.audit.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeSync,
 		RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: s.Kind, Epoch: s.Epoch,
 		SetVersion: uint64(s.To), Count: uint64(s.Segments), PaddedSize: uint64(s.Bytes), Outcome: ledger.OutcomeOK,
@@ -121,8 +121,14 @@ func refusalCommandID(partner, kind string, r exchange.Reason, policyVersion str
 
 // SyncRefused appends a denial entry for a refused sync, when the partner
 // was not refused that kind for that reason under the policy in force
-// before (by any replica: the command ID is the same on all).
-func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r exchange.Reason) {
+// before (by any replica: the command ID is the same on all). An error
+// (wrapping exchange.ErrUnavailable) means this replica cannot record now
+// (ledger.Quorum, checked even for a refusal recorded before): the server
+// answers "unavailable", never a denial while it cannot record one.
+func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r exchange.Reason) error {
+	if err := o.audit.Quorum(); err != nil {
+		return fmt.Errorf("record refused sync: %w: %w", exchange.ErrUnavailable, err)
+	}
 	// A kind that is no identifier kind, or that nothing authenticates, is
 	// recorded as none: a partner cannot have one entry written per string.
 	kind := metricKind(s.Kind)
@@ -134,15 +140,14 @@ func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r excha
 	_, seen := o.refused[id]
 	o.mu.Unlock()
 	if seen {
-		return
+		return nil
 	}
-	_, err := o.audit.Append(ledger.WithCommandID(ctx, id), ledger.Entry{Header: ledger.Header{Type: ledger.TypeDenial,
+	_, err := o.audit.Append(ledger.WithCommandID(ledger.FailFast(ctx), id), ledger.Entry{Header: ledger.Header{Type: ledger.TypeDenial,
 		RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: kind, Epoch: s.Epoch,
 		Outcome: ledger.OutcomeDenied, Replica: o.replica},
 		Body: ledger.Body{Purpose: "sync refused: " + string(r)}})
 	if err != nil {
-		o.log.Warn("record refused sync", "partner", s.Peer.Agency, "err", err)
-		return
+		return fmt.Errorf("record refused sync: %w: %w", exchange.ErrUnavailable, err)
 	}
 	o.mu.Lock()
 	if len(o.refused) >= maxRefusalsKept {
@@ -150,6 +155,7 @@ func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r excha
 	}
 	o.refused[id] = struct{}{}
 	o.mu.Unlock()
+	return nil
 }
 
 // maxRefusalsKept bounds the refusals a syncOwner remembers to spare the
