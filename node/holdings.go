@@ -309,10 +309,9 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 			return out, fmt.Errorf("remove rows: %w", err)
 		}
 		h.sets.kickBuild()
-		if _, err := h.data.Put(ctx, nsErase, "last", []byte(fmt.Sprintf("%d", h.now().UnixNano()))); err != nil {
+		if _, err := h.requestErase(ctx); err != nil {
 			return out, fmt.Errorf("remove rows: %w", err)
 		}
-		h.kickErase()
 	}
 	return out, nil
 }
