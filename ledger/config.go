@@ -68,12 +68,13 @@ type Config struct {
 	EncryptionKey []byte
 	// Erasable makes Compact erase from this replica's files every
 	// record deleted or overwritten before it (docs/ledger.md, "Erasure"):
-	// one Raft snapshot kept after a Compact, memory tables of at most
-	// erasableMemTable bytes and level 0 compacted from two tables, and
-	// value-log files of few entries, so that Compact can move the value
-	// log to a new file and rewrite the one holding the garbage. The node
-	// sets it on its data group (holdings). False: Compact still truncates
-	// the log and collects what badger's own thresholds allow.
+	// the badger databases get memory tables of erasableMemTable bytes,
+	// level 0 compacted from two tables, and value-log files of few
+	// values, so that Compact can move the value log to a new file and
+	// rewrite the one that holds the garbage. The node sets it on its data
+	// group (holdings). False: Compact still keeps one snapshot, cuts the
+	// log, flushes, flattens and collects every value-log file but the one
+	// being written.
 	Erasable bool
 	// Now is the clock: the leader stamps commands with it, and answers
 	// other leaders' pings with it (a leader more than five minutes ahead

@@ -45,17 +45,11 @@ func (h *holdings) CompactData(ctx context.Context, u httpapi.User) (httpapi.Com
 	defer cancel()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	for {
-		out.Compacted, out.Pending = h.compacted(want)
-		if len(out.Pending) == 0 {
-			break
-		}
+	for out.Compacted, out.Pending = h.compacted(want); len(out.Pending) > 0 && wctx.Err() == nil; out.Compacted, out.Pending = h.compacted(want) {
 		select {
 		case <-wctx.Done():
 		case <-t.C:
-			continue
 		}
-		break
 	}
 	r, err := h.audit.Append(ctx, ledger.Entry{
 		Header: ledger.Header{Type: ledger.TypeRemove, Outcome: ledger.OutcomeOK, Count: uint64(len(out.Compacted)),
