@@ -59,7 +59,7 @@ func stateOptions(opts badger.Options) badger.Options {
 const (
 	erasableVlogEntries     = 64
 	erasableRaftVlogEntries = 4
-	erasableMemTable        = 8 << 20
+	erasableMemTable        = 8 << 20 // badger wants a write batch, 15% of it, over the Raft log's value threshold (1 MiB)
 )
 
 // erasable adjusts the options of an Erasable database; entries is the

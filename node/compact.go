@@ -41,7 +41,11 @@ func (h *holdings) CompactData(ctx context.Context, u httpapi.User) (httpapi.Com
 	}
 	out.Request = id
 	want, _ := strconv.ParseUint(id, 10, 64)
-	wctx, cancel := context.WithTimeout(ctx, CompactWait)
+	wait := h.compactWait
+	if wait == 0 {
+		wait = CompactWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()

@@ -66,6 +66,7 @@ func TestErasureScan(t *testing.T) {
 			t.Fatalf("RemoveRows(%s) = %+v, %v; want %d removed", kind, res, err, len(gone))
 		}
 	}
+	lead.holdings.compactWait = 10 * time.Minute // -race on a loaded machine
 	cres, err := lead.holdings.CompactData(ctx, stew)
 	if err != nil || len(cres.Pending) != 0 || len(cres.Compacted) != 3 {
 		t.Fatalf("CompactData = %+v, %v; want 3 replicas compacted", cres, err)

@@ -75,8 +75,11 @@ type holdings struct {
 
 	manifestMu sync.Mutex // serialises manifest changes on this replica
 	erase      chan struct{}
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	// compactWait bounds CompactData's wait; zero: CompactWait. Tests on
+	// a loaded machine, under -race, wait longer.
+	compactWait time.Duration
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // holdingsConfig is what newHoldings builds the holdings from.
