@@ -21,18 +21,25 @@ func (h *holdings) kickErase() {
 	}
 }
 
+// eraseQuiet is how long an erasure request must stay the latest before a
+// replica compacts for it: a removal of a large file is many RemoveRows
+// calls, each a request, and one compaction after the last is enough (a
+// compaction meanwhile would compete with the removal's writes).
+const eraseQuiet = 2 * time.Second
+
 // eraseLoop compacts the data group on this replica (ledger.Compact: one
 // snapshot, log truncation, memory tables flushed, LSM flattened, value
-// logs rewritten) whenever a new erasure request was applied: RemoveRows
-// and CompactData put one, and every replica watches it
-// (docs/holdings.md). A replica that is down compacts when it starts. It
-// runs until Close.
+// logs rewritten) once a new erasure request has been applied and stayed
+// the latest for eraseQuiet: RemoveRows and CompactData put one, and every
+// replica watches it (docs/holdings.md). A replica that is down compacts
+// when it starts. It runs until Close.
 func (h *holdings) eraseLoop() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	done := localString(h.local, "erased")
-	reported := ""
+	reported, seen := "", ""
+	var seenAt time.Time
 	for {
 		select {
 		case <-h.stop:
@@ -44,7 +51,10 @@ func (h *holdings) eraseLoop() {
 		if err != nil {
 			continue
 		}
-		if string(v) != done {
+		if string(v) != seen {
+			seen, seenAt = string(v), time.Now()
+		}
+		if string(v) != done && time.Since(seenAt) >= eraseQuiet {
 			start := time.Now()
 			st, err := h.data.Compact()
 			if err != nil {
