@@ -50,3 +50,20 @@ func dbOptions(dir string, key []byte, log badger.Logger) badger.Options {
 func stateOptions(opts badger.Options) badger.Options {
 	return opts.WithSyncWrites(false).WithDetectConflicts(false).WithValueThreshold(1 << 10)
 }
+
+// Erasable databases (Config.Erasable): value-log files start anew after
+// erasableVlogEntries values (the Raft log's values are commands over 1
+// MiB, hence fewer), memory tables hold erasableMemTable bytes, and one
+// table at level 0 is enough to compact it, so that Compact's fillers stay
+// small and its Flatten merges what the flushes wrote.
+const (
+	erasableVlogEntries     = 64
+	erasableRaftVlogEntries = 4
+	erasableMemTable        = 8 << 20 // badger wants a write batch, 15% of it, over the Raft log's value threshold (1 MiB)
+)
+
+// erasable adjusts the options of an Erasable database; entries is the
+// value-log file's number of values.
+func erasable(opts badger.Options, entries uint32) badger.Options {
+	return opts.WithValueLogMaxEntries(entries).WithMemTableSize(erasableMemTable).WithNumLevelZeroTables(1)
+}

@@ -66,6 +66,16 @@ type Config struct {
 	// database at rest. Nil: no encryption. A directory must always be
 	// opened with the key it was created with.
 	EncryptionKey []byte
+	// Erasable makes Compact erase from this replica's files every
+	// record deleted or overwritten before it (docs/ledger.md, "Erasure"):
+	// the badger databases get memory tables of erasableMemTable bytes,
+	// level 0 compacted from two tables, and value-log files of few
+	// values, so that Compact can move the value log to a new file and
+	// rewrite the one that holds the garbage. The node sets it on its data
+	// group (holdings). False: Compact still keeps one snapshot, cuts the
+	// log, flushes, flattens and collects every value-log file but the one
+	// being written.
+	Erasable bool
 	// Now is the clock: the leader stamps commands with it, and answers
 	// other leaders' pings with it (a leader more than five minutes ahead
 	// of a majority does not write). Nil: time.Now. Tests inject one.

@@ -99,6 +99,9 @@
 // the retention rule. Bodies are salted so that their hashes reveal nothing
 // once pruned. Whoever reads the badger directory reads all of it: set
 // Config.EncryptionKey for encryption at rest (the badger databases and
-// Raft's snapshots, snapcrypt.go). Nothing here logs entry
-// contents or keys.
+// Raft's snapshots, snapcrypt.go). A record deleted or overwritten stays
+// in older snapshots, the Raft log and badger's files until Compact, which
+// on a ledger opened with Config.Erasable removes it from every file of
+// the replica (FindOnDisk checks it, reading as one holding the key).
+// Nothing here logs entry contents or keys.
 package ledger

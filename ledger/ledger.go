@@ -95,13 +95,18 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	// the state machine's go to the disk side by side rather than in turn.
 	// Its entries (group-commit batches of up to maxBatchBytes) stay in the
 	// LSM: in the value log each synced write would sync two files.
-	raftDB, err := badger.Open(opts.WithDir(filepath.Join(cfg.Dir, "raft")).WithValueDir(filepath.Join(cfg.Dir, "raft")).WithValueThreshold(1 << 20))
+	raftOpts := opts.WithDir(filepath.Join(cfg.Dir, "raft")).WithValueDir(filepath.Join(cfg.Dir, "raft")).WithValueThreshold(1 << 20)
+	stOpts := stateOptions(opts)
+	if cfg.Erasable {
+		raftOpts, stOpts = erasable(raftOpts, erasableRaftVlogEntries), erasable(stOpts, erasableVlogEntries)
+	}
+	raftDB, err := badger.Open(raftOpts)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
 	// Snapshots and checkpoints sync the state first (fsm.Snapshot,
 	// signCheckpoint, markVerified).
-	db, err := badger.Open(stateOptions(opts))
+	db, err := badger.Open(stOpts)
 	if err != nil {
 		raftDB.Close()
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)

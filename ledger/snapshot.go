@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 
@@ -148,3 +149,15 @@ func readSnapshot(r io.Reader, fn func(k, v []byte) error) error {
 // Restore implements raft.FSM: it replaces the replicated state with the
 // snapshot's (restore, recover.go). A failure halts the replica.
 func (f *fsm) Restore(rc io.ReadCloser) error { return f.restore(rc, 0) }
+
+// Snapshot takes a Raft snapshot of this replica now, keeping Raft's
+// usual trailing log (Compact keeps none). With nothing new since the
+// latest snapshot it does nothing. Operators need it rarely (Raft takes
+// snapshots on its own); tests use it to have snapshots to erase.
+func (l *Ledger) Snapshot() error {
+	err := l.raft.Snapshot().Error()
+	if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return fmt.Errorf("snapshot ledger: %w", err)
+	}
+	return nil
+}

@@ -161,6 +161,23 @@ func WriteBundle(path string, b *Bundle) error {
 // with bootstrap false and the cluster addresses to join through. Empty
 // listen fields get free 127.0.0.1 ports.
 func InitFromBundle(dir string, b *Bundle, listen ListenConfig) (*InitResult, error) {
+	return InitReplica(dir, b, ReplicaInit{Listen: listen})
+}
+
+// ReplicaInit configures InitReplica. The zero value is InitFromBundle's.
+type ReplicaInit struct {
+	// Listen holds the addresses to listen on; empty fields get free
+	// 127.0.0.1 ports.
+	Listen ListenConfig
+	// StorageKeyFile is where the new storage key is written (mode 0600,
+	// its directory created 0700), outside the data directory, as
+	// `xborder init --storage-key-file` does; config.yaml names it
+	// (storage_key_file). It must not exist. Empty: DIR/storage.key.
+	StorageKeyFile string
+}
+
+// InitReplica is InitFromBundle with the storage key where cfg says.
+func InitReplica(dir string, b *Bundle, cfg ReplicaInit) (*InitResult, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("init replica: %w", err)
@@ -168,10 +185,21 @@ func InitFromBundle(dir string, b *Bundle, listen ListenConfig) (*InitResult, er
 	if _, err := os.Stat(filepath.Join(abs, ConfigFile)); err == nil {
 		return nil, fmt.Errorf("init replica %s: %w", abs, ErrExists)
 	}
-	fc := &FileConfig{Agency: b.Agency, Name: b.Name, Replica: b.Replica, Bootstrap: false, Listen: listen,
+	fc := &FileConfig{Agency: b.Agency, Name: b.Name, Replica: b.Replica, Bootstrap: false, Listen: cfg.Listen,
 		Join: append([]string(nil), b.Cluster...), CardValidity: b.CardValidity, LogLevel: "info"}
 	if err := fc.validate(); err != nil {
 		return nil, fmt.Errorf("init replica: %w", err)
+	}
+	if cfg.StorageKeyFile != "" {
+		if fc.StorageKeyFile, err = filepath.Abs(cfg.StorageKeyFile); err != nil {
+			return nil, fmt.Errorf("init replica: %w", err)
+		}
+		if _, err := os.Stat(fc.StorageKeyFile); err == nil {
+			return nil, fmt.Errorf("init replica: storage key file %s exists; remove it or choose another: %w", fc.StorageKeyFile, ErrExists)
+		}
+		if err := os.MkdirAll(filepath.Dir(fc.StorageKeyFile), dataDirMode); err != nil {
+			return nil, fmt.Errorf("init replica: %w", err)
+		}
 	}
 	if err := os.MkdirAll(abs, dataDirMode); err != nil {
 		return nil, fmt.Errorf("init replica: %w", err)
@@ -204,7 +232,7 @@ func InitFromBundle(dir string, b *Bundle, listen ListenConfig) (*InitResult, er
 			return nil, fmt.Errorf("init replica: %w", err)
 		}
 	}
-	if err := writeHexSecret(filepath.Join(abs, StorageKeyFile), 32); err != nil {
+	if err := writeHexSecret(fc.StorageKeyPath(abs, ""), 32); err != nil {
 		return nil, fmt.Errorf("init replica: %w", err)
 	}
 	for name, body := range map[string]string{CACertFile: b.CACert, ReplicaCertFile: b.ReplicaCert, AgencyPubFile: vk + "\n"} {
@@ -221,7 +249,7 @@ func InitFromBundle(dir string, b *Bundle, listen ListenConfig) (*InitResult, er
 		return nil, fmt.Errorf("init replica: %w", err)
 	}
 	return &InitResult{Dir: abs, Fingerprint: card.Fingerprint(key.Public().(ed25519.PublicKey)),
-		AdminTokenFile: filepath.Join(abs, AdminTokenFile), Config: fc}, nil
+		AdminTokenFile: filepath.Join(abs, AdminTokenFile), StorageKeyFile: fc.StorageKeyPath(abs, ""), Config: fc}, nil
 }
 
 // clusterAddrs returns the transport addresses of the replicas recorded in

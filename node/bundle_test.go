@@ -195,3 +195,61 @@ func TestParseJoinRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinStorageKeyOutsideDir: a replica made from a join bundle with
+// ReplicaInit.StorageKeyFile has its storage key there, not in its
+// directory; config.yaml names it, the replica opens with it and joins;
+// without it Open fails naming the file; an existing key file is refused.
+func TestJoinStorageKeyOutsideDir(t *testing.T) {
+	noLeaks(t)
+	r1 := startNode(t, "GB")
+	b, err := r1.replicas.NewBundle("r2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "r2")
+	keyFile := filepath.Join(t.TempDir(), "creds", "storage.key")
+	res, err := InitReplica(dir, b, ReplicaInit{StorageKeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StorageKeyFile != keyFile {
+		t.Errorf("StorageKeyFile = %s; want %s", res.StorageKeyFile, keyFile)
+	}
+	if _, err := os.Stat(filepath.Join(dir, StorageKeyFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("DIR/storage.key: %v; want none", err)
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("stat %s = %v, %v; want mode 0600", keyFile, fi, err)
+	}
+	if fc, err := LoadConfig(dir); err != nil || fc.StorageKeyFile != keyFile {
+		t.Fatalf("config storage_key_file = %+v, %v", fc, err)
+	}
+	if _, err := InitReplica(filepath.Join(t.TempDir(), "r3"), b, ReplicaInit{StorageKeyFile: keyFile}); !errors.Is(err, ErrExists) {
+		t.Errorf("InitReplica over an existing key file = %v; want ErrExists", err)
+	}
+	good, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if n, err := Open(ctx, Config{Dir: dir}); err == nil || !errors.Is(err, ErrStorageKey) || !strings.Contains(err.Error(), keyFile) {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("Open without the key = %v; want ErrStorageKey naming %s", err, keyFile)
+	}
+	if err := os.WriteFile(keyFile, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(ctx, Config{Dir: dir, WatchInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Open with the key outside DIR: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	waitFor(t, "r2 a member", func() bool { return n.Ready() == nil && n.replicas.isMember("r2") })
+}

@@ -51,7 +51,7 @@
 //	                replicaSet (join.go, bundle.go)  replica records, join, removal, bundles
 //	holdings        epochs (epochs.go)         epoch seeds, keys, rotation
 //	                localSets (sets.go, precompute*.go)  this replica's encoded sets
-//	                holdings (holdings.go, imports.go, import_warnings.go, manifests.go, erase.go, orphans.go, rows.go)
+//	                holdings (holdings.go, imports.go, import_warnings.go, manifests.go, erase.go, compact.go, orphans.go, rows.go)
 //	                syncOwner (sync_owner.go)  the owner's side of sync
 //	                partnerSets, cardChecker (sync.go, sync_loop.go)  partners' sets and re-pinned cards
 //	matching        querier (query.go, query_result.go, approve.go)  outbound queries and approvals

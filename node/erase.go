@@ -1,9 +1,16 @@
 package node
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
-// nsErase: key "last"; value: the ID of the latest removal. Every replica
-// compacts its data group once it has applied a new one.
+// nsErase holds the erasure requests and what each replica did of them:
+// key "last", the ID of the latest removal or `data compact` (UnixNano of
+// its time, in decimal); key "done/<replica>", the latest ID that replica
+// has compacted its data group for. Every replica compacts once it has
+// applied a new "last" (eraseLoop), then records "done/<replica>".
 const nsErase = "erase"
 
 // kickErase makes the erase loop look for a new removal now.
@@ -14,15 +21,25 @@ func (h *holdings) kickErase() {
 	}
 }
 
-// eraseLoop compacts the data group on this replica (snapshot, log
-// truncation, badger GC) whenever a removal was applied: RemoveRows puts
-// a new erase record after rewriting the batches, and every replica
-// watches it (docs/holdings.md). It runs until Close.
+// eraseQuiet is how long an erasure request must stay the latest before a
+// replica compacts for it: a removal of a large file is many RemoveRows
+// calls, each a request, and one compaction after the last is enough (a
+// compaction meanwhile would compete with the removal's writes).
+const eraseQuiet = 2 * time.Second
+
+// eraseLoop compacts the data group on this replica (ledger.Compact: one
+// snapshot, log truncation, memory tables flushed, LSM flattened, value
+// logs rewritten) once a new erasure request has been applied and stayed
+// the latest for eraseQuiet: RemoveRows and CompactData put one, and every
+// replica watches it (docs/holdings.md). A replica that is down compacts
+// when it starts. It runs until Close.
 func (h *holdings) eraseLoop() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	done := localString(h.local, "erased")
+	reported, seen := "", ""
+	var seenAt time.Time
 	for {
 		select {
 		case <-h.stop:
@@ -31,18 +48,51 @@ func (h *holdings) eraseLoop() {
 		case <-h.erase:
 		}
 		v, err := h.data.Get(nsErase, "last")
-		if err != nil || string(v) == done {
+		if err != nil {
 			continue
 		}
-		start := time.Now()
-		if err := h.data.Compact(); err != nil {
-			h.log.Warn("erase removed holdings", "err", err)
+		if string(v) != seen {
+			seen, seenAt = string(v), time.Now()
+		}
+		if string(v) != done && time.Since(seenAt) >= eraseQuiet {
+			start := time.Now()
+			st, err := h.data.Compact()
+			if err != nil {
+				h.log.Warn("erase removed holdings", "err", err)
+				continue
+			}
+			done = string(v)
+			if err := setLocalString(h.local, "erased", done); err != nil {
+				h.log.Warn("write local store", "err", err)
+			}
+			h.log.Info("removed holdings erased from disk", "seconds", time.Since(start).Seconds(),
+				"snapshot_index", st.SnapshotIndex, "snapshots_deleted", st.SnapshotsDeleted,
+				"value_logs_rewritten", st.ValueLogsRewritten)
+		}
+		if reported == done {
 			continue
 		}
-		done = string(v)
-		if err := setLocalString(h.local, "erased", done); err != nil {
-			h.log.Warn("write local store", "err", err)
+		if r, err := h.data.Get(nsErase, "done/"+h.replica); err == nil && string(r) == done {
+			reported = done
+			continue
 		}
-		h.log.Info("removed holdings erased from disk", "seconds", time.Since(start).Seconds())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := h.data.Put(ctx, nsErase, "done/"+h.replica, []byte(done)); err != nil {
+			h.log.Warn("record the erasure done", "err", err)
+		} else {
+			reported = done
+		}
+		cancel()
 	}
+}
+
+// requestErase puts a new erasure request and wakes this replica's loop;
+// it returns the request's ID.
+func (h *holdings) requestErase(ctx context.Context) (string, error) {
+	id := fmt.Sprintf("%d", h.now().UnixNano())
+	if _, err := h.data.Put(ctx, nsErase, "last", []byte(id)); err != nil {
+		return "", err
+	}
+	h.kickErase()
+	return id, nil
 }

@@ -75,8 +75,11 @@ type holdings struct {
 
 	manifestMu sync.Mutex // serialises manifest changes on this replica
 	erase      chan struct{}
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	// compactWait bounds CompactData's wait; zero: CompactWait. Tests on
+	// a loaded machine, under -race, wait longer.
+	compactWait time.Duration
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // holdingsConfig is what newHoldings builds the holdings from.
@@ -309,10 +312,9 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 			return out, fmt.Errorf("remove rows: %w", err)
 		}
 		h.sets.kickBuild()
-		if _, err := h.data.Put(ctx, nsErase, "last", []byte(fmt.Sprintf("%d", h.now().UnixNano()))); err != nil {
+		if _, err := h.requestErase(ctx); err != nil {
 			return out, fmt.Errorf("remove rows: %w", err)
 		}
-		h.kickErase()
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ type holdingsRoutes interface {
 	ImportRows(ctx context.Context, u httpapi.User, id string, rows []httpapi.Row) (httpapi.ImportRowsResult, error)
 	CommitImport(ctx context.Context, u httpapi.User, id string, c httpapi.CommitImport) (httpapi.ImportResult, error)
 	RemoveRows(ctx context.Context, u httpapi.User, req httpapi.RemoveRows) (httpapi.RemoveResult, error)
+	CompactData(ctx context.Context, u httpapi.User) (httpapi.CompactResult, error)
 	DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error)
 	RotateKeys(ctx context.Context, u httpapi.User) (httpapi.Rotation, error)
 }
@@ -33,6 +34,10 @@ func (b *backend) CommitImport(ctx context.Context, u httpapi.User, id string, c
 
 func (b *backend) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.RemoveRows) (httpapi.RemoveResult, error) {
 	return b.holdings.RemoveRows(ctx, u, req)
+}
+
+func (b *backend) CompactData(ctx context.Context, u httpapi.User) (httpapi.CompactResult, error) {
+	return b.holdings.CompactData(ctx, u)
 }
 
 func (b *backend) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {

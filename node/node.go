@@ -231,7 +231,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		l, err := ledger.Open(ctx, ledger.Config{
 			Dir: n.path(g.name), ReplicaID: n.fc.ReplicaID(), Agency: n.fc.Agency, Signer: g.signer,
 			Transport: n.mux.Layer(g.name), Bootstrap: n.fc.Bootstrap, EncryptionKey: storeKey,
-			Logger: log.With("group", g.name), Now: n.now,
+			Logger: log.With("group", g.name), Now: n.now, Erasable: g.name == GroupData,
 		})
 		if err != nil {
 			return fmt.Errorf("open node: %s group: %w", g.name, storageKeyErr(err, keyFile))

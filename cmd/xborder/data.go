@@ -35,7 +35,9 @@ apart; then the import exits 4 and nothing of it is held: run it again.
 'data remove' erases identifiers from the holdings at once and makes every
 replica build a new base of the kind's set without them; partners stop
 matching them once they sync it, at the latest at the next epoch ('xborder
-keys rotate').
+keys rotate'). Every replica also erases them from its disk (snapshots, Raft
+log, badger's files); 'data compact' asks every replica to do so now and
+waits until each has.
 'data stats' counts the holdings per kind and shows the set versions;
 --json adds every live epoch's set version and digest.`
 
@@ -43,15 +45,16 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "data",
-		Short: "Import, remove and count the agency's holdings",
+		Short: "Import, remove, erase and count the agency's holdings",
 		Long:  dataLong,
 		Example: `  xborder data import --kind phone --region GB --column msisdn --ref-column case phones.csv
   xborder data import --kind email mails.jsonl
   xborder data remove --kind phone gone.csv
+  xborder data compact
   xborder data stats`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return usageError("run 'xborder data --help' for usage", "data: give a subcommand: import, remove or stats")
+			return usageError("run 'xborder data --help' for usage", "data: give a subcommand: import, remove, compact or stats")
 		},
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "", "data `DIR`ectory of the local node (reads its api.url and admin.token)")
@@ -249,6 +252,6 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 		},
 	}
 	stats.Flags().BoolVar(&asJSON, "json", false, "print the statistics as JSON, with the set version and digest of every kind in every live epoch")
-	cmd.AddCommand(imp, rm, stats)
+	cmd.AddCommand(imp, rm, newDataCompactCmd(e, cf, &dir), stats)
 	return cmd
 }

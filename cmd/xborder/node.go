@@ -56,11 +56,11 @@ func newNodeCmd(e *env, cf *clientFlags) *cobra.Command {
 var libp2pLogOnce sync.Once
 
 func newNodeRunCmd(e *env) *cobra.Command {
-	var dir, agency, name, join string
+	var dir, agency, name, join, keyFile string
 	var listen node.ListenConfig
 	var syncInterval time.Duration
 	cmd := &cobra.Command{
-		Use:     "run [--dir DIR] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR] [--sync-interval DURATION]",
+		Use:     "run [--dir DIR] [--join BUNDLE [--storage-key-file PATH]] [--listen-raft ADDR] [--listen-p2p ADDR] [--listen-api ADDR] [--sync-interval DURATION]",
 		Short:   "Run one replica until interrupted",
 		Example: "  xborder node run --dir /var/lib/xborder",
 		Args:    cobra.NoArgs,
@@ -71,9 +71,12 @@ func newNodeRunCmd(e *env) *cobra.Command {
 				if dir == "" {
 					return usageError("give --dir DIR, where the new replica keeps its data", "node run --join: no --dir given")
 				}
-				if err := initFromBundle(e, dir, join, listen); err != nil {
+				if err := initFromBundle(e, dir, join, keyFile, listen); err != nil {
 					return err
 				}
+			} else if keyFile != "" {
+				return usageError("give --storage-key-file with --join only; a replica that exists reads storage_key_file of its config.yaml",
+					"node run: --storage-key-file without --join")
 			}
 			if dir == "" {
 				d, err := defaultDataDir()
@@ -124,6 +127,7 @@ func newNodeRunCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&listen.P2P, "listen-p2p", "", "libp2p multi`ADDR`ess (default: config.yaml)")
 	cmd.Flags().StringVar(&listen.API, "listen-api", "", "HTTP API `ADDR`ess host:port (default: config.yaml)")
 	cmd.Flags().StringVar(&join, "join", "", "create --dir from the join `BUNDLE` of 'xborder replica add' (first run of a new replica)")
+	cmd.Flags().StringVar(&keyFile, "storage-key-file", "", "with --join: write the new replica's storage key to `PATH` (outside DIR) instead of DIR/storage.key")
 	cmd.Flags().StringVar(&agency, "agency", "XX", "agency code for a default directory created on first run")
 	cmd.Flags().StringVar(&name, "name", "xborder node", "agency name for a default directory created on first run")
 	cmd.Flags().DurationVar(&syncInterval, "sync-interval", 0, "how often the audit leader polls partners' sets, at least 1s (default: sync_interval of config.yaml, else 1m)")
@@ -132,7 +136,7 @@ func newNodeRunCmd(e *env) *cobra.Command {
 
 // initFromBundle makes dir from a join bundle, unless dir already holds
 // the replica (a restart with the same flags).
-func initFromBundle(e *env, dir, path string, listen node.ListenConfig) error {
+func initFromBundle(e *env, dir, path, keyFile string, listen node.ListenConfig) error {
 	if _, err := os.Stat(filepath.Join(dir, node.ConfigFile)); err == nil {
 		return nil
 	}
@@ -144,11 +148,14 @@ func initFromBundle(e *env, dir, path string, listen node.ListenConfig) error {
 	if err != nil {
 		return exitError(exitInvalid, err, "ask the agency's admin for a new bundle")
 	}
-	res, err := node.InitFromBundle(dir, b, listen)
+	res, err := node.InitReplica(dir, b, node.ReplicaInit{Listen: listen, StorageKeyFile: keyFile})
 	if err != nil {
 		return exitError(exitInvalid, err, "")
 	}
 	fmt.Fprintf(e.stdout, "replica %s of %s initialised in %s; joining through %s\n", b.Replica, b.Agency, res.Dir, strings.Join(b.Cluster, ", "))
+	if keyFile != "" {
+		fmt.Fprintf(e.stdout, "storage key: %s (keep it secret, and a backup apart from the data)\n", res.StorageKeyFile)
+	}
 	fmt.Fprintf(e.stdout, "the bundle holds the agency key: delete %s once the replica runs\n", path)
 	return nil
 }

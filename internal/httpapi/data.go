@@ -20,6 +20,10 @@ type DataBackend interface {
 	// RemoveRows erases rows of a kind from the holdings; matching stops at
 	// the next epoch.
 	RemoveRows(ctx context.Context, u User, req RemoveRows) (RemoveResult, error)
+	// CompactData makes every replica erase from its disk what removals
+	// left there (docs/holdings.md, "Removal and erasure"), waits until
+	// they have or the wait ends, and records one audit entry.
+	CompactData(ctx context.Context, u User) (CompactResult, error)
 	// DataStats describes the holdings and their encoded sets.
 	DataStats(ctx context.Context, u User) (DataStats, error)
 	// RotateKeys commits a new OPRF epoch.
@@ -88,6 +92,17 @@ type RemoveRows struct {
 	Kind   string `json:"kind"`
 	Region string `json:"region,omitempty"`
 	Rows   []Row  `json:"rows"`
+}
+
+// CompactResult is the outcome of a compaction: the replicas of the data
+// group that have compacted their disk for it and those that have not yet
+// (down, or slower than the wait); a pending replica compacts when it
+// can, and `data compact` run again waits anew.
+type CompactResult struct {
+	Request   string   `json:"request"` // the erasure request's ID
+	Compacted []string `json:"compacted"`
+	Pending   []string `json:"pending"`
+	Index     uint64   `json:"index"` // the audit entry that records it
 }
 
 // RemoveResult is the outcome of a removal.
@@ -175,6 +190,9 @@ func (s *Server) dataRoutes() {
 		}
 		return b.RemoveRows(ctx, u, req)
 	})
+	s.auth("POST /v1/data/compact", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
+		return b.CompactData(ctx, u)
+	})
 	s.auth("GET /v1/data/stats", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
 		return b.DataStats(ctx, u)
 	})
@@ -199,6 +217,12 @@ func (c *Client) ImportRows(ctx context.Context, id string, rows []Row) (ImportR
 func (c *Client) CommitImport(ctx context.Context, id string, req CommitImport) (ImportResult, error) {
 	var out ImportResult
 	return out, c.do(ctx, http.MethodPost, "/v1/data/imports/"+url.PathEscape(id)+"/commit", req, &out)
+}
+
+// CompactData asks every replica to erase what removals left on disk.
+func (c *Client) CompactData(ctx context.Context) (CompactResult, error) {
+	var out CompactResult
+	return out, c.do(ctx, http.MethodPost, "/v1/data/compact", nil, &out)
 }
 
 // RemoveRows removes identifiers.

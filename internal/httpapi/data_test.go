@@ -39,6 +39,10 @@ func (s *stubBackend) DataStats(ctx context.Context, u User) (DataStats, error) 
 	return DataStats{Epoch: 1}, nil
 }
 
+func (s *stubBackend) CompactData(ctx context.Context, u User) (CompactResult, error) {
+	return CompactResult{Compacted: []string{"r1"}}, nil
+}
+
 func (s *stubBackend) RotateKeys(ctx context.Context, u User) (Rotation, error) {
 	return Rotation{Epoch: 1, NextEpoch: 2}, nil
 }
