@@ -67,19 +67,13 @@ type Alarm struct {
 	Proof            []tlog.Hash // the proof submitted with New
 }
 
-// Digest returns SHA-256 over the origin and the text of both notes
-// (their signatures left out, so that a fresh cosignature does not make a
-// new alarm): the same split view seen again has the same digest (record
-// it once).
+// Digest names the split view: SHA-256 over the origin, the reason and
+// both sizes and roots. The same split view seen again, in whatever
+// rendering of its notes (other signatures, extension lines, a size with a
+// leading zero), has the same digest: record it once.
 func (a *Alarm) Digest() [32]byte {
-	h := sha256.New()
-	for _, b := range [][]byte{[]byte(a.Origin), NoteText(a.OldNote), NoteText(a.NewNote)} {
-		h.Write([]byte(strconv.Itoa(len(b)) + ":"))
-		h.Write(b)
-	}
-	var d [32]byte
-	h.Sum(d[:0])
-	return d
+	return sha256.Sum256(fmt.Appendf(nil, "xborder/v1/split-view\x00%d:%s\x00%d:%s\x00%d\x00%x\x00%d\x00%x",
+		len(a.Origin), a.Origin, len(a.Reason), a.Reason, a.OldSize, a.OldRoot[:], a.NewSize, a.NewRoot[:]))
 }
 
 // WitnessConfig configures a Witness. Cosigner, Logs and State are
@@ -91,6 +85,27 @@ type WitnessConfig struct {
 	State    WitnessState
 	// Timeout bounds each stream; zero means DefaultTimeout.
 	Timeout time.Duration
+	// RefusalBurst is how many refused witness requests (400, 403, 422,
+	// 404 for an origin not pinned: each a log line, a split view an
+	// alarm entry) a
+	// partner agency may draw in a row; past it the witness throttles the
+	// agency: it resets the agency's witness streams unread, checks and
+	// records nothing, and calls Throttled, until the budget refills at
+	// RefusalRate a second. Cosigned requests, 409s (routine for a log
+	// that forgot what it sent), a latest with nothing cosigned yet and
+	// 503s draw nothing. Zero means
+	// DefaultRefusalBurst.
+	RefusalBurst int
+	// RefusalRate is how many refusals a second refill a partner agency's
+	// budget; zero means DefaultRefusalRate.
+	RefusalRate float64
+	// MaxInFlight is how many witness requests of one partner agency are
+	// read and answered at once; the agency's other streams wait for a
+	// slot until their deadline. Zero means DefaultMaxInFlight.
+	MaxInFlight int
+	// Throttled, when set, is called once per stream reset because its
+	// partner agency is over its refusal budget. It must not block.
+	Throttled func(from Peer, proto string)
 	// Logger receives one line per refused request; nil discards.
 	Logger *slog.Logger
 }
@@ -100,14 +115,27 @@ type WitnessConfig struct {
 // tlog-witness), and records a split view as an Alarm. It is safe for
 // concurrent use and starts no goroutine.
 type Witness struct {
-	cfg WitnessConfig
-	log *slog.Logger
+	cfg    WitnessConfig
+	log    *slog.Logger
+	limits *partnerLimits
 }
 
 // NewWitness checks cfg and returns a witness.
 func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if cfg.Cosigner == nil || cfg.Logs == nil || cfg.State == nil {
 		return nil, errors.New("new witness: cosigner, logs and state are required")
+	}
+	if cfg.RefusalBurst < 0 || cfg.RefusalRate < 0 || cfg.MaxInFlight < 0 {
+		return nil, errors.New("new witness: negative refusal burst, refusal rate or requests in flight")
+	}
+	if cfg.RefusalBurst == 0 {
+		cfg.RefusalBurst = DefaultRefusalBurst
+	}
+	if cfg.RefusalRate == 0 {
+		cfg.RefusalRate = DefaultRefusalRate
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
@@ -116,20 +144,44 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &Witness{cfg: cfg, log: lg.With("component", "witness")}, nil
+	return &Witness{cfg: cfg, log: lg.With("component", "witness"),
+		limits: newPartnerLimits(cfg.RefusalBurst, cfg.RefusalRate, cfg.MaxInFlight)}, nil
 }
 
 // Handle serves one ProtoWitness stream from an admitted peer: one request
 // frame, one answer frame. Bytes that do not frame are answered by a
-// reset; a request that does not parse by 400.
+// reset; a request that does not parse by 400. The partner limits apply
+// first (WitnessConfig.MaxInFlight, RefusalBurst): a stream with no slot
+// before its deadline (Timeout, or ctx's when earlier), or of an agency
+// over its refusal budget, is reset unread.
 func (w *Witness) Handle(ctx context.Context, from Peer, st Stream) {
 	d := time.Now().Add(w.cfg.Timeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		d = cd
+	}
 	if err := st.SetDeadline(d); err != nil {
 		_ = st.Reset()
 		return
 	}
 	ctx, cancel := context.WithDeadline(ctx, d)
 	defer cancel()
+	release, ok := w.limits.acquire(ctx, from.Agency, ProtoWitness, time.Now())
+	if !ok {
+		_ = st.Reset()
+		return
+	}
+	defer release()
+	if ok, first := w.limits.draw(from.Agency, time.Now()); !ok {
+		if first {
+			w.log.Warn("partner throttled: too many refused witness requests; its streams are reset until its budget refills",
+				"peer", from.ID, "partner", from.Agency)
+		}
+		if w.cfg.Throttled != nil {
+			w.cfg.Throttled(from, ProtoWitness)
+		}
+		_ = st.Reset()
+		return
+	}
 	b, err := wire.ReadFrame(wire.NewReader(st), MaxWitnessRequest)
 	if err != nil {
 		w.log.Warn("witness request refused", "peer", from.ID, "partner", from.Agency, "err", err)
@@ -137,6 +189,9 @@ func (w *Witness) Handle(ctx context.Context, from Peer, st Stream) {
 		return
 	}
 	a := w.Answer(ctx, from, b)
+	if !a.refused {
+		w.limits.refund(from.Agency, time.Now())
+	}
 	if err := wire.WriteFrame(st, a.Marshal()); err != nil {
 		_ = st.Reset()
 		return
@@ -162,7 +217,8 @@ func (w *Witness) Answer(ctx context.Context, from Peer, b []byte) *WitnessAnswe
 
 func (w *Witness) refuse(from Peer, status int, why string) *WitnessAnswer {
 	w.log.Warn("witness request refused", "peer", from.ID, "partner", from.Agency, "status", status, "reason", why)
-	return &WitnessAnswer{Status: status}
+	// 503 is this witness's own failure, not the partner's.
+	return &WitnessAnswer{Status: status, refused: status != WitnessUnavailable}
 }
 
 // conflict answers 409 with the size last cosigned.
@@ -310,7 +366,7 @@ func (w *Witness) alarm(ctx context.Context, from Peer, why string, old *checkpo
 	if err := w.cfg.State.Alarm(ctx, a); err != nil {
 		return w.refuse(from, WitnessUnavailable, "alarm not recorded: "+err.Error())
 	}
-	return &WitnessAnswer{Status: WitnessUnprocessable}
+	return &WitnessAnswer{Status: WitnessUnprocessable, refused: true}
 }
 
 // latest answers a gossip request from the log itself (403 for anyone
@@ -330,7 +386,7 @@ func (w *Witness) latest(ctx context.Context, from Peer, origin string) *Witness
 		return w.refuse(from, WitnessUnavailable, err.Error())
 	}
 	if b == nil {
-		return &WitnessAnswer{Status: WitnessUnknownLog}
+		return &WitnessAnswer{Status: WitnessUnknownLog} // routine: nothing cosigned yet
 	}
 	cp, _, err := w.open(b)
 	if err != nil {

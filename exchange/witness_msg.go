@@ -180,6 +180,9 @@ const latestPrefix = "latest "
 type WitnessAnswer struct {
 	Status int
 	Body   []byte
+	// refused marks an answer that draws on the sender's refusal budget
+	// (WitnessConfig.RefusalBurst); it is not sent.
+	refused bool
 }
 
 // Marshal returns the answer frame: the status in decimal, a newline, the

@@ -31,9 +31,11 @@ type attack struct {
 	// it starts with "^".
 	want string
 	// entries is the exact number of entries about the hostile partner
-	// the attack writes on the target's ledger; bounded makes it an upper
-	// bound (a flood).
+	// the attack writes on the target's ledger; alarms the exact number of
+	// witness_alarm entries, about any partner. bounded makes both upper
+	// bounds (a flood).
 	entries int
+	alarms  int
 	bounded bool
 }
 
@@ -46,7 +48,7 @@ var hostileLimits = strings.Replace(matchLimits, "  TH:\n",
 const hostileFlood = 200
 
 // TestHostilePartner runs every attack a pinned partner can make on the
-// match and sync protocols against a real replica (DE), from a real libp2p
+// match, sync and witness protocols against a real replica (DE), from a real libp2p
 // peer with a real pinned card (TH's node and host), while an honest
 // partner (GB) keeps querying. Per attack it checks and reports the
 // outcome and the ledger entries written; over the run, that GB's median
@@ -255,6 +257,8 @@ func TestHostilePartner(t *testing.T) {
 	// The hostile peer as responder and owner, answering DE's own queries
 	// and syncs.
 	attacks = append(attacks, h.responderAttacks(target, gbKey)...)
+	witnessRows, witnessFloods := h.witnessAttacks(gb.leader(), gbKey)
+	attacks = append(attacks, witnessRows...)
 	attacks = append(attacks, []attack{
 		// Floods, last: each is throttled once the partner's refusals pass
 		// the server's budget.
@@ -279,23 +283,26 @@ func TestHostilePartner(t *testing.T) {
 			return parallel(hostileFlood, 8, func(i int) string { return h.sendSync(h.syncReq(fmt.Sprintf("s%03d", i), nil, gbKey)) })
 		}, want: "denied:bad_signature ×200", entries: 0},
 	}...)
+	attacks = append(attacks, witnessFloods...)
 
 	type row struct {
-		name, got string
-		entries   int
-		took      time.Duration
+		name, got       string
+		entries, alarms int
+		took            time.Duration
 	}
 	var rows []row
-	throttledBefore := throttled(t, target, "TH")
+	throttledBefore, witnessBefore := throttled(t, target, "TH", "[a-z]+"), throttled(t, target, "TH", "witness")
 	for _, a := range attacks {
 		n0, _ := partnerEntries(t, target, "TH")
+		w0 := alarmEntries(t, target)
 		start := time.Now()
 		got := a.run().String()
 		took := time.Since(start)
 		// Refusals are recorded before the answer is sent: the count is
 		// final once the attack returns.
 		n1, _ := partnerEntries(t, target, "TH")
-		rows = append(rows, row{a.name, got, n1 - n0, took})
+		w1 := alarmEntries(t, target)
+		rows = append(rows, row{a.name, got, n1 - n0, w1 - w0, took})
 		ok := got == a.want
 		if strings.HasPrefix(a.want, "^") {
 			ok = regexp.MustCompile(a.want).MatchString(got)
@@ -303,28 +310,40 @@ func TestHostilePartner(t *testing.T) {
 		if !ok {
 			t.Errorf("%s: outcome %q; want %q", a.name, got, a.want)
 		}
-		limit := a.entries
+		limit, alarms := a.entries, a.alarms
 		if a.bounded {
 			// The refusal budget refills while the flood runs.
-			limit += int(took.Seconds()*exchange.DefaultRefusalRate) + 1
+			refill := int(took.Seconds()*exchange.DefaultRefusalRate) + 1
+			limit, alarms = limit+refill, alarms+refill
 			if n1-n0 > limit {
 				t.Errorf("%s: %d ledger entries; want at most %d", a.name, n1-n0, limit)
 			}
-		} else if n1-n0 != limit {
-			t.Errorf("%s: %d ledger entries; want %d", a.name, n1-n0, limit)
+			if w1-w0 > alarms {
+				t.Errorf("%s: %d witness alarm entries; want at most %d", a.name, w1-w0, alarms)
+			}
+		} else {
+			if n1-n0 != limit {
+				t.Errorf("%s: %d ledger entries; want %d", a.name, n1-n0, limit)
+			}
+			if w1-w0 != alarms {
+				t.Errorf("%s: %d witness alarm entries; want %d", a.name, w1-w0, alarms)
+			}
 		}
 		settle(t, target, base, a.name)
 	}
 	close(stop)
 	<-done
-	if n := throttled(t, target, "TH") - throttledBefore; n == 0 {
+	if n := throttled(t, target, "TH", "[a-z]+") - throttledBefore; n == 0 {
 		t.Errorf("xborder_exchange_throttled_total of TH did not move over %d floods", 3)
+	}
+	if n := throttled(t, target, "TH", "witness") - witnessBefore; n == 0 {
+		t.Errorf(`xborder_exchange_throttled_total{proto="witness"} of TH did not move over the witness floods`)
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-48s  %-44s  %s\n", "attack", "outcome", "entries")
+	fmt.Fprintf(&b, "%-48s  %-44s  %s  %s\n", "attack", "outcome", "entries", "alarms")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-48s  %-44s  %d\n", r.name, r.got, r.entries)
+		fmt.Fprintf(&b, "%-48s  %-44s  %7d  %d\n", r.name, r.got, r.entries, r.alarms)
 	}
 	t.Logf("hostile partner TH against DE:\n%s", b.String())
 
@@ -395,12 +414,13 @@ func parallel(n, workers int, f func(i int) string) outcomes {
 	return o
 }
 
-// throttled reads xborder_exchange_throttled_total of partner (both
-// protocols) from n's metrics.
-func throttled(t *testing.T, n *Node, partner string) int {
+// throttled reads xborder_exchange_throttled_total of partner, summed
+// over the protocols proto (a regular expression) matches, from n's
+// metrics.
+func throttled(t *testing.T, n *Node, partner, proto string) int {
 	t.Helper()
 	_, body := get(t, n.APIURL()+"/metrics")
-	re := regexp.MustCompile(`xborder_exchange_throttled_total\{partner="` + partner + `",proto="[a-z]+"\} (\d+)`)
+	re := regexp.MustCompile(`xborder_exchange_throttled_total\{partner="` + partner + `",proto="` + proto + `"\} (\d+)`)
 	total := 0
 	for _, m := range re.FindAllStringSubmatch(body, -1) {
 		c, _ := strconv.Atoi(m[1])

@@ -41,7 +41,7 @@ func newMatchMetrics(reg prometheus.Registerer) *matchMetrics {
 		}, []string{"direction", "stage"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xborder_exchange_throttled_total",
-			Help: "Streams of a partner over its budget of refused requests that were reset unread, by partner and protocol (match, sync): a flood recorded no further.",
+			Help: "Streams of a partner over its budget of refused requests that were reset unread, by partner and protocol (match, sync, witness): a flood recorded no further.",
 		}, []string{"partner", "proto"}),
 	}
 	reg.MustRegister(m.queries, m.denials, m.stages, m.throttled)
@@ -55,8 +55,11 @@ func (m *matchMetrics) throttle(from exchange.Peer, proto string) {
 		return
 	}
 	p := "match"
-	if proto == exchange.ProtoSync {
+	switch proto {
+	case exchange.ProtoSync:
 		p = "sync"
+	case exchange.ProtoWitness:
+		p = "witness"
 	}
 	m.throttled.WithLabelValues(from.Agency, p).Inc()
 }

@@ -288,7 +288,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n.partnerSets, Client: n.xcl,
 		Opener: n.host, Order: order, Metrics: n.mm, Now: n.now, Log: clog("query")})
 	if n.wit, err = newWitnessing(witnessingConfig{Agency: n.fc.Agency, Key: key, Audit: n.auditG, Pins: n.cards, Client: n.xcl,
-		Opener: n.host, Host: n.host, Registry: n.met.reg, Interval: n.cfg.SyncInterval, Log: clog("witness")}); err != nil {
+		Opener: n.host, Host: n.host, Registry: n.met.reg, Interval: n.cfg.SyncInterval, Throttled: n.mm.throttle, Log: clog("witness")}); err != nil {
 		return err
 	}
 	n.sets.Start()

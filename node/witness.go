@@ -219,7 +219,10 @@ type witnessingConfig struct {
 	Host     protoHost // where ProtoWitness is served
 	Registry prometheus.Registerer
 	Interval time.Duration // how often cosignatures are collected; zero: one minute
-	Log      *slog.Logger
+	// Throttled counts a witness stream reset because its partner is over
+	// its refusal budget (exchange.WitnessConfig.Throttled); nil: none.
+	Throttled func(from exchange.Peer, proto string)
+	Log       *slog.Logger
 }
 
 // witnessing is this node's witness of its partners' ledgers (served on
@@ -241,7 +244,8 @@ func newWitnessing(cfg witnessingConfig) (*witnessing, error) {
 		return nil, fmt.Errorf("open node: %w", err)
 	}
 	st := newWitnessState(cfg.Audit, cfg.Pins, cfg.Registry, cfg.Log)
-	svc, err := exchange.NewWitness(exchange.WitnessConfig{Cosigner: cos, Logs: st, State: st, Logger: cfg.Log})
+	svc, err := exchange.NewWitness(exchange.WitnessConfig{Cosigner: cos, Logs: st, State: st,
+		Throttled: cfg.Throttled, Logger: cfg.Log})
 	if err != nil {
 		return nil, fmt.Errorf("open node: %w", err)
 	}
