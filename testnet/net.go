@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -249,4 +250,33 @@ func (n *Net) PrintTry(w io.Writer) {
 	fmt.Fprintf(w, "  curl -s %s/metrics | grep xborder_raft_state\n", r.API)
 	fmt.Fprintf(w, "  xborder node status --api %s --token-file %s\n", r.API, a.Tokens["admin"])
 	fmt.Fprintf(w, "Logs: %s\n", filepath.Join(n.cfg.Dir, "logs"))
+}
+
+// Signal sends sig to the replica's process group (SIGSTOP and SIGCONT
+// pause and resume it).
+func (r *Replica) Signal(sig syscall.Signal) error {
+	if r.proc == nil || r.proc.exited() {
+		return fmt.Errorf("replica %s is not running", r.ID)
+	}
+	return syscall.Kill(-r.PID(), sig)
+}
+
+// Restart starts a replica that ended (killed or stopped) again from its
+// directory, on the ports it bound before, and waits until it is ready.
+func (n *Net) Restart(ctx context.Context, a *AgencyNode, r *Replica) error {
+	if r.Running() {
+		return fmt.Errorf("replica %s/%s still runs", a.Code, r.ID)
+	}
+	if err := n.startReplica(ctx, a, r); err != nil {
+		return err
+	}
+	return n.waitReady(ctx, a, r)
+}
+
+// Stop stops one replica as Close does (SIGTERM, SIGKILL after
+// StopGrace).
+func (n *Net) Stop(r *Replica) {
+	if r.proc != nil {
+		r.proc.stop(n.cfg.StopGrace)
+	}
 }

@@ -1,0 +1,212 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xborder/xborder/internal/httpapi"
+	"github.com/xborder/xborder/ledger"
+)
+
+// Outcomes of an operation of the workload.
+const (
+	OpOK      = "ok"      // the node answered and said it was done
+	OpFailed  = "failed"  // the node refused it: nothing of it was acknowledged
+	OpUnknown = "unknown" // no answer, or unavailable: it may or may not have taken effect
+)
+
+// Op is one operation of the chaos workload, with its invoke and complete
+// times (milliseconds since the run began) and its outcome.
+type Op struct {
+	ID       int     `json:"id"`
+	Agency   string  `json:"agency"`
+	Client   int     `json:"client"`
+	Kind     string  `json:"kind"` // query, read, export
+	Replica  string  `json:"replica"`
+	Invoke   float64 `json:"invoke_ms"`
+	Complete float64 `json:"complete_ms"`
+	Outcome  string  `json:"outcome"`
+	Err      string  `json:"error,omitempty"`
+	// A query: the kind asked and, per partner, what came back.
+	QueryKind string                  `json:"query_kind,omitempty"`
+	Partners  []httpapi.PartnerResult `json:"partners,omitempty"`
+	values    []string                // canonical values asked (never reported)
+	// A read: its purpose (a key no other read uses) and the entries it
+	// returned (match_out, match_result, ledger_read).
+	Purpose string      `json:"purpose,omitempty"`
+	Read    []readEntry `json:"-"`
+	// An export: the signed checkpoint it carried.
+	Checkpoint string `json:"-"`
+	Size       uint64 `json:"size,omitempty"`
+	entries    string // entries.jsonl of an export
+}
+
+// readEntry is what the checker needs of one entry a read returned.
+type readEntry struct {
+	Index     uint64
+	Type      ledger.Type
+	RequestID string
+	Purpose   string
+}
+
+// history collects the operations of a run. It is safe for concurrent use.
+type history struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   []*Op
+}
+
+func (h *history) ms(t time.Time) float64 { return float64(t.Sub(h.start).Microseconds()) / 1000 }
+
+// begin records the invocation of an operation.
+func (h *history) begin(agency string, client int, kind, replica string) *Op {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	op := &Op{ID: len(h.ops) + 1, Agency: agency, Client: client, Kind: kind, Replica: replica, Invoke: h.ms(time.Now())}
+	h.ops = append(h.ops, op)
+	return op
+}
+
+// end records the completion of op with err's outcome.
+func (h *history) end(op *Op, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	op.Complete = h.ms(time.Now())
+	op.Outcome = classify(err)
+	if err != nil {
+		op.Err = err.Error()
+	}
+}
+
+// all returns the operations so far.
+func (h *history) all() []*Op {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*Op(nil), h.ops...)
+}
+
+// classify turns an API error into an outcome: a refusal the node
+// answered (4xx) is failed; no answer, a timeout or unavailable (5xx) may
+// have taken effect, so it is unknown.
+func classify(err error) string {
+	if err == nil {
+		return OpOK
+	}
+	var ae *httpapi.Error
+	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != 408 && ae.Status != 429 {
+		return OpFailed
+	}
+	return OpUnknown
+}
+
+// workload runs the clients of every agency until ctx ends: per agency an
+// investigator that queries every partner about planted identifiers, an
+// auditor that reads the ledger, and one that exports it now and then.
+type workload struct {
+	net  *Net
+	hist *history
+	seed uint64
+	// kinds are the kinds the investigators ask about.
+	kinds []string
+	// hard bounds every operation (an interrupt); the loops stop at the
+	// end of the run, but an operation in flight then completes.
+	hard context.Context
+}
+
+func (w *workload) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for ai, a := range w.net.Agencies {
+		rng := rand.New(rand.NewPCG(w.seed, uint64(ai)+1))
+		c0, c1, c2 := rng.Uint64(), rng.Uint64(), rng.Uint64()
+		wg.Go(func() { w.loop(ctx, a, 0, c0, w.query, 200*time.Millisecond) })
+		wg.Go(func() { w.loop(ctx, a, 1, c1, w.read, 500*time.Millisecond) })
+		wg.Go(func() {
+			w.loop(ctx, a, 2, c2, func(ctx context.Context, rng *rand.Rand, a *AgencyNode, client, ri int) { w.export(ctx, rng, a, client, ri) }, 5*time.Second)
+		})
+	}
+	wg.Wait()
+}
+
+// loop runs op on a random replica of a, a pause between runs, until ctx
+// ends.
+func (w *workload) loop(ctx context.Context, a *AgencyNode, client int, seed uint64, op func(context.Context, *rand.Rand, *AgencyNode, int, int), pause time.Duration) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	for n := 0; ctx.Err() == nil; n++ {
+		op(ctx, rng, a, client, rng.IntN(len(a.Replicas)))
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+	}
+}
+
+// opTimeout bounds one operation: longer than the node's own deadlines,
+// so that an unknown outcome means the node did not answer.
+const opTimeout = 45 * time.Second
+
+func (w *workload) query(ctx context.Context, rng *rand.Rand, a *AgencyNode, client, ri int) {
+	kind := w.kinds[rng.IntN(len(w.kinds))]
+	var values []string
+	for _, p := range w.net.Truth.Known(a.Code, kind) {
+		values = append(values, p.Canonical)
+	}
+	if len(values) == 0 {
+		return
+	}
+	c, err := a.Client(ri, "investigator")
+	if err != nil {
+		return
+	}
+	op := w.hist.begin(a.Code, client, "query", a.Replicas[ri].ID)
+	op.QueryKind, op.values = kind, values
+	qctx, cancel := context.WithTimeout(w.hard, opTimeout)
+	defer cancel()
+	res, err := c.Query(qctx, httpapi.QueryRequest{Kind: kind, Case: fmt.Sprintf("CHAOS-%d", op.ID), Basis: "testnet chaos: synthetic data",
+		Offence: "thb", Purpose: "chaos workload", Values: values})
+	if err == nil && res.Status != "done" {
+		err = fmt.Errorf("query %s is %s", res.ID, res.Status)
+	}
+	op.Partners = res.Partners
+	w.hist.end(op, err)
+}
+
+// readTypes are the entries a read asks for: those the workload's own
+// operations append (a query refused by this node's policy or budget is
+// a denial under the query's request ID instead of its match_out).
+var readTypes = []ledger.Type{ledger.TypeMatchOut, ledger.TypeDenial, ledger.TypeMatchResult, ledger.TypeLedgerRead}
+
+func (w *workload) read(ctx context.Context, _ *rand.Rand, a *AgencyNode, client, ri int) {
+	c, err := a.Client(ri, "auditor")
+	if err != nil {
+		return
+	}
+	op := w.hist.begin(a.Code, client, "read", a.Replicas[ri].ID)
+	op.Purpose = fmt.Sprintf("chaos read %d", op.ID)
+	rctx, cancel := context.WithTimeout(w.hard, opTimeout)
+	defer cancel()
+	es, err := c.Entries(rctx, op.Purpose, ledger.Filter{Types: readTypes})
+	for _, e := range es {
+		op.Read = append(op.Read, readEntry{Index: e.Index, Type: e.Type, RequestID: e.RequestID, Purpose: e.Body.Purpose})
+	}
+	w.hist.end(op, err)
+}
+
+func (w *workload) export(_ context.Context, _ *rand.Rand, a *AgencyNode, client, ri int) *Op {
+	c, err := a.Client(ri, "auditor")
+	if err != nil {
+		return nil
+	}
+	op := w.hist.begin(a.Code, client, "export", a.Replicas[ri].ID)
+	ectx, cancel := context.WithTimeout(w.hard, opTimeout)
+	defer cancel()
+	x, err := c.Export(ectx)
+	op.Checkpoint, op.entries = x.Checkpoint, x.Entries
+	op.Size = uint64(strings.Count(x.Entries, "\n"))
+	w.hist.end(op, err)
+	return op
+}
