@@ -2,9 +2,12 @@ package testnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +21,14 @@ type ChaosConfig struct {
 	// Duration is how long the workload and the nemesis run; 0 means 3
 	// minutes.
 	Duration time.Duration
+	// Faults are the fault kinds the nemesis draws from (FaultKinds);
+	// empty means all of them, and "none" alone none.
+	Faults []string
 }
+
+// ErrFaultKind: ChaosConfig.Faults names a kind that is not one of
+// FaultKinds.
+var ErrFaultKind = errors.New("not a fault kind (" + strings.Join(FaultKinds, ", ") + ", or none)")
 
 // ChaosResult is a run's record beside its report: the schedule as
 // planned and played, and every operation.
@@ -52,7 +62,20 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 	for _, a := range Agencies[:cfg.Agencies] {
 		codes = append(codes, a.Code)
 	}
-	res := &ChaosResult{Seed: cfg.Seed, Schedule: Schedule(cfg.Seed, codes, cfg.Replicas, cfg.Duration),
+	kinds := FaultKinds
+	if len(cfg.Faults) > 0 {
+		kinds = nil
+		for _, k := range cfg.Faults {
+			switch {
+			case k == "none":
+			case slices.Contains(FaultKinds, k):
+				kinds = append(kinds, k)
+			default:
+				return nil, fmt.Errorf("testnet: fault kind %q: %w", k, ErrFaultKind)
+			}
+		}
+	}
+	res := &ChaosResult{Seed: cfg.Seed, Schedule: Schedule(cfg.Seed, kinds, codes, cfg.Replicas, cfg.Duration),
 		Faults: map[string]int{}, Outcomes: map[string]int{}}
 	rep.Step("Schedule", fmt.Sprintf("seed %d: the nemesis's faults, one at a time (replay with --seed %d)", cfg.Seed, cfg.Seed))
 	for _, f := range res.Schedule {
@@ -92,7 +115,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 		rep.Check(true, "every link through a proxy", "%d links (Raft within agencies, libp2p between them); replicas restarted to dial them", len(px.links))
 	}
 
-	rep.Step("Workload and nemesis", fmt.Sprintf("for %s: queries of every partner, ledger reads and exports; faults as scheduled", cfg.Duration))
+	rep.Step("Workload and nemesis", fmt.Sprintf("for %s: queries of every partner, ledger reads and exports, policy applies and key rotations; faults as scheduled", cfg.Duration))
 	hist := &history{start: time.Now()}
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
@@ -101,23 +124,24 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 	var wg sync.WaitGroup
 	wg.Go(func() { w.run(runCtx) })
 	nm.run(runCtx, res.Schedule)
-	stop()
+	<-runCtx.Done() // the schedule may end before the run
 	wg.Wait()
+	res.Ops = hist.all()
 	for _, f := range res.Schedule {
 		switch {
 		case f.Start > 0:
 			res.Faults[f.Kind]++
-			rep.Note("%s–%s  %s %s/%s%s", fmtMs(f.Start), fmtMs(f.Healed), f.Kind, f.Agency, f.Target, noteOf(f.Note))
+			rep.Note("%s–%s  %s %s/%s%s; operations meanwhile: %s", fmtMs(f.Start), fmtMs(f.Healed), f.Kind, f.Agency, f.Target,
+				noteOf(f.Note), during(res.Ops, f.Start, f.Healed))
 		case f.Skipped != "":
 			res.Faults["skipped "+f.Kind]++
 		}
 	}
-	res.Ops = hist.all()
 	for _, op := range res.Ops {
 		res.Outcomes[op.Kind+" "+op.Outcome]++
 	}
-	rep.Note("faults injected: %v", res.Faults)
-	rep.Note("operations: %v", res.Outcomes)
+	rep.Note("faults injected: %s", fmtCounts(res.Faults))
+	rep.Note("operations: %s", fmtCounts(res.Outcomes))
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -132,6 +156,34 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 	rep.Step("Check", "the invariants of docs/RELIABILITY.md over the history and the healed federation")
 	(&checker{net: n, rep: rep, ops: res.Ops, final: final}).run()
 	return res, nil
+}
+
+// during counts the operations that overlapped [from, to] (ms) by kind
+// and outcome.
+func during(ops []*Op, from, to float64) string {
+	n := map[string]int{}
+	for _, op := range ops {
+		end := op.Complete
+		if op.Outcome == OpUnknown {
+			end = max(end, to)
+		}
+		if op.Invoke <= to && end >= from {
+			n[op.Kind+" "+op.Outcome]++
+		}
+	}
+	return fmtCounts(n)
+}
+
+// fmtCounts writes counts as "a 1, b 2" in key order.
+func fmtCounts(n map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func noteOf(s string) string {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -211,9 +212,10 @@ func checkLinearizable(ops []*Op, timeout time.Duration) (porcupine.CheckResult,
 			}
 		}
 	}
-	ev := fmt.Sprintf("%d operations; the longest linearization (%d) ends with", len(h), len(longest))
+	var tail []string
 	for _, op := range longest[max(0, len(longest)-3):] {
-		ev += "; " + logModel.DescribeOperation(op.Input, op.Output)
+		tail = append(tail, logModel.DescribeOperation(op.Input, op.Output))
 	}
-	return res, ev
+	return res, fmt.Sprintf("%d operations; the longest linearization (%d of them) ends with: %s; no operation left can follow it",
+		len(h), len(longest), strings.Join(tail, "; "))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -56,15 +57,21 @@ func (f *Fault) String() string {
 	return fmt.Sprintf("#%d %s %s (pick %d) for %s, then %s quiet", f.N, f.Kind, who, f.Pick, f.Hold, f.Gap)
 }
 
-// Schedule draws the nemesis's faults for a run of d from seed: one
+// Schedule draws the nemesis's faults of kinds for a run of d from seed: one
 // fault at a time, each held 3 to 8 seconds (a pause 3 to 6, always
 // longer than Raft's election timeout), then 2 to 5 seconds of quiet. The
 // same seed and agencies give the same schedule.
-func Schedule(seed uint64, agencies []string, replicas int, d time.Duration) []*Fault {
+func Schedule(seed uint64, kinds, agencies []string, replicas int, d time.Duration) []*Fault {
 	rng := rand.New(rand.NewPCG(seed, 0x6e656d65736973))
 	var out []*Fault
-	kinds := FaultKinds
-	for t := time.Duration(0); t < d; {
+	if replicas < 3 {
+		// One replica has no group to be cut from, nor a majority.
+		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return strings.HasPrefix(k, "partition") })
+	}
+	if len(agencies) < 2 {
+		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return k == FaultCutPartner })
+	}
+	for t := time.Duration(0); t < d && len(kinds) > 0; {
 		f := &Fault{N: len(out) + 1, Kind: kinds[rng.IntN(len(kinds))], Agency: agencies[rng.IntN(len(agencies))],
 			Pick: rng.IntN(16), Hold: time.Duration(3000+rng.IntN(5000)) * time.Millisecond,
 			Gap: time.Duration(2000+rng.IntN(3000)) * time.Millisecond}
@@ -76,9 +83,6 @@ func Schedule(seed uint64, agencies []string, replicas int, d time.Duration) []*
 		}
 		if f.Kind == FaultPause {
 			f.Hold = time.Duration(3000+rng.IntN(3000)) * time.Millisecond
-		}
-		if f.Kind == FaultCutPartner && len(agencies) < 2 || replicas < 3 && strings.HasPrefix(f.Kind, "partition") {
-			continue
 		}
 		out = append(out, f)
 		t += f.Hold + f.Gap

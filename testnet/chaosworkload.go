@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -122,11 +124,14 @@ func (w *workload) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for ai, a := range w.net.Agencies {
 		rng := rand.New(rand.NewPCG(w.seed, uint64(ai)+1))
-		c0, c1, c2 := rng.Uint64(), rng.Uint64(), rng.Uint64()
+		c0, c1, c2, c3 := rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()
 		wg.Go(func() { w.loop(ctx, a, 0, c0, w.query, 200*time.Millisecond) })
 		wg.Go(func() { w.loop(ctx, a, 1, c1, w.read, 500*time.Millisecond) })
+		wg.Go(func() { w.loop(ctx, a, 3, c3, w.admin, 15*time.Second) })
 		wg.Go(func() {
-			w.loop(ctx, a, 2, c2, func(ctx context.Context, rng *rand.Rand, a *AgencyNode, client, ri int) { w.export(ctx, rng, a, client, ri) }, 5*time.Second)
+			w.loop(ctx, a, 2, c2, func(ctx context.Context, rng *rand.Rand, a *AgencyNode, client, ri int) {
+				w.export(ctx, rng, a, client, ri)
+			}, 5*time.Second)
 		})
 	}
 	wg.Wait()
@@ -172,6 +177,35 @@ func (w *workload) query(ctx context.Context, rng *rand.Rand, a *AgencyNode, cli
 		err = fmt.Errorf("query %s is %s", res.ID, res.Status)
 	}
 	op.Partners = res.Partners
+	w.hist.end(op, err)
+}
+
+// admin applies the policy in force again (a new policy entry, the same
+// rules) or rotates the OPRF keys (a new epoch: partners sync again), in
+// turn.
+func (w *workload) admin(_ context.Context, rng *rand.Rand, a *AgencyNode, client, ri int) {
+	c, err := a.Client(ri, "admin")
+	if err != nil {
+		return
+	}
+	kind := "policy"
+	if rng.IntN(2) == 0 {
+		kind = "rotate"
+	}
+	op := w.hist.begin(a.Code, client, kind, a.Replicas[ri].ID)
+	actx, cancel := context.WithTimeout(w.hard, opTimeout)
+	defer cancel()
+	if kind == "rotate" {
+		_, err = c.RotateKeys(actx)
+	} else {
+		var pol, lim []byte
+		if pol, err = os.ReadFile(filepath.Join(w.net.cfg.PolicyDir, "policy.cedar")); err == nil {
+			lim, err = os.ReadFile(filepath.Join(w.net.cfg.PolicyDir, "limits.yaml"))
+		}
+		if err == nil {
+			_, err = c.ApplyPolicy(actx, httpapi.PolicyFiles{PolicyName: "policy.cedar", Policy: string(pol), LimitsName: "limits.yaml", Limits: string(lim)})
+		}
+	}
 	w.hist.end(op, err)
 }
 

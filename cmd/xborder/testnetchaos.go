@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ func newTestnetChaosCmd(e *env) *cobra.Command {
 	var f testnetFlags
 	var asJSON bool
 	var duration time.Duration
+	var faults []string
 	cmd := &cobra.Command{
 		Use:   "chaos [--agencies N] [--replicas R] [--holdings H] [--duration D] [--seed S] [--json]",
 		Short: "Run a federation under a seeded nemesis and check its histories; exit 1 when an invariant fails",
@@ -54,7 +57,7 @@ skipped and said so. docs/RELIABILITY.md has the runs made so far.`,
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep := testnet.NewReport(out)
-			res, err := testnet.Chaos(ctx, testnet.ChaosConfig{Config: cfg, Duration: duration}, rep)
+			res, err := testnet.Chaos(ctx, testnet.ChaosConfig{Config: cfg, Duration: duration, Faults: faults}, rep)
 			rep.Finish()
 			if asJSON {
 				var doc struct {
@@ -71,6 +74,9 @@ skipped and said so. docs/RELIABILITY.md has the runs made so far.`,
 					}
 				}
 			}
+			if errors.Is(err, testnet.ErrFaultKind) {
+				return usageError("give --faults "+strings.Join(testnet.FaultKinds, ","), "testnet chaos: %v", err)
+			}
 			if err != nil {
 				return testnetError("chaos", err)
 			}
@@ -84,6 +90,7 @@ skipped and said so. docs/RELIABILITY.md has the runs made so far.`,
 	_ = cmd.Flags().Set("holdings", "1000")
 	cmd.Flags().Lookup("holdings").DefValue = "1000"
 	cmd.Flags().DurationVar(&duration, "duration", 3*time.Minute, "how long the workload and the nemesis run")
+	cmd.Flags().StringSliceVar(&faults, "faults", nil, "fault kinds the nemesis draws from, comma-separated (default all: "+strings.Join(testnet.FaultKinds, ", ")+"; none for none)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write the report, the schedule and every operation as one JSON document on stdout (the steps go to stderr)")
 	return cmd
 }
