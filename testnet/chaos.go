@@ -99,8 +99,8 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 				_ = r.Signal(syscall.SIGCONT)
 			}
 		}
-		px.close()
-		if cerr := n.Close(); cerr != nil {
+		cerr := errors.Join(px.close(), n.Close())
+		if cerr != nil {
 			rep.Step("Stop", "")
 			rep.Check(false, "nothing left running or listening", "%v", cerr)
 		}
@@ -113,6 +113,10 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 			return res, err
 		}
 		rep.Check(true, "every link through a proxy", "%d links (Raft within agencies, libp2p between them); replicas restarted to dial them", len(px.links))
+	}
+
+	if cfg.OnUp != nil {
+		cfg.OnUp(n)
 	}
 
 	rep.Step("Workload and nemesis", fmt.Sprintf("for %s: queries of every partner, ledger reads and exports, policy applies and key rotations; faults as scheduled", cfg.Duration))
@@ -163,11 +167,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 func during(ops []*Op, from, to float64) string {
 	n := map[string]int{}
 	for _, op := range ops {
-		end := op.Complete
-		if op.Outcome == OpUnknown {
-			end = max(end, to)
-		}
-		if op.Invoke <= to && end >= from {
+		if op.Invoke <= to && op.Complete >= from {
 			n[op.Kind+" "+op.Outcome]++
 		}
 	}

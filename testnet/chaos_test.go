@@ -108,3 +108,33 @@ func TestChaosFindsPlantedDefects(t *testing.T) {
 		})
 	}
 }
+
+// TestChaosInterrupted cancels a chaos run in the middle of its workload
+// and nemesis (as Ctrl-C does): no replica process and no port, the
+// proxies' included, may remain.
+func TestChaosInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a federation")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var net *Net
+	cfg := ChaosConfig{Config: Config{Dir: t.TempDir(), Binary: xborder, Agencies: 2, Replicas: 1, Holdings: 100, Seed: 3,
+		OnUp: func(n *Net) {
+			net = n
+			time.AfterFunc(8*time.Second, cancel)
+		}}, Duration: time.Minute, Faults: []string{FaultKill, FaultPause}}
+	start := time.Now()
+	_, err := Chaos(ctx, cfg, NewReport(nil))
+	if err == nil {
+		t.Fatal("an interrupted run reported no error")
+	}
+	if time.Since(start) > 50*time.Second {
+		t.Errorf("the interrupted run took %s to stop", time.Since(start))
+	}
+	if net == nil {
+		t.Fatal("the federation never came up")
+	}
+	// Every process started, restarts included, and every port bound.
+	checkGone(t, net.PIDs(), net.Ports())
+}

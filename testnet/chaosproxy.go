@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -58,13 +59,24 @@ func (ps *proxies) add(l *link) error {
 // listen returns the address the link's proxy listens on.
 func (l *link) listen() string { return l.proxy.Listen }
 
-// close stops every proxy; nothing of them listens afterwards.
-func (ps *proxies) close() {
+// close stops every proxy and checks that none of their ports still
+// listens.
+func (ps *proxies) close() error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	var ports []int
 	for _, l := range ps.links {
+		addr := l.listen()
 		l.proxy.Stop()
+		if p, err := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:]); err == nil {
+			ports = append(ports, p)
+		}
 	}
+	left, err := stillListening(ports)
+	if err == nil && len(left) > 0 {
+		err = fmt.Errorf("chaos: proxy ports %v still listening after every proxy stopped", left)
+	}
+	return err
 }
 
 // setEnabled opens (true) or cuts (false) the links that sel selects: a
