@@ -51,6 +51,11 @@ func TestLogModel(t *testing.T) {
 		{"concurrent read may miss it", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 5, 30, 6, out(5, "a"))}, porcupine.Ok},
 		{"acknowledged append lost", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"))}, porcupine.Illegal},
 		{"other entry at an acknowledged index", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"), res(7, "b"))}, porcupine.Illegal},
+		{"a read from a later index need not show it", []*Op{queryOp(1, 0, 10, "a", 5, 7), func() *Op {
+			op := readOp(2, 20, 30, 9)
+			op.From = 8
+			return op
+		}()}, porcupine.Ok},
 		{"stale read", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 4)}, porcupine.Illegal},
 		{"index going back", []*Op{queryOp(1, 0, 10, "a", 5, 7), queryOp(2, 20, 30, "b", 6, 8)}, porcupine.Illegal},
 		{"sees the future", []*Op{readOp(1, 0, 10, 9, out(5, "a")), queryOp(2, 20, 30, "a", 5, 7)}, porcupine.Illegal},

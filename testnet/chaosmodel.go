@@ -1,8 +1,9 @@
 package testnet
 
 import (
+	"encoding/binary"
 	"fmt"
-	"maps"
+	"hash/fnv"
 	"math"
 	"sort"
 	"strings"
@@ -40,34 +41,53 @@ type logOutput struct {
 	unknown bool
 	index   uint64            // an append's index
 	seen    map[string]uint64 // a read: the workload's keys it showed, at their indexes
+	from    uint64            // a read: the lowest index it asked for (Filter.After)
 	max     uint64            // a read: the highest index it showed (its own included)
 }
 
 // logState is the model's state: the highest linearized index, and each
-// linearized key's index (0 when it is unknown: an append without answer).
+// linearized key with its index (unknownIndex for an append without
+// answer), as an immutable list so that a step shares its predecessor's
+// (an append costs O(1), a read O(keys)). hash is an order-independent
+// hash of the keys and indexes: two states with the same last, count and
+// hash are taken as equal (a collision, at odds of 2^-64, could only hide
+// a violation, never invent one).
 type logState struct {
 	last uint64
-	keys map[string]uint64
+	n    int
+	hash uint64
+	head *keyNode
+}
+
+type keyNode struct {
+	key  string
+	idx  uint64
+	next *keyNode
 }
 
 // unknownIndex marks a linearized append whose index nobody saw.
 const unknownIndex = math.MaxUint64
 
+func (s logState) with(key string, idx uint64) logState {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	h.Write(binary.BigEndian.AppendUint64(nil, idx))
+	return logState{last: s.last, n: s.n + 1, hash: s.hash ^ h.Sum64(), head: &keyNode{key: key, idx: idx, next: s.head}}
+}
+
 var logModel = porcupine.Model{
-	Init: func() any { return logState{keys: map[string]uint64{}} },
+	Init: func() any { return logState{} },
 	Step: func(st, in, out any) (bool, any) {
 		s, i, o := st.(logState), in.(logInput), out.(logOutput)
 		if i.append {
-			next := logState{last: s.last, keys: maps.Clone(s.keys)}
 			if o.unknown {
-				next.keys[i.key] = unknownIndex
-				return true, next
+				return true, s.with(i.key, unknownIndex)
 			}
 			if o.index <= s.last { // index 0 is init's, never the workload's
 				return false, s
 			}
+			next := s.with(i.key, o.index)
 			next.last = o.index
-			next.keys[i.key] = o.index
 			return true, next
 		}
 		if o.unknown {
@@ -76,29 +96,29 @@ var logModel = porcupine.Model{
 		if o.max < s.last {
 			return false, s // a stale read: it misses a linearized append
 		}
-		for k, idx := range s.keys {
-			got, ok := o.seen[k]
+		matched := 0
+		for k := s.head; k != nil; k = k.next {
+			got, ok := o.seen[k.key]
 			switch {
-			case idx == unknownIndex:
-				// it may or may not show
-			case !ok && idx <= o.max:
+			case ok && k.idx != unknownIndex && got != k.idx:
+				return false, s // shown at another index
+			case ok:
+				matched++
+			case k.idx != unknownIndex && k.idx >= o.from && k.idx <= o.max:
 				return false, s // an acknowledged append lost
-			case ok && got != idx:
-				return false, s
 			}
 		}
-		for k := range o.seen {
-			if _, ok := s.keys[k]; !ok {
-				return false, s // shows an append not linearized yet
-			}
+		if matched != len(o.seen) {
+			return false, s // shows an append not linearized yet
 		}
-		next := logState{last: o.max, keys: s.keys}
-		return true, next
+		s.last = o.max
+		return true, s
 	},
 	Equal: func(a, b any) bool {
 		x, y := a.(logState), b.(logState)
-		return x.last == y.last && maps.Equal(x.keys, y.keys)
+		return x.last == y.last && x.n == y.n && x.hash == y.hash
 	},
+	Hash: func(a any) uint64 { x := a.(logState); return x.hash ^ x.last },
 	DescribeOperation: func(in, out any) string {
 		i, o := in.(logInput), out.(logOutput)
 		switch {
@@ -160,7 +180,7 @@ func logHistory(ops []*Op) []porcupine.Operation {
 				add(op, logInput{op: op.ID, append: true, key: in.key}, logOutput{unknown: true})
 				continue
 			}
-			o := logOutput{seen: map[string]uint64{}}
+			o := logOutput{seen: map[string]uint64{}, from: op.From}
 			for _, e := range op.Read {
 				o.max = max(o.max, e.Index)
 				if k := readKey(e); ours[k] {

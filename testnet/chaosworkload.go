@@ -41,6 +41,7 @@ type Op struct {
 	// A read: its purpose (a key no other read uses) and the entries it
 	// returned (match_out, match_result, ledger_read).
 	Purpose string      `json:"purpose,omitempty"`
+	From    uint64      `json:"from,omitempty"` // the read's Filter.After
 	Read    []readEntry `json:"-"`
 	// An export: the signed checkpoint it carried.
 	Checkpoint string `json:"-"`
@@ -118,7 +119,15 @@ type workload struct {
 	// hard bounds every operation (an interrupt); the loops stop at the
 	// end of the run, but an operation in flight then completes.
 	hard context.Context
+
+	mu     sync.Mutex
+	cursor map[string]uint64 // per agency: the highest index a read showed
 }
+
+// readWindow is how far below the highest index seen so far a read
+// starts: reads stay small however long the run, and still cover every
+// append in flight.
+const readWindow = 400
 
 func (w *workload) run(ctx context.Context) {
 	var wg sync.WaitGroup
@@ -219,15 +228,26 @@ func (w *workload) read(ctx context.Context, _ *rand.Rand, a *AgencyNode, client
 	if err != nil {
 		return
 	}
+	w.mu.Lock()
+	if w.cursor == nil {
+		w.cursor = map[string]uint64{}
+	}
+	from := w.cursor[a.Code] - min(w.cursor[a.Code], readWindow)
+	w.mu.Unlock()
 	op := w.hist.begin(a.Code, client, "read", a.Replicas[ri].ID)
-	op.Purpose = fmt.Sprintf("chaos read %d", op.ID)
+	op.Purpose, op.From = fmt.Sprintf("chaos read %d", op.ID), from
 	rctx, cancel := context.WithTimeout(w.hard, opTimeout)
 	defer cancel()
-	es, err := c.Entries(rctx, op.Purpose, ledger.Filter{Types: readTypes})
+	es, err := c.Entries(rctx, op.Purpose, ledger.Filter{Types: readTypes, After: from})
+	top := uint64(0)
 	for _, e := range es {
 		op.Read = append(op.Read, readEntry{Index: e.Index, Type: e.Type, RequestID: e.RequestID, Purpose: e.Body.Purpose})
+		top = max(top, e.Index)
 	}
 	w.hist.end(op, err)
+	w.mu.Lock()
+	w.cursor[a.Code] = max(w.cursor[a.Code], top)
+	w.mu.Unlock()
 }
 
 func (w *workload) export(_ context.Context, _ *rand.Rand, a *AgencyNode, client, ri int) *Op {
