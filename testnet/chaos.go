@@ -266,30 +266,23 @@ func settle(ctx context.Context, n *Net, hist *history) (finalState, error) {
 			}
 			sleep(ctx, 500*time.Millisecond)
 		}
-		// The export of each replica in turn (each appends its own entry),
-		// then the data stats of each.
+		// The export of each replica in turn (each appends its own entry).
 		w := &workload{net: n, hist: hist, hard: ctx}
 		var xs []*Op
-		var ds []map[string]string
 		for i := range a.Replicas {
 			if op := w.export(ctx, nil, a, 9, i); op != nil {
 				xs = append(xs, op)
 			}
-			c, err := a.Client(i, "admin")
-			if err != nil {
-				continue
+		}
+		// The set digests of every replica, once they agree: a replica
+		// may still be building the sets of a rotation or an import.
+		var ds []map[string]string
+		for deadline := time.Now().Add(90 * time.Second); ; {
+			ds = digestsOf(ctx, a)
+			if len(ds) == len(a.Replicas) && sameDigests(ds) || time.Now().After(deadline) || ctx.Err() != nil {
+				break
 			}
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			st, err := c.DataStats(sctx)
-			cancel()
-			if err != nil {
-				continue
-			}
-			d := map[string]string{}
-			for _, k := range st.Kinds {
-				d[k.Kind] = k.Digest
-			}
-			ds = append(ds, d)
+			sleep(ctx, time.Second)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -305,6 +298,39 @@ func settle(ctx context.Context, n *Net, hist *history) (finalState, error) {
 		return fs, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return fs, nil
+}
+
+// digestsOf reads the set digest of every kind on every replica of a
+// that answers.
+func digestsOf(ctx context.Context, a *AgencyNode) []map[string]string {
+	var ds []map[string]string
+	for i := range a.Replicas {
+		c, err := a.Client(i, "admin")
+		if err != nil {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := c.DataStats(sctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		d := map[string]string{}
+		for _, k := range st.Kinds {
+			d[k.Kind] = k.Digest
+		}
+		ds = append(ds, d)
+	}
+	return ds
+}
+
+func sameDigests(ds []map[string]string) bool {
+	for _, d := range ds[1:] {
+		if !maps.Equal(d, ds[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 func allEqual(xs []uint64) bool {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -76,6 +77,11 @@ skipped and said so. docs/RELIABILITY.md has the runs made so far.`,
 			}
 			if errors.Is(err, testnet.ErrFaultKind) {
 				return usageError("give --faults "+strings.Join(testnet.FaultKinds, ","), "testnet chaos: %v", err)
+			}
+			if errors.Is(err, context.Canceled) {
+				if _, failed := rep.Counts(); failed == 0 {
+					return exitError(exitUnavailable, errors.New("testnet chaos: interrupted before the checks; every replica stopped, no port left listening"), "")
+				}
 			}
 			if err != nil {
 				return testnetError("chaos", err)
