@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -125,6 +126,12 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 	defer stop()
 	w := &workload{net: n, hist: hist, seed: cfg.Seed, kinds: []string{"phone", "email"}, hard: ctx}
 	nm := &nemesis{net: n, px: px, hist: hist, network: ChaosBuild, clock: ChaosBuild, log: say}
+	initial := map[string]int{}
+	for _, a := range n.Agencies {
+		if ds := digestsOf(ctx, a); len(ds) > 0 {
+			initial[a.Code], _ = strconv.Atoi(ds[0][stewardKind+" rows"])
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { w.run(runCtx) })
 	nm.run(runCtx, res.Schedule)
@@ -141,11 +148,20 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 			res.Faults["skipped "+f.Kind]++
 		}
 	}
+	parts, reasons := map[string]int{}, map[string]int{}
 	for _, op := range res.Ops {
 		res.Outcomes[op.Kind+" "+op.Outcome]++
+		for _, p := range op.Partners {
+			parts[p.Outcome]++
+			if p.Reason != "" {
+				reasons[reasonClass(p.Reason)]++
+			}
+		}
 	}
 	rep.Note("faults injected: %s", fmtCounts(res.Faults))
 	rep.Note("operations: %s", fmtCounts(res.Outcomes))
+	rep.Note("query parts (one per partner asked): %s", fmtCounts(parts))
+	rep.Note("reasons of the parts not answered: %s", fmtCounts(reasons))
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -158,7 +174,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 	rep.Check(err == nil, "healed federation settles", "%s", errText(err, "every replica ready, the same ledger size"))
 
 	rep.Step("Check", "the invariants of docs/RELIABILITY.md over the history and the healed federation")
-	(&checker{net: n, rep: rep, ops: res.Ops, final: final}).run()
+	(&checker{net: n, rep: rep, ops: res.Ops, final: final, initialRows: initial}).run()
 	return res, nil
 }
 
@@ -184,6 +200,18 @@ func fmtCounts(n map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// reasonClass shortens a reason to its first words, so that reasons that
+// differ only in addresses or IDs count together.
+func reasonClass(r string) string {
+	if i := strings.IndexAny(r, ":("); i > 0 {
+		r = r[:i]
+	}
+	if f := strings.Fields(r); len(f) > 8 {
+		r = strings.Join(f[:8], " ") + "…"
+	}
+	return strings.TrimSpace(r)
 }
 
 func noteOf(s string) string {
@@ -318,6 +346,7 @@ func digestsOf(ctx context.Context, a *AgencyNode) []map[string]string {
 		d := map[string]string{}
 		for _, k := range st.Kinds {
 			d[k.Kind] = k.Digest
+			d[k.Kind+" rows"] = strconv.Itoa(k.Rows)
 		}
 		ds = append(ds, d)
 	}

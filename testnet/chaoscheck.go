@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing/fstest"
 	"time"
@@ -72,6 +73,8 @@ type checker struct {
 	final finalState
 	// last is each agency's final ledger (its last replica export).
 	last map[string]ledgerOf
+	// initialRows is each agency's rows of stewardKind before the workload.
+	initialRows map[string]int
 }
 
 func (c *checker) run() {
@@ -95,7 +98,48 @@ func (c *checker) run() {
 	c.replicasAgree()
 	c.checkpoints()
 	c.sets()
+	c.imports()
 	c.truth()
+}
+
+// imports: no acknowledged import lost, no acknowledged removal undone:
+// every replica holds, of stewardKind, the rows held before the workload
+// plus those imported minus those removed, each operation whose outcome
+// is unknown counted as done or not.
+func (c *checker) imports() {
+	for _, a := range c.net.Agencies {
+		base, ok := c.initialRows[a.Code]
+		if !ok {
+			c.rep.Check(false, a.Code+": no acknowledged import lost", "the rows held before the workload were not read")
+			continue
+		}
+		lo, hi := base, base
+		n := map[string]int{}
+		for _, op := range c.agencyOps(a.Code) {
+			switch {
+			case op.Kind == "import" && op.Outcome == OpOK:
+				lo, hi = lo+op.Done, hi+op.Done
+			case op.Kind == "import" && op.Outcome == OpUnknown:
+				hi += op.Rows
+			case op.Kind == "remove" && op.Outcome == OpOK:
+				lo, hi = lo-op.Done, hi-op.Done
+			case op.Kind == "remove" && op.Outcome == OpUnknown:
+				lo -= op.Rows
+			default:
+				continue
+			}
+			n[op.Kind+" "+op.Outcome]++
+		}
+		var bad []string
+		for i, d := range c.final.digests[a.Code] {
+			rows, err := strconv.Atoi(d[stewardKind+" rows"])
+			if err != nil || rows < lo || rows > hi {
+				bad = append(bad, fmt.Sprintf("replica %d holds %s rows of %s", i+1, d[stewardKind+" rows"], stewardKind))
+			}
+		}
+		c.rep.Check(len(bad) == 0 && len(c.final.digests[a.Code]) > 0, a.Code+": no acknowledged import lost, no removal undone",
+			"rows of %s expected between %d and %d (%s)%s", stewardKind, lo, hi, fmtCounts(n), evidence(bad))
+	}
 }
 
 func (c *checker) agencyOps(code string) []*Op {

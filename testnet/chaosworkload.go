@@ -43,6 +43,10 @@ type Op struct {
 	Purpose string      `json:"purpose,omitempty"`
 	From    uint64      `json:"from,omitempty"` // the read's Filter.After
 	Read    []readEntry `json:"-"`
+	// An import or a removal: the rows of kind it sent, and how many the
+	// node said it imported or removed.
+	Rows int `json:"rows,omitempty"`
+	Done int `json:"done,omitempty"`
 	// An export: the signed checkpoint it carried.
 	Checkpoint string `json:"-"`
 	Size       uint64 `json:"size,omitempty"`
@@ -121,8 +125,15 @@ type workload struct {
 	hard context.Context
 
 	mu     sync.Mutex
-	cursor map[string]uint64 // per agency: the highest index a read showed
+	cursor map[string]uint64   // per agency: the highest index a read showed
+	held   map[string][]string // per agency: decoys imported and not removed yet
 }
+
+// stewardKind is the kind the stewards import and remove rows of: rows
+// that no other agency holds and no query asks about, so the planted
+// truth stays as it is.
+const stewardKind = "email"
+
 
 // readWindow is how far below the highest index seen so far a read
 // starts: reads stay small however long the run, and still cover every
@@ -133,7 +144,8 @@ func (w *workload) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for ai, a := range w.net.Agencies {
 		rng := rand.New(rand.NewPCG(w.seed, uint64(ai)+1))
-		c0, c1, c2, c3 := rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()
+		c0, c1, c2, c3, c4 := rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()
+		wg.Go(func() { w.loop(ctx, a, 4, c4, w.steward, 3*time.Second) })
 		wg.Go(func() { w.loop(ctx, a, 0, c0, w.query, 200*time.Millisecond) })
 		wg.Go(func() { w.loop(ctx, a, 1, c1, w.read, 500*time.Millisecond) })
 		wg.Go(func() { w.loop(ctx, a, 3, c3, w.admin, 15*time.Second) })
@@ -213,6 +225,68 @@ func (w *workload) admin(_ context.Context, rng *rand.Rand, a *AgencyNode, clien
 		}
 		if err == nil {
 			_, err = c.ApplyPolicy(actx, httpapi.PolicyFiles{PolicyName: "policy.cedar", Policy: string(pol), LimitsName: "limits.yaml", Limits: string(lim)})
+		}
+	}
+	w.hist.end(op, err)
+}
+
+// steward imports 5 new rows of stewardKind, or removes the rows of an
+// earlier import, in turn at random.
+func (w *workload) steward(_ context.Context, rng *rand.Rand, a *AgencyNode, client, ri int) {
+	c, err := a.Client(ri, "steward")
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	if w.held == nil {
+		w.held = map[string][]string{}
+	}
+	held := w.held[a.Code]
+	remove := len(held) > 0 && rng.IntN(2) == 0
+	var rows []httpapi.Row
+	if remove {
+		for i, v := range held[:min(5, len(held))] {
+			rows = append(rows, httpapi.Row{Line: i + 1, Value: v})
+		}
+		w.held[a.Code] = held[len(rows):]
+	}
+	w.mu.Unlock()
+	kind := "remove"
+	if !remove {
+		kind = "import"
+	}
+	op := w.hist.begin(a.Code, client, kind, a.Replicas[ri].ID)
+	if !remove {
+		for i, v := range Decoys(w.seed, a.Code, stewardKind, 500000+uint64(op.ID)*10, 5) {
+			rows = append(rows, httpapi.Row{Line: i + 1, Value: v})
+		}
+	}
+	op.Rows = len(rows)
+	sctx, cancel := context.WithTimeout(w.hard, opTimeout)
+	defer cancel()
+	if remove {
+		var r httpapi.RemoveResult
+		r, err = c.RemoveRows(sctx, httpapi.RemoveRows{Kind: stewardKind, Region: a.Code, Rows: rows})
+		op.Done = r.Removed
+	} else {
+		var im httpapi.Import
+		im, err = c.BeginImport(sctx, httpapi.BeginImport{Kind: stewardKind, Region: a.Code})
+		if err == nil {
+			_, err = c.ImportRows(sctx, im.ID, rows)
+		}
+		if err == nil {
+			var r httpapi.ImportResult
+			r, err = c.CommitImport(sctx, im.ID, httpapi.CommitImport{})
+			op.Done = r.Imported
+		}
+		if err == nil {
+			var vs []string
+			for _, r := range rows {
+				vs = append(vs, r.Value)
+			}
+			w.mu.Lock()
+			w.held[a.Code] = append(w.held[a.Code], vs...)
+			w.mu.Unlock()
 		}
 	}
 	w.hist.end(op, err)
