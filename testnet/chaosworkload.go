@@ -134,7 +134,6 @@ type workload struct {
 // truth stays as it is.
 const stewardKind = "email"
 
-
 // readWindow is how far below the highest index seen so far a read
 // starts: reads stay small however long the run, and still cover every
 // append in flight.
