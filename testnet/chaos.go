@@ -298,7 +298,7 @@ func settle(ctx context.Context, n *Net, hist *history) (finalState, error) {
 		w := &workload{net: n, hist: hist, hard: ctx}
 		var xs []*Op
 		for i := range a.Replicas {
-			if op := w.export(ctx, nil, a, 9, i); op != nil {
+			if op := w.export(ctx, nil, a, 9, i, true); op != nil {
 				xs = append(xs, op)
 			}
 		}
