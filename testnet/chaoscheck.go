@@ -167,12 +167,15 @@ func (c *checker) linearizable() {
 // two entries of one type anywhere; and a part that failed before its
 // match_out was recorded left no match_in.
 func (c *checker) exactlyOnce() {
+	byReq := map[string]map[string][]format.ExportLine{}
+	for code, l := range c.last {
+		byReq[code] = l.byRequest()
+	}
 	for _, a := range c.net.Agencies {
-		mine, ok := c.last[a.Code]
+		own, ok := byReq[a.Code]
 		if !ok {
 			continue
 		}
-		own := mine.byRequest()
 		var bad []string
 		answered, unsent := 0, 0
 		for _, op := range c.agencyOps(a.Code) {
@@ -180,11 +183,11 @@ func (c *checker) exactlyOnce() {
 				continue
 			}
 			for _, p := range op.Partners {
-				theirs, ok := c.last[p.Agency]
+				theirs, ok := byReq[p.Agency]
 				if !ok || p.RequestID == "" {
 					continue
 				}
-				in := theirs.byRequest()["match_in/"+p.RequestID]
+				in := theirs["match_in/"+p.RequestID]
 				switch p.Outcome {
 				case httpapi.OutcomeHits, httpapi.OutcomeNoHits, httpapi.OutcomeStale:
 					answered++
