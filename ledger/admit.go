@@ -56,6 +56,9 @@ func (l *Ledger) Admit(ctx context.Context, a Admission) (Receipt, error) {
 	if a.ReplayWindow == 0 {
 		a.ReplayWindow = DefaultReplayWindow
 	}
+	if r, ok := l.defectAdmit(&a.Entry); ok {
+		return r, nil
+	}
 	c := &command{Op: opAdmit, Entry: &a.Entry, PolicyVersion: a.PolicyVersion, Reserve: a.Reserve, ReplayWindow: int64(a.ReplayWindow)}
 	o, err := l.submit(ctx, c)
 	if err != nil && !o.Appended {

@@ -201,8 +201,6 @@ func (l *Ledger) open(ctx context.Context) error {
 		stream = tl
 	}
 	l.demux = newDemux(stream)
-	l.fwdWG.Add(1)
-	go l.serveForward()
 	l.trans = newGuard(l, rc.Logger)
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
@@ -221,6 +219,12 @@ func (l *Ledger) open(ctx context.Context) error {
 		return fmt.Errorf("start ledger raft: %w", err)
 	}
 	l.raft = r
+	// Forwarded requests are served only now: a replica that restarts
+	// while its peers ping it would otherwise answer one with no Raft to
+	// ask (a nil dereference that testnet chaos met). They wait in the
+	// demux meanwhile.
+	l.fwdWG.Add(1)
+	go l.serveForward()
 	l.trans.start()
 	if l.cfg.Transport == nil {
 		// A lone replica elects itself at once: wait for that, and for its

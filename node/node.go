@@ -86,6 +86,8 @@ type Node struct {
 	host *host.Host
 	met  *metrics
 
+	chaos chaosHooks // proxies and clock skew of testnet chaos, chaos build only (chaos_on.go)
+
 	apiLn  net.Listener
 	apiSrv *http.Server
 	apiURL string
@@ -155,7 +157,11 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval, _ = fc.Sync() // checked by LoadConfig
 	}
-	n := &Node{cfg: cfg, fc: fc, log: log.With("component", "node", "replica", fc.ReplicaID()), now: cfg.Now,
+	chaos, err := loadChaos(cfg.Dir, log)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, fc: fc, log: log.With("component", "node", "replica", fc.ReplicaID()), now: chaos.clock(cfg.Now), chaos: chaos,
 		leaders: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -230,7 +236,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}{{GroupAudit, &n.aud, key}, {GroupData, &n.data, nil}} {
 		l, err := ledger.Open(ctx, ledger.Config{
 			Dir: n.path(g.name), ReplicaID: n.fc.ReplicaID(), Agency: n.fc.Agency, Signer: g.signer,
-			Transport: n.mux.Layer(g.name), Bootstrap: n.fc.Bootstrap, EncryptionKey: storeKey,
+			Transport: n.chaos.transport(n.mux.Layer(g.name)), Bootstrap: n.fc.Bootstrap, EncryptionKey: storeKey,
 			Logger: log.With("group", g.name), Now: n.now, Erasable: g.name == GroupData,
 		})
 		if err != nil {

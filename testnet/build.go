@@ -56,7 +56,9 @@ func (n *Net) startReplica(ctx context.Context, a *AgencyNode, r *Replica, extra
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.proc = p
+	r.mu.Unlock()
 	n.procs = append(n.procs, p)
 	return nil
 }
@@ -66,7 +68,7 @@ func (n *Net) startReplica(ctx context.Context, a *AgencyNode, r *Replica, extra
 func (n *Net) waitReady(ctx context.Context, a *AgencyNode, r *Replica) error {
 	out, err := n.verb(ctx, "node", "status", "--dir", r.Dir, "--wait", "90s")
 	if err != nil {
-		if r.proc != nil && r.proc.exited() {
+		if p := r.current(); p != nil && p.exited() {
 			return fmt.Errorf("replica %s/%s exited (log %s): %w", a.Code, r.ID, r.Log, err)
 		}
 		return fmt.Errorf("replica %s/%s not ready (log %s): %w", a.Code, r.ID, r.Log, err)
@@ -82,7 +84,9 @@ func (n *Net) waitReady(ctx context.Context, a *AgencyNode, r *Replica) error {
 	if err != nil {
 		return fmt.Errorf("replica %s/%s: %w", a.Code, r.ID, err)
 	}
+	r.mu.Lock()
 	r.API = strings.TrimSpace(string(u))
+	r.mu.Unlock()
 	ports, err := boundPorts(r.Dir)
 	if err != nil {
 		return err

@@ -36,6 +36,15 @@
 // per check through a Report and the final line "N passed, M failed".
 // Config.Break breaks one part on purpose so that tests see checks fail.
 //
+// Chaos runs the federation under a seeded nemesis (docs/RELIABILITY.md):
+// every Raft link between replicas and every libp2p link between agencies
+// through a toxiproxy proxy of its own (in a binary built with the chaos
+// tag), partitions, cut partners, latency, resets, SIGKILL and restart,
+// SIGSTOP and SIGCONT, clock skew; a workload whose every operation is
+// recorded with invoke and complete times and outcome; and, once healed,
+// checks of the history (porcupine, against an append-only log model per
+// agency) and of the invariants over the final ledgers.
+//
 // # Security
 //
 // A testnet is for demonstrations and tests on one machine: its agencies'

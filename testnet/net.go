@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -52,23 +53,42 @@ type Replica struct {
 	Ports  []int // raft, p2p and API ports
 	Log    string
 	proc   *proc
+	// mu guards proc and API, which a restart (testnet chaos) changes
+	// while others read them.
+	mu sync.Mutex
+}
+
+// current returns the replica's process, or nil.
+func (r *Replica) current() *proc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proc
+}
+
+// apiURL returns the base URL of the replica's API as its last start
+// bound it.
+func (r *Replica) apiURL() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.API
 }
 
 // PID returns the replica's process ID, or 0 when it was never started.
 func (r *Replica) PID() int {
-	if r.proc == nil {
+	p := r.current()
+	if p == nil {
 		return 0
 	}
-	return r.proc.PID()
+	return p.PID()
 }
 
 // Running reports whether the replica's process runs.
-func (r *Replica) Running() bool { return r.proc != nil && !r.proc.exited() }
+func (r *Replica) Running() bool { p := r.current(); return p != nil && !p.exited() }
 
 // Kill ends the replica with SIGKILL, as a crash would.
 func (r *Replica) Kill() {
-	if r.proc != nil {
-		r.proc.kill()
+	if p := r.current(); p != nil {
+		p.kill()
 	}
 }
 
@@ -126,7 +146,7 @@ func (a *AgencyNode) Client(i int, role string) (*httpapi.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token of %s %s: %w", a.Code, role, err)
 	}
-	return &httpapi.Client{BaseURL: a.Replicas[i].API, Token: strings.TrimSpace(string(tok))}, nil
+	return &httpapi.Client{BaseURL: a.Replicas[i].apiURL(), Token: strings.TrimSpace(string(tok))}, nil
 }
 
 // Agency returns the running agency with code, or nil.
@@ -249,4 +269,34 @@ func (n *Net) PrintTry(w io.Writer) {
 	fmt.Fprintf(w, "  curl -s %s/metrics | grep xborder_raft_state\n", r.API)
 	fmt.Fprintf(w, "  xborder node status --api %s --token-file %s\n", r.API, a.Tokens["admin"])
 	fmt.Fprintf(w, "Logs: %s\n", filepath.Join(n.cfg.Dir, "logs"))
+}
+
+// Signal sends sig to the replica's process group (SIGSTOP and SIGCONT
+// pause and resume it).
+func (r *Replica) Signal(sig syscall.Signal) error {
+	p := r.current()
+	if p == nil || p.exited() {
+		return fmt.Errorf("replica %s is not running", r.ID)
+	}
+	return syscall.Kill(-p.PID(), sig)
+}
+
+// Restart starts a replica that ended (killed or stopped) again from its
+// directory, on the ports it bound before, and waits until it is ready.
+func (n *Net) Restart(ctx context.Context, a *AgencyNode, r *Replica) error {
+	if r.Running() {
+		return fmt.Errorf("replica %s/%s still runs", a.Code, r.ID)
+	}
+	if err := n.startReplica(ctx, a, r); err != nil {
+		return err
+	}
+	return n.waitReady(ctx, a, r)
+}
+
+// Stop stops one replica as Close does (SIGTERM, SIGKILL after
+// StopGrace).
+func (n *Net) Stop(r *Replica) {
+	if p := r.current(); p != nil {
+		p.stop(n.cfg.StopGrace)
+	}
 }

@@ -194,16 +194,25 @@ func newNodeStatusCmd(e *env, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := cl.Status(c.Context())
-			if err != nil {
-				return apiError(err)
+			for {
+				s, err := cl.Status(c.Context())
+				if err != nil {
+					return apiError(err)
+				}
+				// A new leader is ready a moment before it has applied its
+				// first entry of the term: within --wait, look again.
+				rerr := cl.Ready(c.Context())
+				if rerr != nil && time.Now().Before(deadline) && c.Context().Err() == nil {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				b, _ := json.MarshalIndent(s, "", "  ")
+				fmt.Fprintf(e.stdout, "%s\n", b)
+				if rerr != nil {
+					return apiError(rerr)
+				}
+				return nil
 			}
-			b, _ := json.MarshalIndent(s, "", "  ")
-			fmt.Fprintf(e.stdout, "%s\n", b)
-			if err := cl.Ready(c.Context()); err != nil {
-				return apiError(err)
-			}
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "data `DIR`ectory of the local node (reads its api.url and admin.token)")

@@ -97,10 +97,13 @@ holdings whose overlaps between agencies are known (DIR/truth.json).
   up     build the federation, print its table, and run until interrupted
   demo   build it, run a scripted scenario of checks, print PASS or FAIL for
          each and a final line 'N passed, M failed', and stop it
+  chaos  build it, run a workload under a seeded nemesis (partitions, kills,
+         pauses, latency, clock skew), check the histories and invariants,
+         and stop it (docs/RELIABILITY.md)
 
 docs/testnet.md describes the federation and every check of the demo.`,
 	}
-	cmd.AddCommand(newTestnetUpCmd(e), newTestnetDemoCmd(e))
+	cmd.AddCommand(newTestnetUpCmd(e), newTestnetDemoCmd(e), newTestnetChaosCmd(e))
 	return cmd
 }
 

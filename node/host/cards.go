@@ -139,7 +139,7 @@ func (h *Host) SetCards(cards ...*card.Card) error {
 			continue
 		}
 		h.h.Peerstore().ClearAddrs(id)
-		h.h.Peerstore().AddAddrs(id, as, peerstore.PermanentAddrTTL)
+		h.h.Peerstore().AddAddrs(id, viaAddrs(as), peerstore.PermanentAddrTTL)
 	}
 	if err != nil {
 		return fmt.Errorf("allow set: replicas left out: %w", err)

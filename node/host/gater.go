@@ -65,10 +65,11 @@ func (g *gater) admit(p peer.ID) bool {
 // InterceptPeerDial refuses to dial a peer outside the allow set.
 func (g *gater) InterceptPeerDial(p peer.ID) bool { return g.admit(p) }
 
-// InterceptAddrDial refuses to dial a peer outside the allow set.
-func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool {
+// InterceptAddrDial refuses to dial a peer outside the allow set (and, in
+// a chaos build, an address that must be dialled through its proxy).
+func (g *gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
 	_, ok := g.agency(p)
-	return ok
+	return ok && !directRefused(a)
 }
 
 // InterceptAccept lets any inbound connection reach the handshake: the peer
