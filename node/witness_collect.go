@@ -249,13 +249,13 @@ func (c *collector) ask(ctx context.Context, w *card.Card, cp ledger.Checkpoint)
 				if m > cp.Size {
 					// The witness cosigned a larger tree of ours than we
 					// have: this ledger was rolled back.
-					c.contradicted(ctx, peer, "the witness cosigned a larger tree of this ledger", cp, nil)
+					c.claimed(ctx, peer, "the witness cosigned a larger tree of this ledger", cp)
 					return nil, fmt.Errorf("witness of %s cosigned size %d, this ledger has %d", w.Agency, m, cp.Size)
 				}
 				old = m
 				continue
 			case exchange.WitnessUnprocessable:
-				c.contradicted(ctx, peer, "the witness refused this checkpoint as a split view", cp, nil)
+				c.claimed(ctx, peer, "the witness refused this checkpoint as a split view", cp)
 				return nil, fmt.Errorf("witness of %s refused size %d as a split view", w.Agency, cp.Size)
 			case exchange.WitnessUnavailable:
 				lastErr = fmt.Errorf("witness of %s unavailable", w.Agency)
@@ -289,11 +289,6 @@ func cosignatureLine(cpNote, body []byte, v note.Verifier) ([]byte, error) {
 // cosigned and checks it against this tree.
 func (c *collector) gossip(ctx context.Context, ws []*card.Card) {
 	origin := format.Origin(c.cfg.Agency)
-	logKey := c.cfg.Audit.VerifierKey()
-	lv, err := note.NewVerifier(logKey)
-	if err != nil {
-		return
-	}
 	for _, w := range ws {
 		for _, r := range w.Replicas {
 			peer := exchange.Peer{ID: exchange.PeerID(r.PeerID), Agency: w.Agency}
@@ -302,7 +297,7 @@ func (c *collector) gossip(ctx context.Context, ws []*card.Card) {
 				continue // the next replica
 			}
 			if a.Status == exchange.WitnessOK {
-				c.checkSeen(ctx, peer, a.Body, lv)
+				c.checkSeen(ctx, peer, a.Body)
 			}
 			break
 		}
@@ -311,43 +306,71 @@ func (c *collector) gossip(ctx context.Context, ws []*card.Card) {
 
 // checkSeen checks a checkpoint of this ledger that a witness holds: it
 // must be signed by this ledger's key and name a tree this ledger has.
-func (c *collector) checkSeen(ctx context.Context, peer exchange.Peer, seen []byte, lv note.Verifier) {
-	cp, err := format.ParseCheckpoint(seen, c.cfg.Audit.VerifierKey())
+func (c *collector) checkSeen(ctx context.Context, peer exchange.Peer, seen []byte) {
+	cp, why, own, err := c.contradiction(seen)
 	if err != nil {
 		c.cfg.Log.Warn("gossip: witness holds a checkpoint this ledger's key did not sign", "partner", peer.Agency, "err", err)
 		return
 	}
-	size, _, err := c.cfg.Audit.TreeHead()
-	if err != nil {
-		return
-	}
-	own := ledger.Checkpoint{Origin: cp.Origin, Size: size}
-	switch {
-	case cp.Size > size:
-		c.contradicted(ctx, peer, "a witness holds a larger tree of this ledger", own, &cp)
-	default:
-		root, err := c.cfg.Audit.RootAt(cp.Size)
-		if err != nil {
-			return
-		}
-		if root != cp.Root {
-			own.Size, own.Root = cp.Size, root
-			c.contradicted(ctx, peer, "a witness holds another history of this ledger", own, &cp)
-		}
+	if why != "" {
+		c.contradicted(ctx, peer, why, own, &cp)
 	}
 }
 
+// contradiction parses seen, a checkpoint a witness holds, with this
+// ledger's key and returns why it contradicts this tree ("" when it does
+// not) and what this ledger has at its size.
+func (c *collector) contradiction(seen []byte) (format.Checkpoint, string, ledger.Checkpoint, error) {
+	cp, err := format.ParseCheckpoint(seen, c.cfg.Audit.VerifierKey())
+	if err != nil {
+		return cp, "", ledger.Checkpoint{}, err
+	}
+	size, _, err := c.cfg.Audit.TreeHead()
+	if err != nil {
+		return cp, "", ledger.Checkpoint{}, err
+	}
+	own := ledger.Checkpoint{Origin: cp.Origin, Size: size}
+	if cp.Size > size {
+		return cp, "a witness holds a larger tree of this ledger", own, nil
+	}
+	root, err := c.cfg.Audit.RootAt(cp.Size)
+	if err != nil {
+		return cp, "", ledger.Checkpoint{}, err
+	}
+	if root != cp.Root {
+		own.Size, own.Root = cp.Size, root
+		return cp, "a witness holds another history of this ledger", own, nil
+	}
+	return cp, "", own, nil
+}
+
+// claimed handles a witness's answer that says, by its status alone, that
+// this ledger contradicts what it cosigned. The claim is substantiated
+// only by a checkpoint of this ledger's key that contradicts this tree: if
+// the witness's latest is one, that split view is recorded, once, as
+// gossip records it. Otherwise the claim carries no evidence and is
+// recorded once per witness and reason, whatever the witness returns as
+// latest (a genuine older checkpoint of ours proves nothing, and would
+// make a hostile witness's alarms as many as our checkpoints).
+func (c *collector) claimed(ctx context.Context, peer exchange.Peer, why string, ours ledger.Checkpoint) {
+	l, err := c.cfg.Client.LatestCheckpoint(ctx, c.cfg.Opener, peer.ID, format.Origin(c.cfg.Agency))
+	if err == nil && l.Status == exchange.WitnessOK {
+		if seen, what, own, err := c.contradiction(l.Body); err == nil && what != "" {
+			c.contradicted(ctx, peer, what, own, &seen)
+			return
+		}
+	}
+	c.contradicted(ctx, peer, why, ours, nil)
+}
+
 // contradicted records an alarm about this ledger: ours is what this
-// ledger has, seen (when known) what the witness holds.
+// ledger has, seen what the witness holds (nil for an unsubstantiated
+// claim, recorded once per witness and reason).
 func (c *collector) contradicted(ctx context.Context, peer exchange.Peer, why string, ours ledger.Checkpoint, seen *format.Checkpoint) {
 	a := &exchange.Alarm{Origin: format.Origin(c.cfg.Agency), From: peer, Reason: why,
 		NewSize: ours.Size, NewRoot: ours.Root, NewNote: ours.Note}
 	if seen != nil {
 		a.OldSize, a.OldRoot, a.OldNote = seen.Size, seen.Root, seen.Note
-	} else if l, err := c.cfg.Client.LatestCheckpoint(ctx, c.cfg.Opener, peer.ID, a.Origin); err == nil && l.Status == exchange.WitnessOK {
-		if s, err := format.ParseCheckpoint(l.Body, c.cfg.Audit.VerifierKey()); err == nil {
-			a.OldSize, a.OldRoot, a.OldNote = s.Size, s.Root, s.Note
-		}
 	}
 	if a.NewNote == nil {
 		a.NewNote = []byte(fmt.Sprintf("%s\n%d\n%s\n", a.Origin, ours.Size, rootOf(ours.Root)))
