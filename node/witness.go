@@ -110,8 +110,16 @@ func (s *witnessState) LogKey(origin string) (string, error) {
 	return format.VerifierKey(origin, pc.Key)
 }
 
-// Latest returns the checkpoint last cosigned for origin, or nil.
+// Latest returns the checkpoint last cosigned for origin, or nil. It reads
+// after a linearizable barrier: a replica that has just become leader, or
+// a follower that lags, answers from every Swap committed before the
+// request, never from an older state (a witness that answered from a stale
+// state would ask the log for a consistency proof from a size it has
+// already passed, or report a size it no longer holds).
 func (s *witnessState) Latest(ctx context.Context, origin string) ([]byte, error) {
+	if err := s.audit.Linearize(ledger.FailFast(ctx)); err != nil {
+		return nil, fmt.Errorf("witness state of %s: %w", origin, err)
+	}
 	b, err := s.audit.Get(nsWitness, origin)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, nil
