@@ -282,15 +282,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
-	if cfg.RefusalBurst == 0 {
-		cfg.RefusalBurst = DefaultRefusalBurst
-	}
-	if cfg.RefusalRate == 0 {
-		cfg.RefusalRate = DefaultRefusalRate
-	}
-	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -44,7 +44,19 @@ type partnerRecord struct {
 // with a full bucket and nothing in flight are dropped.
 const maxPartnerRecords = 1024
 
+// newPartnerLimits returns empty per-partner limits; a zero argument means
+// its default (DefaultRefusalBurst,
+// DefaultRefusalRate, DefaultMaxInFlight), as the configurations say.
 func newPartnerLimits(burst int, rate float64, maxInFlight int) *partnerLimits {
+	if burst == 0 {
+		burst = DefaultRefusalBurst
+	}
+	if rate == 0 {
+		rate = DefaultRefusalRate
+	}
+	if maxInFlight == 0 {
+		maxInFlight = DefaultMaxInFlight
+	}
 	return &partnerLimits{burst: float64(burst), rate: rate, maxInFlight: maxInFlight, m: map[string]*partnerRecord{}}
 }
 

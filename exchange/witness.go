@@ -128,15 +128,6 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if cfg.RefusalBurst < 0 || cfg.RefusalRate < 0 || cfg.MaxInFlight < 0 {
 		return nil, errors.New("new witness: negative refusal burst, refusal rate or requests in flight")
 	}
-	if cfg.RefusalBurst == 0 {
-		cfg.RefusalBurst = DefaultRefusalBurst
-	}
-	if cfg.RefusalRate == 0 {
-		cfg.RefusalRate = DefaultRefusalRate
-	}
-	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
