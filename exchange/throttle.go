@@ -45,8 +45,8 @@ type partnerRecord struct {
 const maxPartnerRecords = 1024
 
 // newPartnerLimits returns empty per-partner limits; a zero argument means
-// its default (DefaultRefusalBurst,
-// DefaultRefusalRate, DefaultMaxInFlight), as the configurations say.
+// its default (DefaultRefusalBurst, DefaultRefusalRate, DefaultMaxInFlight),
+// as the configurations say.
 func newPartnerLimits(burst int, rate float64, maxInFlight int) *partnerLimits {
 	if burst == 0 {
 		burst = DefaultRefusalBurst
