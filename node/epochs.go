@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -119,32 +120,97 @@ func (ep *epochs) seed(e uint64) (psi.Seed, error) {
 			}
 			return it.Value(func(v []byte) error { return json.Unmarshal(v, rec) })
 		})
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			// The seed file holds the seed of the epoch current when it was
-			// written: init's epoch 1, or the epoch a retirement moved to.
-			b, ferr := readHexSecret(ep.seedFile, psi.SeedSize)
-			if ferr != nil {
-				return psi.Seed{}, fmt.Errorf("epoch seed: %w", ferr)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			var known bool
+			if rec, known, err = ep.seedOfFile(); err != nil {
+				return psi.Seed{}, err
 			}
-			rec = &seedRecord{Epoch: ep.epochState().Current, Seed: hex.EncodeToString(b)}
-		} else if err != nil {
+			if !known {
+				// Only epoch 1 exists as this replica sees the audit group
+				// now: nothing to check the file against yet, nothing kept.
+				return ratchet(rec, e)
+			}
+		case err != nil:
 			return psi.Seed{}, fmt.Errorf("epoch seed: %w", err)
 		}
 		ep.seedBase = rec
 	}
-	if e < ep.seedBase.Epoch {
+	return ratchet(ep.seedBase, e)
+}
+
+// ratchet returns the seed of epoch e from rec, the seed of an epoch at
+// or before it.
+func ratchet(rec *seedRecord, e uint64) (psi.Seed, error) {
+	if e < rec.Epoch {
 		return psi.Seed{}, fmt.Errorf("seed of epoch %d was erased when it retired: %w", e, errNoEpoch)
 	}
 	var s psi.Seed
-	b, err := hex.DecodeString(ep.seedBase.Seed)
+	b, err := hex.DecodeString(rec.Seed)
 	if err != nil || len(b) != psi.SeedSize {
 		return psi.Seed{}, errors.New("epoch seed: stored seed does not decode")
 	}
 	copy(s[:], b)
-	for i := ep.seedBase.Epoch; i < e; i++ {
+	for i := rec.Epoch; i < e; i++ {
 		s = s.Next()
 	}
 	return s, nil
+}
+
+// seedOfFile reads the seed file and finds whose epoch's seed it is. The
+// file holds the seed of the epoch that was current when it was written
+// (init's epoch 1, the epoch a retirement moved to, or the one in force
+// when a join bundle was made), which is not always the epoch current now:
+// a replica killed between a rotation's end and its own retirement, or one
+// joining while its audit group catches up. So the epoch is not assumed:
+// it is the one whose ratchet to the newest epoch with signed keys on the
+// audit ledger gives those keys. Once found, the record is stored in the
+// local store (known) and later starts read it. With no signed keys yet
+// (only epoch 1 exists as this replica sees it) the file is epoch 1's and
+// known is false: it is checked again at the next call.
+func (ep *epochs) seedOfFile() (rec *seedRecord, known bool, err error) {
+	b, err := readHexSecret(ep.seedFile, psi.SeedSize)
+	if err != nil {
+		return nil, false, fmt.Errorf("epoch seed: %w", err)
+	}
+	st := ep.epochState()
+	newest := st.Current
+	if st.Next != 0 {
+		newest = st.Next
+	}
+	if newest < 2 {
+		return &seedRecord{Epoch: 1, Seed: hex.EncodeToString(b)}, false, nil
+	}
+	raw, err := ep.audit.Get(nsEpochs, fmt.Sprintf("keys/%020d", newest))
+	var sk signedKeys
+	if err == nil {
+		err = json.Unmarshal(raw, &sk)
+	}
+	if err != nil || len(sk.Keys) == 0 {
+		return nil, false, fmt.Errorf("epoch seed: the signed keys of epoch %d are not on the audit ledger (%v); wait for the audit group to catch up", newest, err)
+	}
+	want := sk.Keys[0]
+	var s psi.Seed
+	copy(s[:], b)
+	// Candidate epochs of the file, newest first: s ratcheted once more
+	// for each step back.
+	for e := newest; e >= 1; e-- {
+		r, err := psi.NewResponder(psi.ResponderConfig{Seed: s, Agency: ep.agency, Kind: want.Kind, Epoch: newest, Workers: 1})
+		if err != nil {
+			return nil, false, fmt.Errorf("epoch seed: %w", err)
+		}
+		if kb, err := r.PublicKey().MarshalBinary(); err == nil && bytes.Equal(kb, want.Key) {
+			rec := &seedRecord{Epoch: e, Seed: hex.EncodeToString(b)}
+			v, _ := json.Marshal(rec)
+			if err := ep.local.Update(func(txn *badger.Txn) error { return txn.Set([]byte("x/seed"), v) }); err != nil {
+				return nil, false, fmt.Errorf("epoch seed: store its record: %w", err)
+			}
+			ep.log.Info("epoch seed file identified", "epoch", e, "current", st.Current)
+			return rec, true, nil
+		}
+		s = s.Next()
+	}
+	return nil, false, fmt.Errorf("epoch seed: the seed file %s is the seed of no epoch of agency %s up to %d (the signed keys of epoch %d do not derive from it); restore the agency's seed file, or join the replica again from a new bundle", ep.seedFile, ep.agency, newest, newest)
 }
 
 // errNoEpoch marks a missing epoch (no key, no set).
