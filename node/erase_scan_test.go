@@ -156,7 +156,7 @@ func TestErasureScan(t *testing.T) {
 	keys := make([][]byte, len(gb.dirs))
 	for i := range gb.nodes {
 		gb.stop(i)
-		if keys[i], err = readStorageKey(filepath.Join(gb.dirs[i], StorageKeyFile)); err != nil {
+		if keys[i], err = readStorageKey(filepath.Join(gb.dirs[i], StorageKeyFile), ""); err != nil {
 			t.Fatal(err)
 		}
 	}

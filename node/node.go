@@ -193,7 +193,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("open node: libp2p key: %w", err)
 	}
 	keyFile := n.fc.StorageKeyPath(n.cfg.Dir, n.cfg.CredentialsDir)
-	storeKey, err := readStorageKey(keyFile)
+	storeKey, err := readStorageKey(keyFile, n.cfg.CredentialsDir)
 	if err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}

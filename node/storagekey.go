@@ -38,8 +38,13 @@ func (c *FileConfig) StorageKeyPath(dir, credDir string) string {
 }
 
 // readStorageKey reads the storage key at path, refusing a file its group
-// or others may read (ErrSecretMode); the errors name the file.
-func readStorageKey(path string) ([]byte, error) {
+// or others may read (ErrSecretMode); the errors name the file. A key in
+// credDir, systemd's credentials directory, is refused only when others
+// may read it: systemd keeps that directory to the service and, from
+// version 255 on kernels with ACLs on its file systems, grants the
+// service's user read access with an ACL, whose mask stat shows in the
+// group bits (0440).
+func readStorageKey(path, credDir string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w %s: no such file; set storage_key_file in config.yaml to where the key is, or restore the key from its backup: %w",
@@ -48,7 +53,12 @@ func readStorageKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrStorageKey, path, err)
 	}
-	if err := checkSecretMode(path, fi); err != nil {
+	if credDir != "" && filepath.Dir(path) == filepath.Clean(credDir) {
+		if m := fi.Mode().Perm(); m&0o007 != 0 {
+			return nil, fmt.Errorf("check secret %s: mode %04o lets others read the credential; give it to the unit with LoadCredential= or LoadCredentialEncrypted=: %w",
+				path, m, ErrSecretMode)
+		}
+	} else if err := checkSecretMode(path, fi); err != nil {
 		return nil, err
 	}
 	k, err := readHexSecret(path, 32)

@@ -102,3 +102,41 @@ func TestStorageKeyPath(t *testing.T) {
 		t.Errorf("absolute storage_key_file: %s", got)
 	}
 }
+
+// TestStorageKeyCredentialMode: systemd (255 and later, on kernels with
+// ACLs on its credential file systems) grants the service's user read
+// access to a credential with an ACL, so stat shows the ACL mask in the
+// group bits (0440). A key in the credentials directory is refused only
+// when others may read it; anywhere else any group or other bit refuses
+// it, as ssh refuses a key.
+func TestStorageKeyCredentialMode(t *testing.T) {
+	key := strings.Repeat("ab", 32) + "\n"
+	creds, data := t.TempDir(), t.TempDir()
+	for _, c := range []struct {
+		dir  string
+		mode os.FileMode
+		ok   bool
+	}{
+		{creds, 0o400, true},
+		{creds, 0o440, true},
+		{creds, 0o444, false},
+		{data, 0o400, true},
+		{data, 0o440, false},
+	} {
+		path := filepath.Join(c.dir, StorageKeyFile)
+		os.Remove(path)
+		if err := os.WriteFile(path, []byte(key), c.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := readStorageKey(path, creds)
+		if c.ok && err != nil {
+			t.Errorf("key of mode %04o in %s: %v; want it read", c.mode, map[bool]string{true: "the credentials directory", false: "the data directory"}[c.dir == creds], err)
+		}
+		if !c.ok && !errors.Is(err, ErrSecretMode) {
+			t.Errorf("key of mode %04o in %s: %v; want ErrSecretMode", c.mode, map[bool]string{true: "the credentials directory", false: "the data directory"}[c.dir == creds], err)
+		}
+	}
+}
