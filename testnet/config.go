@@ -40,7 +40,7 @@ type Config struct {
 	// agency. Empty means the example policy built into the program
 	// (package policyexample: examples/policy as it was when the program
 	// was built), written to a directory of the user's cache, so that the
-	// testnet runs wherever the program is (ExamplePolicyDir).
+	// testnet runs wherever the program is (findPolicyDir).
 	PolicyDir string
 	// Progress receives one line per step while the federation builds;
 	// nil discards them.
@@ -122,10 +122,7 @@ func checkPolicyDir(dir string) error {
 }
 
 // findPolicyDir returns the directory of the policy a Config with no
-// PolicyDir applies: ExamplePolicyDir.
-func findPolicyDir() (string, error) { return ExamplePolicyDir() }
-
-// ExamplePolicyDir writes the example policy built into the program
+// PolicyDir applies. It writes the example policy built into the program
 // (policyexample.FS) to a directory of the user's cache named by the
 // files' digest, $XDG_CACHE_HOME/xborder/policy-DIGEST (or
 // ~/.cache/xborder/...), and returns it; the files the testnet applies are
@@ -134,7 +131,7 @@ func findPolicyDir() (string, error) { return ExamplePolicyDir() }
 // holds what the program carries. With no cache directory (no $HOME, no
 // $XDG_CACHE_HOME) it writes a new temporary directory, which it leaves
 // behind.
-func ExamplePolicyDir() (string, error) {
+func findPolicyDir() (string, error) {
 	src := policyexample.FS()
 	names := []string{policyexample.PolicyFile, policyexample.LimitsFile}
 	body := make(map[string][]byte, len(names))

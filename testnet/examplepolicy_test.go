@@ -20,18 +20,18 @@ func repoPolicy(t *testing.T, name string) []byte {
 	return b
 }
 
-// TestExamplePolicyDir checks that a Config with no PolicyDir gets the
+// TestExamplePolicy checks that a Config with no PolicyDir gets the
 // files of examples/policy, written from the program into the user's
 // cache, and that a copy changed there is put back.
-func TestExamplePolicyDir(t *testing.T) {
+func TestExamplePolicy(t *testing.T) {
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
-	dir, err := ExamplePolicyDir()
+	dir, err := findPolicyDir()
 	if err != nil {
-		t.Fatalf("ExamplePolicyDir: %v", err)
+		t.Fatalf("findPolicyDir: %v", err)
 	}
 	if filepath.Dir(dir) != filepath.Join(cache, "xborder") || !strings.HasPrefix(filepath.Base(dir), "policy-") {
-		t.Errorf("ExamplePolicyDir() = %s; want %s/xborder/policy-DIGEST", dir, cache)
+		t.Errorf("findPolicyDir() = %s; want %s/xborder/policy-DIGEST", dir, cache)
 	}
 	for _, name := range []string{"policy.cedar", "limits.yaml"} {
 		got, err := os.ReadFile(filepath.Join(dir, name))
@@ -60,9 +60,9 @@ func TestExamplePolicyDir(t *testing.T) {
 	// With no cache directory, a new temporary one.
 	t.Setenv("XDG_CACHE_HOME", "")
 	t.Setenv("HOME", "")
-	tmp, err := ExamplePolicyDir()
+	tmp, err := findPolicyDir()
 	if err != nil {
-		t.Fatalf("ExamplePolicyDir with no cache directory: %v", err)
+		t.Fatalf("findPolicyDir with no cache directory: %v", err)
 	}
 	defer os.RemoveAll(tmp)
 	if got, err := os.ReadFile(filepath.Join(tmp, "policy.cedar")); err != nil || !bytes.Equal(got, repoPolicy(t, "policy.cedar")) {
