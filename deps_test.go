@@ -42,12 +42,16 @@ var layers = map[string][]string{
 	"node": {"exchange", "psi", "ident", "policy", "ledger",
 		"internal/wire", "internal/httpapi", "internal/card"},
 	"testnet": {"node", "exchange", "psi", "ident", "policy", "ledger",
-		"internal/wire", "internal/httpapi", "internal/card"},
+		"internal/wire", "internal/httpapi", "internal/card", "examples"},
 	"cmd/xborder": {"testnet", "node", "exchange", "psi", "ident", "policy", "ledger",
-		"internal/wire", "internal/httpapi", "internal/card"},
+		"internal/wire", "internal/httpapi", "internal/card", "examples"},
 	"internal/wire":    {},
 	"internal/httpapi": {"ledger", "policy", "ident", "psi", "exchange", "internal/wire"},
 	"internal/card":    {},
+	// examples/policy (package policyexample) builds the example policy
+	// files into the program for testnet; examples/deploy holds files and
+	// their tests only.
+	"examples": {},
 }
 
 // heavy are the dependencies only node (and what sits above it) may know:
@@ -99,7 +103,7 @@ var rules = []rule{
 		// net and net/url may arrive through others (fmt, btcutil's
 		// crypto/x509), which this rule cannot forbid. ledger/format is
 		// named before it exists; a scope with no package is skipped.
-		scope: []string{"psi", "ident", "policy", "ledger/format"},
+		scope: []string{"psi", "ident", "policy", "ledger/format", "examples"},
 		own:   func(p string) bool { return slices.Contains(unpure, p) },
 		deps: func(p string, _ bool) bool {
 			return underAny(p, heavy) || p == "os/exec" || p == "os/signal"
@@ -325,7 +329,8 @@ func TestRules(t *testing.T) {
 				m("ledger/raftbadger"):        {badger, raft},
 				m("ledger/format"):            {"crypto/ed25519", tlog, note},
 				m("node"):                     {m("exchange"), m("internal/card"), m("internal/httpapi"), m("ledger"), "github.com/libp2p/go-libp2p", "net/http", "os"},
-				m("testnet"):                  {m("node"), "os/exec"},
+				m("testnet"):                  {m("node"), m("examples/policy"), "os/exec"},
+				m("examples/policy"):          {"embed", "io/fs"},
 				m("cmd/xborder"):              {m("node"), m("testnet"), "os", "os/signal"},
 				circl:                         {"golang.org/x/sys/cpu"},
 				"golang.org/x/sys/cpu":        {"os"},
@@ -344,7 +349,7 @@ func TestRules(t *testing.T) {
 				"net/http":                    {"net", "net/url", "os"},
 			},
 			standard: map[string]bool{
-				"context": true, "crypto/ed25519": true, "crypto/x509": true, "encoding/binary": true,
+				"context": true, "crypto/ed25519": true, "embed": true, "io/fs": true, "crypto/x509": true, "encoding/binary": true,
 				"expvar": true, "fmt": true, "log/slog": true, "net": true, "net/http": true,
 				"net/url": true, "os": true, "os/exec": true, "os/signal": true,
 			},
@@ -439,6 +444,16 @@ func TestRules(t *testing.T) {
 			"psi imports internal/wire",
 			func(g graph) { g.imports[m("psi")] = append(g.imports[m("psi")], m("internal/wire")) },
 			[]violation{{"psi", m("psi") + " imports " + m("internal/wire") + ": psi may not import internal/wire; psi may import only its own packages, under psi/: move what it needs there (DESIGN.md \"Parts\": arrows point down only)"}},
+		},
+		{
+			"examples/policy reads files with os",
+			func(g graph) { g.imports[m("examples/policy")] = append(g.imports[m("examples/policy")], "os") },
+			[]violation{{"examples", "examples imports os through " + m("examples/policy") + " -> os: " + pure("examples", "os")}},
+		},
+		{
+			"examples/policy imports testnet",
+			func(g graph) { g.imports[m("examples/policy")] = append(g.imports[m("examples/policy")], m("testnet")) },
+			[]violation{{"examples", m("examples/policy") + " imports " + m("testnet") + ": examples may not import testnet; examples may import only its own packages, under examples/: move what it needs there (DESIGN.md \"Parts\": arrows point down only)"}},
 		},
 		{
 			"a new package in no layer",

@@ -1,12 +1,17 @@
 package testnet
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	policyexample "github.com/xborder/xborder/examples/policy"
 )
 
 // Config says what federation Up starts. The zero value of every field
@@ -32,8 +37,10 @@ type Config struct {
 	// other.
 	Seed uint64
 	// PolicyDir holds policy.cedar and limits.yaml, applied on every
-	// agency; empty means examples/policy of the repository that holds the
-	// working directory (searched upwards).
+	// agency. Empty means the example policy built into the program
+	// (package policyexample: examples/policy as it was when the program
+	// was built), written to a directory of the user's cache, so that the
+	// testnet runs wherever the program is (findPolicyDir).
 	PolicyDir string
 	// Progress receives one line per step while the federation builds;
 	// nil discards them.
@@ -84,6 +91,9 @@ func (c *Config) Validate() error {
 	case c.Break != "" && c.Break != "export" && c.Break != "truth":
 		return fmt.Errorf("testnet: unknown part to break %q", c.Break)
 	}
+	if c.PolicyDir != "" {
+		return checkPolicyDir(c.PolicyDir)
+	}
 	return nil
 }
 
@@ -94,26 +104,84 @@ var (
 	ErrTooManyAgencies = errors.New("a testnet runs 1 to 5 agencies (GB, TH, DE, NL, FR)")
 	// ErrReplicas: an agency runs 1, 3 or 5 replicas.
 	ErrReplicas = errors.New("an agency runs 1, 3 or 5 replicas")
-	// ErrNoPolicy: Config.PolicyDir is empty and no examples/policy is in
-	// the working directory or a parent; run inside the repository or set
-	// PolicyDir.
-	ErrNoPolicy = errors.New("no examples/policy/policy.cedar found")
+	// ErrNoPolicy: Config.PolicyDir lacks policy.cedar or limits.yaml;
+	// give a directory that holds both, or none for the example policy
+	// built into the program.
+	ErrNoPolicy = errors.New("a policy directory holds policy.cedar and limits.yaml")
 )
 
-// findPolicyDir returns examples/policy of the repository around the
-// working directory.
+// checkPolicyDir checks that dir holds both files of a policy.
+func checkPolicyDir(dir string) error {
+	for _, name := range []string{policyexample.PolicyFile, policyexample.LimitsFile} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("testnet: policy directory %s: no file %s: %w", dir, name, ErrNoPolicy)
+		}
+	}
+	return nil
+}
+
+// findPolicyDir returns the directory of the policy a Config with no
+// PolicyDir applies. It writes the example policy built into the program
+// (policyexample.FS) to a directory of the user's cache named by the
+// files' digest, $XDG_CACHE_HOME/xborder/policy-DIGEST (or
+// ~/.cache/xborder/...), and returns it; the files the testnet applies are
+// then files an operator can read and copy. A file of that directory that
+// differs from the built-in one is written again, so the directory always
+// holds what the program carries. With no cache directory (no $HOME, no
+// $XDG_CACHE_HOME) it writes a new temporary directory, which it leaves
+// behind.
 func findPolicyDir() (string, error) {
-	wd, err := os.Getwd()
+	src := policyexample.FS()
+	names := []string{policyexample.PolicyFile, policyexample.LimitsFile}
+	body := make(map[string][]byte, len(names))
+	h := sha256.New()
+	for _, name := range names {
+		b, err := fs.ReadFile(src, name)
+		if err != nil {
+			return "", fmt.Errorf("testnet: built-in policy: %w", err)
+		}
+		body[name] = b
+		d := sha256.Sum256(b)
+		fmt.Fprintf(h, "%s %x\n", name, d)
+	}
+	var dir string
+	if cache, err := os.UserCacheDir(); err == nil {
+		dir = filepath.Join(cache, "xborder", fmt.Sprintf("policy-%x", h.Sum(nil)[:8]))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", fmt.Errorf("testnet: write the built-in policy: %w (give a policy directory of your own instead)", err)
+		}
+	} else if dir, err = os.MkdirTemp("", "xborder-policy-"); err != nil {
+		return "", fmt.Errorf("testnet: write the built-in policy: %w (give a policy directory of your own instead)", err)
+	}
+	for _, name := range names {
+		if err := writeIfChanged(filepath.Join(dir, name), body[name]); err != nil {
+			return "", fmt.Errorf("testnet: write the built-in policy: %w (give a policy directory of your own instead)", err)
+		}
+	}
+	return dir, nil
+}
+
+// writeIfChanged makes path hold b: left alone when it does, else written
+// to a temporary file beside it and renamed over it, so that a reader (a
+// testnet running at the same time) sees the old file or the new one.
+func writeIfChanged(path string, b []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return "", fmt.Errorf("find examples/policy: %w", err)
+		return err
 	}
-	for d := wd; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "examples", "policy")
-		if _, err := os.Stat(filepath.Join(p, "policy.cedar")); err == nil {
-			return p, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("find examples/policy: not in %s or any parent: %w", wd, ErrNoPolicy)
-		}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }

@@ -20,9 +20,11 @@
 // examples/policy/ (GB, TH, DE, NL, FR): xborder init; node run; replica
 // add and node run --join for every further replica; user add for an
 // investigator, an approver, an auditor and a steward (tokens in files of
-// mode 0600); policy apply with examples/policy/; card and partner add
-// between every pair, with the fingerprint that card printed; data import
-// of the holdings. Each replica runs in a process group of its own and gets
+// mode 0600); policy apply with the example policy built into the
+// program (examples/policy, package policyexample) or the files of
+// Config.PolicyDir, so that a built xborder runs it anywhere; card and
+// partner add between every pair, with the fingerprint that card printed;
+// data import of the holdings. Each replica runs in a process group of its own and gets
 // SIGKILL should this process die; Net.Close sends SIGTERM to each group,
 // SIGKILL after a bound, and then checks that no child process remains and
 // that none of their ports still listens (from /proc/net/tcp and tcp6).

@@ -32,7 +32,7 @@ func (f *testnetFlags) add(c *cobra.Command) {
 	fl.IntVar(&f.holdings, "holdings", 20000, "synthetic rows each agency imports")
 	fl.StringVar(&f.dir, "dir", "", "DIRectory for the whole federation, absent or empty (default: a new temporary directory)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the synthetic holdings and the ground truth")
-	fl.StringVar(&f.policyDir, "policy-dir", "", "DIRectory with policy.cedar and limits.yaml (default: examples/policy of the repository around the working directory)")
+	fl.StringVar(&f.policyDir, "policy-dir", "", "DIRectory with policy.cedar and limits.yaml (default: the example policy built into xborder, examples/policy, written to $XDG_CACHE_HOME/xborder/policy-DIGEST)")
 	// A test hook: break one part so that a check must fail.
 	fl.StringVar(&f.brk, "break", "", "")
 	_ = fl.MarkHidden("break")
@@ -91,8 +91,10 @@ func newTestnetCmd(e *env, _ *clientFlags) *cobra.Command {
 		Long: `Testnet runs a federation of agencies on this machine: each agency's replicas
 are child processes of this program on loopback ports, built through the same
 verbs an operator uses (init, replica add, node run --join, user add, card,
-partner add, policy apply with examples/policy/, data import), with synthetic
-holdings whose overlaps between agencies are known (DIR/truth.json).
+partner add, policy apply, data import), with synthetic holdings whose
+overlaps between agencies are known (DIR/truth.json). The policy applied is
+the example built into xborder (examples/policy), or the files of
+--policy-dir; the program needs nothing of the repository.
 
   up     build the federation, print its table, and run until interrupted
   demo   build it, run a scripted scenario of checks, print PASS or FAIL for
@@ -193,7 +195,7 @@ func testnetError(verb string, err error) error {
 	case errors.Is(err, os.ErrExist):
 		return usageError("give a new or empty --dir", "testnet %s: %v", verb, err)
 	case errors.Is(err, testnet.ErrNoPolicy):
-		return usageError("run it inside the xborder repository, or give --policy-dir DIR", "testnet %s: %v", verb, err)
+		return usageError("give --policy-dir a directory that holds policy.cedar and limits.yaml, or leave it out for the example policy built into xborder", "testnet %s: %v", verb, err)
 	}
 	return exitError(exitUnavailable, fmt.Errorf("testnet %s: %w", verb, err), "the replicas' logs are in DIR/logs")
 }

@@ -20,6 +20,7 @@ import (
 )
 
 func TestTestnetUsage(t *testing.T) {
+	noPolicy := t.TempDir()
 	for _, tc := range []struct {
 		args []string
 		hint string
@@ -28,6 +29,8 @@ func TestTestnetUsage(t *testing.T) {
 		{[]string{"testnet", "demo", "--agencies", "0"}, "give --agencies 1 to 5"},
 		{[]string{"testnet", "demo", "--replicas", "2"}, "give --replicas 1, 3 or 5"},
 		{[]string{"testnet", "up", "--holdings", "3"}, "give --holdings 10 or more"},
+		{[]string{"testnet", "demo", "--policy-dir", noPolicy, "--dir", filepath.Join(noPolicy, "fed")},
+			"give --policy-dir a directory that holds policy.cedar and limits.yaml"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errb)
