@@ -108,7 +108,7 @@ func BenchmarkHoldings(b *testing.B) {
 			}
 			committed := time.Since(began)
 			poll(b, "set built", 10*time.Minute, func() bool {
-				_, v, ok := gb.sets.responder("phone", 1)
+				_, v, ok := gb.sets.responder("phone", 1, reachOpen)
 				return ok && v >= uint64(res.Version)
 			})
 			b.Logf("rows sent %v, committed %v, set built %v", sent.Round(time.Millisecond), committed.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))

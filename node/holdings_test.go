@@ -58,7 +58,7 @@ func output(t *testing.T, n *Node, kind ident.Kind, canonical string, e uint64) 
 
 // digests returns each replica's digest of (kind, epoch, version), or nil.
 func builtDigest(n *Node, kind string, e uint64, v int) *[32]byte {
-	ls := n.sets.get(kind, e)
+	ls := n.sets.get(kind, e, reachOpen)
 	if ls == nil {
 		return nil
 	}
@@ -220,7 +220,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	if err != nil || rm.Removed != 1 {
 		t.Fatalf("RemoveRows = %+v, %v; want 1 removed", rm, err)
 	}
-	if _, _, ok := r2.sets.responder("phone", 1); !ok {
+	if _, _, ok := r2.sets.responder("phone", 1, reachOpen); !ok {
 		t.Errorf("epoch 1 stopped answering after a removal")
 	}
 	rot, err := r1.admin.RotateKeys(ctx)
@@ -237,12 +237,12 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	}
 	for _, n := range []*Node{r2, r3} {
 		waitFor(t, "epoch 2 in force", func() bool { return n.epochs.currentEpoch() == 2 })
-		if _, _, ok1 := n.sets.responder("phone", 1); !ok1 {
-			if _, _, ok2 := n.sets.responder("phone", 2); !ok2 {
+		if _, _, ok1 := n.sets.responder("phone", 1, reachOpen); !ok1 {
+			if _, _, ok2 := n.sets.responder("phone", 2, reachOpen); !ok2 {
 				t.Errorf("%s: neither epoch answers", n.fc.ReplicaID())
 			}
 		}
-		waitFor(t, "epoch 1 retired", func() bool { _, _, ok := n.sets.responder("phone", 1); return !ok })
+		waitFor(t, "epoch 1 retired", func() bool { _, _, ok := n.sets.responder("phone", 1, reachOpen); return !ok })
 		waitFor(t, "seed of epoch 1 erased", func() bool { _, err := n.epochs.seed(1); return err != nil })
 	}
 	waitFor(t, "FR sees epoch 2 on GB's card", func() bool {

@@ -74,7 +74,7 @@ func (h *hostilePeer) okAnswer(m *wire.MatchRequest, mutate func(a *wire.MatchAn
 func (h *hostilePeer) okAnswerMsg(m *wire.MatchRequest, mutate func(a *wire.MatchAnswer), sign ed25519.PrivateKey) *wire.MatchAnswer {
 	a := &wire.MatchAnswer{ID: m.ID, TimeUnixMs: uint64(time.Now().UnixMilli()), Responder: h.agency, Querier: m.Querier,
 		Status: wire.StatusOK, SetVersion: 1, BatchSHA256: m.BatchSHA256}
-	r, v, ok := h.node.sets.responder(m.Kind, m.Epoch)
+	r, v, ok := h.node.sets.responder(m.Kind, m.Epoch, reachOpen)
 	req, err := psi.UnmarshalEvalRequest(m.EvalRequest)
 	if ok && err == nil {
 		if ev, err := r.Evaluate(req, rand.Reader); err == nil {

@@ -20,7 +20,7 @@ import (
 // responderSource gives the evaluator of a kind and epoch: the precomputed
 // keys and sets of the holdings.
 type responderSource interface {
-	responder(kind string, epoch uint64) (r *psi.Responder, version uint64, ok bool)
+	responder(kind string, epoch uint64, reach string) (r *psi.Responder, version uint64, ok bool)
 	// unserved says why there is no responder: exchange.ErrNoSet, or an
 	// error for "this replica cannot serve it now" (ask another).
 	unserved(kind string, epoch uint64) error
@@ -257,7 +257,7 @@ func admitCommandID(in *exchange.Inbound, policyVersion string) string {
 // Responder returns the evaluator of (kind, epoch), timed for the crypto
 // stage metric, or exchange.ErrNoSet (exchange.Responders).
 func (a *admission) Responder(kind string, epoch uint64) (exchange.Evaluator, uint32, error) {
-	ev, version, ok := a.responders.responder(kind, epoch)
+	ev, version, ok := a.responders.responder(kind, epoch, reachOpen)
 	if !ok || ev == nil {
 		return nil, 0, fmt.Errorf("responder of %s epoch %d: %w", kind, epoch, a.responders.unserved(kind, epoch))
 	}

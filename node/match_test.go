@@ -358,7 +358,7 @@ func TestQueryTwoAgencies(t *testing.T) {
 
 	t.Run("refusals", func(t *testing.T) {
 		epoch := r.epochs.currentEpoch()
-		resp, _, ok := r.sets.responder("phone", epoch)
+		resp, _, ok := r.sets.responder("phone", epoch, reachOpen)
 		if !ok {
 			t.Fatal("TH has no phone responder")
 		}

@@ -80,7 +80,7 @@ func TestPartitionedReplica(t *testing.T) {
 	// Requests the cut replica would deny: they are denials while it can
 	// record them.
 	epoch := cut.epochs.currentEpoch()
-	resp, _, ok := cut.sets.responder("phone", epoch)
+	resp, _, ok := cut.sets.responder("phone", epoch, reachOpen)
 	if !ok {
 		t.Fatal("the cut replica has no phone responder")
 	}

@@ -84,13 +84,13 @@ func TestSetRebase(t *testing.T) {
 	// The smallest set (psi.MinCapacity 1,024) pads its base to 896
 	// entries and keeps 128 for later versions: 200 more do not fit.
 	importRows(t, st, "phone", values[:10]...)
-	poll(t, "version 1 built", time.Minute, func() bool { _, v, ok := gb.sets.responder("phone", 1); return ok && v == 1 })
+	poll(t, "version 1 built", time.Minute, func() bool { _, v, ok := gb.sets.responder("phone", 1, reachOpen); return ok && v == 1 })
 	s, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
 	if err != nil || !fresh || s.Base() != 1 || s.Version() != 1 {
 		t.Fatalf("FR's first sync: %v, fresh %v, %v; want base 1 version 1", s, fresh, err)
 	}
 	importRows(t, st, "phone", values[10:]...)
-	poll(t, "version 2 built", time.Minute, func() bool { _, v, ok := gb.sets.responder("phone", 1); return ok && v == 2 })
+	poll(t, "version 2 built", time.Minute, func() bool { _, v, ok := gb.sets.responder("phone", 1, reachOpen); return ok && v == 2 })
 	h, err := gb.syncOwner.Holding(ctx, "phone", 1)
 	if err != nil || h.Base != 2 || len(h.Segments) != 1 {
 		t.Fatalf("GB's holding after the rebase: %+v, %v; want base 2 alone", h, err)
@@ -115,9 +115,9 @@ func TestSetRebase(t *testing.T) {
 
 	// A restart rebuilds the same view from the local store.
 	gb.sets.mu.Lock()
-	delete(gb.sets.sets, setKey("phone", 1))
+	delete(gb.sets.sets, setKey("phone", 1, reachOpen))
 	gb.sets.mu.Unlock()
-	ls, err := gb.sets.loadSet("phone", 1)
+	ls, err := gb.sets.loadSet("phone", 1, reachOpen)
 	if err != nil || !slices.Equal(ls.bases, []int{0, 1}) || !ls.view.Contains(late) || ls.view.Base() != 2 {
 		t.Fatalf("reloaded set: bases %v, %v; want [0 1] with base 2 holding the last number", ls.bases, err)
 	}

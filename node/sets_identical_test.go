@@ -41,7 +41,7 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 
 	built := func(n *Node) bool {
 		m, err := readManifest(n.Data(), "phone", 1)
-		ls := n.sets.get("phone", 1)
+		ls := n.sets.get("phone", 1, reachOpen)
 		if err != nil || ls == nil {
 			return false
 		}
@@ -76,7 +76,7 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 				t.Errorf("%s serves segment %d with other bytes than r1", n.fc.ReplicaID(), i)
 			}
 		}
-		ls := n.sets.get("phone", 1)
+		ls := n.sets.get("phone", 1, reachOpen)
 		ls.mu.Lock()
 		in := ls.view.Contains(removed)
 		ls.mu.Unlock()
@@ -106,7 +106,7 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 	// A replica that cannot serve a set of a live epoch says so (the
 	// exchange answers "unavailable", and the partner asks the next
 	// replica) rather than that it has no such set.
-	ls := r4.sets.get("phone", 1)
+	ls := r4.sets.get("phone", 1, reachOpen)
 	ls.mu.Lock()
 	ls.badAt = ls.recorded
 	ls.mu.Unlock()

@@ -17,7 +17,7 @@ import (
 
 // servedSets gives the segments of this replica's built sets (sets.go).
 type servedSets interface {
-	Holding(ctx context.Context, kind string, epoch uint64) (*exchange.Holding, error)
+	Holding(ctx context.Context, kind string, epoch uint64, reach string) (*exchange.Holding, error)
 }
 
 // ownCard gives the agency's newest signed card.
@@ -55,7 +55,7 @@ var (
 // Holding returns the segments of (kind, epoch) whose digests are on the
 // ledger, or exchange.ErrNoSet.
 func (o *syncOwner) Holding(ctx context.Context, kind string, epoch uint64) (*exchange.Holding, error) {
-	return o.sets.Holding(ctx, kind, epoch)
+	return o.sets.Holding(ctx, kind, epoch, reachOpen)
 }
 
 // Card returns the agency's newest signed card.
