@@ -25,7 +25,7 @@ const MaxImportBatch = 20000
 // importSession is an import in progress on this replica.
 type importSession struct {
 	id, kind, region, handling, actor string
-	class                             class // of rows that give none
+	class                             class          // of rows that give none
 	started, active                   time.Time      // h.now() at BeginImport and at the last call
 	batches                           []string       // stored, in the order their commits returned
 	sizes                             map[string]int // rows of each stored batch

@@ -144,7 +144,7 @@ type KindStats struct {
 type SetStats struct {
 	Kind    string `json:"kind"`
 	Epoch   uint64 `json:"epoch"`
-	Reach   string `json:"reach"`                 // open, victim or witness: each reach has its own set and key
+	Reach   string `json:"reach"`            // open, victim or witness: each reach has its own set and key
 	Version int    `json:"version"`          // newest version whose digest is on the ledger (0: none yet)
 	Base    int    `json:"base,omitempty"`   // the base version served up to Version
 	Digest  string `json:"digest,omitempty"` // SHA-256 (hex) of the segment of Version, as the ledger records it
