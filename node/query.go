@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,12 @@ import (
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/policy"
 	"github.com/xborder/xborder/psi"
+)
+
+// Query modes (docs/victims.md).
+const (
+	modeEnforcement  = "enforcement"
+	modeSafeguarding = "safeguarding"
 )
 
 // DefaultPartnerTimeout bounds one partner's part of a query: syncing its
@@ -97,6 +104,7 @@ type queryPlan struct {
 	distinct int
 	padded   int
 	approver string
+	mode     string // enforcement or safeguarding
 	caseKey  [32]byte
 	commit   ledger.Digest // HMAC-SHA256 of the query set under caseKey
 }
@@ -142,13 +150,13 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 		decisions[i] = pol.Decide(policy.Request{
 			Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "match", Kind: req.Kind, Partner: partner,
 			Context: policy.Context{Purpose: req.Purpose, LegalBasis: req.Basis, Offence: req.Offence, CaseRef: req.Case,
-				PaddedSize: p.padded, Urgent: req.Urgent},
+				PaddedSize: p.padded, Urgent: req.Urgent, Mode: p.mode},
 			Time: q.cfg.Now().UTC(), Approved: rec != nil,
 		})
 		needs = needs || decisions[i].NeedsApproval && rec == nil
 	}
 	q.cfg.Metrics.stage("out", "policy", start)
-	res := httpapi.QueryResult{ID: p.id, Kind: req.Kind, Values: p.distinct, PaddedSize: p.padded}
+	res := httpapi.QueryResult{ID: p.id, Kind: req.Kind, Values: p.distinct, PaddedSize: p.padded, Mode: p.mode}
 	if rec == nil {
 		if _, err := rand.Read(p.caseKey[:]); err != nil {
 			return httpapi.QueryResult{}, fmt.Errorf("query: draw case key: %w", err)
@@ -196,7 +204,14 @@ func (q *querier) planQuery(u httpapi.User, req httpapi.QueryRequest) (*queryPla
 	if len(req.Values) == 0 {
 		return nil, fmt.Errorf("query: no values: %w", httpapi.ErrBadRequest)
 	}
-	p := &queryPlan{user: u, req: req, kind: k, inputs: make([][]byte, len(req.Values))}
+	p := &queryPlan{user: u, req: req, kind: k, inputs: make([][]byte, len(req.Values)), mode: req.Mode}
+	switch p.mode {
+	case "":
+		p.mode = modeEnforcement
+	case modeEnforcement, modeSafeguarding:
+	default:
+		return nil, fmt.Errorf("query: mode %q: give enforcement or safeguarding: %w", req.Mode, httpapi.ErrBadRequest)
+	}
 	seen := make(map[string]bool, len(req.Values))
 	for i, v := range req.Values {
 		in := ident.Input(k, v)
@@ -352,7 +367,8 @@ func (q *querier) outboundEntry(p *queryPlan, partner, rid string, d policy.Deci
 	}
 	return ledger.Entry{
 		Header: ledger.Header{Type: ledger.TypeMatchOut, Outcome: ledger.OutcomeOK, RequestID: rid, Partner: partner,
-			Kind: p.req.Kind, PaddedSize: uint64(p.padded), PolicyVersion: d.Version, Handling: d.Handling, Urgency: urg},
+			Kind: p.req.Kind, PaddedSize: uint64(p.padded), PolicyVersion: d.Version, Handling: d.Handling, Urgency: urg,
+			Mode: p.mode, Reaches: strings.Join(d.Reaches, ",")},
 		Body: ledger.Body{Actor: actorName(p.user), Approver: approver, Purpose: p.req.Purpose,
 			LegalBasis: p.req.Basis, Offence: p.req.Offence, CaseRef: p.req.Case},
 	}
