@@ -80,9 +80,9 @@ import (
 // Protocol IDs, versioned: a change to a protocol's messages gets a new ID.
 const (
 	// ProtoMatch carries one match query and its answer.
-	ProtoMatch = "/xborder/match/1.0.0"
+	ProtoMatch = "/xborder/match/2.0.0"
 	// ProtoSync carries encoded sets, their deltas and the newest agency card.
-	ProtoSync = "/xborder/sync/1.0.0"
+	ProtoSync = "/xborder/sync/2.0.0"
 )
 
 // Stream is a bidirectional byte stream to one peer. A libp2p
