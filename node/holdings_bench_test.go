@@ -140,13 +140,13 @@ func BenchmarkHoldings(b *testing.B) {
 			fr.partnerSets.copies = map[string]*partnerCopy{}
 			fr.partnerSets.mu.Unlock()
 			b.StartTimer()
-			s, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
+			s, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 			if err != nil || !fresh {
 				b.Fatalf("sync: fresh %v, %v", fresh, err)
 			}
 			size = s.Entries()
 		}
-		h, err := gb.syncOwner.Holding(ctx, "phone", gb.epochs.currentEpoch())
+		h, err := gb.syncOwner.Holding(ctx, "phone", gb.epochs.currentEpoch(), reachOpen)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -146,7 +146,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 
 	// 3. FR syncs (from r1, first on the card) and holds the set.
 	held := output(t, r1.Node, ident.Phone, "+447700900123", 1)
-	s, _, epoch, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
+	s, _, epoch, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 	if err != nil || !fresh || epoch != 1 || !s.Contains(held) || s.Version() != 1 {
 		t.Fatalf("partnerSet = %v, fresh %v, epoch %d, %v; want version 1 holding the number", s, fresh, epoch, err)
 	}
@@ -177,7 +177,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	// unavailable and FR keeps its copy, fresh false): FR syncs again
 	// until it gets the delta from r2 or r3, within the bound.
 	waitFor(t, "FR syncs the delta from another replica", func() bool {
-		s, _, _, fresh, err = fr.partnerSets.partnerSet(ctx, "GB", "phone")
+		s, _, _, fresh, err = fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 		if !fresh {
 			t.Logf("FR's sync did not succeed yet (its copy is version %d); trying again", s.Version())
 		}
@@ -190,7 +190,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	// 5. A kind the policy does not allow FR (btc) is not served.
 	importRows(t, st, "btc", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2")
 	waitFor(t, "btc set built", func() bool { return builtDigest(r2, "btc", 1, 1) != nil })
-	_, _, _, _, err = fr.partnerSets.partnerSet(ctx, "GB", "btc")
+	_, _, _, _, err = fr.partnerSets.partnerSet(ctx, "GB", "btc", reachOpen)
 	var denied *exchange.DeniedError
 	if !errors.As(err, &denied) || denied.Reason != "kind_not_allowed" {
 		t.Errorf("sync of btc = %v; want denied kind_not_allowed", err)
@@ -246,10 +246,10 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 		waitFor(t, "seed of epoch 1 erased", func() bool { _, err := n.epochs.seed(1); return err != nil })
 	}
 	waitFor(t, "FR sees epoch 2 on GB's card", func() bool {
-		s, _, e, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
+		s, _, e, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 		return err == nil && fresh && e == 2 && s != nil
 	})
-	s, _, _, _, _ = fr.partnerSets.partnerSet(ctx, "GB", "phone")
+	s, _, _, _, _ = fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 	if s.Contains(output(t, r2, ident.Phone, "+447700900123", 2)) {
 		t.Errorf("the removed number is still in epoch 2's set")
 	}

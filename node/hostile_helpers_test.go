@@ -111,7 +111,7 @@ func (h *hostilePeer) match(kind string, n int, mutate func(*wire.MatchRequest),
 	_, _ = rand.Read(id)
 	m := &wire.MatchRequest{ID: id, TimeUnixMs: uint64(time.Now().UnixMilli()), Querier: h.agency,
 		Responder: h.target, Kind: kind, Epoch: h.epoch, CaseRef: "OP-H", LegalBasis: "Art. 10",
-		Offence: "thb", Purpose: "hostile"}
+		Offence: "thb", Purpose: "hostile", Mode: exchange.ModeEnforcement, Reaches: []string{reachOpen}}
 	withRequestBatch(m, h.batch(kind, h.epoch, n))
 	if mutate != nil {
 		mutate(m)
@@ -138,7 +138,7 @@ func (h *hostilePeer) syncReq(kind string, mutate func(*wire.SyncRequest), sign 
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	m := &wire.SyncRequest{ID: id, TimeUnixMs: uint64(time.Now().UnixMilli()), Querier: h.agency,
-		Owner: h.target, Kind: kind, Epoch: h.epoch}
+		Owner: h.target, Kind: kind, Reach: reachOpen, Epoch: h.epoch}
 	if mutate != nil {
 		mutate(m)
 	}

@@ -95,7 +95,7 @@ func BenchmarkQueryEndToEnd(b *testing.B) {
 	})
 
 	resp, _, ok := r.sets.responder("phone", r.epochs.currentEpoch(), reachOpen)
-	set, key, epoch, _, err := q.partnerSets.partnerSet(ctx, "TH", "phone")
+	set, key, epoch, _, err := q.partnerSets.partnerSet(ctx, "TH", "phone", reachOpen)
 	if !ok || err != nil {
 		b.Fatalf("responder %v, partner set: %v", ok, err)
 	}

@@ -23,16 +23,14 @@ import (
 const precomputePiece = 8192
 
 // setReaches are the reaches whose sets every replica builds for each
-// (kind, epoch).
-var setReaches = []string{reachOpen}
+// (kind, epoch): all three, an empty one padded like any other, so that a
+// set's size says nothing of whether the agency holds victims.
+var setReaches = reachNames
 
 // newSetResponder is the responder of (kind, epoch, reach), its key derived
-// from the epoch seed.
+// from the epoch seed with the reach in the info (docs/psi.md).
 func newSetResponder(seed psi.Seed, agency, kind string, epoch uint64, reach string) (*psi.Responder, error) {
-	if reach != reachOpen {
-		return nil, fmt.Errorf("reach %s: no key yet", reach)
-	}
-	return psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: agency, Kind: kind, Epoch: epoch})
+	return psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: agency, Kind: kind, Epoch: epoch, Reach: reach})
 }
 
 // buildKind builds the missing versions of (kind, epoch, reach) and

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/ident"
 )
 
@@ -119,13 +120,13 @@ func parseClass(s string) (class, error) {
 // Reaches: the sets, and keys, of each (kind, epoch). The order is the
 // order of docs and ledger headers.
 const (
-	reachOpen    = "open"
-	reachVictim  = "victim"
-	reachWitness = "witness"
+	reachOpen    = exchange.ReachOpen
+	reachVictim  = exchange.ReachVictim
+	reachWitness = exchange.ReachWitness
 )
 
 // reachNames are the reaches in their canonical order.
-var reachNames = []string{reachOpen, reachVictim, reachWitness}
+var reachNames = exchange.Reaches
 
 // reachOrder is the position of reach in reachNames (-1 if none).
 func reachOrder(reach string) int { return slices.Index(reachNames, reach) }

@@ -57,12 +57,12 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	removed := output(t, r1.Node, ident.Phone, c, 1)
-	want, err := nodes[0].syncOwner.Holding(ctx, "phone", 1)
+	want, err := nodes[0].syncOwner.Holding(ctx, "phone", 1, reachOpen)
 	if err != nil {
 		t.Fatalf("r1 serves nothing: %v", err)
 	}
 	for _, n := range nodes {
-		h, err := n.syncOwner.Holding(ctx, "phone", 1)
+		h, err := n.syncOwner.Holding(ctx, "phone", 1, reachOpen)
 		if err != nil {
 			t.Errorf("%s serves nothing: %v", n.fc.ReplicaID(), err)
 			continue
@@ -110,13 +110,13 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 	ls.mu.Lock()
 	ls.badAt = ls.recorded
 	ls.mu.Unlock()
-	if _, err := r4.syncOwner.Holding(ctx, "phone", 1); err == nil || errors.Is(err, exchange.ErrNoSet) {
+	if _, err := r4.syncOwner.Holding(ctx, "phone", 1, reachOpen); err == nil || errors.Is(err, exchange.ErrNoSet) {
 		t.Errorf("Holding of a set r4 cannot serve = %v; want an error other than ErrNoSet", err)
 	}
-	if _, _, err := r4.admission.Responder("phone", 1); err == nil || errors.Is(err, exchange.ErrNoSet) {
+	if _, _, err := r4.admission.Responder("phone", 1, reachOpen); err == nil || errors.Is(err, exchange.ErrNoSet) {
 		t.Errorf("Responder of a set r4 cannot serve = %v; want an error other than ErrNoSet", err)
 	}
-	if _, err := r4.syncOwner.Holding(ctx, "phone", 9); !errors.Is(err, exchange.ErrNoSet) {
+	if _, err := r4.syncOwner.Holding(ctx, "phone", 9, reachOpen); !errors.Is(err, exchange.ErrNoSet) {
 		t.Errorf("Holding of an epoch that is not live = %v; want ErrNoSet", err)
 	}
 }

@@ -50,7 +50,7 @@ func TestQuietSync(t *testing.T) {
 	importRows(t, st, "phone", values[:10]...)
 	copyAt := func(v uint32) func() bool {
 		return func() bool {
-			pc := fr.partnerSets.partnerCopy("GB", "phone")
+			pc := fr.partnerSets.partnerCopy("GB", "phone", reachOpen)
 			pc.mu.Lock()
 			defer pc.mu.Unlock()
 			return pc.set != nil && pc.set.Version() == v
@@ -76,7 +76,7 @@ func TestQuietSync(t *testing.T) {
 			t.Errorf("GB refused FR phone: %v", refused)
 		}
 	}
-	if !fr.partnerSets.refusedNow("GB", "btc") {
+	if !fr.partnerSets.refusedNow("GB", "btc", reachOpen) {
 		t.Errorf("FR does not wait before asking GB for btc again")
 	}
 
