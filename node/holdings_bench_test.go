@@ -70,7 +70,7 @@ func BenchmarkHoldings(b *testing.B) {
 
 	b.Run(fmt.Sprintf("ImportPrecompute/n=%d", benchPhones), func(b *testing.B) {
 		var seed psi.Seed
-		r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "GB", Kind: "phone", Epoch: 1})
+		r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "GB", Kind: "phone", Epoch: 1, Reach: reachOpen})
 		if err != nil {
 			b.Fatal(err)
 		}

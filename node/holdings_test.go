@@ -45,7 +45,7 @@ func output(t *testing.T, n *Node, kind ident.Kind, canonical string, e uint64) 
 	if err != nil {
 		t.Fatalf("seed(%d): %v", e, err)
 	}
-	r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: n.Agency(), Kind: kind.String(), Epoch: e})
+	r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: n.Agency(), Kind: kind.String(), Epoch: e, Reach: reachOpen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,13 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 			t.Errorf("replica %d digest %x; want %x", i+1, d[:8], d1[:8])
 		}
 	}
-	sets, err := r1.Audit().Entries(ctx, ledger.Filter{Types: []ledger.Type{ledger.TypeSync}})
+	all, err := r1.Audit().Entries(ctx, ledger.Filter{Types: []ledger.Type{ledger.TypeSync}})
+	var sets []ledger.Entry // the open reach's (each reach has its own set and digest)
+	for _, e := range all {
+		if e.Reaches == reachOpen {
+			sets = append(sets, e)
+		}
+	}
 	if err != nil || len(sets) != 1 || sets[0].Digest != ledger.Digest(*d1) || sets[0].SetVersion != 1 {
 		t.Fatalf("set entries = %+v, %v; want exactly one with the digest", sets, err)
 	}

@@ -16,13 +16,15 @@ import (
 func syncEntries(t *testing.T, owner *Node, partner string) (sent, refused []string) {
 	t.Helper()
 	for _, e := range byType(t, owner, ledger.TypeSync) {
-		if e.Partner == partner {
+		// The open reach's: the victim and witness sets are the safeguarding
+		// tests' (safeguarding_test.go).
+		if e.Partner == partner && (e.Reaches == "" || e.Reaches == reachOpen) {
 			sent = append(sent, fmt.Sprintf("%s/%d", e.Kind, e.SetVersion))
 		}
 	}
 	for _, e := range byType(t, owner, ledger.TypeDenial) {
 		if r, ok := strings.CutPrefix(e.Body.Purpose, "sync refused: "); ok && e.Partner == partner {
-			refused = append(refused, e.Kind+"/"+r)
+			refused = append(refused, kindReach(e.Kind, orOpen(e.Reaches))+"/"+r)
 		}
 	}
 	return sent, refused

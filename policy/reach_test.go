@@ -37,7 +37,7 @@ func TestDecideModes(t *testing.T) {
 		{"enforcement asks witness alone", with(inbound("GB", "phone", 64), reaches("witness")), false, []string{ReasonReachNotAllowed}, "enforcement", []string{"witness"}, "H2", false},
 		{"safeguarding, every reach of the rule", with(inbound("GB", "phone", 64), sg), true, nil, "safeguarding", []string{"open", "victim", "witness"}, "H3", true},
 		{"safeguarding asks victim only", with(inbound("GB", "phone", 64), both(sg, reaches("victim"))), true, nil, "safeguarding", []string{"victim"}, "H3", true},
-		{"safeguarding without a rule", with(inbound("DE", "phone", 64), sg), false, []string{ReasonReachNotAllowed}, "safeguarding", nil, "H2", false},
+		{"safeguarding without a rule", with(inbound("DE", "email", 64), sg), false, []string{ReasonReachNotAllowed}, "safeguarding", nil, "H2", false},
 		{"unknown mode", with(inbound("GB", "phone", 64), func(r *Request) { r.Context.Mode = "covert" }), false, []string{ReasonBadRequest}, "", nil, "H2", false},
 		{"unknown reach", with(inbound("GB", "phone", 64), reaches("open", "suspect")), false, []string{ReasonBadRequest}, "", nil, "H2", false},
 		{"reach twice", with(inbound("GB", "phone", 64), both(sg, reaches("victim", "victim"))), false, []string{ReasonBadRequest}, "", nil, "H2", false},
@@ -122,23 +122,23 @@ func TestSyncReaches(t *testing.T) {
 	if got, want := s.SyncReaches("GB", "phone"), []string{"open", "victim", "witness"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("SyncReaches(GB, phone) = %v; want %v", got, want)
 	}
-	if got, want := s.SyncReaches("DE", "phone"), []string{"open"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("SyncReaches(DE, phone) = %v; want %v", got, want)
+	if got, want := s.SyncReaches("DE", "email"), []string{"open"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("SyncReaches(DE, email) = %v; want %v", got, want)
 	}
 	if got := s.SyncReaches("DE", "btc"); got != nil {
 		t.Errorf("SyncReaches(DE, btc) = %v; want none", got)
 	}
-	syncReq := func(cc, reach string) Request {
-		return Request{Principal: Principal{Agency: cc}, Action: "sync", Kind: "phone", Time: noon, Context: Context{Reaches: []string{reach}}}
+	syncReq := func(cc, kind, reach string) Request {
+		return Request{Principal: Principal{Agency: cc}, Action: "sync", Kind: kind, Time: noon, Context: Context{Reaches: []string{reach}}}
 	}
-	if d := s.Decide(syncReq("DE", "victim")); d.Allow || !slices.Contains(reasonIDs(d), ReasonReachNotAllowed) {
-		t.Errorf("sync of DE's victim set: allow %v %v; want %s", d.Allow, reasonIDs(d), ReasonReachNotAllowed)
+	if d := s.Decide(syncReq("DE", "email", "victim")); d.Allow || !slices.Contains(reasonIDs(d), ReasonReachNotAllowed) {
+		t.Errorf("sync of DE's victim email set: allow %v %v; want %s", d.Allow, reasonIDs(d), ReasonReachNotAllowed)
 	}
-	if d := s.Decide(syncReq("GB", "victim")); !d.Allow || !reflect.DeepEqual(d.Reaches, []string{"victim"}) {
-		t.Errorf("sync of GB's victim set: allow %v %v reaches %v; want allowed, [victim]", d.Allow, d.Reasons, d.Reaches)
+	if d := s.Decide(syncReq("GB", "phone", "victim")); !d.Allow || !reflect.DeepEqual(d.Reaches, []string{"victim"}) {
+		t.Errorf("sync of GB's victim phone set: allow %v %v reaches %v; want allowed, [victim]", d.Allow, d.Reasons, d.Reaches)
 	}
-	if d := s.Decide(syncReq("DE", "open")); !d.Allow {
-		t.Errorf("sync of DE's open set: %v; want allowed", d.Reasons)
+	if d := s.Decide(syncReq("DE", "email", "open")); !d.Allow {
+		t.Errorf("sync of DE's open email set: %v; want allowed", d.Reasons)
 	}
 }
 
