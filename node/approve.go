@@ -57,7 +57,7 @@ func newQueryID() (string, error) {
 // commitment of its query set: an approval entry, then the record.
 func (q *querier) recordPending(ctx context.Context, u httpapi.User, req httpapi.QueryRequest, partners []string, p *queryPlan) (*httpapi.QueryRecord, error) {
 	rec := &httpapi.QueryRecord{ID: p.id, User: u.Name, Kind: req.Kind, Case: req.Case, Basis: req.Basis,
-		Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Mode: p.mode, Partners: partners, PaddedSize: p.padded,
+		Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Mode: p.mode, Reaches: req.Reaches, Partners: partners, PaddedSize: p.padded,
 		Created: q.cfg.Now().UTC(), Status: queryPending, Commitment: hex.EncodeToString(p.commit[:])}
 	if _, err := q.cfg.Audit.Append(ctx, approvalEntry(rec, approvalPending, u.Name)); err != nil {
 		return nil, fmt.Errorf("record query %s: %w", rec.ID, err)
@@ -153,8 +153,8 @@ func (q *querier) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partn
 		return nil, fmt.Errorf("query %s: already run; an approval is good for one run: %w", rec.ID, httpapi.ErrConflict)
 	case rec.Kind != req.Kind || rec.Case != req.Case || rec.Basis != req.Basis || rec.Offence != req.Offence ||
 		rec.Purpose != req.Purpose || rec.Urgent != req.Urgent || !slices.Equal(rec.Partners, partners) || rec.PaddedSize != p.padded ||
-		recordMode(rec) != p.mode:
-		return nil, fmt.Errorf("query %s: differs from what was approved (kind, case, basis, offence, purpose, urgency, mode, partners or size): %w", rec.ID, httpapi.ErrConflict)
+		recordMode(rec) != p.mode || !slices.Equal(rec.Reaches, req.Reaches):
+		return nil, fmt.Errorf("query %s: differs from what was approved (kind, case, basis, offence, purpose, urgency, mode, reaches, partners or size): %w", rec.ID, httpapi.ErrConflict)
 	case !hmac.Equal([]byte(hex.EncodeToString(p.commit[:])), []byte(rec.Commitment)):
 		// Also a record approved before approvals were bound to the set.
 		return nil, fmt.Errorf("query %s: the values (or the case key) are not those that were approved: %w", rec.ID, httpapi.ErrConflict)

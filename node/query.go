@@ -148,7 +148,7 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 		decisions[i] = pol.Decide(policy.Request{
 			Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "match", Kind: req.Kind, Partner: partner,
 			Context: policy.Context{Purpose: req.Purpose, LegalBasis: req.Basis, Offence: req.Offence, CaseRef: req.Case,
-				PaddedSize: p.padded, Urgent: req.Urgent, Mode: p.mode},
+				PaddedSize: p.padded, Urgent: req.Urgent, Mode: p.mode, Reaches: req.Reaches},
 			Time: q.cfg.Now().UTC(), Approved: rec != nil,
 		})
 		needs = needs || decisions[i].NeedsApproval && rec == nil

@@ -177,12 +177,20 @@ func TestSafeguarding(t *testing.T) {
 			t.Errorf("TH admitted %d requests for a reach not allowed", n-ins)
 		}
 		// GB's own node never sends one: its policy refuses it first, and
-		// records that.
-		d := q.Policy().Decide(policy.Request{Principal: policy.Principal{User: ivan.Name, Role: ivan.Role}, Action: "match",
-			Kind: "phone", Partner: "TH", Context: policy.Context{Purpose: "p", LegalBasis: "b", Offence: "thb", CaseRef: "c",
-				PaddedSize: 4, Reaches: []string{reachVictim}}, Time: time.Now()})
-		if d.Allow || !slices.ContainsFunc(d.Reasons, func(r policy.Reason) bool { return r.ID == policy.ReasonReachNotAllowed }) {
-			t.Errorf("GB's policy on an enforcement match of the victim reach: %+v; want reach_not_allowed", d)
+		// records that; TH hears nothing of it.
+		vreq := req
+		vreq.Case, vreq.Reaches = "OP-HAND", []string{reachVictim}
+		res, err := q.querier.Query(ctx, ivan, vreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := partOf(t, res, "TH")
+		if p.Outcome != httpapi.OutcomeDenied || p.Reason != policy.ReasonReachNotAllowed {
+			t.Errorf("GB's enforcement query of the victim reach: %s %q; want denied, reach_not_allowed", p.Outcome, p.Reason)
+		}
+		checkModeEntries(t, q, p.RequestID, "enforcement", "victim", ledger.TypeDenial)
+		if es := byRequest(t, r, p.RequestID); len(es) != 0 {
+			t.Errorf("TH recorded %d entries of a request GB's policy refused", len(es))
 		}
 	})
 

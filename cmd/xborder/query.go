@@ -68,7 +68,7 @@ type queryLine struct {
 }
 
 func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
-	var dir, kind, region, partners, id, caseKey string
+	var dir, kind, region, partners, id, caseKey, reaches string
 	var req httpapi.QueryRequest
 	var jsonOut bool
 	var wait time.Duration
@@ -102,6 +102,11 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 			if partners != "" && partners != "all" {
 				for _, p := range strings.Split(partners, ",") {
 					req.Partners = append(req.Partners, strings.ToUpper(strings.TrimSpace(p)))
+				}
+			}
+			if reaches != "" {
+				for _, r := range strings.Split(reaches, ",") {
+					req.Reaches = append(req.Reaches, strings.ToLower(strings.TrimSpace(r)))
 				}
 			}
 			if id != "" && caseKey == "" {
@@ -167,6 +172,7 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 	f.StringVar(&req.Offence, "offence", "", "offence code, one of the policy's offences")
 	f.StringVar(&req.Purpose, "purpose", "", "purpose of the query")
 	f.StringVar(&req.Mode, "mode", "enforcement", "query `MODE`: enforcement (partners' suspect and unknown records) or safeguarding (also victims and witnesses, as agreed; needs an approver)")
+	f.StringVar(&reaches, "reaches", "", "narrow the reaches asked: `REACH,...` of open, victim, witness (default: every reach the mode may ask; enforcement asks open only, and is refused any other)")
 	f.BoolVar(&req.Urgent, "urgent", false, "mark the query urgent (may draw on the urgency reserve; never lifts a check)")
 	f.StringVar(&partners, "partners", "all", "partners to ask: all (every partner the policy allows for the kind) or CC,CC")
 	f.StringVar(&id, "id", "", "run the approved query `QUERY-ID` (same flags and FILE as when it was made)")

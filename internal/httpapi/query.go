@@ -33,6 +33,11 @@ type QueryRequest struct {
 	// and witness reaches the partner agreement opens, and always waits for
 	// an approver (docs/victims.md).
 	Mode string `json:"mode,omitempty"`
+	// Reaches narrows the reaches asked (open, victim, witness); empty:
+	// every reach the mode may ask of each partner. A reach the mode may
+	// not ask is refused by this node's policy (reach_not_allowed) and
+	// recorded; nothing is sent.
+	Reaches []string `json:"reaches,omitempty"`
 }
 
 // Query outcomes per partner.
@@ -101,7 +106,8 @@ type QueryRecord struct {
 	Offence    string    `json:"offence"`
 	Purpose    string    `json:"purpose,omitempty"`
 	Urgent     bool      `json:"urgent,omitempty"`
-	Mode       string    `json:"mode,omitempty"` // enforcement or safeguarding; empty in records before modes: enforcement
+	Mode       string    `json:"mode,omitempty"`    // enforcement or safeguarding; empty in records before modes: enforcement
+	Reaches    []string  `json:"reaches,omitempty"` // the reaches asked, when the query narrowed them
 	Partners   []string  `json:"partners"`
 	PaddedSize int       `json:"padded_size"`
 	Created    time.Time `json:"created"`
