@@ -90,23 +90,27 @@ func (s *localSets) buildKind(k ident.Kind, epoch uint64, reach string) error {
 }
 
 // skipTo marks the versions after the ones built, up to version v, as not
-// built here (localSet.skip) and stores the built count.
+// built here (localSet.skip) and stores the built count. It also pads the
+// segments to v: a version that added nothing to this reach (no rows of
+// its classes, or none new) has no segment, so a replica that built every
+// version may hold fewer segments than versions; the base by decree after
+// them must have the same set version on every replica, whichever way it
+// got there (a victim or witness set often has such versions).
 func (s *localSets) skipTo(ls *localSet, v int) error {
-	if ls.built >= v {
-		return nil
-	}
-	err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set([]byte("built/"+setKey(ls.kind, ls.epoch, ls.reach)), binary.BigEndian.AppendUint64(nil, uint64(v)))
-	})
-	if err != nil {
-		return fmt.Errorf("store set: %w", err)
+	if ls.built < v {
+		err := s.db.Update(func(txn *badger.Txn) error {
+			return txn.Set([]byte("built/"+setKey(ls.kind, ls.epoch, ls.reach)), binary.BigEndian.AppendUint64(nil, uint64(v)))
+		})
+		if err != nil {
+			return fmt.Errorf("store set: %w", err)
+		}
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for len(ls.segments) < v {
 		ls.skip()
 	}
-	ls.built = v
+	ls.built = max(ls.built, v)
 	return nil
 }
 
