@@ -64,7 +64,7 @@ func (d *demo) victims(ctx context.Context) {
 	out, err := d.query(ctx, enf)
 	p, _ := out.partner(o.Code)
 	got := hitReaches(out, p)
-	rep.Check(err == nil && out.Code == 0 && slices.Equal(got, []string{suspect + " open"}),
+	rep.Check(err == nil && out.Code == 0 && slices.Equal(got, []string{suspect + " (open)"}),
 		"the enforcement query hits the suspect, not the victim", "%s", errText(err, fmt.Sprintf("exit %d, %s: %v", out.Code, p.Outcome, redact(got, victim, suspect))))
 
 	sg := base
@@ -72,7 +72,7 @@ func (d *demo) victims(ctx context.Context) {
 	out, err = d.approvedQuery(ctx, sg)
 	p, _ = out.partner(o.Code)
 	got = hitReaches(out, p)
-	want := []string{suspect + " open", victim + " victim"}
+	want := []string{suspect + " (open)", victim + " (victim)"}
 	slices.Sort(want)
 	rep.Check(err == nil && out.Code == 0 && slices.Equal(got, want) && p.Handling != "" && p.Instruction != "",
 		"the approved safeguarding query hits both, the victim as such, with its handling", "%s",
@@ -111,7 +111,7 @@ func hitReaches(o queryOut, p partnerResult) []string {
 		if err != nil {
 			c = h.Value
 		}
-		out = append(out, c+" "+h.Reach)
+		out = append(out, c+" ("+h.Reach+")")
 	}
 	slices.Sort(out)
 	return out
