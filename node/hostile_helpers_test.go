@@ -48,8 +48,8 @@ func newHostilePeer(t *testing.T, a *agency, target *agency, n *Node) *hostilePe
 	return h
 }
 
-// targetKey returns the target's epoch key of kind from the card h holds
-// pinned.
+// targetKey returns the target's open epoch key of kind from the card h
+// holds pinned.
 func (h *hostilePeer) targetKey(kind string, epoch uint64) *psi.PublicKey {
 	h.t.Helper()
 	c, ok := h.node.cards.Pins()[h.target]
@@ -57,7 +57,7 @@ func (h *hostilePeer) targetKey(kind string, epoch uint64) *psi.PublicKey {
 		h.t.Fatalf("%s has not pinned %s", h.agency, h.target)
 	}
 	for _, k := range c.EpochKeys {
-		if k.Kind == kind && k.Epoch == epoch {
+		if k.Kind == kind && k.Epoch == epoch && k.Reach == reachOpen {
 			pk, err := psi.ParsePublicKey(k.Key)
 			if err != nil {
 				h.t.Fatalf("ParsePublicKey: %v", err)
