@@ -43,7 +43,7 @@ func BenchmarkMatch(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				hits, err := qy.Match(a.Evaluation, set)
+				hits, err := qy.Match(a.Results[0].Evaluation, set)
 				if err != nil || len(hits) != n/2 {
 					b.Fatalf("%d hits, %v; want %d", len(hits), err, n/2)
 				}
@@ -75,7 +75,7 @@ func BenchmarkMatch(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if hits, err := qy.Match(a.Evaluation, set); err != nil || len(hits) != n/2 {
+				if hits, err := qy.Match(a.Results[0].Evaluation, set); err != nil || len(hits) != n/2 {
 					b.Fatalf("%d hits, %v; want %d", len(hits), err, n/2)
 				}
 			}

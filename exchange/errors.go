@@ -33,7 +33,9 @@ const (
 	// kind, epoch or size differ from the signed ones.
 	ReasonBadBatch Reason = "bad_batch"
 	// ReasonBadRequest: the batch does not decode (a bad or identity
-	// element, a bad shape) or the request misses a field.
+	// element, a bad shape), the request misses a field, or its mode or
+	// reaches are not ones the protocol defines (unknown, repeated, out of
+	// the canonical order).
 	ReasonBadRequest Reason = policy.ReasonBadRequest
 	// ReasonUnknownEpoch: the responder holds no key or set for the kind
 	// and epoch: sync the newest card and ask again.
@@ -41,6 +43,11 @@ const (
 	// ReasonReplay: the request ID was seen before (the ledger's replay
 	// window).
 	ReasonReplay Reason = "replay"
+	// ReasonReachNotAllowed: the request asks a reach that the responder's
+	// policy does not allow the partner in the request's mode (for
+	// example the victim reach in enforcement mode). Nothing was
+	// evaluated, under no reach's key. node's Admitter returns it.
+	ReasonReachNotAllowed Reason = "reach_not_allowed"
 )
 
 // Reasons of the responder's policy (package policy) that a partner may see.
@@ -64,7 +71,7 @@ const (
 var reasons = map[Reason]bool{
 	ReasonWrongPeer: true, ReasonWrongResponder: true, ReasonBadSignature: true,
 	ReasonClockSkew: true, ReasonTooLarge: true, ReasonBadBatch: true, ReasonBadRequest: true,
-	ReasonUnknownEpoch: true, ReasonReplay: true, ReasonNotPermitted: true,
+	ReasonUnknownEpoch: true, ReasonReplay: true, ReasonReachNotAllowed: true, ReasonNotPermitted: true,
 	ReasonUnknownPartner: true, ReasonKindNotAllowed: true, ReasonBadSize: true,
 	ReasonSizeOverCap: true, ReasonMissingLegalBasis: true, ReasonMissingCaseRef: true,
 	ReasonMissingPurpose: true, ReasonOffenceNotListed: true, ReasonPartnerBudget: true,
@@ -108,7 +115,7 @@ var (
 	// to exit code 5.
 	ErrVerify = errors.New("partner answer does not verify")
 	// ErrNoSet: a Responders or Sets implementation holds nothing for the
-	// kind and epoch asked for; the partner is denied with
+	// kind, epoch and reach asked for; the partner is denied with
 	// ReasonUnknownEpoch.
-	ErrNoSet = errors.New("no key or set for this kind and epoch")
+	ErrNoSet = errors.New("no key or set for this kind, epoch and reach")
 )

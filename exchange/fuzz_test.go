@@ -86,7 +86,7 @@ func FuzzClientAnswer(f *testing.F) {
 		if a, err := w.client.Match(context.Background(), answerOpener{frame}, "12D3KooWDE", q); err == nil {
 			t.Fatalf("Match accepted a forged answer: %+v", a)
 		}
-		if s, err := w.client.Sync(context.Background(), answerOpener{frame}, "12D3KooWDE", SyncQuery{Owner: "DE", Kind: kind, Epoch: epoch}); err == nil {
+		if s, err := w.client.Sync(context.Background(), answerOpener{frame}, "12D3KooWDE", SyncQuery{Owner: "DE", Kind: kind, Reach: ReachOpen, Epoch: epoch}); err == nil {
 			t.Fatalf("Sync accepted a forged answer: %+v", s)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,9 +67,14 @@ func allPins() pins {
 }
 
 // admitter records calls; like the ledger, it denies a request ID seen
-// before with ReasonReplay.
+// before with ReasonReplay. Like node's policy, it denies a request that
+// asks a reach its mode may not ask (allowed: enforcement asks open,
+// safeguarding all three, unless allow says otherwise), in Permit and
+// Admit, recording the denial.
 type admitter struct {
 	mu      sync.Mutex
+	allow   map[string][]string // mode → reaches it may ask; nil: the default
+	denied  []Inbound           // requests denied by Permit or Admit for their reaches
 	seen    map[[16]byte]bool
 	admits  []Inbound
 	refused []Reason
@@ -82,12 +88,30 @@ type admitter struct {
 	refuseErr error
 }
 
+// reachDenied decides on the request's mode and reaches; a.mu is held.
+func (a *admitter) reachDenied(in *Inbound) error {
+	allow := a.allow
+	if allow == nil {
+		allow = map[string][]string{ModeEnforcement: {ReachOpen}, ModeSafeguarding: Reaches}
+	}
+	for _, r := range in.Reaches {
+		if !slices.Contains(allow[in.Mode], r) {
+			a.denied = append(a.denied, *in)
+			return Deny(ReasonReachNotAllowed)
+		}
+	}
+	return nil
+}
+
 func (a *admitter) Admit(ctx context.Context, in *Inbound) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.admits = append(a.admits, *in)
 	if a.err != nil {
 		return a.err
+	}
+	if err := a.reachDenied(in); err != nil {
+		return err
 	}
 	if a.seen == nil {
 		a.seen = make(map[[16]byte]bool)
@@ -106,11 +130,14 @@ func (a *admitter) Admit(ctx context.Context, in *Inbound) error {
 	return nil
 }
 
-// Permit returns err when set, as Admit does, and records nothing.
+// Permit returns err when set, as Admit does, then decides on the reaches.
 func (a *admitter) Permit(ctx context.Context, in *Inbound) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.err
+	if a.err != nil {
+		return a.err
+	}
+	return a.reachDenied(in)
 }
 
 func (a *admitter) Refused(ctx context.Context, in *Inbound, r Reason) error {
@@ -140,29 +167,41 @@ func (c *counting) Evaluate(req *psi.EvalRequest, rnd io.Reader) (*psi.Evaluatio
 	return c.r.Evaluate(req, rnd)
 }
 
+// responders serves the kind and epoch of the test world, one evaluator
+// per reach.
 type responders struct {
-	ev      *counting
+	evs     map[string]*counting
 	version uint32
 }
 
-func (r *responders) Responder(k string, e uint64) (Evaluator, uint32, error) {
-	if k != kind || e != epoch {
-		return nil, 0, fmt.Errorf("responder %s/%d: %w", k, e, ErrNoSet)
+func (r *responders) Responder(k string, e uint64, reach string) (Evaluator, uint32, error) {
+	ev, ok := r.evs[reach]
+	if k != kind || e != epoch || !ok {
+		return nil, 0, fmt.Errorf("responder %s/%d/%s: %w", k, e, reach, ErrNoSet)
 	}
-	return r.ev, r.version, nil
+	return ev, r.version, nil
 }
 
-// sets is the owner's Sets: one holding per kind.
+// sets is the owner's Sets: one holding per kind (the open reach) or per
+// "kind/reach" (the others).
 type sets struct {
 	mu       sync.Mutex
 	holdings map[string]*Holding
 	card     []byte
 }
 
-func (s *sets) Holding(ctx context.Context, k string, e uint64) (*Holding, error) {
+// holdingKey is the key of sets.holdings and of authorizer.
+func holdingKey(k, reach string) string {
+	if reach == ReachOpen {
+		return k
+	}
+	return k + "/" + reach
+}
+
+func (s *sets) Holding(ctx context.Context, k string, e uint64, reach string) (*Holding, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h, ok := s.holdings[k]
+	h, ok := s.holdings[holdingKey(k, reach)]
 	if !ok || e != epoch {
 		return nil, fmt.Errorf("holding %s/%d: %w", k, e, ErrNoSet)
 	}
@@ -171,6 +210,7 @@ func (s *sets) Holding(ctx context.Context, k string, e uint64) (*Holding, error
 
 func (s *sets) Card(ctx context.Context) ([]byte, error) { return s.card, nil }
 
+// add appends a delta to the open reach's set of k.
 func (s *sets) add(k string, seg []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -178,12 +218,16 @@ func (s *sets) add(k string, seg []byte) {
 	h.Segments = append(h.Segments, seg)
 }
 
-// authorizer allows the listed kinds to every partner.
+// authorizer allows the listed kinds (open reach) and "kind/reach" (other
+// reaches) to every partner.
 type authorizer map[string]bool
 
-func (a authorizer) AllowSync(ctx context.Context, p Peer, k string) error {
+func (a authorizer) AllowSync(ctx context.Context, p Peer, k, reach string) error {
 	if !a[k] {
 		return Deny(ReasonKindNotAllowed)
+	}
+	if !a[holdingKey(k, reach)] {
+		return Deny(ReasonReachNotAllowed)
 	}
 	return nil
 }
@@ -241,23 +285,31 @@ func (c cards) Check(ctx context.Context, agency string, b []byte) ([]EpochKey, 
 	}
 	var out []EpochKey
 	for _, k := range cd.EpochKeys {
-		out = append(out, EpochKey{Kind: k.Kind, Epoch: k.Epoch, Key: k.Key})
+		out = append(out, EpochKey{Kind: k.Kind, Epoch: k.Epoch, Reach: k.Reach, Key: k.Key})
 	}
 	return out, nil
 }
 
-// signedCard returns DE's card listing pub as the key of (kind, epoch),
-// signed with priv.
-func signedCard(t testing.TB, priv ed25519.PrivateKey, pub *psi.PublicKey) []byte {
+// signedCard returns DE's card listing pub as the key of (kind, epoch,
+// open) and more as the keys of other reaches, signed with priv.
+func signedCard(t testing.TB, priv ed25519.PrivateKey, pub *psi.PublicKey, more ...*psi.Responder) []byte {
 	t.Helper()
 	kb, err := pub.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
+	eks := []card.EpochKey{{Epoch: epoch, Kind: kind, Reach: ReachOpen, Key: kb}}
+	for _, r := range more {
+		b, err := r.PublicKey().MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		eks = append(eks, card.EpochKey{Epoch: epoch, Kind: kind, Reach: r.Reach(), Key: b})
+	}
 	c := &card.Card{
 		Version: card.Version, Agency: "DE", Name: "Bundeskriminalamt",
 		Replicas:  []card.Replica{{PeerID: "12D3KooWAbCdEfGhJkLmNoPqRsTuVwXyZ1234567890abcdefghi", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}},
-		EpochKeys: []card.EpochKey{{Epoch: epoch, Kind: kind, Key: kb}},
+		EpochKeys: eks,
 		Issued:    now.Add(-time.Hour), Expires: now.Add(30 * 24 * time.Hour), Sequence: 1,
 	}
 	if err := c.Sign(priv); err != nil {
@@ -284,8 +336,10 @@ func phones(from, to int) [][]byte {
 // (FR).
 type world struct {
 	t       testing.TB
-	psi     *psi.Responder
-	ev      *counting
+	psi     *psi.Responder // the open reach's key
+	reach   map[string]*psi.Responder
+	evs     map[string]*counting
+	ev      *counting // evs[ReachOpen]
 	adm     *admitter
 	sets    *sets
 	auth    authorizer
@@ -296,41 +350,60 @@ type world struct {
 	outputs [][]byte // precomputed outputs of the holdings
 }
 
-// newWorld builds DE holding phones [0, holdings) in a base set of version
-// 1, and its server; mutate may change the server config first.
+// Reaches of the test world's holdings: phones [0, holdings) are open,
+// phones victimFrom + [0, 10) victims, witnessFrom + [0, 10) witnesses.
+const (
+	victimFrom  = 900_000
+	witnessFrom = 950_000
+)
+
+// newWorld builds DE holding phones [0, holdings) in an open base set of
+// version 1, ten victims' and ten witnesses' phones in sets of their
+// reaches, and its server; mutate may change the server config first.
 func newWorld(t testing.TB, holdings int, mutate func(*ServerConfig)) *world {
 	t.Helper()
 	var seed psi.Seed
 	seed[0] = 9
-	r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "DE", Kind: kind, Epoch: epoch})
-	if err != nil {
-		t.Fatal(err)
+	w := &world{t: t, reach: map[string]*psi.Responder{}, evs: map[string]*counting{}, adm: &admitter{},
+		aud: &auditor{}, auth: authorizer{kind: true}}
+	w.sets = &sets{holdings: map[string]*Holding{}}
+	held := map[string][][]byte{ReachOpen: phones(0, holdings), ReachVictim: phones(victimFrom, victimFrom+10),
+		ReachWitness: phones(witnessFrom, witnessFrom+10)}
+	for _, reach := range Reaches {
+		r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "DE", Kind: kind, Epoch: epoch, Reach: reach})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := r.Precompute(held[reach])
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := r.EncodeSet(1, outs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, err := es.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.reach[reach], w.evs[reach] = r, &counting{r: r}
+		w.sets.holdings[holdingKey(kind, reach)] = &Holding{Base: 1, Segments: [][]byte{base}}
+		if reach == ReachOpen {
+			w.outputs = outs
+		}
 	}
-	outs, err := r.Precompute(phones(0, holdings))
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := r.EncodeSet(1, outs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := es.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, psi: r, ev: &counting{r: r}, adm: &admitter{}, aud: &auditor{},
-		auth: authorizer{kind: true}, outputs: outs}
-	w.sets = &sets{holdings: map[string]*Holding{kind: {Base: 1, Segments: [][]byte{base}}},
-		card: signedCard(t, keyDE, r.PublicKey())}
+	w.psi, w.ev = w.reach[ReachOpen], w.evs[ReachOpen]
+	w.sets.card = signedCard(t, keyDE, w.psi.PublicKey(), w.reach[ReachVictim], w.reach[ReachWitness])
 	cfg := ServerConfig{
 		Agency: "DE", Signer: keyDE, Keys: allPins(), Admitter: w.adm,
-		Responders: &responders{ev: w.ev, version: 1}, Sets: w.sets,
+		Responders: &responders{evs: w.evs, version: 1}, Sets: w.sets,
 		SyncAuthorizer: w.auth, SyncAuditor: w.aud,
 		Clock: func() time.Time { return now }, Rand: detReader(1), Timeout: 10 * time.Second,
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	var err error
 	if w.server, err = NewServer(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +422,16 @@ func newClient(t testing.TB, signer ed25519.PrivateKey, clock func() time.Time) 
 	return c
 }
 
-// querier returns FR's querier of DE's key.
+// keys returns DE's public keys of the given reaches, as FR pins them.
+func (w *world) keys(reaches ...string) map[string]*psi.PublicKey {
+	out := map[string]*psi.PublicKey{}
+	for _, r := range reaches {
+		out[r] = w.reach[r].PublicKey()
+	}
+	return out
+}
+
+// querier returns FR's querier of DE's open key.
 func (w *world) querier() *psi.Querier {
 	q, err := psi.NewQuerier(psi.QuerierConfig{Key: w.psi.PublicKey(), Kind: kind, Epoch: epoch, Dummy: ident.DummyInput})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/xborder/xborder/internal/wire"
@@ -25,9 +26,11 @@ func matchFrameLimit(maxBatch int) int {
 
 // HandleMatch serves one match stream: wait for one of the partner's
 // slots, draw on its refusal budget (a throttled partner's stream is reset
-// unread), read the signed request, check peer, signature, freshness, size
-// and batch digest, ask the Admitter's policy (Permit), find the key, ask
-// the Admitter to admit, and only then evaluate and answer. Refusals are
+// unread), read the signed request, check peer, signature, freshness, size,
+// batch digest, mode and reaches, ask the Admitter's policy (Permit, which
+// decides on the mode and every reach), find the key of each reach, ask
+// the Admitter to admit, and only then evaluate the one blinded batch under
+// each reach's key (one evaluation and its proofs per reach) and answer. Refusals are
 // answered with a signed denial; a malformed or oversized message resets
 // the stream. It returns when the stream is done.
 func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
@@ -51,7 +54,7 @@ func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 	in := inbound(from, m)
 	log = log.With("query", hex.EncodeToString(m.ID))
 	ans := &wire.MatchAnswer{ID: m.ID, Responder: s.cfg.Agency, Querier: m.Querier, BatchSHA256: m.BatchSHA256}
-	ev, version, reason, err := s.match(ctx, from, m, in)
+	evs, reason, err := s.match(ctx, from, m, in)
 	switch {
 	case reason != "":
 		log.Info("match request denied", "reason", string(reason))
@@ -61,14 +64,18 @@ func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 		log.Warn("match request unavailable", "err", err)
 		ans.Status = wire.StatusUnavailable
 	default:
-		eb, err := ev.MarshalBinary()
-		if err != nil {
-			log.Error("encode evaluation", "err", err)
-			_ = st.Reset()
-			return
+		ans.Status = wire.StatusOK
+		for _, ev := range evs {
+			eb, err := ev.ev.MarshalBinary()
+			if err != nil {
+				log.Error("encode evaluation", "err", err)
+				_ = st.Reset()
+				return
+			}
+			sum := sha256.Sum256(eb)
+			ans.Evaluated = append(ans.Evaluated, wire.Evaluated{Reach: ev.reach, SetVersion: uint64(ev.version), EvaluationSHA256: sum[:]})
+			ans.Evaluations = append(ans.Evaluations, eb)
 		}
-		sum := sha256.Sum256(eb)
-		ans.Status, ans.SetVersion, ans.Evaluation, ans.EvaluationSHA256 = wire.StatusOK, uint64(version), eb, sum[:]
 	}
 	ans.TimeUnixMs = unixMs(s.cfg.Clock())
 	if ans.Signature, err = s.sign(ans.SignedBytes()); err != nil {
@@ -84,15 +91,23 @@ func (s *Server) HandleMatch(ctx context.Context, from Peer, st Stream) {
 	_ = st.CloseWrite()
 }
 
+// reachEvaluation is the evaluation of a batch under one reach's key.
+type reachEvaluation struct {
+	reach   string
+	version uint32
+	ev      *psi.Evaluation
+}
+
 // match checks an authenticated-looking request and evaluates it. It
-// returns a denial reason, or an error for "unavailable", or the evaluation.
-func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in *Inbound) (*psi.Evaluation, uint32, Reason, error) {
-	refuse := func(r Reason) (*psi.Evaluation, uint32, Reason, error) {
+// returns a denial reason, or an error for "unavailable", or the
+// evaluations, one per reach asked, in the request's order.
+func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in *Inbound) ([]reachEvaluation, Reason, error) {
+	refuse := func(r Reason) ([]reachEvaluation, Reason, error) {
 		if err := s.cfg.Admitter.Refused(ctx, in, r); err != nil {
 			// No audit, no answer: a denial not recorded is not sent.
-			return nil, 0, "", fmt.Errorf("record refusal %s: %w", r, err)
+			return nil, "", fmt.Errorf("record refusal %s: %w", r, err)
 		}
-		return nil, 0, r, nil
+		return nil, r, nil
 	}
 	if from.Agency != m.Querier {
 		return refuse(ReasonWrongPeer)
@@ -113,7 +128,7 @@ func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in 
 	if sum := sha256.Sum256(m.EvalRequest); !bytes.Equal(sum[:], m.BatchSHA256) {
 		return refuse(ReasonBadBatch)
 	}
-	if m.Kind == "" || m.PaddedSize == 0 {
+	if m.Kind == "" || m.PaddedSize == 0 || !ValidMode(m.Mode) || checkReaches(m.Reaches) != nil {
 		return refuse(ReasonBadRequest)
 	}
 	req, err := psi.UnmarshalEvalRequest(m.EvalRequest)
@@ -123,28 +138,34 @@ func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in 
 	if req.Kind != m.Kind || req.Epoch != m.Epoch || uint64(req.Len()) != m.PaddedSize {
 		return refuse(ReasonBadBatch)
 	}
-	denied := func(op string, err error) (*psi.Evaluation, uint32, Reason, error) {
+	denied := func(op string, err error) ([]reachEvaluation, Reason, error) {
 		var d *DeniedError
 		if errors.As(err, &d) {
 			r := d.Reason
 			if !r.Valid() {
 				r = ReasonNotPermitted
 			}
-			return nil, 0, r, nil
+			return nil, r, nil
 		}
-		return nil, 0, "", fmt.Errorf("%s: %w", op, err)
+		return nil, "", fmt.Errorf("%s: %w", op, err)
 	}
 	// Policy first: what a partner may not ask, it learns nothing about,
-	// not even whether a set of the kind and epoch is held.
+	// not even whether a set of the kind, epoch and reach is held; a reach
+	// not allowed in the mode denies the whole request.
 	if err := s.cfg.Admitter.Permit(ctx, in); err != nil {
 		return denied("permit", err)
 	}
-	ev, version, err := s.cfg.Responders.Responder(m.Kind, m.Epoch)
-	if errors.Is(err, ErrNoSet) {
-		return refuse(ReasonUnknownEpoch)
-	}
-	if err != nil {
-		return nil, 0, "", fmt.Errorf("find responder: %w", err)
+	evaluators := make([]Evaluator, len(m.Reaches))
+	out := make([]reachEvaluation, len(m.Reaches))
+	for i, reach := range m.Reaches {
+		ev, version, err := s.cfg.Responders.Responder(m.Kind, m.Epoch, reach)
+		if errors.Is(err, ErrNoSet) {
+			return refuse(ReasonUnknownEpoch)
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("find responder of reach %s: %w", reach, err)
+		}
+		evaluators[i], out[i] = ev, reachEvaluation{reach: reach, version: version}
 	}
 	// A copy of a request this server evaluated before is a replay here,
 	// though the ledger admits it again as a retry (for another replica).
@@ -158,18 +179,23 @@ func (s *Server) match(ctx context.Context, from Peer, m *wire.MatchRequest, in 
 		}
 		return denied("admit", err)
 	}
-	out, err := ev.Evaluate(req, s.cfg.Rand)
-	if err != nil {
-		s.seen.forget(in.SignatureSHA256)
-		return nil, 0, "", fmt.Errorf("evaluate: %w", err)
+	// One blinded batch, evaluated and proved under each reach's key.
+	for i, ev := range evaluators {
+		e, err := ev.Evaluate(req, s.cfg.Rand)
+		if err != nil {
+			s.seen.forget(in.SignatureSHA256)
+			return nil, "", fmt.Errorf("evaluate reach %s: %w", out[i].reach, err)
+		}
+		out[i].ev = e
 	}
-	return out, version, "", nil
+	return out, "", nil
 }
 
 func inbound(from Peer, m *wire.MatchRequest) *Inbound {
 	in := &Inbound{
 		Peer: from, Time: fromUnixMs(m.TimeUnixMs), Querier: m.Querier, Responder: m.Responder,
-		Kind: m.Kind, Epoch: m.Epoch, CaseRef: m.CaseRef, LegalBasis: m.LegalBasis,
+		Kind: m.Kind, Epoch: m.Epoch, Mode: m.Mode, Reaches: slices.Clone(m.Reaches),
+		CaseRef: m.CaseRef, LegalBasis: m.LegalBasis,
 		Offence: m.Offence, Purpose: m.Purpose, Urgent: m.Urgent,
 		SignatureSHA256: sha256.Sum256(m.Signature),
 	}
@@ -241,10 +267,20 @@ type Query struct {
 	// querier that asks another replica after one failed keeps ID and Time,
 	// so the retry is byte-identical (Ed25519 signatures are deterministic)
 	// and the responder's ledger treats it as one command, not a replay.
-	Time       time.Time
-	Responder  string // the partner's agency code
-	Kind       string
-	Epoch      uint64
+	Time      time.Time
+	Responder string // the partner's agency code
+	Kind      string
+	Epoch     uint64
+	// Mode is ModeEnforcement or ModeSafeguarding; required.
+	Mode string
+	// Reaches are the reaches asked, in canonical order (a subset of
+	// Reaches); required. The responder evaluates Eval under the key of
+	// each, or denies the whole request.
+	Reaches []string
+	// Keys are the partner's pinned public keys of (Kind, Epoch), one per
+	// reach asked: each evaluation of the answer must prove that it was
+	// computed under the key of the reach it names.
+	Keys       map[string]*psi.PublicKey
 	CaseRef    string
 	LegalBasis string
 	Offence    string
@@ -253,24 +289,46 @@ type Query struct {
 	Eval       *psi.EvalRequest
 }
 
-// Answer is a verified match answer.
+// Answer is a verified match answer: one evaluation per reach asked, each
+// proved under the pinned key of its reach.
 type Answer struct {
-	ID         [16]byte
-	Evaluation *psi.Evaluation // verify and finalise with psi.Query.Match
-	SetVersion uint32          // the version of the set the responder holds
-	Time       time.Time       // the responder's clock
+	ID      [16]byte
+	Results []Result  // one per reach asked, in the query's order
+	Time    time.Time // the responder's clock
+}
+
+// Result is the responder's evaluation of the batch under one reach's key.
+type Result struct {
+	Reach string
+	// Evaluation verified against Query.Keys[Reach]; finalise it with
+	// psi.Query.MatchKey(Query.Keys[Reach], Evaluation, set of Reach),
+	// which does not check the proofs again.
+	Evaluation *psi.Evaluation
+	SetVersion uint32 // the version of the reach's set the responder holds
 }
 
 // Match sends q to peer over a new ProtoMatch stream and returns the
-// responder's verified evaluation. It fails with a *DeniedError when the
-// responder denied (with the reason and the responder's time), with
-// ErrUnavailable when the responder or the stream failed, and with
-// ErrVerify when the answer is not signed by the pinned agency key of
-// q.Responder or does not answer q. The evaluation's proofs are checked by
-// psi.Query.Match.
+// responder's verified evaluations, one per reach asked. It fails with a
+// *DeniedError when the responder denied (with the reason and the
+// responder's time), with ErrUnavailable when the responder or the stream
+// failed, and with ErrVerify when the answer is not signed by the pinned
+// agency key of q.Responder, does not answer q (another request, other
+// reaches), or an evaluation's proofs do not verify under the pinned key
+// of the reach it names.
 func (c *Client) Match(ctx context.Context, o Opener, peer PeerID, q Query) (*Answer, error) {
 	if q.Eval == nil || q.Responder == "" {
 		return nil, errors.New("match: no batch or responder")
+	}
+	if !ValidMode(q.Mode) {
+		return nil, fmt.Errorf("match %s: mode %q: want %q or %q", q.Responder, q.Mode, ModeEnforcement, ModeSafeguarding)
+	}
+	if err := checkReaches(q.Reaches); err != nil {
+		return nil, fmt.Errorf("match %s: %v: name reaches among %v, in that order", q.Responder, err, Reaches)
+	}
+	for _, r := range q.Reaches {
+		if q.Keys[r] == nil {
+			return nil, fmt.Errorf("match %s: no pinned key of reach %s for %s epoch %d: sync the partner's card", q.Responder, r, q.Kind, q.Epoch)
+		}
 	}
 	pub, err := c.cfg.Keys.AgencyKey(q.Responder)
 	if err != nil {
@@ -294,7 +352,7 @@ func (c *Client) Match(ctx context.Context, o Opener, peer PeerID, q Query) (*An
 		ID: q.ID[:], TimeUnixMs: unixMs(at), Querier: c.cfg.Agency, Responder: q.Responder,
 		Kind: q.Kind, Epoch: q.Epoch, PaddedSize: uint64(q.Eval.Len()), CaseRef: q.CaseRef,
 		LegalBasis: q.LegalBasis, Offence: q.Offence, Purpose: q.Purpose, Urgent: q.Urgent,
-		BatchSHA256: sum[:], EvalRequest: eb,
+		BatchSHA256: sum[:], Mode: q.Mode, Reaches: slices.Clone(q.Reaches), EvalRequest: eb,
 	}
 	if m.Signature, err = c.sign(m.SignedBytes()); err != nil {
 		return nil, fmt.Errorf("match %s: %w", q.Responder, err)
@@ -325,17 +383,42 @@ func (c *Client) Match(ctx context.Context, o Opener, peer PeerID, q Query) (*An
 	case wire.StatusUnavailable:
 		return nil, fmt.Errorf("match %s: %w", q.Responder, ErrUnavailable)
 	}
-	if esum := sha256.Sum256(a.Evaluation); !bytes.Equal(esum[:], a.EvaluationSHA256) || a.SetVersion > 1<<32-1 {
-		return nil, fmt.Errorf("match %s: evaluation digest: %w", q.Responder, ErrVerify)
-	}
-	ev, err := psi.UnmarshalEvaluation(a.Evaluation)
+	res, err := verifyResults(q, a)
 	if err != nil {
-		return nil, fmt.Errorf("match %s: %w: %w", q.Responder, ErrVerify, err)
+		return nil, fmt.Errorf("match %s: %w", q.Responder, err)
 	}
-	if ev.Len() != q.Eval.Len() {
-		return nil, fmt.Errorf("match %s: %d evaluations for %d elements: %w", q.Responder, ev.Len(), q.Eval.Len(), ErrVerify)
+	return &Answer{ID: q.ID, Results: res, Time: t}, nil
+}
+
+// verifyResults checks that an answer with StatusOK carries one evaluation
+// per reach asked, in order, each matching its signed digest and proved
+// under the pinned key of its reach.
+func verifyResults(q Query, a *wire.MatchAnswer) ([]Result, error) {
+	if len(a.Evaluated) != len(q.Reaches) || len(a.Evaluations) != len(q.Reaches) {
+		return nil, fmt.Errorf("%d evaluations for %d reaches: %w", len(a.Evaluated), len(q.Reaches), ErrVerify)
 	}
-	return &Answer{ID: q.ID, Evaluation: ev, SetVersion: uint32(a.SetVersion), Time: t}, nil
+	out := make([]Result, len(q.Reaches))
+	for i, reach := range q.Reaches {
+		e := a.Evaluated[i]
+		if e.Reach != reach {
+			return nil, fmt.Errorf("evaluation %d under reach %q; asked %q: %w", i, e.Reach, reach, ErrVerify)
+		}
+		if esum := sha256.Sum256(a.Evaluations[i]); !bytes.Equal(esum[:], e.EvaluationSHA256) || e.SetVersion > 1<<32-1 {
+			return nil, fmt.Errorf("evaluation digest of reach %s: %w", reach, ErrVerify)
+		}
+		ev, err := psi.UnmarshalEvaluation(a.Evaluations[i])
+		if err != nil {
+			return nil, fmt.Errorf("reach %s: %w: %w", reach, ErrVerify, err)
+		}
+		if ev.Len() != q.Eval.Len() {
+			return nil, fmt.Errorf("reach %s: %d evaluations for %d elements: %w", reach, ev.Len(), q.Eval.Len(), ErrVerify)
+		}
+		if err := psi.VerifyEvaluation(q.Keys[reach], q.Eval, ev); err != nil {
+			return nil, fmt.Errorf("reach %s: %w: %w", reach, ErrVerify, err)
+		}
+		out[i] = Result{Reach: reach, Evaluation: ev, SetVersion: uint32(e.SetVersion)}
+	}
+	return out, nil
 }
 
 func (c *Client) sign(msg []byte) ([]byte, error) {

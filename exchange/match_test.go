@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -25,14 +26,21 @@ func (w *world) query(inputs [][]byte) (*psi.Query, Query) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return qy, Query{Responder: "DE", Kind: kind, Epoch: epoch, CaseRef: "case-7",
+	return qy, Query{Responder: "DE", Kind: kind, Epoch: epoch, Mode: ModeEnforcement,
+		Reaches: []string{ReachOpen}, Keys: w.keys(ReachOpen), CaseRef: "case-7",
 		LegalBasis: "art. 12", Offence: "thb", Purpose: "trace", Eval: req}
 }
 
 // holderSet decodes DE's base set as FR would hold it after a sync.
 func (w *world) holderSet() *psi.Set {
 	w.t.Helper()
-	h, _ := w.sets.Holding(context.Background(), kind, epoch)
+	return w.reachSet(ReachOpen)
+}
+
+// reachSet decodes DE's base set of a reach as FR would hold it.
+func (w *world) reachSet(reach string) *psi.Set {
+	w.t.Helper()
+	h, _ := w.sets.Holding(context.Background(), kind, epoch, reach)
 	es, err := psi.UnmarshalEncodedSet(h.Segments[0])
 	if err != nil {
 		w.t.Fatal(err)
@@ -52,7 +60,7 @@ func (w *world) mustMatch(inputs [][]byte) []int {
 	if err != nil {
 		w.t.Fatalf("Match: %v", err)
 	}
-	hits, err := qy.Match(a.Evaluation, w.holderSet())
+	hits, err := qy.Match(a.Results[0].Evaluation, w.holderSet())
 	if err != nil {
 		w.t.Fatalf("psi Match: %v", err)
 	}
@@ -70,10 +78,10 @@ func TestMatchPlantedHits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Match: %v", err)
 	}
-	if a.SetVersion != 1 || !a.Time.Equal(now) {
-		t.Errorf("answer set version %d, time %v; want 1, %v", a.SetVersion, a.Time, now)
+	if len(a.Results) != 1 || a.Results[0].Reach != ReachOpen || a.Results[0].SetVersion != 1 || !a.Time.Equal(now) {
+		t.Fatalf("answer results %+v, time %v; want one of reach open, set version 1, %v", a.Results, a.Time, now)
 	}
-	hits, err := qy.Match(a.Evaluation, w.holderSet())
+	hits, err := qy.Match(a.Results[0].Evaluation, w.holderSet())
 	if err != nil {
 		t.Fatalf("psi Match: %v", err)
 	}
@@ -89,9 +97,10 @@ func TestMatchPlantedHits(t *testing.T) {
 	in := w.adm.admits[0]
 	eb, _ := q.Eval.MarshalBinary()
 	want := Inbound{Peer: peerFR, ID: a.ID, Time: now, Querier: "FR", Responder: "DE", Kind: kind,
-		Epoch: epoch, PaddedSize: 16, CaseRef: "case-7", LegalBasis: "art. 12", Offence: "thb",
-		Purpose: "trace", Urgent: true, BatchSHA256: sha256.Sum256(eb), SignatureSHA256: in.SignatureSHA256}
-	if in != want {
+		Epoch: epoch, Mode: ModeEnforcement, Reaches: []string{ReachOpen}, PaddedSize: 16, CaseRef: "case-7",
+		LegalBasis: "art. 12", Offence: "thb", Purpose: "trace", Urgent: true, BatchSHA256: sha256.Sum256(eb),
+		SignatureSHA256: in.SignatureSHA256}
+	if !reflect.DeepEqual(in, want) {
 		t.Errorf("Admit got %+v; want %+v", in, want)
 	}
 	if in.SignatureSHA256 == ([32]byte{}) {
@@ -140,7 +149,7 @@ func (w *world) request(n int) *wire.MatchRequest {
 	_, _ = rand.Read(id)
 	return &wire.MatchRequest{ID: id, TimeUnixMs: uint64(now.UnixMilli()), Querier: "FR", Responder: "DE",
 		Kind: kind, Epoch: epoch, PaddedSize: uint64(q.Eval.Len()), CaseRef: "c", LegalBasis: "b",
-		Offence: "thb", BatchSHA256: sum[:], EvalRequest: eb}
+		Offence: "thb", BatchSHA256: sum[:], Mode: ModeEnforcement, Reaches: []string{ReachOpen}, EvalRequest: eb}
 }
 
 // withBatch replaces the batch and its digest.
@@ -181,6 +190,14 @@ func TestMatchRefused(t *testing.T) {
 			withBatch(m, eb)
 		}, ReasonBadRequest},
 		{"garbage batch", peerFR, keyFR, func(m *wire.MatchRequest) { withBatch(m, []byte("not a batch")) }, ReasonBadRequest},
+		{"no mode", peerFR, keyFR, func(m *wire.MatchRequest) { m.Mode = "" }, ReasonBadRequest},
+		{"unknown mode", peerFR, keyFR, func(m *wire.MatchRequest) { m.Mode = "curiosity" }, ReasonBadRequest},
+		{"no reach", peerFR, keyFR, func(m *wire.MatchRequest) { m.Reaches = nil }, ReasonBadRequest},
+		{"unknown reach", peerFR, keyFR, func(m *wire.MatchRequest) { m.Reaches = []string{"suspect"} }, ReasonBadRequest},
+		{"repeated reach", peerFR, keyFR, func(m *wire.MatchRequest) { m.Reaches = []string{ReachOpen, ReachOpen} }, ReasonBadRequest},
+		{"reaches out of order", peerFR, keyFR, func(m *wire.MatchRequest) {
+			m.Mode, m.Reaches = ModeSafeguarding, []string{ReachVictim, ReachOpen}
+		}, ReasonBadRequest},
 		{"unsigned", peerFR, nil, func(m *wire.MatchRequest) { m.Signature = nil }, ""},
 	}
 	for _, tt := range tests {

@@ -52,16 +52,17 @@ type Evaluator interface {
 	Evaluate(req *psi.EvalRequest, rnd io.Reader) (*psi.Evaluation, error)
 }
 
-// Responders gives the evaluator of one (kind, epoch). node implements it
-// with the epoch keys derived from its seeds and the encoded sets it has
-// precomputed.
+// Responders gives the evaluator of one (kind, epoch, reach). node
+// implements it with the epoch keys derived from its seeds and the encoded
+// sets it has precomputed.
 type Responders interface {
-	// Responder returns the evaluator of (kind, epoch) and the version of
-	// the encoded set this replica holds for it (the answer names it).
-	// It returns an error wrapping ErrNoSet when there is none: the
-	// partner is denied with ReasonUnknownEpoch. Any other error answers
-	// "unavailable".
-	Responder(kind string, epoch uint64) (Evaluator, uint32, error)
+	// Responder returns the evaluator of (kind, epoch, reach) and the
+	// version of the encoded set this replica holds for it (the answer
+	// names it). It returns an error wrapping ErrNoSet when there is none:
+	// the partner is denied with ReasonUnknownEpoch. Any other error
+	// answers "unavailable". The server asks it only for reaches the
+	// Admitter's Permit let through.
+	Responder(kind string, epoch uint64, reach string) (Evaluator, uint32, error)
 }
 
 // Inbound is what a responder knows of a match request once it has checked
@@ -69,13 +70,22 @@ type Responders interface {
 // policy request and a ledger admission. The text fields can be personal
 // data of officers: keep them out of logs.
 type Inbound struct {
-	Peer        Peer
-	ID          [16]byte
-	Time        time.Time // the querier's clock
-	Querier     string    // agency code
-	Responder   string    // agency code
-	Kind        string
-	Epoch       uint64
+	Peer      Peer
+	ID        [16]byte
+	Time      time.Time // the querier's clock
+	Querier   string    // agency code
+	Responder string    // agency code
+	Kind      string
+	Epoch     uint64
+	// Mode is the signed query mode, ModeEnforcement or ModeSafeguarding
+	// once the server checked it (unchecked in a Refused call).
+	Mode string
+	// Reaches are the signed reaches asked, known, distinct and in
+	// canonical order once the server checked them (unchecked in a Refused
+	// call). The server evaluates the batch under the key of each, or of
+	// none: Permit and Admit refuse the whole request when one is not
+	// allowed in Mode (ReasonReachNotAllowed).
+	Reaches     []string
 	PaddedSize  int
 	CaseRef     string
 	LegalBasis  string
@@ -92,7 +102,9 @@ type Inbound struct {
 // with policy.Set.Decide and ledger.Admit. The server asks Permit before it
 // looks up any set, so that a partner the policy refuses a kind never
 // learns whether a set of that kind and epoch exists, then Admit once the
-// set is found.
+// set is found. Both decide on the mode and every reach of the request: a
+// reach the policy does not allow in the mode denies the whole request
+// with ReasonReachNotAllowed, and nothing is evaluated.
 type Admitter interface {
 	// Permit decides in by the policy in force alone: nil when the policy
 	// would admit it, else a *DeniedError (as Admit returns one) after
@@ -117,16 +129,17 @@ type Admitter interface {
 	Refused(ctx context.Context, in *Inbound, r Reason) error
 }
 
-// EpochKey is the public key of one (kind, epoch), as an agency card lists
-// it.
+// EpochKey is the public key of one (kind, epoch, reach), as an agency card
+// lists it.
 type EpochKey struct {
 	Kind  string
 	Epoch uint64
+	Reach string
 	Key   []byte // psi.PublicKey, binary
 }
 
-// Holding is an owner's encoded set of one (kind, epoch): the base set and
-// the deltas after it.
+// Holding is an owner's encoded set of one (kind, epoch, reach): the base
+// set and the deltas after it.
 type Holding struct {
 	// Base is the base set's version, at least 1.
 	Base uint32
@@ -139,20 +152,22 @@ type Holding struct {
 // sets it precomputes (identical bytes on every replica) and its newest
 // signed card.
 type Sets interface {
-	// Holding returns the set of (kind, epoch), or an error wrapping
-	// ErrNoSet.
-	Holding(ctx context.Context, kind string, epoch uint64) (*Holding, error)
+	// Holding returns the set of (kind, epoch, reach), or an error
+	// wrapping ErrNoSet.
+	Holding(ctx context.Context, kind string, epoch uint64, reach string) (*Holding, error)
 	// Card returns the agency's newest signed card in its binary form.
 	Card(ctx context.Context) ([]byte, error)
 }
 
-// SyncAuthorizer says which kinds a partner may sync. node implements it
-// with policy.Set.Decide (action sync): only kinds policy lets the partner
-// query are served.
+// SyncAuthorizer says which kinds and reaches a partner may sync. node
+// implements it with policy.Set.Decide (action sync): only kinds policy lets
+// the partner query are served, and the victim and witness sets only to a
+// partner whose safeguarding queries may reach them.
 type SyncAuthorizer interface {
-	// AllowSync returns nil when partner may fetch kind, a *DeniedError
-	// otherwise; any other error answers "unavailable".
-	AllowSync(ctx context.Context, partner Peer, kind string) error
+	// AllowSync returns nil when partner may fetch the set of kind and
+	// reach, a *DeniedError otherwise (ReasonReachNotAllowed for a reach
+	// withheld); any other error answers "unavailable".
+	AllowSync(ctx context.Context, partner Peer, kind, reach string) error
 }
 
 // Served describes one sync about to be served.
@@ -160,6 +175,7 @@ type Served struct {
 	Peer     Peer
 	ID       [16]byte
 	Kind     string
+	Reach    string
 	Epoch    uint64
 	Base     uint32     // the base version the segments extend
 	From     uint32     // the version the querier held (0: nothing)

@@ -81,7 +81,7 @@ func TestMatchConcurrent(t *testing.T) {
 				errs <- err.Error()
 				return
 			}
-			hits, err := qy.Match(a.Evaluation, set)
+			hits, err := qy.Match(a.Results[0].Evaluation, set)
 			if err != nil || len(hits) != 10-i {
 				errs <- "wrong hits"
 			}

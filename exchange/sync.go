@@ -20,15 +20,17 @@ import (
 // the card equals the pinned one or card.Replaces(pinned, next) holds, in
 // which case node replaces the pin as `partner add` would.
 type Cards interface {
-	// Check returns the epoch keys of agency's card (binary form) once the
-	// card verifies under the pinned agency key. An error means the card
+	// Check returns the epoch keys of agency's card (binary form), with
+	// their reaches, once the card verifies under the pinned agency key. An error means the card
 	// must not be used: the sync fails with ErrVerify.
 	Check(ctx context.Context, agency string, card []byte) ([]EpochKey, error)
 }
 
 // HandleSync serves one sync stream: wait for one of the partner's slots
 // (sync refusals do not draw on the refusal budget), read the signed request,
-// check peer, signature and freshness, ask the SyncAuthorizer, choose the
+// check peer, signature and freshness, ask the SyncAuthorizer about the
+// kind and reach (a partner gets the victim and witness sets only if its
+// policy lets it reach them), choose the
 // segments the querier lacks, report them to the SyncAuditor, and send the
 // signed head, the card and the signed segments. Refusals are answered
 // with a signed denial; a malformed or oversized request resets the
@@ -59,7 +61,7 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 	head := &wire.SyncAnswer{ID: m.ID, Owner: s.cfg.Agency, Querier: m.Querier}
 	segs, reason, err := s.sync(ctx, from, m)
 	if reason != "" {
-		sv := &Served{Peer: from, Kind: m.Kind, Epoch: m.Epoch, From: uint32(min(m.Version, 1<<32-1))}
+		sv := &Served{Peer: from, Kind: m.Kind, Reach: m.Reach, Epoch: m.Epoch, From: uint32(min(m.Version, 1<<32-1))}
 		copy(sv.ID[:], m.ID)
 		if rerr := s.cfg.SyncAuditor.SyncRefused(ctx, sv, reason); rerr != nil {
 			// No audit, no answer: a denial not recorded is not sent.
@@ -68,7 +70,7 @@ func (s *Server) HandleSync(ctx context.Context, from Peer, st Stream) {
 	}
 	switch {
 	case reason != "":
-		log.Info("sync request denied", "reason", string(reason), "kind", m.Kind)
+		log.Info("sync request denied", "reason", string(reason), "kind", m.Kind, "reach", m.Reach)
 		head.Status, head.Reason = wire.StatusDenied, string(reason)
 		refused = true
 	case err != nil:
@@ -131,10 +133,10 @@ func (s *Server) sync(ctx context.Context, from Peer, m *wire.SyncRequest) ([]*w
 	if !fresh(fromUnixMs(m.TimeUnixMs), s.cfg.Clock(), s.cfg.MaxSkew) {
 		return nil, ReasonClockSkew, nil
 	}
-	if m.Kind == "" || m.Base > 1<<32-1 || m.Version > 1<<32-1 || (m.Version != 0 && m.Version < m.Base) {
+	if m.Kind == "" || !ValidReach(m.Reach) || m.Base > 1<<32-1 || m.Version > 1<<32-1 || (m.Version != 0 && m.Version < m.Base) {
 		return nil, ReasonBadRequest, nil
 	}
-	if err := s.cfg.SyncAuthorizer.AllowSync(ctx, from, m.Kind); err != nil {
+	if err := s.cfg.SyncAuthorizer.AllowSync(ctx, from, m.Kind, m.Reach); err != nil {
 		var d *DeniedError
 		if errors.As(err, &d) {
 			r := d.Reason
@@ -145,7 +147,7 @@ func (s *Server) sync(ctx context.Context, from Peer, m *wire.SyncRequest) ([]*w
 		}
 		return nil, "", fmt.Errorf("authorize sync: %w", err)
 	}
-	h, err := s.cfg.Sets.Holding(ctx, m.Kind, m.Epoch)
+	h, err := s.cfg.Sets.Holding(ctx, m.Kind, m.Epoch, m.Reach)
 	if errors.Is(err, ErrNoSet) {
 		return nil, ReasonUnknownEpoch, nil
 	}
@@ -162,7 +164,7 @@ func (s *Server) sync(ctx context.Context, from Peer, m *wire.SyncRequest) ([]*w
 	if m.Version != 0 && uint64(h.Base) == m.Base {
 		first = min(int(m.Version-m.Base)+1, len(h.Segments))
 	}
-	sv := &Served{Peer: from, Kind: m.Kind, Epoch: m.Epoch, Base: h.Base, From: uint32(m.Version)}
+	sv := &Served{Peer: from, Kind: m.Kind, Reach: m.Reach, Epoch: m.Epoch, Base: h.Base, From: uint32(m.Version)}
 	copy(sv.ID[:], m.ID)
 	var segs []*wire.Segment
 	for i := first; i < len(h.Segments); i++ {
@@ -172,7 +174,7 @@ func (s *Server) sync(ctx context.Context, from Peer, m *wire.SyncRequest) ([]*w
 		}
 		sum := sha256.Sum256(data)
 		v := h.Base + uint32(i)
-		segs = append(segs, &wire.Segment{Owner: s.cfg.Agency, Kind: m.Kind, Epoch: m.Epoch,
+		segs = append(segs, &wire.Segment{Owner: s.cfg.Agency, Kind: m.Kind, Reach: m.Reach, Epoch: m.Epoch,
 			Base: uint64(h.Base), Version: uint64(v), SHA256: sum[:], Data: data})
 		sv.Digests = append(sv.Digests, sum)
 		sv.Bytes += len(data)
@@ -185,10 +187,11 @@ func (s *Server) sync(ctx context.Context, from Peer, m *wire.SyncRequest) ([]*w
 	return segs, "", nil
 }
 
-// SyncQuery asks an owner for its set of (Kind, Epoch).
+// SyncQuery asks an owner for its set of (Kind, Epoch, Reach).
 type SyncQuery struct {
 	Owner string // the owner's agency code
 	Kind  string
+	Reach string // one of Reaches; required
 	Epoch uint64
 	// Have is the querier's copy of the set (nil: none). Verified deltas
 	// are applied to it in place; when the owner sends a new base, the
@@ -222,11 +225,11 @@ type Synced struct {
 	Segments []Segment
 }
 
-// Sync fetches what the owner has of (Kind, Epoch) beyond q.Have over a new
-// ProtoSync stream. It verifies the head's and every segment's signature
-// under the owner's pinned agency key, the card through Cards, each
-// segment's digest, that the set's epoch key is one the card lists for
-// (Kind, Epoch), and that each delta extends the set. It fails with a
+// Sync fetches what the owner has of (Kind, Epoch, Reach) beyond q.Have
+// over a new ProtoSync stream. It verifies the head's and every segment's
+// signature under the owner's pinned agency key, the card through Cards,
+// each segment's digest and reach, that the set's epoch key is the one the
+// card lists for (Kind, Epoch, Reach), and that each delta extends the set. It fails with a
 // *DeniedError when the owner denied, ErrUnavailable when it or the stream
 // failed, and ErrVerify when anything does not verify (nothing of that
 // segment or later ones is applied).
@@ -234,12 +237,15 @@ func (c *Client) Sync(ctx context.Context, o Opener, peer PeerID, q SyncQuery) (
 	if c.cfg.Cards == nil {
 		return nil, errors.New("sync: the client has no card checker")
 	}
+	if !ValidReach(q.Reach) {
+		return nil, fmt.Errorf("sync %s %s: reach %q: want one of %v", q.Owner, q.Kind, q.Reach, Reaches)
+	}
 	pub, err := c.cfg.Keys.AgencyKey(q.Owner)
 	if err != nil {
 		return nil, fmt.Errorf("sync %s %s: %w", q.Owner, q.Kind, err)
 	}
 	m := &wire.SyncRequest{TimeUnixMs: unixMs(c.cfg.Clock()), Querier: c.cfg.Agency, Owner: q.Owner,
-		Kind: q.Kind, Epoch: q.Epoch, ID: make([]byte, 16)}
+		Kind: q.Kind, Reach: q.Reach, Epoch: q.Epoch, ID: make([]byte, 16)}
 	if _, err := io.ReadFull(c.cfg.Rand, m.ID); err != nil {
 		return nil, fmt.Errorf("sync %s %s: draw request ID: %w", q.Owner, q.Kind, err)
 	}
@@ -346,7 +352,7 @@ func (c *Client) apply(out *Synced, q SyncQuery, pub ed25519.PublicKey, keys []E
 	if !bytes.Equal(sum[:], sg.SHA256) {
 		return Segment{}, fmt.Errorf("set digest: %w", ErrVerify)
 	}
-	if sg.Owner != q.Owner || sg.Kind != q.Kind || sg.Epoch != q.Epoch || sg.Base == 0 ||
+	if sg.Owner != q.Owner || sg.Kind != q.Kind || sg.Reach != q.Reach || sg.Epoch != q.Epoch || sg.Base == 0 ||
 		sg.Base > sg.Version || sg.Version > 1<<32-1 {
 		return Segment{}, fmt.Errorf("segment of another set: %w", ErrVerify)
 	}
@@ -357,10 +363,10 @@ func (c *Client) apply(out *Synced, q SyncQuery, pub ed25519.PublicKey, keys []E
 		if err != nil {
 			return Segment{}, fmt.Errorf("%w: %w", ErrVerify, err)
 		}
-		if es.Kind != q.Kind || es.Epoch != q.Epoch || uint64(es.Version) != sg.Version {
+		if es.Kind != q.Kind || es.Reach != q.Reach || es.Epoch != q.Epoch || uint64(es.Version) != sg.Version {
 			return Segment{}, fmt.Errorf("set differs from its signed header: %w", ErrVerify)
 		}
-		if key = es.Key(); !listed(keys, q.Kind, q.Epoch, key) {
+		if key = es.Key(); !listed(keys, q.Kind, q.Epoch, q.Reach, key) {
 			return Segment{}, fmt.Errorf("set epoch key not on the owner's card: %w", ErrVerify)
 		}
 		set, err := psi.NewSet(es)
@@ -377,7 +383,7 @@ func (c *Client) apply(out *Synced, q SyncQuery, pub ed25519.PublicKey, keys []E
 	if err != nil {
 		return Segment{}, fmt.Errorf("%w: %w", ErrVerify, err)
 	}
-	if d.Kind != q.Kind || d.Epoch != q.Epoch || uint64(d.Version) != sg.Version || uint64(d.Base) != sg.Base {
+	if d.Kind != q.Kind || d.Reach != q.Reach || d.Epoch != q.Epoch || uint64(d.Version) != sg.Version || uint64(d.Base) != sg.Base {
 		return Segment{}, fmt.Errorf("delta differs from its signed header: %w", ErrVerify)
 	}
 	// Apply checks that the delta carries the set's key (checked against
@@ -388,8 +394,8 @@ func (c *Client) apply(out *Synced, q SyncQuery, pub ed25519.PublicKey, keys []E
 	return seg, nil
 }
 
-// listed reports whether key is the card's epoch key of (kind, epoch).
-func listed(keys []EpochKey, kind string, epoch uint64, key *psi.PublicKey) bool {
+// listed reports whether key is the card's epoch key of (kind, epoch, reach).
+func listed(keys []EpochKey, kind string, epoch uint64, reach string, key *psi.PublicKey) bool {
 	if key == nil {
 		return false
 	}
@@ -398,7 +404,7 @@ func listed(keys []EpochKey, kind string, epoch uint64, key *psi.PublicKey) bool
 		return false
 	}
 	for _, k := range keys {
-		if k.Kind == kind && k.Epoch == epoch && bytes.Equal(k.Key, kb) {
+		if k.Kind == kind && k.Epoch == epoch && k.Reach == reach && bytes.Equal(k.Key, kb) {
 			return true
 		}
 	}

@@ -33,7 +33,7 @@ func (w *world) addDelta(view *psi.Set, from, to int) {
 }
 
 func (w *world) sync(o Opener, have *psi.Set) (*Synced, error) {
-	return w.client.Sync(context.Background(), o, "12D3KooWDE", SyncQuery{Owner: "DE", Kind: kind, Epoch: epoch, Have: have})
+	return w.client.Sync(context.Background(), o, "12D3KooWDE", SyncQuery{Owner: "DE", Kind: kind, Reach: ReachOpen, Epoch: epoch, Have: have})
 }
 
 // hitsIn matches inputs against DE and looks them up in set.
@@ -44,7 +44,7 @@ func (w *world) hitsIn(set *psi.Set, inputs [][]byte) []int {
 	if err != nil {
 		w.t.Fatalf("Match: %v", err)
 	}
-	hits, err := qy.Match(a.Evaluation, set)
+	hits, err := qy.Match(a.Results[0].Evaluation, set)
 	if err != nil {
 		w.t.Fatalf("psi Match: %v", err)
 	}
@@ -132,6 +132,8 @@ func TestSyncRefused(t *testing.T) {
 		{name: "kind not allowed", query: SyncQuery{Kind: "email"}, reason: ReasonKindNotAllowed},
 		{name: "no set of the kind", mutate: func(w *world) { w.auth["iban"] = true }, query: SyncQuery{Kind: "iban"}, reason: ReasonUnknownEpoch},
 		{name: "unknown epoch", query: SyncQuery{Epoch: 9}, reason: ReasonUnknownEpoch},
+		{name: "victim set withheld", query: SyncQuery{Reach: ReachVictim}, reason: ReasonReachNotAllowed},
+		{name: "witness set withheld", query: SyncQuery{Reach: ReachWitness}, reason: ReasonReachNotAllowed},
 		{name: "stale client clock", mutate: func(w *world) {
 			w.client = newClient(w.t, keyFR, func() time.Time { return now.Add(3 * time.Minute) })
 		}, reason: ReasonClockSkew},
@@ -149,8 +151,11 @@ func TestSyncRefused(t *testing.T) {
 		{name: "epoch key not on the card", mutate: func(w *world) {
 			var seed psi.Seed
 			seed[0] = 1
-			other, _ := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "DE", Kind: kind, Epoch: epoch})
+			other, _ := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "DE", Kind: kind, Epoch: epoch, Reach: ReachOpen})
 			w.sets.card = signedCard(w.t, keyDE, other.PublicKey())
+		}, verify: true},
+		{name: "card lists the victim key as the open key", mutate: func(w *world) {
+			w.sets.card = signedCard(w.t, keyDE, w.reach[ReachVictim].PublicKey())
 		}, verify: true},
 	}
 	for _, tt := range tests {
@@ -166,6 +171,9 @@ func TestSyncRefused(t *testing.T) {
 			}
 			if q.Epoch == 0 {
 				q.Epoch = epoch
+			}
+			if q.Reach == "" {
+				q.Reach = ReachOpen
 			}
 			got, err := w.client.Sync(context.Background(), w.opener, "12D3KooWDE", q)
 			var d *DeniedError
@@ -205,7 +213,7 @@ func TestSyncTamperedDelta(t *testing.T) {
 	// by the held set: it is not the set's key.
 	var seed psi.Seed
 	seed[0] = 1
-	other, _ := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "DE", Kind: kind, Epoch: epoch})
+	other, _ := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "DE", Kind: kind, Epoch: epoch, Reach: ReachOpen})
 	outs, _ := other.Precompute(phones(310, 320))
 	foreign, _ := other.EncodeSet(1, outs)
 	fview, _ := psi.NewSet(foreign)

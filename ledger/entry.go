@@ -14,7 +14,7 @@ type Entry struct {
 }
 
 func headerStrings(h *Header) []string {
-	return []string{h.RequestID, h.Agency, h.Partner, h.Kind, h.PolicyVersion, h.Handling, h.Replica}
+	return []string{h.RequestID, h.Agency, h.Partner, h.Kind, h.PolicyVersion, h.Handling, h.Replica, h.Mode, h.Reaches}
 }
 
 func bodyStrings(b *Body) []string {

@@ -57,7 +57,7 @@ func newQueryID() (string, error) {
 // commitment of its query set: an approval entry, then the record.
 func (q *querier) recordPending(ctx context.Context, u httpapi.User, req httpapi.QueryRequest, partners []string, p *queryPlan) (*httpapi.QueryRecord, error) {
 	rec := &httpapi.QueryRecord{ID: p.id, User: u.Name, Kind: req.Kind, Case: req.Case, Basis: req.Basis,
-		Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Partners: partners, PaddedSize: p.padded,
+		Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Mode: p.mode, Reaches: req.Reaches, Partners: partners, PaddedSize: p.padded,
 		Created: q.cfg.Now().UTC(), Status: queryPending, Commitment: hex.EncodeToString(p.commit[:])}
 	if _, err := q.cfg.Audit.Append(ctx, approvalEntry(rec, approvalPending, u.Name)); err != nil {
 		return nil, fmt.Errorf("record query %s: %w", rec.ID, err)
@@ -66,6 +66,15 @@ func (q *querier) recordPending(ctx context.Context, u httpapi.User, req httpapi
 		return nil, err
 	}
 	return rec, nil
+}
+
+// recordMode is the mode of a query record: enforcement for a record made
+// before modes.
+func recordMode(rec *httpapi.QueryRecord) string {
+	if rec.Mode == "" {
+		return modeEnforcement
+	}
+	return rec.Mode
 }
 
 // approvalEntry is the audit entry of one step of an approval: the header
@@ -84,7 +93,7 @@ func approvalEntry(rec *httpapi.QueryRecord, step, actor string) ledger.Entry {
 	}
 	return ledger.Entry{
 		Header: ledger.Header{Type: ledger.TypeApproval, Outcome: ledger.OutcomeOK, RequestID: rec.ID, Kind: rec.Kind,
-			PaddedSize: uint64(rec.PaddedSize), Urgency: urg, Digest: commit},
+			PaddedSize: uint64(rec.PaddedSize), Urgency: urg, Digest: commit, Mode: recordMode(rec)},
 		Body: ledger.Body{Actor: "user:" + actor, Approver: approver, Purpose: step, LegalBasis: rec.Basis,
 			Offence: rec.Offence, CaseRef: rec.Case},
 	}
@@ -143,8 +152,9 @@ func (q *querier) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partn
 	case rec.Status != queryApproved:
 		return nil, fmt.Errorf("query %s: already run; an approval is good for one run: %w", rec.ID, httpapi.ErrConflict)
 	case rec.Kind != req.Kind || rec.Case != req.Case || rec.Basis != req.Basis || rec.Offence != req.Offence ||
-		rec.Purpose != req.Purpose || rec.Urgent != req.Urgent || !slices.Equal(rec.Partners, partners) || rec.PaddedSize != p.padded:
-		return nil, fmt.Errorf("query %s: differs from what was approved (kind, case, basis, offence, purpose, urgency, partners or size): %w", rec.ID, httpapi.ErrConflict)
+		rec.Purpose != req.Purpose || rec.Urgent != req.Urgent || !slices.Equal(rec.Partners, partners) || rec.PaddedSize != p.padded ||
+		recordMode(rec) != p.mode || !slices.Equal(rec.Reaches, req.Reaches):
+		return nil, fmt.Errorf("query %s: differs from what was approved (kind, case, basis, offence, purpose, urgency, mode, reaches, partners or size): %w", rec.ID, httpapi.ErrConflict)
 	case !hmac.Equal([]byte(hex.EncodeToString(p.commit[:])), []byte(rec.Commitment)):
 		// Also a record approved before approvals were bound to the set.
 		return nil, fmt.Errorf("query %s: the values (or the case key) are not those that were approved: %w", rec.ID, httpapi.ErrConflict)

@@ -195,7 +195,7 @@ func (ep *epochs) seedOfFile() (rec *seedRecord, known bool, err error) {
 	// Candidate epochs of the file, newest first: s ratcheted once more
 	// for each step back.
 	for e := newest; e >= 1; e-- {
-		r, err := psi.NewResponder(psi.ResponderConfig{Seed: s, Agency: ep.agency, Kind: want.Kind, Epoch: newest, Workers: 1})
+		r, err := psi.NewResponder(psi.ResponderConfig{Seed: s, Agency: ep.agency, Kind: want.Kind, Epoch: newest, Reach: want.Reach, Workers: 1})
 		if err != nil {
 			return nil, false, fmt.Errorf("epoch seed: %w", err)
 		}
@@ -216,7 +216,7 @@ func (ep *epochs) seedOfFile() (rec *seedRecord, known bool, err error) {
 // errNoEpoch marks a missing epoch (no key, no set).
 var errNoEpoch = errors.New("no such epoch")
 
-// epochKeys derives the public keys of every kind at epoch e.
+// epochKeys derives the public keys of every kind and reach at epoch e.
 func (ep *epochs) epochKeys(e uint64) ([]card.EpochKey, error) {
 	seed, err := ep.seed(e)
 	if err != nil {
@@ -224,15 +224,17 @@ func (ep *epochs) epochKeys(e uint64) ([]card.EpochKey, error) {
 	}
 	var out []card.EpochKey
 	for _, k := range ident.Kinds() {
-		r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: ep.agency, Kind: k.String(), Epoch: e, Workers: 1})
-		if err != nil {
-			return nil, err
+		for _, reach := range reachNames {
+			r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: ep.agency, Kind: k.String(), Epoch: e, Reach: reach, Workers: 1})
+			if err != nil {
+				return nil, err
+			}
+			kb, err := r.PublicKey().MarshalBinary()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, card.EpochKey{Epoch: e, Kind: k.String(), Reach: reach, Key: kb})
 		}
-		kb, err := r.PublicKey().MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, card.EpochKey{Epoch: e, Kind: k.String(), Key: kb})
 	}
 	return out, nil
 }

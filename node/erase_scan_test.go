@@ -203,7 +203,7 @@ func TestErasureScan(t *testing.T) {
 	}
 	for _, n := range gb.nodes {
 		poll(t, "epoch 2 in force on "+n.fc.ReplicaID(), 3*time.Minute, func() bool {
-			_, v, ok := n.sets.responder("phone", 2)
+			_, v, ok := n.sets.responder("phone", 2, reachOpen)
 			return n.epochs.currentEpoch() == 2 && ok && v > 0
 		})
 	}

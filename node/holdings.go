@@ -34,7 +34,7 @@ type setBuilder interface {
 	dropAhead(kind, id string)
 	kickBuild()
 	describe(kind string, epoch uint64, ks *httpapi.KindStats)
-	setStats(kind string, epoch uint64) httpapi.SetStats
+	setStats(kind string, epoch uint64, reach string) httpapi.SetStats
 }
 
 // holdings is the agency's holdings in the data group as this replica
@@ -186,7 +186,7 @@ func (h *holdings) kindIndex(kind string) (map[string]struct{}, error) {
 			return nil, fmt.Errorf("load holdings of %s: batch %s: %w", kind, key, err)
 		}
 		for _, r := range rows {
-			idx[r.value] = struct{}{}
+			idx[heldKey(r.value, r.class)] = struct{}{}
 		}
 		refs[key] = struct{}{}
 	}
@@ -254,7 +254,8 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 		rows []row
 	}
 	var writes []rewrite
-	found := map[string]struct{}{}
+	found := map[string]struct{}{}   // held keys: an identifier held in several reaches has one each
+	removed := map[string]struct{}{} // canonical forms
 	err = h.data.Scan(nsRows, req.Kind+"/", func(key string, v []byte) error {
 		rows, err := decodeRows(v)
 		if err != nil {
@@ -263,7 +264,8 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 		kept := rows[:0:0]
 		for _, r := range rows {
 			if _, ok := gone[r.value]; ok {
-				found[r.value] = struct{}{}
+				found[heldKey(r.value, r.class)] = struct{}{}
+				removed[r.value] = struct{}{}
 				continue
 			}
 			kept = append(kept, r)
@@ -296,7 +298,7 @@ func (h *holdings) RemoveRows(ctx context.Context, u httpapi.User, req httpapi.R
 			}
 		}
 	}
-	out.Removed, out.NotHeld = len(found), len(gone)-len(found)
+	out.Removed, out.NotHeld = len(removed), len(gone)-len(removed)
 	st := h.epochs.epochState()
 	if _, err := h.audit.Append(ctx, ledger.Entry{
 		Header: ledger.Header{Type: ledger.TypeRemove, Kind: req.Kind, Epoch: st.Current, Outcome: ledger.OutcomeOK,
@@ -327,6 +329,7 @@ func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataS
 	st := h.epochs.epochState()
 	out := httpapi.DataStats{Epoch: st.Current, NextEpoch: st.Next, Kinds: []httpapi.KindStats{}, Sets: []httpapi.SetStats{}}
 	counts, warned := map[string]int{}, map[string]int{}
+	classes := map[string]map[string]int{}
 	hinted, err := h.warningBatches()
 	if err != nil {
 		return out, fmt.Errorf("data stats: %w", err)
@@ -351,8 +354,16 @@ func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataS
 			return nil
 		}
 		kind, _, _ := strings.Cut(key, "/")
-		c, err := countRows(v)
+		c, per, err := countClasses(v)
 		counts[kind] += c
+		for cl, n := range per {
+			if n > 0 {
+				if classes[kind] == nil {
+					classes[kind] = map[string]int{}
+				}
+				classes[kind][class(cl).String()] += n
+			}
+		}
 		if err == nil && hinted[key] {
 			var n int
 			n, err = countWarnedRecord(kind, v)
@@ -372,18 +383,21 @@ func (h *holdings) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataS
 		if counts[kind] == 0 && len(m.Versions) == 0 {
 			continue
 		}
-		ks := httpapi.KindStats{Kind: kind, Rows: counts[kind], Epoch: st.Current, Versions: len(m.Versions), Warnings: warned[kind]}
+		ks := httpapi.KindStats{Kind: kind, Rows: counts[kind], Epoch: st.Current, Versions: len(m.Versions), Warnings: warned[kind],
+			Classes: classes[kind]}
 		h.sets.describe(kind, st.Current, &ks)
 		out.Kinds = append(out.Kinds, ks)
 		for _, e := range st.live() {
 			if _, err := h.manifest(kind, e); err == nil {
-				out.Sets = append(out.Sets, h.sets.setStats(kind, e))
+				for _, reach := range setReaches {
+					out.Sets = append(out.Sets, h.sets.setStats(kind, e, reach))
+				}
 			}
 		}
 	}
 	sort.Slice(out.Sets, func(i, j int) bool {
 		a, b := out.Sets[i], out.Sets[j]
-		return a.Kind < b.Kind || a.Kind == b.Kind && a.Epoch < b.Epoch
+		return a.Kind < b.Kind || a.Kind == b.Kind && (a.Epoch < b.Epoch || a.Epoch == b.Epoch && reachOrder(a.Reach) < reachOrder(b.Reach))
 	})
 	sort.Slice(out.Kinds, func(i, j int) bool { return out.Kinds[i].Kind < out.Kinds[j].Kind })
 	return out, nil

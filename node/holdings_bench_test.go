@@ -70,7 +70,7 @@ func BenchmarkHoldings(b *testing.B) {
 
 	b.Run(fmt.Sprintf("ImportPrecompute/n=%d", benchPhones), func(b *testing.B) {
 		var seed psi.Seed
-		r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "GB", Kind: "phone", Epoch: 1})
+		r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "GB", Kind: "phone", Epoch: 1, Reach: reachOpen})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func BenchmarkHoldings(b *testing.B) {
 			}
 			committed := time.Since(began)
 			poll(b, "set built", 10*time.Minute, func() bool {
-				_, v, ok := gb.sets.responder("phone", 1)
+				_, v, ok := gb.sets.responder("phone", 1, reachOpen)
 				return ok && v >= uint64(res.Version)
 			})
 			b.Logf("rows sent %v, committed %v, set built %v", sent.Round(time.Millisecond), committed.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
@@ -140,13 +140,13 @@ func BenchmarkHoldings(b *testing.B) {
 			fr.partnerSets.copies = map[string]*partnerCopy{}
 			fr.partnerSets.mu.Unlock()
 			b.StartTimer()
-			s, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
+			s, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 			if err != nil || !fresh {
 				b.Fatalf("sync: fresh %v, %v", fresh, err)
 			}
 			size = s.Entries()
 		}
-		h, err := gb.syncOwner.Holding(ctx, "phone", gb.epochs.currentEpoch())
+		h, err := gb.syncOwner.Holding(ctx, "phone", gb.epochs.currentEpoch(), reachOpen)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -163,7 +163,7 @@ func TestAbandonedImports(t *testing.T) {
 	}
 	held := func(v string) bool {
 		c, _ := ident.Canonical(ident.Phone, v, ident.Options{Region: "GB"})
-		ls := nodes[1].sets.get("phone", 1)
+		ls := nodes[1].sets.get("phone", 1, reachOpen)
 		if ls == nil {
 			return false
 		}

@@ -45,7 +45,7 @@ func output(t *testing.T, n *Node, kind ident.Kind, canonical string, e uint64) 
 	if err != nil {
 		t.Fatalf("seed(%d): %v", e, err)
 	}
-	r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: n.Agency(), Kind: kind.String(), Epoch: e})
+	r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: n.Agency(), Kind: kind.String(), Epoch: e, Reach: reachOpen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func output(t *testing.T, n *Node, kind ident.Kind, canonical string, e uint64) 
 
 // digests returns each replica's digest of (kind, epoch, version), or nil.
 func builtDigest(n *Node, kind string, e uint64, v int) *[32]byte {
-	ls := n.sets.get(kind, e)
+	ls := n.sets.get(kind, e, reachOpen)
 	if ls == nil {
 		return nil
 	}
@@ -119,7 +119,13 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 			t.Errorf("replica %d digest %x; want %x", i+1, d[:8], d1[:8])
 		}
 	}
-	sets, err := r1.Audit().Entries(ctx, ledger.Filter{Types: []ledger.Type{ledger.TypeSync}})
+	all, err := r1.Audit().Entries(ctx, ledger.Filter{Types: []ledger.Type{ledger.TypeSync}})
+	var sets []ledger.Entry // the open reach's (each reach has its own set and digest)
+	for _, e := range all {
+		if e.Reaches == reachOpen {
+			sets = append(sets, e)
+		}
+	}
 	if err != nil || len(sets) != 1 || sets[0].Digest != ledger.Digest(*d1) || sets[0].SetVersion != 1 {
 		t.Fatalf("set entries = %+v, %v; want exactly one with the digest", sets, err)
 	}
@@ -146,7 +152,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 
 	// 3. FR syncs (from r1, first on the card) and holds the set.
 	held := output(t, r1.Node, ident.Phone, "+447700900123", 1)
-	s, _, epoch, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
+	s, _, epoch, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 	if err != nil || !fresh || epoch != 1 || !s.Contains(held) || s.Version() != 1 {
 		t.Fatalf("partnerSet = %v, fresh %v, epoch %d, %v; want version 1 holding the number", s, fresh, epoch, err)
 	}
@@ -177,7 +183,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	// unavailable and FR keeps its copy, fresh false): FR syncs again
 	// until it gets the delta from r2 or r3, within the bound.
 	waitFor(t, "FR syncs the delta from another replica", func() bool {
-		s, _, _, fresh, err = fr.partnerSets.partnerSet(ctx, "GB", "phone")
+		s, _, _, fresh, err = fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 		if !fresh {
 			t.Logf("FR's sync did not succeed yet (its copy is version %d); trying again", s.Version())
 		}
@@ -190,7 +196,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	// 5. A kind the policy does not allow FR (btc) is not served.
 	importRows(t, st, "btc", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2")
 	waitFor(t, "btc set built", func() bool { return builtDigest(r2, "btc", 1, 1) != nil })
-	_, _, _, _, err = fr.partnerSets.partnerSet(ctx, "GB", "btc")
+	_, _, _, _, err = fr.partnerSets.partnerSet(ctx, "GB", "btc", reachOpen)
 	var denied *exchange.DeniedError
 	if !errors.As(err, &denied) || denied.Reason != "kind_not_allowed" {
 		t.Errorf("sync of btc = %v; want denied kind_not_allowed", err)
@@ -220,7 +226,7 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	if err != nil || rm.Removed != 1 {
 		t.Fatalf("RemoveRows = %+v, %v; want 1 removed", rm, err)
 	}
-	if _, _, ok := r2.sets.responder("phone", 1); !ok {
+	if _, _, ok := r2.sets.responder("phone", 1, reachOpen); !ok {
 		t.Errorf("epoch 1 stopped answering after a removal")
 	}
 	rot, err := r1.admin.RotateKeys(ctx)
@@ -237,19 +243,19 @@ func TestHoldingsAcrossReplicasAndSync(t *testing.T) {
 	}
 	for _, n := range []*Node{r2, r3} {
 		waitFor(t, "epoch 2 in force", func() bool { return n.epochs.currentEpoch() == 2 })
-		if _, _, ok1 := n.sets.responder("phone", 1); !ok1 {
-			if _, _, ok2 := n.sets.responder("phone", 2); !ok2 {
+		if _, _, ok1 := n.sets.responder("phone", 1, reachOpen); !ok1 {
+			if _, _, ok2 := n.sets.responder("phone", 2, reachOpen); !ok2 {
 				t.Errorf("%s: neither epoch answers", n.fc.ReplicaID())
 			}
 		}
-		waitFor(t, "epoch 1 retired", func() bool { _, _, ok := n.sets.responder("phone", 1); return !ok })
+		waitFor(t, "epoch 1 retired", func() bool { _, _, ok := n.sets.responder("phone", 1, reachOpen); return !ok })
 		waitFor(t, "seed of epoch 1 erased", func() bool { _, err := n.epochs.seed(1); return err != nil })
 	}
 	waitFor(t, "FR sees epoch 2 on GB's card", func() bool {
-		s, _, e, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
+		s, _, e, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 		return err == nil && fresh && e == 2 && s != nil
 	})
-	s, _, _, _, _ = fr.partnerSets.partnerSet(ctx, "GB", "phone")
+	s, _, _, _, _ = fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 	if s.Contains(output(t, r2, ident.Phone, "+447700900123", 2)) {
 		t.Errorf("the removed number is still in epoch 2's set")
 	}

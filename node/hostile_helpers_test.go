@@ -48,8 +48,8 @@ func newHostilePeer(t *testing.T, a *agency, target *agency, n *Node) *hostilePe
 	return h
 }
 
-// targetKey returns the target's epoch key of kind from the card h holds
-// pinned.
+// targetKey returns the target's open epoch key of kind from the card h
+// holds pinned.
 func (h *hostilePeer) targetKey(kind string, epoch uint64) *psi.PublicKey {
 	h.t.Helper()
 	c, ok := h.node.cards.Pins()[h.target]
@@ -57,7 +57,7 @@ func (h *hostilePeer) targetKey(kind string, epoch uint64) *psi.PublicKey {
 		h.t.Fatalf("%s has not pinned %s", h.agency, h.target)
 	}
 	for _, k := range c.EpochKeys {
-		if k.Kind == kind && k.Epoch == epoch {
+		if k.Kind == kind && k.Epoch == epoch && k.Reach == reachOpen {
 			pk, err := psi.ParsePublicKey(k.Key)
 			if err != nil {
 				h.t.Fatalf("ParsePublicKey: %v", err)
@@ -111,7 +111,7 @@ func (h *hostilePeer) match(kind string, n int, mutate func(*wire.MatchRequest),
 	_, _ = rand.Read(id)
 	m := &wire.MatchRequest{ID: id, TimeUnixMs: uint64(time.Now().UnixMilli()), Querier: h.agency,
 		Responder: h.target, Kind: kind, Epoch: h.epoch, CaseRef: "OP-H", LegalBasis: "Art. 10",
-		Offence: "thb", Purpose: "hostile"}
+		Offence: "thb", Purpose: "hostile", Mode: exchange.ModeEnforcement, Reaches: []string{reachOpen}}
 	withRequestBatch(m, h.batch(kind, h.epoch, n))
 	if mutate != nil {
 		mutate(m)
@@ -138,7 +138,7 @@ func (h *hostilePeer) syncReq(kind string, mutate func(*wire.SyncRequest), sign 
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	m := &wire.SyncRequest{ID: id, TimeUnixMs: uint64(time.Now().UnixMilli()), Querier: h.agency,
-		Owner: h.target, Kind: kind, Epoch: h.epoch}
+		Owner: h.target, Kind: kind, Reach: reachOpen, Epoch: h.epoch}
 	if mutate != nil {
 		mutate(m)
 	}

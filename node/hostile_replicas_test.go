@@ -29,12 +29,12 @@ func (h *hostilePeer) serveCard(target *Node, cb []byte) error {
 	restore := h.answerSync(func(m *wire.SyncRequest) []byte { return h.syncHead(m, cb, 0, h.key) })
 	defer restore()
 	ps := target.partnerSets
-	pc := ps.partnerCopy(h.agency, "phone")
+	pc := ps.partnerCopy(h.agency, "phone", reachOpen)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return ps.syncCopy(ctx, h.agency, "phone", pc, 1)
+	return ps.syncCopy(ctx, h.agency, "phone", reachOpen, pc, 1)
 }
 
 // replicaFlood gives the hostile agency the most replicas a card may list

@@ -73,21 +73,27 @@ func (h *hostilePeer) okAnswer(m *wire.MatchRequest, mutate func(a *wire.MatchAn
 
 func (h *hostilePeer) okAnswerMsg(m *wire.MatchRequest, mutate func(a *wire.MatchAnswer), sign ed25519.PrivateKey) *wire.MatchAnswer {
 	a := &wire.MatchAnswer{ID: m.ID, TimeUnixMs: uint64(time.Now().UnixMilli()), Responder: h.agency, Querier: m.Querier,
-		Status: wire.StatusOK, SetVersion: 1, BatchSHA256: m.BatchSHA256}
-	r, v, ok := h.node.sets.responder(m.Kind, m.Epoch)
+		Status: wire.StatusOK, BatchSHA256: m.BatchSHA256}
 	req, err := psi.UnmarshalEvalRequest(m.EvalRequest)
-	if ok && err == nil {
+	for _, reach := range m.Reaches {
+		r, v, ok := h.node.sets.responder(m.Kind, m.Epoch, reach)
+		if !ok || err != nil {
+			continue
+		}
 		if ev, err := r.Evaluate(req, rand.Reader); err == nil {
-			a.Evaluation, _ = ev.MarshalBinary()
-			a.SetVersion = v
+			b, _ := ev.MarshalBinary()
+			a.Evaluated = append(a.Evaluated, wire.Evaluated{Reach: reach, SetVersion: v})
+			a.Evaluations = append(a.Evaluations, b)
 		}
 	}
 	if mutate != nil {
 		mutate(a)
 	}
-	if len(a.Evaluation) > 0 && a.EvaluationSHA256 == nil {
-		sum := sha256.Sum256(a.Evaluation)
-		a.EvaluationSHA256 = sum[:]
+	for i := range a.Evaluated {
+		if i < len(a.Evaluations) && a.Evaluated[i].EvaluationSHA256 == nil {
+			sum := sha256.Sum256(a.Evaluations[i])
+			a.Evaluated[i].EvaluationSHA256 = sum[:]
+		}
 	}
 	if sign == nil {
 		sign = h.key
@@ -123,7 +129,7 @@ func (h *hostilePeer) syncHostile(target *Node, answer func(m *wire.SyncRequest)
 	restore := h.answerSync(answer)
 	defer restore()
 	ps := target.partnerSets
-	pc := ps.partnerCopy(h.agency, "phone")
+	pc := ps.partnerCopy(h.agency, "phone", reachOpen)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.set == nil {
@@ -132,7 +138,7 @@ func (h *hostilePeer) syncHostile(target *Node, answer func(m *wire.SyncRequest)
 	set, version := pc.set, pc.set.Version()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := ps.syncCopy(ctx, h.agency, "phone", pc, 1)
+	err := ps.syncCopy(ctx, h.agency, "phone", reachOpen, pc, 1)
 	switch {
 	case err == nil:
 		return "sync accepted"
@@ -200,13 +206,13 @@ func (h *hostilePeer) responderAttacks(target *Node, gbKey ed25519.PrivateKey) [
 		}), want: httpapi.OutcomeFailed, entries: 2},
 		{name: "answer/reason outside the list", run: ask(func(m *wire.MatchRequest) []byte {
 			return h.okAnswer(m, func(a *wire.MatchAnswer) {
-				a.Status, a.Reason, a.SetVersion, a.Evaluation, a.EvaluationSHA256 = wire.StatusDenied, "ask_again_with_more", 0, nil, nil
+				a.Status, a.Reason, a.Evaluated, a.Evaluations = wire.StatusDenied, "ask_again_with_more", nil, nil
 			}, nil)
 		}), want: httpapi.OutcomeFailed, entries: 2},
 		{name: "answer/identity elements", run: ask(func(m *wire.MatchRequest) []byte {
 			return h.okAnswer(m, func(a *wire.MatchAnswer) {
-				if len(a.Evaluation) > 10+32 {
-					clear(a.Evaluation[10 : 10+32])
+				if len(a.Evaluations) > 0 && len(a.Evaluations[0]) > 10+32 {
+					clear(a.Evaluations[0][10 : 10+32])
 				}
 			}, nil)
 		}), want: httpapi.OutcomeFailed, entries: 2},

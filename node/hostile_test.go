@@ -525,10 +525,10 @@ func (h *hostilePeer) repin(target *Node, id string) string {
 	defer h.node.host.Handle(exchange.ProtoSync, h.node.xsrv.HandleSync)
 
 	ps := target.partnerSets
-	pc := ps.partnerCopy(h.agency, "phone")
+	pc := ps.partnerCopy(h.agency, "phone", reachOpen)
 	pc.mu.Lock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err = ps.syncCopy(ctx, h.agency, "phone", pc, 1)
+	err = ps.syncCopy(ctx, h.agency, "phone", reachOpen, pc, 1)
 	cancel()
 	pc.mu.Unlock()
 	now := target.cards.Pins()[h.agency]

@@ -25,6 +25,7 @@ const MaxImportBatch = 20000
 // importSession is an import in progress on this replica.
 type importSession struct {
 	id, kind, region, handling, actor string
+	class                             class          // of rows that give none
 	started, active                   time.Time      // h.now() at BeginImport and at the last call
 	batches                           []string       // stored, in the order their commits returned
 	sizes                             map[string]int // rows of each stored batch
@@ -60,6 +61,10 @@ func (h *holdings) BeginImport(ctx context.Context, u httpapi.User, req httpapi.
 	if err := (ident.Options{Region: req.Region}).Validate(); err != nil {
 		return httpapi.Import{}, fmt.Errorf("begin import: %w: %w", httpapi.ErrBadRequest, err)
 	}
+	cl, err := parseClass(req.Class)
+	if err != nil {
+		return httpapi.Import{}, fmt.Errorf("begin import: %w: %w", httpapi.ErrBadRequest, err)
+	}
 	switch req.Handling {
 	case "":
 		req.Handling = "H0"
@@ -74,7 +79,7 @@ func (h *holdings) BeginImport(ctx context.Context, u httpapi.User, req httpapi.
 	now := h.now()
 	id := fmt.Sprintf("%016x%s", now.UnixNano(), hex.EncodeToString(rnd[:]))
 	h.mu.Lock()
-	h.imports[id] = &importSession{id: id, kind: req.Kind, region: req.Region, handling: req.Handling, strict: req.Strict,
+	h.imports[id] = &importSession{id: id, kind: req.Kind, region: req.Region, handling: req.Handling, strict: req.Strict, class: cl,
 		actor: actorName(u), started: now, active: now, sizes: map[string]int{}, seen: map[string]string{},
 		deferred: map[string][]deferredRow{}}
 	h.mu.Unlock()
@@ -191,26 +196,34 @@ func (h *holdings) ImportRows(ctx context.Context, u httpapi.User, id string, ro
 			out.Invalid = append(out.Invalid, httpapi.InvalidRow{Line: r.Line, Reason: "reference longer than 256 bytes"})
 			continue
 		}
-		_, held := idx[vals[i]]
-		_, dup := s.seen[vals[i]]
+		cl := s.class
+		if r.Class != "" {
+			if cl, err = parseClass(r.Class); err != nil {
+				out.Invalid = append(out.Invalid, httpapi.InvalidRow{Line: r.Line, Reason: err.Error()})
+				continue
+			}
+		}
+		hk := heldKey(vals[i], cl)
+		_, held := idx[hk]
+		_, dup := s.seen[hk]
 		if held || dup {
 			out.Duplicates++
 			continue
 		}
 		other := ""
 		for _, o := range others {
-			if b, ok := o.seen[vals[i]]; ok {
+			if b, ok := o.seen[hk]; ok {
 				other = b
 				break
 			}
 		}
 		if other != "" {
-			s.seen[vals[i]] = other
-			later = append(later, deferredRow{row: row{value: vals[i], ref: r.Ref}, batch: other})
+			s.seen[hk] = other
+			later = append(later, deferredRow{row: row{value: vals[i], ref: r.Ref, class: cl}, batch: other})
 			continue
 		}
-		s.seen[vals[i]] = key
-		keep = append(keep, row{value: vals[i], ref: r.Ref})
+		s.seen[hk] = key
+		keep = append(keep, row{value: vals[i], ref: r.Ref, class: cl})
 		if warns[i] != nil {
 			out.Warnings = append(out.Warnings, httpapi.InvalidRow{Line: r.Line, Reason: warns[i].Error()})
 			warned++
@@ -226,10 +239,10 @@ func (h *holdings) ImportRows(ctx context.Context, u httpapi.User, id string, ro
 			// The rows are forgotten, so that the client may send them again.
 			h.mu.Lock()
 			for _, r := range keep {
-				delete(s.seen, r.value)
+				delete(s.seen, heldKey(r.value, r.class))
 			}
 			for _, r := range later {
-				delete(s.seen, r.value)
+				delete(s.seen, heldKey(r.value, r.class))
 			}
 			delete(s.deferred, key)
 			h.mu.Unlock()
@@ -282,7 +295,7 @@ func (h *holdings) settleDeferred(s *importSession, idx map[string]struct{}) (re
 	cover := map[string]int{}
 	for _, rs := range s.deferred {
 		for _, d := range rs {
-			if _, held := idx[d.value]; held {
+			if _, held := idx[heldKey(d.value, d.class)]; held {
 				s.stored--
 				s.duplicates++
 				continue

@@ -200,7 +200,7 @@ func (a *agency) hold(kind, region string, values ...string) {
 	deadline := time.Now().Add(10 * time.Minute)
 	for _, r := range a.running() {
 		for {
-			if _, v, ok := r.sets.responder(kind, r.epochs.currentEpoch()); ok && v >= uint64(res.Version) {
+			if _, v, ok := r.sets.responder(kind, r.epochs.currentEpoch(), reachOpen); ok && v >= uint64(res.Version) {
 				break
 			}
 			if time.Now().After(deadline) {

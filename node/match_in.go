@@ -20,7 +20,7 @@ import (
 // responderSource gives the evaluator of a kind and epoch: the precomputed
 // keys and sets of the holdings.
 type responderSource interface {
-	responder(kind string, epoch uint64) (r *psi.Responder, version uint64, ok bool)
+	responder(kind string, epoch uint64, reach string) (r *psi.Responder, version uint64, ok bool)
 	// unserved says why there is no responder: exchange.ErrNoSet, or an
 	// error for "this replica cannot serve it now" (ask another).
 	unserved(kind string, epoch uint64) error
@@ -69,7 +69,7 @@ func (a *admission) decide(in *exchange.Inbound) policy.Decision {
 		Action:    "match",
 		Kind:      in.Kind,
 		Context: policy.Context{Purpose: in.Purpose, LegalBasis: in.LegalBasis, Offence: in.Offence,
-			CaseRef: in.CaseRef, PaddedSize: in.PaddedSize, Urgent: in.Urgent},
+			CaseRef: in.CaseRef, PaddedSize: in.PaddedSize, Urgent: in.Urgent, Mode: in.Mode, Reaches: in.Reaches},
 		Time:  a.now().UTC(),
 		Epoch: in.Epoch,
 	})
@@ -80,7 +80,10 @@ func (a *admission) decide(in *exchange.Inbound) policy.Decision {
 // Permit decides an inbound match request by the policy alone, before the
 // exchange looks up any set (exchange.Admitter): a denial is appended as a
 // denial entry and returned as a partner-visible reason; nothing is
-// reserved or admitted.
+// reserved or admitted. A request for a reach its mode may not ask of this
+// partner and kind (a victim or witness reach in enforcement mode, however
+// the querier built it) is refused here with reach_not_allowed, before
+// any key evaluates anything.
 func (a *admission) Permit(ctx context.Context, in *exchange.Inbound) error {
 	d := a.decide(in)
 	if !d.Allow {
@@ -94,7 +97,7 @@ func (a *admission) Permit(ctx context.Context, in *exchange.Inbound) error {
 func (a *admission) deny(ctx context.Context, in *exchange.Inbound, d policy.Decision) error {
 	partner, kind := in.Peer.Agency, metricKind(in.Kind)
 	e := inboundEntry(in, d.Version, d.Handling)
-	r := partnerReason(d.Reasons[0].ID)
+	r := partnerReason(d.Reasons)
 	e.Type, e.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
 	start := time.Now()
 	_, err := a.audit.Append(ledger.FailFast(ctx), e)
@@ -197,16 +200,28 @@ func inboundEntry(in *exchange.Inbound, version, handling string) ledger.Entry {
 		Header: ledger.Header{
 			RequestID: hex.EncodeToString(in.ID[:]), Partner: in.Peer.Agency, Kind: in.Kind, Epoch: in.Epoch,
 			PaddedSize: uint64(in.PaddedSize), PolicyVersion: version, Handling: handling, Urgency: urg,
-			RequestSigDigest: in.SignatureSHA256,
+			RequestSigDigest: in.SignatureSHA256, Mode: in.Mode, Reaches: strings.Join(in.Reaches, ","),
 		},
 		Body: ledger.Body{Actor: "agency:" + in.Peer.Agency, Purpose: in.Purpose, LegalBasis: in.LegalBasis,
 			Offence: in.Offence, CaseRef: in.CaseRef},
 	}
 }
 
-// partnerReason maps a policy reason ID to the closed list a partner may
-// see; a forbid's own @reason and the case budget become not_permitted.
-func partnerReason(id string) exchange.Reason {
+// partnerReason maps the reasons of a policy denial to the closed list a
+// partner may see: reach_not_allowed when it is one of them (the refusal
+// the non-punishment principle asks for is named as such), else the first;
+// a forbid's own @reason, the case budget and the safeguarding budget
+// become not_permitted and partner_budget.
+func partnerReason(rs []policy.Reason) exchange.Reason {
+	for _, r := range rs {
+		if r.ID == policy.ReasonReachNotAllowed {
+			return exchange.ReasonReachNotAllowed
+		}
+	}
+	id := rs[0].ID
+	if id == policy.ReasonSafeguardBudget {
+		return exchange.ReasonPartnerBudget
+	}
 	if r := exchange.Reason(id); r.Valid() {
 		return r
 	}
@@ -229,6 +244,8 @@ func (a *admission) budgetReason(res []policy.Reservation) exchange.Reason {
 				return exchange.ReasonKindCap
 			case "key":
 				return exchange.ReasonKeyExhausted
+			case "safeguarding":
+				return exchange.ReasonPartnerBudget
 			case "case":
 				return exchange.ReasonNotPermitted
 			}
@@ -254,15 +271,16 @@ func admitCommandID(in *exchange.Inbound, policyVersion string) string {
 	return "match_in/" + in.Querier + "/" + hex.EncodeToString(in.SignatureSHA256[:]) + "/" + policyVersion
 }
 
-// Responder returns the evaluator of (kind, epoch), timed for the crypto
-// stage metric, or exchange.ErrNoSet (exchange.Responders).
-func (a *admission) Responder(kind string, epoch uint64) (exchange.Evaluator, uint32, error) {
-	ev, version, ok := a.responders.responder(kind, epoch)
+// Responder returns the evaluator of (kind, epoch, reach), timed for the
+// crypto stage metric, or exchange.ErrNoSet (exchange.Responders). The
+// exchange asks it only for the reaches Admit admitted.
+func (a *admission) Responder(kind string, epoch uint64, reach string) (exchange.Evaluator, uint32, error) {
+	ev, version, ok := a.responders.responder(kind, epoch, reach)
 	if !ok || ev == nil {
-		return nil, 0, fmt.Errorf("responder of %s epoch %d: %w", kind, epoch, a.responders.unserved(kind, epoch))
+		return nil, 0, fmt.Errorf("responder of %s epoch %d reach %s: %w", kind, epoch, reach, a.responders.unserved(kind, epoch))
 	}
 	if version > 1<<32-1 {
-		return nil, 0, fmt.Errorf("responder of %s epoch %d: set version %d out of range", kind, epoch, version)
+		return nil, 0, fmt.Errorf("responder of %s epoch %d reach %s: set version %d out of range", kind, epoch, reach, version)
 	}
 	return timedEvaluator{ev: ev, m: a.mm}, uint32(version), nil
 }

@@ -358,7 +358,7 @@ func TestQueryTwoAgencies(t *testing.T) {
 
 	t.Run("refusals", func(t *testing.T) {
 		epoch := r.epochs.currentEpoch()
-		resp, _, ok := r.sets.responder("phone", epoch)
+		resp, _, ok := r.sets.responder("phone", epoch, reachOpen)
 		if !ok {
 			t.Fatal("TH has no phone responder")
 		}
@@ -375,7 +375,8 @@ func TestQueryTwoAgencies(t *testing.T) {
 			sum := sha256.Sum256(batch)
 			m := &wire.MatchRequest{ID: bytes.Repeat([]byte{id}, 16), TimeUnixMs: uint64(at.UnixMilli()), Querier: "GB",
 				Responder: "TH", Kind: "phone", Epoch: epoch, PaddedSize: padded, CaseRef: "OP-3", LegalBasis: "b",
-				Offence: "thb", Purpose: "p", BatchSHA256: sum[:], EvalRequest: batch}
+				Offence: "thb", Purpose: "p", BatchSHA256: sum[:], EvalRequest: batch,
+				Mode: exchange.ModeEnforcement, Reaches: []string{reachOpen}}
 			m.Signature = ed25519.Sign(q.key, m.SignedBytes())
 			return m
 		}

@@ -54,7 +54,7 @@ func TestPartitionedReplica(t *testing.T) {
 	// and a match, each on the first replica that serves it.
 	ask := func(what string) time.Duration {
 		t.Helper()
-		pc := q.partnerSets.partnerCopy("DE", "phone")
+		pc := q.partnerSets.partnerCopy("DE", "phone", reachOpen)
 		pc.mu.Lock()
 		pc.set, pc.key, pc.synced = nil, nil, time.Time{}
 		pc.mu.Unlock()
@@ -80,7 +80,7 @@ func TestPartitionedReplica(t *testing.T) {
 	// Requests the cut replica would deny: they are denials while it can
 	// record them.
 	epoch := cut.epochs.currentEpoch()
-	resp, _, ok := cut.sets.responder("phone", epoch)
+	resp, _, ok := cut.sets.responder("phone", epoch, reachOpen)
 	if !ok {
 		t.Fatal("the cut replica has no phone responder")
 	}
@@ -98,15 +98,16 @@ func TestPartitionedReplica(t *testing.T) {
 		ask  func(context.Context) error
 	}{
 		{"sync of a kind not allowed", func(ctx context.Context) error {
-			_, err := q.xcl.Sync(ctx, q.host, peer, exchange.SyncQuery{Owner: "DE", Kind: "iban", Epoch: epoch})
+			_, err := q.xcl.Sync(ctx, q.host, peer, exchange.SyncQuery{Owner: "DE", Kind: "iban", Reach: reachOpen, Epoch: epoch})
 			return err
 		}},
 		{"sync of an unknown epoch", func(ctx context.Context) error {
-			_, err := q.xcl.Sync(ctx, q.host, peer, exchange.SyncQuery{Owner: "DE", Kind: "phone", Epoch: epoch + 100})
+			_, err := q.xcl.Sync(ctx, q.host, peer, exchange.SyncQuery{Owner: "DE", Kind: "phone", Reach: reachOpen, Epoch: epoch + 100})
 			return err
 		}},
 		{"match of an unknown epoch", func(ctx context.Context) error {
 			_, err := q.xcl.Match(ctx, q.host, peer, exchange.Query{Responder: "DE", Kind: "phone", Epoch: epoch + 100,
+				Mode: exchange.ModeEnforcement, Reaches: []string{reachOpen}, Keys: map[string]*psi.PublicKey{reachOpen: resp.PublicKey()},
 				CaseRef: "OP-P", LegalBasis: "Art. 10", Offence: "thb", Purpose: "p", Eval: evreq})
 			return err
 		}},

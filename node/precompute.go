@@ -22,9 +22,20 @@ import (
 // builder yields between pieces so that Raft's goroutines get the CPU.
 const precomputePiece = 8192
 
-// buildKind builds the missing versions of (kind, epoch) and records their
-// digests.
-func (s *localSets) buildKind(k ident.Kind, epoch uint64) error {
+// setReaches are the reaches whose sets every replica builds for each
+// (kind, epoch): all three, an empty one padded like any other, so that a
+// set's size says nothing of whether the agency holds victims.
+var setReaches = reachNames
+
+// newSetResponder is the responder of (kind, epoch, reach), its key derived
+// from the epoch seed with the reach in the info (docs/psi.md).
+func newSetResponder(seed psi.Seed, agency, kind string, epoch uint64, reach string) (*psi.Responder, error) {
+	return psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: agency, Kind: kind, Epoch: epoch, Reach: reach})
+}
+
+// buildKind builds the missing versions of (kind, epoch, reach) and
+// records their digests.
+func (s *localSets) buildKind(k ident.Kind, epoch uint64, reach string) error {
 	kind := k.String()
 	m, err := readManifest(s.data, kind, epoch)
 	if errors.Is(err, ledger.ErrNotFound) {
@@ -32,7 +43,7 @@ func (s *localSets) buildKind(k ident.Kind, epoch uint64) error {
 	} else if err != nil {
 		return err
 	}
-	ls, err := s.loadSet(kind, epoch)
+	ls, err := s.loadSet(kind, epoch, reach)
 	if err != nil {
 		return err
 	}
@@ -79,23 +90,27 @@ func (s *localSets) buildKind(k ident.Kind, epoch uint64) error {
 }
 
 // skipTo marks the versions after the ones built, up to version v, as not
-// built here (localSet.skip) and stores the built count.
+// built here (localSet.skip) and stores the built count. It also pads the
+// segments to v: a version that added nothing to this reach (no rows of
+// its classes, or none new) has no segment, so a replica that built every
+// version may hold fewer segments than versions; the base by decree after
+// them must have the same set version on every replica, whichever way it
+// got there (a victim or witness set often has such versions).
 func (s *localSets) skipTo(ls *localSet, v int) error {
-	if ls.built >= v {
-		return nil
-	}
-	err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set([]byte("built/"+setKey(ls.kind, ls.epoch)), binary.BigEndian.AppendUint64(nil, uint64(v)))
-	})
-	if err != nil {
-		return fmt.Errorf("store set: %w", err)
+	if ls.built < v {
+		err := s.db.Update(func(txn *badger.Txn) error {
+			return txn.Set([]byte("built/"+setKey(ls.kind, ls.epoch, ls.reach)), binary.BigEndian.AppendUint64(nil, uint64(v)))
+		})
+		if err != nil {
+			return fmt.Errorf("store set: %w", err)
+		}
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for len(ls.segments) < v {
 		ls.skip()
 	}
-	ls.built = v
+	ls.built = max(ls.built, v)
 	return nil
 }
 
@@ -119,6 +134,9 @@ func (s *localSets) buildVersion(k ident.Kind, ls *localSet, batches []string, r
 			return fmt.Errorf("batch %s: %w", key, err)
 		}
 		for _, r := range rows {
+			if r.class.reach() != ls.reach {
+				continue
+			}
 			if in := ident.Input(k, r.value); in != nil {
 				inputs = append(inputs, in)
 			}
@@ -140,13 +158,16 @@ func (s *localSets) buildVersion(k ident.Kind, ls *localSet, batches []string, r
 		} else if err != nil {
 			return err
 		}
-		if got, ok := s.takeAhead(ls.kind, ls.epoch, key, sha256.Sum256(v)); ok {
-			outs = append(outs, got...)
-			continue
-		}
-		if done := s.aheadPending(ls.kind, ls.epoch, key); done != nil {
-			later = append(later, waiting{key, v, done})
-			continue
+		// Outputs computed ahead are the open reach's (computeAhead).
+		if ls.reach == reachOpen {
+			if got, ok := s.takeAhead(ls.kind, ls.epoch, key, sha256.Sum256(v)); ok {
+				outs = append(outs, got...)
+				continue
+			}
+			if done := s.aheadPending(ls.kind, ls.epoch, key); done != nil {
+				later = append(later, waiting{key, v, done})
+				continue
+			}
 		}
 		if err := add(key, v); err != nil {
 			return err
@@ -187,7 +208,9 @@ func (s *localSets) buildVersion(k ident.Kind, ls *localSet, batches []string, r
 		}
 	}
 	outs, seen = uniq, nil
-	s.met.holdings.WithLabelValues(ls.kind).Set(float64(len(outs)))
+	if ls.reach == reachOpen {
+		s.met.holdings.WithLabelValues(ls.kind).Set(float64(len(outs)))
+	}
 	s.met.progress.WithLabelValues(ls.kind).Set(1)
 	var seg []byte
 	if len(ls.segments) == 0 || rebase {
@@ -228,16 +251,16 @@ func (s *localSets) buildVersion(k ident.Kind, ls *localSet, batches []string, r
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if seg != nil {
 			v := fmt.Sprintf("%010d", len(ls.segments)+1)
-			if err := txn.Set([]byte("seg/"+setKey(ls.kind, ls.epoch)+"/"+v), seg); err != nil {
+			if err := txn.Set([]byte("seg/"+setKey(ls.kind, ls.epoch, ls.reach)+"/"+v), seg); err != nil {
 				return err
 			}
 			if isBase && len(ls.segments) > 0 {
-				if err := txn.Set([]byte(basePrefix(ls.kind, ls.epoch)+v), nil); err != nil {
+				if err := txn.Set([]byte(basePrefix(setKey(ls.kind, ls.epoch, ls.reach))+v), nil); err != nil {
 					return err
 				}
 			}
 		}
-		return txn.Set([]byte("built/"+setKey(ls.kind, ls.epoch)), binary.BigEndian.AppendUint64(nil, uint64(ls.built+1)))
+		return txn.Set([]byte("built/"+setKey(ls.kind, ls.epoch, ls.reach)), binary.BigEndian.AppendUint64(nil, uint64(ls.built+1)))
 	})
 	if err != nil {
 		return fmt.Errorf("store set: %w", err)
@@ -254,15 +277,19 @@ func (s *localSets) buildVersion(k ident.Kind, ls *localSet, batches []string, r
 	if d := time.Since(start).Seconds(); d > 0 {
 		s.met.rate.WithLabelValues(ls.kind).Set(float64(total) / d)
 	}
-	s.log.Info("encoded set built", "kind", ls.kind, "epoch", ls.epoch, "version", len(ls.segments), "inputs", total,
+	s.log.Info("encoded set built", "kind", ls.kind, "epoch", ls.epoch, "reach", ls.reach, "version", len(ls.segments), "inputs", total,
 		"seconds", time.Since(start).Seconds())
 	return nil
 }
 
 // setCommandID is the command ID of the audit entry that records the
-// digest of (kind, epoch, version): every replica submits the same one and
-// the ledger keeps the first, so the digest is recorded exactly once.
-func setCommandID(kind string, epoch uint64, version int) string {
+// digest of (kind, epoch, reach, version): every replica submits the same
+// one and the ledger keeps the first, so the digest is recorded exactly
+// once. The open reach keeps the IDs of the sets before reaches.
+func setCommandID(kind string, epoch uint64, reach string, version int) string {
+	if reach != reachOpen {
+		kind += "." + reach
+	}
 	return fmt.Sprintf("set/%s/%d/%d", kind, epoch, version)
 }
 
@@ -277,12 +304,12 @@ func (s *localSets) recordDigests(ls *localSet) error {
 			ls.mu.Unlock()
 			continue
 		}
-		id := setCommandID(ls.kind, ls.epoch, v)
+		id := setCommandID(ls.kind, ls.epoch, ls.reach, v)
 		ctx, cancel := context.WithTimeout(ledger.WithCommandID(context.Background(), id), 5*time.Second)
 		d := ls.digests[v-1]
 		r, err := s.audit.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeSync, Kind: ls.kind,
 			Epoch: ls.epoch, SetVersion: uint64(v), PaddedSize: uint64(ls.view.Entries()), Outcome: ledger.OutcomeOK,
-			Replica: s.replica, Digest: d}, Body: ledger.Body{Purpose: "encoded set built"}})
+			Replica: s.replica, Digest: d, Reaches: ls.reach}, Body: ledger.Body{Purpose: "encoded set built"}})
 		if err == nil {
 			var es []ledger.Entry
 			es, err = s.audit.Entries(ctx, ledger.Filter{After: r.Index, Limit: 1})

@@ -55,10 +55,15 @@ func aheadKey(kind string, epoch uint64, batch string) string {
 
 // computeAhead queues a stored batch; when the queue is full the build
 // computes it instead.
+//
+// Only the rows of the open reach are computed ahead, with the open key:
+// the victim and witness sets are small and built at build time.
 func (s *localSets) computeAhead(k ident.Kind, key string, record []byte, rows []row) {
-	vals := make([]string, len(rows))
-	for i, r := range rows {
-		vals[i] = r.value
+	vals := make([]string, 0, len(rows))
+	for _, r := range rows {
+		if r.class.reach() == reachOpen {
+			vals = append(vals, r.value)
+		}
 	}
 	j := aheadJob{kind: k, epochs: s.epochs.epochState().live(), key: key, sum: sha256.Sum256(record), values: vals}
 	s.ahead.mu.Lock()
@@ -124,7 +129,7 @@ func (s *localSets) runAhead(j aheadJob) {
 		if full {
 			return
 		}
-		ls, err := s.loadSet(j.kind.String(), e)
+		ls, err := s.loadSet(j.kind.String(), e, reachOpen)
 		if err != nil {
 			return
 		}

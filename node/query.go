@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -22,6 +21,12 @@ import (
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/policy"
 	"github.com/xborder/xborder/psi"
+)
+
+// Query modes (docs/victims.md).
+const (
+	modeEnforcement  = "enforcement"
+	modeSafeguarding = "safeguarding"
 )
 
 // DefaultPartnerTimeout bounds one partner's part of a query: syncing its
@@ -42,11 +47,11 @@ type pinnedCards interface {
 }
 
 // partnerSetSource is this node's copies of partners' encoded sets: the copy
-// of (partner, kind), synced first when stale, and the mark that makes the
-// next one sync.
+// of (partner, kind, reach), synced first when stale, and the mark that
+// makes the next one sync.
 type partnerSetSource interface {
-	partnerSet(ctx context.Context, partner, kind string) (s *psi.Set, key *psi.PublicKey, epoch uint64, fresh bool, err error)
-	expireCopy(partner, kind string)
+	partnerSet(ctx context.Context, partner, kind, reach string) (s *psi.Set, key *psi.PublicKey, epoch uint64, fresh bool, err error)
+	expireCopy(partner, kind, reach string)
 }
 
 // matchClient asks one partner replica a match query over the host
@@ -97,6 +102,7 @@ type queryPlan struct {
 	distinct int
 	padded   int
 	approver string
+	mode     string // enforcement or safeguarding
 	caseKey  [32]byte
 	commit   ledger.Digest // HMAC-SHA256 of the query set under caseKey
 }
@@ -142,13 +148,13 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 		decisions[i] = pol.Decide(policy.Request{
 			Principal: policy.Principal{User: u.Name, Role: u.Role}, Action: "match", Kind: req.Kind, Partner: partner,
 			Context: policy.Context{Purpose: req.Purpose, LegalBasis: req.Basis, Offence: req.Offence, CaseRef: req.Case,
-				PaddedSize: p.padded, Urgent: req.Urgent},
+				PaddedSize: p.padded, Urgent: req.Urgent, Mode: p.mode, Reaches: req.Reaches},
 			Time: q.cfg.Now().UTC(), Approved: rec != nil,
 		})
 		needs = needs || decisions[i].NeedsApproval && rec == nil
 	}
 	q.cfg.Metrics.stage("out", "policy", start)
-	res := httpapi.QueryResult{ID: p.id, Kind: req.Kind, Values: p.distinct, PaddedSize: p.padded}
+	res := httpapi.QueryResult{ID: p.id, Kind: req.Kind, Values: p.distinct, PaddedSize: p.padded, Mode: p.mode}
 	if rec == nil {
 		if _, err := rand.Read(p.caseKey[:]); err != nil {
 			return httpapi.QueryResult{}, fmt.Errorf("query: draw case key: %w", err)
@@ -196,7 +202,14 @@ func (q *querier) planQuery(u httpapi.User, req httpapi.QueryRequest) (*queryPla
 	if len(req.Values) == 0 {
 		return nil, fmt.Errorf("query: no values: %w", httpapi.ErrBadRequest)
 	}
-	p := &queryPlan{user: u, req: req, kind: k, inputs: make([][]byte, len(req.Values))}
+	p := &queryPlan{user: u, req: req, kind: k, inputs: make([][]byte, len(req.Values)), mode: req.Mode}
+	switch p.mode {
+	case "":
+		p.mode = modeEnforcement
+	case modeEnforcement, modeSafeguarding:
+	default:
+		return nil, fmt.Errorf("query: mode %q: give enforcement or safeguarding: %w", req.Mode, httpapi.ErrBadRequest)
+	}
 	seen := make(map[string]bool, len(req.Values))
 	for i, v := range req.Values {
 		in := ident.Input(k, v)
@@ -268,199 +281,6 @@ func querySetCommitment(key [32]byte, inputs [][]byte) ledger.Digest {
 	var d ledger.Digest
 	m.Sum(d[:0])
 	return d
-}
-
-// queryPartner runs one partner's part of a query and records it. It
-// never returns hits whose result entry is not committed.
-func (q *querier) queryPartner(ctx context.Context, p *queryPlan, partner string, d policy.Decision) httpapi.PartnerResult {
-	var rid [16]byte
-	_, _ = rand.Read(rid[:])
-	r := httpapi.PartnerResult{Agency: partner, RequestID: hex.EncodeToString(rid[:])}
-	kind := p.req.Kind
-	entry := q.outboundEntry(p, partner, r.RequestID, d)
-	fail := func(outcome, reason string) httpapi.PartnerResult {
-		r.Outcome, r.Reason, r.Hits, r.HitCount = outcome, reason, nil, 0
-		q.cfg.Metrics.query("out", partner, kind, outcome)
-		if outcome == httpapi.OutcomeDenied {
-			q.cfg.Metrics.denial("out", reason)
-		}
-		q.cfg.Log.Info("query part ended", "query", p.id, "partner", partner, "outcome", outcome, "reason", reason)
-		return r
-	}
-	if !d.Allow {
-		entry.Type, entry.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
-		rc, err := q.cfg.Audit.Append(ctx, entry)
-		if err != nil {
-			return fail(httpapi.OutcomeUnavailable, "no quorum on this node's ledger: "+err.Error())
-		}
-		r.OutboundIndex = &rc.Index
-		return fail(httpapi.OutcomeDenied, d.Reasons[0].ID)
-	}
-	for attempt := 0; ; attempt++ {
-		t := time.Now()
-		set, key, epoch, fresh, err := q.cfg.Sets.partnerSet(ctx, partner, kind)
-		q.cfg.Metrics.stage("out", "sync", t)
-		if set == nil || key == nil {
-			var refused *exchange.DeniedError
-			if errors.As(err, &refused) {
-				// The partner refuses to sync this kind to this agency
-				// (its policy does not let it ask): a denial, recorded
-				// as one; nothing was asked.
-				entry.Type, entry.Outcome = ledger.TypeDenial, ledger.OutcomeDenied
-				rc, cerr := q.cfg.Audit.Append(ctx, entry)
-				if cerr != nil {
-					return fail(httpapi.OutcomeUnavailable, "no quorum on this node's ledger: "+cerr.Error())
-				}
-				r.OutboundIndex = &rc.Index
-				return fail(httpapi.OutcomeDenied, string(refused.Reason))
-			}
-			if err == nil {
-				err = errors.New("no set")
-			}
-			return fail(httpapi.OutcomeUnavailable, "no copy of the partner's set: "+err.Error())
-		}
-		out, retry := q.askPartner(ctx, p, partner, d, set, key, epoch, fresh, &r, entry)
-		if retry && attempt == 0 {
-			// The partner's epoch changed under us: sync and ask again
-			// under a new request ID.
-			q.cfg.Sets.expireCopy(partner, kind)
-			_, _ = rand.Read(rid[:])
-			r = httpapi.PartnerResult{Agency: partner, RequestID: hex.EncodeToString(rid[:])}
-			entry = q.outboundEntry(p, partner, r.RequestID, d)
-			continue
-		}
-		q.cfg.Metrics.query("out", partner, kind, publicOutcome(out.Outcome))
-		if out.Outcome == httpapi.OutcomeDenied {
-			q.cfg.Metrics.denial("out", out.Reason)
-		}
-		q.cfg.Log.Info("query part ended", "query", p.id, "partner", partner, "outcome", publicOutcome(out.Outcome))
-		return out
-	}
-}
-
-// outboundEntry is the match_out entry of one partner's part: the header
-// names the partner, kind, padded size and policy version; the body the
-// investigator, the approver and the case.
-func (q *querier) outboundEntry(p *queryPlan, partner, rid string, d policy.Decision) ledger.Entry {
-	urg := uint8(0)
-	if p.req.Urgent {
-		urg = 1
-	}
-	approver := ""
-	if p.approver != "" {
-		approver = "user:" + p.approver
-	}
-	return ledger.Entry{
-		Header: ledger.Header{Type: ledger.TypeMatchOut, Outcome: ledger.OutcomeOK, RequestID: rid, Partner: partner,
-			Kind: p.req.Kind, PaddedSize: uint64(p.padded), PolicyVersion: d.Version, Handling: d.Handling, Urgency: urg},
-		Body: ledger.Body{Actor: actorName(p.user), Approver: approver, Purpose: p.req.Purpose,
-			LegalBasis: p.req.Basis, Offence: p.req.Offence, CaseRef: p.req.Case},
-	}
-}
-
-// askPartner commits the outbound entry, blinds, asks the partner's
-// replicas in turn, verifies and looks up, and commits the result entry.
-// retry reports a partner that no longer serves the epoch of our copy.
-func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, d policy.Decision, set *psi.Set,
-	key *psi.PublicKey, epoch uint64, fresh bool, r *httpapi.PartnerResult, entry ledger.Entry) (httpapi.PartnerResult, bool) {
-	kind := p.req.Kind
-	entry.Epoch = epoch
-	res := make([]ledger.Reservation, 0, len(d.Reserve))
-	for _, x := range d.Reserve {
-		res = append(res, ledger.Reservation{Key: x.Key, Amount: uint64(x.Amount), Limit: uint64(x.Limit)})
-	}
-	r.Epoch = epoch
-	// No audit, no answer: the outbound entry is committed before a byte
-	// goes to the partner.
-	t := time.Now()
-	rc, err := q.cfg.Audit.Admit(ctx, ledger.Admission{Entry: entry, PolicyVersion: d.Version, Reserve: res})
-	q.cfg.Metrics.stage("out", "ledger", t)
-	if rc.Appended {
-		r.OutboundIndex = &rc.Index
-	}
-	switch {
-	case errors.Is(err, ledger.ErrBudget):
-		r.Outcome, r.Reason = httpapi.OutcomeDenied, policy.ReasonCaseBudget
-		return *r, false
-	case err != nil:
-		r.Outcome, r.Reason = httpapi.OutcomeUnavailable, "this node's ledger did not record the query: "+err.Error()
-		return *r, false
-	}
-	t = time.Now()
-	pq, err := psi.NewQuerier(psi.QuerierConfig{Key: key, Kind: kind, Epoch: epoch, Dummy: ident.DummyInput})
-	if err != nil {
-		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0), false
-	}
-	query, evreq, err := pq.Blind(p.inputs, rand.Reader)
-	q.cfg.Metrics.stage("out", "crypto", t)
-	if err != nil {
-		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0), false
-	}
-	var rid [16]byte
-	hex.Decode(rid[:], []byte(r.RequestID))
-	xq := exchange.Query{ID: rid, Responder: partner, Kind: kind, Epoch: epoch, CaseRef: p.req.Case,
-		LegalBasis: p.req.Basis, Offence: p.req.Offence, Purpose: p.req.Purpose, Urgent: p.req.Urgent, Eval: evreq}
-	t = time.Now()
-	ans, err := q.matchAnyReplica(ctx, partner, xq)
-	q.cfg.Metrics.stage("out", "network", t)
-	var denied *exchange.DeniedError
-	switch {
-	case errors.As(err, &denied):
-		r.Outcome, r.Reason = httpapi.OutcomeDenied, string(denied.Reason)
-		out := ledger.OutcomeDenied
-		switch denied.Reason {
-		case exchange.ReasonPartnerBudget, exchange.ReasonKindCap, exchange.ReasonKeyExhausted:
-			out = ledger.OutcomeDeniedBudget
-		case exchange.ReasonReplay:
-			out = ledger.OutcomeDeniedReplay
-		}
-		res := q.recordResult(ctx, p, r, entry, out, 0)
-		return res, denied.Reason == exchange.ReasonUnknownEpoch
-	case errors.Is(err, exchange.ErrVerify):
-		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0), false
-	case err != nil:
-		r.Outcome, r.Reason = httpapi.OutcomeUnavailable, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, 0), false
-	}
-	t = time.Now()
-	hits, err := query.Match(ans.Evaluation, set)
-	q.cfg.Metrics.stage("out", "crypto", t)
-	if err == nil && ans.SetVersion > set.Version() {
-		// The partner added to its set since our copy: catch up and look
-		// the same outputs up again (no new question to the partner).
-		q.cfg.Sets.expireCopy(partner, kind)
-		t = time.Now()
-		s2, k2, e2, fresh2, err2 := q.cfg.Sets.partnerSet(ctx, partner, kind)
-		q.cfg.Metrics.stage("out", "sync", t)
-		if err2 == nil && s2 != nil && e2 == epoch && k2 != nil && k2.Equal(key) {
-			if h2, err3 := query.Match(ans.Evaluation, s2); err3 == nil {
-				set, hits, fresh = s2, h2, fresh2
-			}
-		}
-	}
-	switch {
-	case errors.Is(err, psi.ErrSetMismatch):
-		r.Outcome, r.Reason = httpapi.OutcomeStale, "our copy of the partner's set is of another key"
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, ans.SetVersion), false
-	case err != nil:
-		r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, ans.SetVersion), false
-	}
-	r.Hits, r.SetVersion = hits, ans.SetVersion
-	switch {
-	case !fresh || ans.SetVersion > set.Version():
-		// A hit is a hit; a miss is unknown until the copy catches up.
-		r.Outcome, r.Reason = httpapi.OutcomeStale, fmt.Sprintf("our copy of the set is at version %d, the partner answered at %d", set.Version(), ans.SetVersion)
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, ans.SetVersion), false
-	case len(hits) > 0:
-		r.Outcome = httpapi.OutcomeHits
-	default:
-		r.Outcome = httpapi.OutcomeNoHits
-	}
-	return q.recordResult(ctx, p, r, entry, ledger.OutcomeOK, ans.SetVersion), false
 }
 
 // matchAnyReplica asks the partner's replicas until one answers, in the

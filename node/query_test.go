@@ -5,6 +5,7 @@ import (
 
 	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/ident"
+	"github.com/xborder/xborder/policy"
 )
 
 func TestQuerySetCommitment(t *testing.T) {
@@ -31,17 +32,25 @@ func TestQuerySetCommitment(t *testing.T) {
 
 func TestPartnerReason(t *testing.T) {
 	for _, tc := range []struct {
-		id   string
+		ids  []string
 		want exchange.Reason
 	}{
-		{"partner_budget", exchange.ReasonPartnerBudget},
-		{"size_over_cap", exchange.ReasonSizeOverCap},
-		{"case_budget", exchange.ReasonNotPermitted},
-		{"outside_agreement", exchange.ReasonNotPermitted},
-		{"", exchange.ReasonNotPermitted},
+		{[]string{"partner_budget"}, exchange.ReasonPartnerBudget},
+		{[]string{"size_over_cap"}, exchange.ReasonSizeOverCap},
+		{[]string{"case_budget"}, exchange.ReasonNotPermitted},
+		{[]string{"outside_agreement"}, exchange.ReasonNotPermitted},
+		{[]string{""}, exchange.ReasonNotPermitted},
+		{[]string{"safeguarding_budget"}, exchange.ReasonPartnerBudget},
+		// The refusal of a victim or witness reach is named whatever else
+		// is wrong with the request.
+		{[]string{"missing_purpose", "reach_not_allowed"}, exchange.ReasonReachNotAllowed},
 	} {
-		if got := partnerReason(tc.id); got != tc.want {
-			t.Errorf("partnerReason(%q) = %q; want %q", tc.id, got, tc.want)
+		var rs []policy.Reason
+		for _, id := range tc.ids {
+			rs = append(rs, policy.Reason{ID: id})
+		}
+		if got := partnerReason(rs); got != tc.want {
+			t.Errorf("partnerReason(%v) = %q; want %q", tc.ids, got, tc.want)
 		}
 	}
 }

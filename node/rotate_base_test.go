@@ -84,14 +84,14 @@ func TestSetRebase(t *testing.T) {
 	// The smallest set (psi.MinCapacity 1,024) pads its base to 896
 	// entries and keeps 128 for later versions: 200 more do not fit.
 	importRows(t, st, "phone", values[:10]...)
-	poll(t, "version 1 built", time.Minute, func() bool { _, v, ok := gb.sets.responder("phone", 1); return ok && v == 1 })
-	s, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
+	poll(t, "version 1 built", time.Minute, func() bool { _, v, ok := gb.sets.responder("phone", 1, reachOpen); return ok && v == 1 })
+	s, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 	if err != nil || !fresh || s.Base() != 1 || s.Version() != 1 {
 		t.Fatalf("FR's first sync: %v, fresh %v, %v; want base 1 version 1", s, fresh, err)
 	}
 	importRows(t, st, "phone", values[10:]...)
-	poll(t, "version 2 built", time.Minute, func() bool { _, v, ok := gb.sets.responder("phone", 1); return ok && v == 2 })
-	h, err := gb.syncOwner.Holding(ctx, "phone", 1)
+	poll(t, "version 2 built", time.Minute, func() bool { _, v, ok := gb.sets.responder("phone", 1, reachOpen); return ok && v == 2 })
+	h, err := gb.syncOwner.Holding(ctx, "phone", 1, reachOpen)
 	if err != nil || h.Base != 2 || len(h.Segments) != 1 {
 		t.Fatalf("GB's holding after the rebase: %+v, %v; want base 2 alone", h, err)
 	}
@@ -107,17 +107,17 @@ func TestSetRebase(t *testing.T) {
 	if v := metricValue(t, gb.sets.met.full.WithLabelValues("phone", "1")); v != 0 {
 		t.Errorf("xborder_set_full{phone,1} = %v; want 0", v)
 	}
-	fr.partnerSets.expireCopy("GB", "phone")
-	fs, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone")
+	fr.partnerSets.expireCopy("GB", "phone", reachOpen)
+	fs, _, _, fresh, err := fr.partnerSets.partnerSet(ctx, "GB", "phone", reachOpen)
 	if err != nil || !fresh || fs.Base() != 2 || fs.Version() != 2 || !fs.Contains(late) || !fs.Contains(first) {
 		t.Fatalf("FR's sync after the rebase: %v, fresh %v, %v; want base 2 holding the first and the last numbers", fs, fresh, err)
 	}
 
 	// A restart rebuilds the same view from the local store.
 	gb.sets.mu.Lock()
-	delete(gb.sets.sets, setKey("phone", 1))
+	delete(gb.sets.sets, setKey("phone", 1, reachOpen))
 	gb.sets.mu.Unlock()
-	ls, err := gb.sets.loadSet("phone", 1)
+	ls, err := gb.sets.loadSet("phone", 1, reachOpen)
 	if err != nil || !slices.Equal(ls.bases, []int{0, 1}) || !ls.view.Contains(late) || ls.view.Base() != 2 {
 		t.Fatalf("reloaded set: bases %v, %v; want [0 1] with base 2 holding the last number", ls.bases, err)
 	}
@@ -163,7 +163,7 @@ func TestRebaseSameBytes(t *testing.T) {
 		if got := *builtDigest(n, "phone", 1, 2); got != want {
 			t.Errorf("%s built version 2 with digest %x; r1 %x", n.fc.ReplicaID(), got[:8], want[:8])
 		}
-		h, err := n.syncOwner.Holding(ctx, "phone", 1)
+		h, err := n.syncOwner.Holding(ctx, "phone", 1, reachOpen)
 		if err != nil || h.Base != 2 || len(h.Segments) != 1 {
 			t.Errorf("%s serves %+v, %v; want the new base 2 alone", n.fc.ReplicaID(), h, err)
 		}

@@ -114,7 +114,7 @@ func TestRotationKeepsRacingImports(t *testing.T) {
 	for _, n := range nodes {
 		poll(t, "the last epoch in force and the old ones retired", 2*time.Minute, func() bool {
 			st := n.epochs.epochState()
-			return st.Current == last && st.Next == 0 && n.sets.epochReady(last) && n.sets.get("phone", last-1) == nil
+			return st.Current == last && st.Next == 0 && n.sets.epochReady(last) && n.sets.get("phone", last-1, reachOpen) == nil
 		})
 	}
 	// Every committed batch is in exactly one version of the last epoch.
@@ -137,7 +137,7 @@ func TestRotationKeepsRacingImports(t *testing.T) {
 		}
 	}
 	for _, n := range nodes {
-		ls := n.sets.get("phone", last)
+		ls := n.sets.get("phone", last, reachOpen)
 		if ls == nil {
 			t.Fatalf("%s has no set of epoch %d", n.fc.ReplicaID(), last)
 		}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/ident"
 )
 
@@ -76,16 +78,97 @@ func readManifest(data recordGetter, kind string, epoch uint64) (manifest, error
 type row struct {
 	value string // canonical form
 	ref   string // the agency's record reference, may be empty
+	class class  // the subject class of the record (docs/victims.md)
 }
 
-// encodeRows writes rows as uvarint-prefixed strings.
+// class is the subject class of a holding: who the identifier belongs to
+// in the agency's case. It decides the reach of the row: the set, and the
+// key, that answers for it.
+type class uint8
+
+// Classes. The numbers are stored in batch records: never renumber.
+const (
+	classUnknown class = 0 // absent at import; answers in the open reach like a suspect's
+	classSuspect class = 1
+	classVictim  class = 2
+	classWitness class = 3
+)
+
+// classNames are the classes by number, as the CLI and the API write them.
+var classNames = [...]string{classUnknown: "unknown", classSuspect: "suspect", classVictim: "victim", classWitness: "witness"}
+
+func (c class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+// parseClass reads a class name; "" is unknown.
+func parseClass(s string) (class, error) {
+	if s == "" {
+		return classUnknown, nil
+	}
+	for i, n := range classNames {
+		if n == s {
+			return class(i), nil
+		}
+	}
+	return 0, fmt.Errorf("class %q is not one of suspect, victim, witness, unknown", s)
+}
+
+// Reaches: the sets, and keys, of each (kind, epoch). The order is the
+// order of docs and ledger headers.
+const (
+	reachOpen    = exchange.ReachOpen
+	reachVictim  = exchange.ReachVictim
+	reachWitness = exchange.ReachWitness
+)
+
+// reachNames are the reaches in their canonical order.
+var reachNames = exchange.Reaches
+
+// reachOrder is the position of reach in reachNames (-1 if none).
+func reachOrder(reach string) int { return slices.Index(reachNames, reach) }
+
+// reach returns the reach of a class: suspect and unknown records answer
+// in the open reach, victims and witnesses in their own.
+func (c class) reach() string {
+	switch c {
+	case classVictim:
+		return reachVictim
+	case classWitness:
+		return reachWitness
+	}
+	return reachOpen
+}
+
+// heldKey is the key of a row in the duplicate index and the imports'
+// seen maps: an identifier is held once per reach, so a number held as a
+// suspect's and as a victim's answers in both sets. The open reach keeps
+// the bare canonical form (no canonical form holds a NUL byte).
+func heldKey(value string, c class) string {
+	if r := c.reach(); r != reachOpen {
+		return value + "\x00" + r
+	}
+	return value
+}
+
+// Batch records: the first encoding (before subject classes) is a list of
+// uvarint-prefixed value and reference strings; the second starts with the
+// byte rowsClassed (which no first-encoding record starts with: a value is
+// never empty) and adds one class byte after each row's reference.
+const rowsClassed = 0x00
+
+// encodeRows writes rows in the second encoding.
 func encodeRows(rows []row) []byte {
-	var b []byte
+	b := []byte{rowsClassed}
 	for _, r := range rows {
 		b = binary.AppendUvarint(b, uint64(len(r.value)))
 		b = append(b, r.value...)
 		b = binary.AppendUvarint(b, uint64(len(r.ref)))
 		b = append(b, r.ref...)
+		b = append(b, byte(r.class))
 	}
 	return b
 }
@@ -93,9 +176,14 @@ func encodeRows(rows []row) []byte {
 // errRows: a stored batch does not decode.
 var errRows = errors.New("stored rows do not decode")
 
-// decodeRows reads what encodeRows wrote.
+// decodeRows reads what encodeRows wrote, or a record of the first
+// encoding (its rows are of class unknown).
 func decodeRows(b []byte) ([]row, error) {
 	var out []row
+	classed := len(b) > 0 && b[0] == rowsClassed
+	if classed {
+		b = b[1:]
+	}
 	str := func() (string, error) {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) || n > ident.MaxLen*16 {
@@ -117,25 +205,52 @@ func decodeRows(b []byte) ([]row, error) {
 		if v == "" {
 			return nil, errRows
 		}
-		out = append(out, row{value: v, ref: r})
+		c := classUnknown
+		if classed {
+			if len(b) == 0 || int(b[0]) >= len(classNames) {
+				return nil, errRows
+			}
+			c, b = class(b[0]), b[1:]
+		}
+		out = append(out, row{value: v, ref: r, class: c})
 	}
 	return out, nil
 }
 
-// countRows counts the rows of a batch record without decoding them.
+// countRows counts the rows of a batch record, per class, without
+// keeping them.
 func countRows(b []byte) (int, error) {
+	n, _, err := countClasses(b)
+	return n, err
+}
+
+// countClasses counts the rows of a batch record, in all and per class.
+func countClasses(b []byte) (int, [len(classNames)]int, error) {
+	var per [len(classNames)]int
+	classed := len(b) > 0 && b[0] == rowsClassed
+	if classed {
+		b = b[1:]
+	}
 	c := 0
 	for len(b) > 0 {
 		for range 2 {
 			n, k := binary.Uvarint(b)
 			if k <= 0 || n > uint64(len(b)-k) {
-				return c, errRows
+				return c, per, errRows
 			}
 			b = b[k+int(n):]
 		}
+		cl := classUnknown
+		if classed {
+			if len(b) == 0 || int(b[0]) >= len(classNames) {
+				return c, per, errRows
+			}
+			cl, b = class(b[0]), b[1:]
+		}
+		per[cl]++
 		c++
 	}
-	return c, nil
+	return c, per, nil
 }
 
 // splitBatchKey splits a batch key <kind>/<import ID>/<batch>.

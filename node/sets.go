@@ -24,7 +24,7 @@ import (
 	"github.com/xborder/xborder/psi"
 )
 
-// localSet is this replica's encoded set of one (kind, epoch): the
+// localSet is this replica's encoded set of one (kind, epoch, reach): the
 // responder, the segments built and the set they make. Segment i is set
 // version i+1: a base, then deltas; when a version does not fit in the
 // room a base keeps for deltas, a new base of every version so far is
@@ -33,6 +33,7 @@ type localSet struct {
 	mu       sync.Mutex
 	kind     string
 	epoch    uint64
+	reach    string // open, victim or witness: the rows of those classes, under that reach's key
 	resp     *psi.Responder
 	view     *psi.Set // the newest base and its deltas
 	segments [][]byte
@@ -104,7 +105,9 @@ type setEpochs interface {
 }
 
 // localSets is this replica's encoded sets of its agency's holdings, one
-// per (kind, epoch) of the live epochs: it builds them from the data
+// per (kind, epoch, reach) of the live epochs (every reach of a kind
+// follows the same manifest: the set of a reach holds the rows of its
+// classes): it builds them from the data
 // group's manifests and batches (computing outputs ahead of the build for
 // batches this replica stores), keeps them in the local store, records
 // their digests on the audit ledger, finishes a rotation once the new
@@ -175,12 +178,20 @@ func (s *localSets) Close() error {
 	return nil
 }
 
-func setKey(kind string, epoch uint64) string { return fmt.Sprintf("%s/%020d", kind, epoch) }
+// setKey names the set of (kind, epoch, reach) in the local store: the
+// open reach keeps the key of the sets before reaches, "<kind>/<epoch>";
+// another reach is "<kind>.<reach>/<epoch>".
+func setKey(kind string, epoch uint64, reach string) string {
+	if reach != reachOpen {
+		kind += "." + reach
+	}
+	return fmt.Sprintf("%s/%020d", kind, epoch)
+}
 
-func (s *localSets) get(kind string, epoch uint64) *localSet {
+func (s *localSets) get(kind string, epoch uint64, reach string) *localSet {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sets[setKey(kind, epoch)]
+	return s.sets[setKey(kind, epoch, reach)]
 }
 
 // errCannotServe: this replica holds the set of a live epoch but cannot
@@ -205,8 +216,8 @@ func (s *localSets) unserved(kind string, epoch uint64) error {
 // responder returns the psi responder of (kind, epoch) and the version of
 // the set in force on this replica; ok is false when it has none to
 // serve (unserved says why).
-func (s *localSets) responder(kind string, epoch uint64) (r *psi.Responder, version uint64, ok bool) {
-	ls := s.get(kind, epoch)
+func (s *localSets) responder(kind string, epoch uint64, reach string) (r *psi.Responder, version uint64, ok bool) {
+	ls := s.get(kind, epoch, reach)
 	if ls == nil {
 		return nil, 0, false
 	}
@@ -218,10 +229,10 @@ func (s *localSets) responder(kind string, epoch uint64) (r *psi.Responder, vers
 	return ls.resp, uint64(ls.recorded), true
 }
 
-// Holding returns the segments of (kind, epoch) whose digests are on the
-// ledger, or an error wrapping exchange.ErrNoSet or errCannotServe.
-func (s *localSets) Holding(ctx context.Context, kind string, epoch uint64) (*exchange.Holding, error) {
-	if ls := s.get(kind, epoch); ls != nil {
+// Holding returns the segments of (kind, epoch, reach) whose digests are
+// on the ledger, or an error wrapping exchange.ErrNoSet or errCannotServe.
+func (s *localSets) Holding(ctx context.Context, kind string, epoch uint64, reach string) (*exchange.Holding, error) {
+	if ls := s.get(kind, epoch, reach); ls != nil {
 		ls.mu.Lock()
 		base, segs, ok := ls.served()
 		ls.mu.Unlock()
@@ -229,12 +240,13 @@ func (s *localSets) Holding(ctx context.Context, kind string, epoch uint64) (*ex
 			return &exchange.Holding{Base: uint32(base + 1), Segments: segs}, nil
 		}
 	}
-	return nil, fmt.Errorf("holding %s epoch %d: %w", kind, epoch, s.unserved(kind, epoch))
+	return nil, fmt.Errorf("holding %s epoch %d reach %s: %w", kind, epoch, reach, s.unserved(kind, epoch))
 }
 
-// describe fills in what ks says of the set of (kind, epoch) built here.
+// describe fills in what ks says of the open set of (kind, epoch) built
+// here.
 func (s *localSets) describe(kind string, epoch uint64, ks *httpapi.KindStats) {
-	ls := s.get(kind, epoch)
+	ls := s.get(kind, epoch, reachOpen)
 	if ls == nil {
 		return
 	}
@@ -250,10 +262,10 @@ func (s *localSets) describe(kind string, epoch uint64, ks *httpapi.KindStats) {
 	}
 }
 
-// setStats describes the set of (kind, epoch) built here.
-func (s *localSets) setStats(kind string, epoch uint64) httpapi.SetStats {
-	out := httpapi.SetStats{Kind: kind, Epoch: epoch}
-	ls := s.get(kind, epoch)
+// setStats describes the set of (kind, epoch, reach) built here.
+func (s *localSets) setStats(kind string, epoch uint64, reach string) httpapi.SetStats {
+	out := httpapi.SetStats{Kind: kind, Epoch: epoch, Reach: reach}
+	ls := s.get(kind, epoch, reach)
 	if ls == nil {
 		return out
 	}
@@ -270,30 +282,31 @@ func (s *localSets) setStats(kind string, epoch uint64) httpapi.SetStats {
 	return out
 }
 
-// loadSet returns the local set of (kind, epoch), loading what this
-// replica built before from its store.
-func (s *localSets) loadSet(kind string, epoch uint64) (*localSet, error) {
-	if ls := s.get(kind, epoch); ls != nil {
+// loadSet returns the local set of (kind, epoch, reach), loading what
+// this replica built before from its store.
+func (s *localSets) loadSet(kind string, epoch uint64, reach string) (*localSet, error) {
+	if ls := s.get(kind, epoch, reach); ls != nil {
 		return ls, nil
 	}
 	seed, err := s.epochs.seed(epoch)
 	if err != nil {
 		return nil, err
 	}
-	r, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: s.agency, Kind: kind, Epoch: epoch})
+	r, err := newSetResponder(seed, s.agency, kind, epoch, reach)
 	if err != nil {
 		return nil, err
 	}
-	ls := &localSet{kind: kind, epoch: epoch, resp: r}
-	pfx := []byte("seg/" + setKey(kind, epoch) + "/")
+	ls := &localSet{kind: kind, epoch: epoch, reach: reach, resp: r}
+	key := setKey(kind, epoch, reach)
+	pfx := []byte("seg/" + key + "/")
 	err = s.db.View(func(txn *badger.Txn) error {
 		rebased := map[string]bool{}
-		bit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(basePrefix(kind, epoch))})
+		bit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(basePrefix(key))})
 		for bit.Rewind(); bit.Valid(); bit.Next() {
-			rebased[strings.TrimPrefix(string(bit.Item().Key()), basePrefix(kind, epoch))] = true
+			rebased[strings.TrimPrefix(string(bit.Item().Key()), basePrefix(key))] = true
 		}
 		bit.Close()
-		if it, err := txn.Get([]byte("built/" + setKey(kind, epoch))); err == nil {
+		if it, err := txn.Get([]byte("built/" + key)); err == nil {
 			v, err := it.ValueCopy(nil)
 			if err != nil || len(v) != 8 {
 				return fmt.Errorf("read built count: %w", errRows)
@@ -325,21 +338,21 @@ func (s *localSets) loadSet(kind string, epoch uint64) (*localSet, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load set %s epoch %d: %w", kind, epoch, err)
+		return nil, fmt.Errorf("load set %s epoch %d reach %s: %w", kind, epoch, reach, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if prev := s.sets[setKey(kind, epoch)]; prev != nil {
+	if prev := s.sets[key]; prev != nil {
 		return prev, nil
 	}
-	s.sets[setKey(kind, epoch)] = ls
+	s.sets[key] = ls
 	return ls, nil
 }
 
 // basePrefix is the local store's prefix of the markers of the segments
-// of (kind, epoch) after the first that are bases (rebases), keyed by
-// version as the segments are.
-func basePrefix(kind string, epoch uint64) string { return "base/" + setKey(kind, epoch) + "/" }
+// of the set setKey names after the first that are bases (rebases), keyed
+// by version as the segments are.
+func basePrefix(setKey string) string { return "base/" + setKey + "/" }
 
 // kickBuild makes the build loop look for new versions now.
 func (s *localSets) kickBuild() {
@@ -372,8 +385,10 @@ func (s *localSets) buildPass() {
 	st := s.epochs.epochState()
 	for _, e := range st.live() {
 		for _, k := range ident.Kinds() {
-			if err := s.buildKind(k, e); err != nil {
-				s.log.Warn("build encoded set", "kind", k.String(), "epoch", e, "err", err)
+			for _, reach := range setReaches {
+				if err := s.buildKind(k, e, reach); err != nil {
+					s.log.Warn("build encoded set", "kind", k.String(), "epoch", e, "reach", reach, "err", err)
+				}
 			}
 		}
 	}
@@ -386,23 +401,25 @@ func (s *localSets) buildPass() {
 }
 
 // epochReady reports whether this replica has built and recorded every
-// set version of epoch e.
+// set version of epoch e, of every reach.
 func (s *localSets) epochReady(e uint64) bool {
 	for _, k := range ident.Kinds() {
 		m, err := readManifest(s.data, k.String(), e)
 		if errors.Is(err, ledger.ErrNotFound) {
 			continue
 		}
-		ls := s.get(k.String(), e)
-		if err != nil || ls == nil {
-			return false
-		}
-		ls.mu.Lock()
-		_, _, ok := ls.served()
-		ready := ls.built >= len(m.Versions) && ls.recorded == len(ls.segments) && ok
-		ls.mu.Unlock()
-		if !ready {
-			return false
+		for _, reach := range setReaches {
+			ls := s.get(k.String(), e, reach)
+			if err != nil || ls == nil {
+				return false
+			}
+			ls.mu.Lock()
+			_, _, ok := ls.served()
+			ready := ls.built >= len(m.Versions) && ls.recorded == len(ls.segments) && ok
+			ls.mu.Unlock()
+			if !ready {
+				return false
+			}
 		}
 	}
 	return true
@@ -427,7 +444,7 @@ func (s *localSets) retireLocal(st epochState) {
 	}
 	s.mu.Unlock()
 	for _, key := range old {
-		for _, pfx := range []string{"seg/" + key + "/", "built/" + key} {
+		for _, pfx := range []string{"seg/" + key + "/", "built/" + key, basePrefix(key)} {
 			if err := s.db.DropPrefix([]byte(pfx)); err != nil {
 				s.log.Warn("drop retired set", "err", err)
 			}

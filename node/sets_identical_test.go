@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,13 +42,22 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 
 	built := func(n *Node) bool {
 		m, err := readManifest(n.Data(), "phone", 1)
-		ls := n.sets.get("phone", 1)
-		if err != nil || ls == nil {
+		if err != nil {
 			return false
 		}
-		ls.mu.Lock()
-		defer ls.mu.Unlock()
-		return ls.built == len(m.Versions) && ls.recorded == len(ls.segments)
+		for _, reach := range setReaches {
+			ls := n.sets.get("phone", 1, reach)
+			if ls == nil {
+				return false
+			}
+			ls.mu.Lock()
+			done := ls.built == len(m.Versions) && ls.recorded == len(ls.segments)
+			ls.mu.Unlock()
+			if !done {
+				return false
+			}
+		}
+		return true
 	}
 	for _, n := range nodes {
 		poll(t, "every version built and checked on "+n.fc.ReplicaID(), time.Minute, func() bool { return built(n) })
@@ -57,12 +67,12 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	removed := output(t, r1.Node, ident.Phone, c, 1)
-	want, err := nodes[0].syncOwner.Holding(ctx, "phone", 1)
+	want, err := nodes[0].syncOwner.Holding(ctx, "phone", 1, reachOpen)
 	if err != nil {
 		t.Fatalf("r1 serves nothing: %v", err)
 	}
 	for _, n := range nodes {
-		h, err := n.syncOwner.Holding(ctx, "phone", 1)
+		h, err := n.syncOwner.Holding(ctx, "phone", 1, reachOpen)
 		if err != nil {
 			t.Errorf("%s serves nothing: %v", n.fc.ReplicaID(), err)
 			continue
@@ -76,7 +86,7 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 				t.Errorf("%s serves segment %d with other bytes than r1", n.fc.ReplicaID(), i)
 			}
 		}
-		ls := n.sets.get("phone", 1)
+		ls := n.sets.get("phone", 1, reachOpen)
 		ls.mu.Lock()
 		in := ls.view.Contains(removed)
 		ls.mu.Unlock()
@@ -92,13 +102,22 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DataStats on %s: %v", n.fc.ReplicaID(), err)
 		}
-		if len(ds.Sets) != 1 || ds.Sets[0].Kind != "phone" || ds.Sets[0].Epoch != 1 || !ds.Sets[0].Serving ||
-			ds.Sets[0].Version != len(want.Segments)+int(want.Base)-1 || len(ds.Sets[0].Digest) != 64 {
-			t.Errorf("DataStats on %s: sets %+v; want phone epoch 1 served at version %d with a digest", n.fc.ReplicaID(), ds.Sets, len(want.Segments)+int(want.Base)-1)
+		// One set per reach; the base by decree has the same version in
+		// each, however many versions added nothing to a reach.
+		if len(ds.Sets) != len(setReaches) {
+			t.Errorf("DataStats on %s: sets %+v; want one per reach", n.fc.ReplicaID(), ds.Sets)
+			continue
+		}
+		for j, set := range ds.Sets {
+			if set.Kind != "phone" || set.Epoch != 1 || set.Reach != setReaches[j] || !set.Serving ||
+				set.Version != len(want.Segments)+int(want.Base)-1 || len(set.Digest) != 64 {
+				t.Errorf("DataStats on %s: set %+v; want phone epoch 1 reach %s served at version %d with a digest",
+					n.fc.ReplicaID(), set, setReaches[j], len(want.Segments)+int(want.Base)-1)
+			}
 		}
 		if i == 0 {
 			first = ds.Sets
-		} else if len(ds.Sets) != len(first) || len(first) > 0 && ds.Sets[0] != first[0] {
+		} else if !slices.Equal(ds.Sets, first) {
 			t.Errorf("DataStats on %s: sets %+v; r1 %+v", n.fc.ReplicaID(), ds.Sets, first)
 		}
 	}
@@ -106,17 +125,17 @@ func TestSameSetsWhenBuiltAfterRemoval(t *testing.T) {
 	// A replica that cannot serve a set of a live epoch says so (the
 	// exchange answers "unavailable", and the partner asks the next
 	// replica) rather than that it has no such set.
-	ls := r4.sets.get("phone", 1)
+	ls := r4.sets.get("phone", 1, reachOpen)
 	ls.mu.Lock()
 	ls.badAt = ls.recorded
 	ls.mu.Unlock()
-	if _, err := r4.syncOwner.Holding(ctx, "phone", 1); err == nil || errors.Is(err, exchange.ErrNoSet) {
+	if _, err := r4.syncOwner.Holding(ctx, "phone", 1, reachOpen); err == nil || errors.Is(err, exchange.ErrNoSet) {
 		t.Errorf("Holding of a set r4 cannot serve = %v; want an error other than ErrNoSet", err)
 	}
-	if _, _, err := r4.admission.Responder("phone", 1); err == nil || errors.Is(err, exchange.ErrNoSet) {
+	if _, _, err := r4.admission.Responder("phone", 1, reachOpen); err == nil || errors.Is(err, exchange.ErrNoSet) {
 		t.Errorf("Responder of a set r4 cannot serve = %v; want an error other than ErrNoSet", err)
 	}
-	if _, err := r4.syncOwner.Holding(ctx, "phone", 9); !errors.Is(err, exchange.ErrNoSet) {
+	if _, err := r4.syncOwner.Holding(ctx, "phone", 9, reachOpen); !errors.Is(err, exchange.ErrNoSet) {
 		t.Errorf("Holding of an epoch that is not live = %v; want ErrNoSet", err)
 	}
 }

@@ -119,12 +119,13 @@ func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exc
 	}
 	out := make([]exchange.EpochKey, 0, len(next.EpochKeys))
 	for _, k := range next.EpochKeys {
-		out = append(out, exchange.EpochKey{Kind: k.Kind, Epoch: k.Epoch, Key: k.Key})
+		out = append(out, exchange.EpochKey{Kind: k.Kind, Epoch: k.Epoch, Reach: k.Reach, Key: k.Key})
 	}
 	return out, nil
 }
 
-// partnerCopy is this replica's copy of one partner's set of one kind.
+// partnerCopy is this replica's copy of one partner's set of one kind and
+// reach.
 type partnerCopy struct {
 	mu     sync.Mutex // serialises syncs of this copy
 	epoch  uint64
@@ -150,7 +151,8 @@ type partnerPins interface {
 }
 
 // partnerSets is this replica's copies of its partners' encoded sets, one
-// per (partner, kind), kept in the local store PartnersDir and synced from
+// per (partner, kind, reach) (the victim and witness sets only of partners
+// that let this agency's safeguarding queries reach them), kept in the local store PartnersDir and synced from
 // any replica of the partner: in the background every sync interval, and
 // before a query when the copy is missing, old or of an older epoch. Its
 // goroutine (the sync loop) runs from Start until Close; Close also
@@ -168,8 +170,8 @@ type partnerSets struct {
 	met      *syncMetrics
 
 	mu      sync.Mutex
-	copies  map[string]*partnerCopy // partner/kind
-	refused map[string]*refusal     // partner/kind: the owner's last refusal
+	copies  map[string]*partnerCopy // partner/kindReach
+	refused map[string]*refusal     // partner/kindReach: the owner's last refusal
 	passes  atomic.Int64            // background passes that polled (tests)
 	skipped atomic.Int64            // background passes skipped, not leading (tests)
 	stop    chan struct{}
@@ -267,9 +269,10 @@ func (ps *partnerSets) load() error {
 			if err != nil {
 				return err
 			}
-			pc := ps.partnerCopy(parts[1], parts[2])
+			kind, reach := splitKindReach(parts[2])
+			pc := ps.partnerCopy(parts[1], kind, reach)
 			if err := pc.add(epoch, b); err != nil {
-				ps.log.Warn("stored partner set dropped", "partner", parts[1], "kind", parts[2], "err", err)
+				ps.log.Warn("stored partner set dropped", "partner", parts[1], "kind", kind, "reach", reach, "err", err)
 				pc.set, pc.key = nil, nil
 			}
 		}
@@ -297,34 +300,53 @@ func (pc *partnerCopy) add(epoch uint64, b []byte) error {
 	return pc.set.Apply(d)
 }
 
-func (ps *partnerSets) partnerCopy(partner, kind string) *partnerCopy {
+// kindReach names the set of (kind, reach) in keys: the kind alone for
+// the open reach (the keys of the sets before reaches), "<kind>.<reach>"
+// for another.
+func kindReach(kind, reach string) string {
+	if reach != reachOpen {
+		return kind + "." + reach
+	}
+	return kind
+}
+
+// splitKindReach undoes kindReach.
+func splitKindReach(s string) (kind, reach string) {
+	if k, r, ok := strings.Cut(s, "."); ok {
+		return k, r
+	}
+	return s, reachOpen
+}
+
+func (ps *partnerSets) partnerCopy(partner, kind, reach string) *partnerCopy {
+	key := partner + "/" + kindReach(kind, reach)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	pc := ps.copies[partner+"/"+kind]
+	pc := ps.copies[key]
 	if pc == nil {
 		pc = &partnerCopy{}
-		ps.copies[partner+"/"+kind] = pc
+		ps.copies[key] = pc
 	}
 	return pc
 }
 
-// partnerSet returns the copy of partner's set of kind, syncing first when
-// it is missing, older than the sync interval, or of an epoch other than
+// partnerSet returns the copy of partner's set of (kind, reach), syncing
+// first when it is missing, older than the sync interval, or of an epoch other than
 // the newest the partner's card lists. fresh is false when the sync
 // failed and an older copy is returned (the caller answers "stale").
-func (ps *partnerSets) partnerSet(ctx context.Context, partner, kind string) (s *psi.Set, key *psi.PublicKey, epoch uint64, fresh bool, err error) {
-	pc := ps.partnerCopy(partner, kind)
+func (ps *partnerSets) partnerSet(ctx context.Context, partner, kind, reach string) (s *psi.Set, key *psi.PublicKey, epoch uint64, fresh bool, err error) {
+	pc := ps.partnerCopy(partner, kind, reach)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	newest := ps.partnerEpochs(partner, kind)
 	if pc.set != nil && time.Since(pc.synced) < ps.interval && len(newest) > 0 && newest[0] == pc.epoch {
 		return pc.set, pc.key, pc.epoch, true, nil
 	}
-	err = ps.syncCopy(ctx, partner, kind, pc, replicaPasses)
-	ps.noteRefusal(partner, kind, err)
+	err = ps.syncCopy(ctx, partner, kind, reach, pc, replicaPasses)
+	ps.noteRefusal(partner, kind, reach, err)
 	if err != nil {
 		if pc.set != nil {
-			ps.log.Warn("partner set not synced; the copy held answers, as stale", "partner", partner, "kind", kind,
+			ps.log.Warn("partner set not synced; the copy held answers, as stale", "partner", partner, "kind", kind, "reach", reach,
 				"version", pc.set.Version(), "err", err)
 			return pc.set, pc.key, pc.epoch, false, nil
 		}
@@ -358,7 +380,7 @@ func (ps *partnerSets) partnerEpochs(partner, kind string) []uint64 {
 // "unavailable" it asks them again, up to passes rounds for the newest
 // epoch: a query waits out an election (replicaPasses), the background
 // loop does not (1). The caller holds pc.mu.
-func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *partnerCopy, passes int) error {
+func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind, reach string, pc *partnerCopy, passes int) error {
 	c, ok := ps.pins.Pins()[partner]
 	if !ok {
 		return fmt.Errorf("sync %s %s: %w", partner, kind, ErrNotPinned)
@@ -395,11 +417,11 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 		var got *exchange.Synced
 		err := ps.order.ask(ctx, c, rounds, func(peer exchange.PeerID) error {
 			var err error
-			got, err = ps.client.Sync(ctx, ps.opener, peer, exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
+			got, err = ps.client.Sync(ctx, ps.opener, peer, exchange.SyncQuery{Owner: partner, Kind: kind, Reach: reach, Epoch: e, Have: have})
 			return err
 		})
 		if err == nil {
-			if err := ps.storeSynced(partner, kind, e, pc, got); err != nil {
+			if err := ps.storeSynced(partner, kind, reach, e, pc, got); err != nil {
 				return fmt.Errorf("sync %s %s: %w", partner, kind, err)
 			}
 			return nil
@@ -418,8 +440,8 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 }
 
 // storeSynced keeps the verified segments and updates the copy.
-func (ps *partnerSets) storeSynced(partner, kind string, epoch uint64, pc *partnerCopy, got *exchange.Synced) error {
-	pfx := fmt.Sprintf("seg/%s/%s/", partner, kind)
+func (ps *partnerSets) storeSynced(partner, kind, reach string, epoch uint64, pc *partnerCopy, got *exchange.Synced) error {
+	pfx := fmt.Sprintf("seg/%s/%s/", partner, kindReach(kind, reach))
 	newBase := got.Key != nil
 	size := 0
 	err := ps.db.Update(func(txn *badger.Txn) error {
@@ -454,15 +476,18 @@ func (ps *partnerSets) storeSynced(partner, kind string, epoch uint64, pc *partn
 		pc.key = got.Key
 	}
 	ps.met.bytes.WithLabelValues("in", partner).Add(float64(size))
-	ps.met.pversion.WithLabelValues(partner, kind).Set(float64(pc.set.Version()))
-	ps.met.lag.WithLabelValues(partner, kind).Set(0)
+	if reach == reachOpen {
+		ps.met.pversion.WithLabelValues(partner, kind).Set(float64(pc.set.Version()))
+		ps.met.lag.WithLabelValues(partner, kind).Set(0)
+	}
 	return nil
 }
 
-// expireCopy makes the next partnerSet of (partner, kind) sync first: the
-// partner answered from a newer set version or epoch than our copy.
-func (ps *partnerSets) expireCopy(partner, kind string) {
-	pc := ps.partnerCopy(partner, kind)
+// expireCopy makes the next partnerSet of (partner, kind, reach) sync
+// first: the partner answered from a newer set version or epoch than our
+// copy.
+func (ps *partnerSets) expireCopy(partner, kind, reach string) {
+	pc := ps.partnerCopy(partner, kind, reach)
 	pc.mu.Lock()
 	pc.synced = time.Time{}
 	pc.mu.Unlock()

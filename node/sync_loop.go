@@ -42,10 +42,12 @@ func (ps *partnerSets) syncLoop() {
 		}
 		for partner, c := range ps.pins.Pins() {
 			for _, kind := range ps.pollKinds(partner, c) {
-				if ps.refusedNow(partner, kind) {
-					continue
+				for _, reach := range ps.pollReaches(partner, kind) {
+					if ps.refusedNow(partner, kind, reach) {
+						continue
+					}
+					ps.poll(partner, kind, reach)
 				}
-				ps.poll(partner, kind)
 			}
 		}
 		ps.passes.Add(1)
@@ -68,21 +70,34 @@ func (ps *partnerSets) pollKinds(partner string, c *card.Card) []string {
 	return out
 }
 
-// poll syncs the copy of (partner, kind) once.
-func (ps *partnerSets) poll(partner, kind string) {
+// pollReaches returns the reaches of kind to sync from partner: open, and
+// the reaches this agency's safeguarding queries may ask of it by the
+// policy in force (the owner refuses the others with reach_not_allowed).
+func (ps *partnerSets) pollReaches(partner, kind string) []string {
+	if ps.policy == nil {
+		return []string{reachOpen}
+	}
+	if rs := ps.policy.Policy().SyncReaches(partner, kind); len(rs) > 0 {
+		return rs
+	}
+	return []string{reachOpen}
+}
+
+// poll syncs the copy of (partner, kind, reach) once.
+func (ps *partnerSets) poll(partner, kind, reach string) {
 	ctx, cancel := context.WithTimeout(context.Background(), max(ps.interval, exchange.DefaultTimeout))
 	defer cancel()
 	ctx, stop := ps.stoppable(ctx)
 	defer stop()
-	pc := ps.partnerCopy(partner, kind)
+	pc := ps.partnerCopy(partner, kind, reach)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	err := ps.syncCopy(ctx, partner, kind, pc, 1) // no rounds: the next pass asks again
-	ps.noteRefusal(partner, kind, err)
+	err := ps.syncCopy(ctx, partner, kind, reach, pc, 1) // no rounds: the next pass asks again
+	ps.noteRefusal(partner, kind, reach, err)
 	if err != nil {
-		ps.log.Info("background sync", "partner", partner, "kind", kind, "err", err)
+		ps.log.Info("background sync", "partner", partner, "kind", kind, "reach", reach, "err", err)
 	}
-	if !pc.synced.IsZero() {
+	if !pc.synced.IsZero() && reach == reachOpen {
 		ps.met.lag.WithLabelValues(partner, kind).Set(time.Since(pc.synced).Seconds())
 	}
 }
@@ -90,8 +105,8 @@ func (ps *partnerSets) poll(partner, kind string) {
 // noteRefusal caches the owner's refusal in err (doubling the wait from
 // the sync interval up to MaxSyncBackoff), or forgets it after a sync that
 // succeeded.
-func (ps *partnerSets) noteRefusal(partner, kind string, err error) {
-	key := partner + "/" + kind
+func (ps *partnerSets) noteRefusal(partner, kind, reach string, err error) {
+	key := partner + "/" + kindReach(kind, reach)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	var d *exchange.DeniedError
@@ -109,12 +124,12 @@ func (ps *partnerSets) noteRefusal(partner, kind string, err error) {
 	}
 }
 
-// refusedNow reports whether the owner refused (partner, kind) and the
-// backoff has not run out.
-func (ps *partnerSets) refusedNow(partner, kind string) bool {
+// refusedNow reports whether the owner refused (partner, kind, reach) and
+// the backoff has not run out.
+func (ps *partnerSets) refusedNow(partner, kind, reach string) bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	r := ps.refused[partner+"/"+kind]
+	r := ps.refused[partner+"/"+kindReach(kind, reach)]
 	return r != nil && time.Now().Before(r.until)
 }
 

@@ -65,7 +65,7 @@ func TestSyncLoopPollsQuietly(t *testing.T) {
 	}
 	th := &card.Card{Agency: "TH", Replicas: []card.Replica{{PeerID: "p1"}, {PeerID: "p2"}}}
 	for _, k := range []string{"phone", "btc", "address"} {
-		th.EpochKeys = append(th.EpochKeys, card.EpochKey{Epoch: 1, Kind: k})
+		th.EpochKeys = append(th.EpochKeys, card.EpochKey{Epoch: 1, Kind: k, Reach: reachOpen})
 	}
 	client := &fakeSync{asked: map[string]int{}}
 	var leading atomic.Bool

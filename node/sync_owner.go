@@ -17,7 +17,7 @@ import (
 
 // servedSets gives the segments of this replica's built sets (sets.go).
 type servedSets interface {
-	Holding(ctx context.Context, kind string, epoch uint64) (*exchange.Holding, error)
+	Holding(ctx context.Context, kind string, epoch uint64, reach string) (*exchange.Holding, error)
 }
 
 // ownCard gives the agency's newest signed card.
@@ -52,10 +52,10 @@ var (
 	_ exchange.SyncAuditor    = (*syncOwner)(nil)
 )
 
-// Holding returns the segments of (kind, epoch) whose digests are on the
-// ledger, or exchange.ErrNoSet.
-func (o *syncOwner) Holding(ctx context.Context, kind string, epoch uint64) (*exchange.Holding, error) {
-	return o.sets.Holding(ctx, kind, epoch)
+// Holding returns the segments of (kind, epoch, reach) whose digests are
+// on the ledger, or exchange.ErrNoSet.
+func (o *syncOwner) Holding(ctx context.Context, kind string, epoch uint64, reach string) (*exchange.Holding, error) {
+	return o.sets.Holding(ctx, kind, epoch, reach)
 }
 
 // Card returns the agency's newest signed card.
@@ -67,10 +67,12 @@ func (o *syncOwner) Card(ctx context.Context) ([]byte, error) {
 	return c.Encode()
 }
 
-// AllowSync allows a partner the kinds policy lets it sync (action sync).
-func (o *syncOwner) AllowSync(ctx context.Context, partner exchange.Peer, kind string) error {
+// AllowSync allows a partner the kinds policy lets it sync (action sync),
+// and of those the victim and witness sets only when its safeguarding
+// queries may reach them (reach_not_allowed otherwise; docs/victims.md).
+func (o *syncOwner) AllowSync(ctx context.Context, partner exchange.Peer, kind, reach string) error {
 	d := o.policy.Policy().Decide(policy.Request{Principal: policy.Principal{Agency: partner.Agency}, Action: "sync",
-		Kind: kind, Time: o.now().UTC()})
+		Kind: kind, Time: o.now().UTC(), Context: policy.Context{Reaches: []string{reach}}})
 	if d.Allow {
 		return nil
 	}
@@ -97,18 +99,19 @@ func (o *syncOwner) Synced(ctx context.Context, s *exchange.Served) error {
 	}
 	var dg ledger.Digest
 	copy(dg[:], h.Sum(nil))
-	ctx = ledger.WithCommandID(ledger.FailFast(ctx), syncCommandID(s.Peer.Agency, s.Kind, s.Epoch, s.To))
+	ctx = ledger.WithCommandID(ledger.FailFast(ctx), syncCommandID(s.Peer.Agency, kindReach(s.Kind, s.Reach), s.Epoch, s.To))
 	_, err := o.audit.Append(ctx, ledger.Entry{Header: ledger.Header{Type: ledger.TypeSync,
 		RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: s.Kind, Epoch: s.Epoch,
 		SetVersion: uint64(s.To), Count: uint64(s.Segments), PaddedSize: uint64(s.Bytes), Outcome: ledger.OutcomeOK,
-		Replica: o.replica, Digest: dg}, Body: ledger.Body{Purpose: "sync served"}})
+		Replica: o.replica, Digest: dg, Reaches: s.Reach}, Body: ledger.Body{Purpose: "sync served"}})
 	if err == nil {
 		o.met.bytes.WithLabelValues("out", s.Peer.Agency).Add(float64(s.Bytes))
 	}
 	return err
 }
 
-// syncCommandID names the sync entry of (partner, kind, epoch, version).
+// syncCommandID names the sync entry of (partner, kind and reach
+// (kindReach), epoch, version).
 func syncCommandID(partner, kind string, epoch uint64, version uint32) string {
 	return fmt.Sprintf("sync/%s/%s/%d/%d", partner, kind, epoch, version)
 }
@@ -131,11 +134,14 @@ func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r excha
 	}
 	// A kind that is no identifier kind, or that nothing authenticates, is
 	// recorded as none: a partner cannot have one entry written per string.
-	kind := metricKind(s.Kind)
+	kind, reach := metricKind(s.Kind), s.Reach
 	if kind == "other" || r == exchange.ReasonBadSignature || r == exchange.ReasonWrongPeer {
 		kind = ""
 	}
-	id := refusalCommandID(s.Peer.Agency, kind, r, o.policy.Policy().Version())
+	if kind == "" || !exchange.ValidReach(reach) {
+		reach = ""
+	}
+	id := refusalCommandID(s.Peer.Agency, kindReach(kind, orOpen(reach)), r, o.policy.Policy().Version())
 	o.mu.Lock()
 	_, seen := o.refused[id]
 	o.mu.Unlock()
@@ -144,7 +150,7 @@ func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r excha
 	}
 	_, err := o.audit.Append(ledger.WithCommandID(ledger.FailFast(ctx), id), ledger.Entry{Header: ledger.Header{Type: ledger.TypeDenial,
 		RequestID: hex.EncodeToString(s.ID[:]), Partner: s.Peer.Agency, Kind: kind, Epoch: s.Epoch,
-		Outcome: ledger.OutcomeDenied, Replica: o.replica},
+		Outcome: ledger.OutcomeDenied, Replica: o.replica, Reaches: reach},
 		Body: ledger.Body{Purpose: "sync refused: " + string(r)}})
 	if err != nil {
 		return fmt.Errorf("record refused sync: %w: %w", exchange.ErrUnavailable, err)
@@ -156,6 +162,14 @@ func (o *syncOwner) SyncRefused(ctx context.Context, s *exchange.Served, r excha
 	o.refused[id] = struct{}{}
 	o.mu.Unlock()
 	return nil
+}
+
+// orOpen is reach, or open when empty.
+func orOpen(reach string) string {
+	if reach == "" {
+		return reachOpen
+	}
+	return reach
 }
 
 // maxRefusalsKept bounds the refusals a syncOwner remembers to spare the

@@ -16,13 +16,15 @@ import (
 func syncEntries(t *testing.T, owner *Node, partner string) (sent, refused []string) {
 	t.Helper()
 	for _, e := range byType(t, owner, ledger.TypeSync) {
-		if e.Partner == partner {
+		// The open reach's: the victim and witness sets are the safeguarding
+		// tests' (safeguarding_test.go).
+		if e.Partner == partner && (e.Reaches == "" || e.Reaches == reachOpen) {
 			sent = append(sent, fmt.Sprintf("%s/%d", e.Kind, e.SetVersion))
 		}
 	}
 	for _, e := range byType(t, owner, ledger.TypeDenial) {
 		if r, ok := strings.CutPrefix(e.Body.Purpose, "sync refused: "); ok && e.Partner == partner {
-			refused = append(refused, e.Kind+"/"+r)
+			refused = append(refused, kindReach(e.Kind, orOpen(e.Reaches))+"/"+r)
 		}
 	}
 	return sent, refused
@@ -50,7 +52,7 @@ func TestQuietSync(t *testing.T) {
 	importRows(t, st, "phone", values[:10]...)
 	copyAt := func(v uint32) func() bool {
 		return func() bool {
-			pc := fr.partnerSets.partnerCopy("GB", "phone")
+			pc := fr.partnerSets.partnerCopy("GB", "phone", reachOpen)
 			pc.mu.Lock()
 			defer pc.mu.Unlock()
 			return pc.set != nil && pc.set.Version() == v
@@ -76,7 +78,7 @@ func TestQuietSync(t *testing.T) {
 			t.Errorf("GB refused FR phone: %v", refused)
 		}
 	}
-	if !fr.partnerSets.refusedNow("GB", "btc") {
+	if !fr.partnerSets.refusedNow("GB", "btc", reachOpen) {
 		t.Errorf("FR does not wait before asking GB for btc again")
 	}
 

@@ -31,6 +31,8 @@ const (
 	ReasonKeyExhausted      = "key_exhausted"       // key/EPOCH/KIND would go over the evaluations per key
 	ReasonNeedsApproval     = "needs_approval"      // a local match that needs an approver and has none yet
 	ReasonNotPermitted      = "not_permitted"       // no Cedar policy permits the request
+	ReasonReachNotAllowed   = "reach_not_allowed"   // a match or sync asks a reach its mode may not ask of this partner and kind
+	ReasonSafeguardBudget   = "safeguarding_budget" // safeguarding/CC/KIND/DAY would go over the safeguarding daily budget
 )
 
 // DayPlaceholder is the literal that budget keys carry in place of the UTC
@@ -54,6 +56,13 @@ type Context struct {
 	CaseRef    string `json:"case_ref,omitempty"`
 	PaddedSize int    `json:"padded_size,omitempty"`
 	Urgent     bool   `json:"urgent,omitempty"`
+	// Mode is the query mode of a match: "enforcement" (also when empty)
+	// or "safeguarding". A sync has no mode.
+	Mode string `json:"mode,omitempty"`
+	// Reaches are the reaches a match or sync asks (open, victim,
+	// witness). Empty: a match asks every reach its mode may ask, a sync
+	// the open reach.
+	Reaches []string `json:"reaches,omitempty"`
 }
 
 // Request is one decision to make. Everything Decide needs is in it: Decide
@@ -103,8 +112,17 @@ type Decision struct {
 	// limits file's approval rules, whether or not it has one yet.
 	NeedsApproval bool   `json:"needs_approval,omitempty"`
 	Disclosure    string `json:"disclosure,omitempty"` // "hits" for match and sync with a known partner and kind
-	Handling      string `json:"handling,omitempty"`   // H0-H3, for match and sync with a known partner and kind
-	Version       string `json:"version"`
+	Handling      string `json:"handling,omitempty"`   // H0-H3, for match and sync with a known partner and kind; a safeguarding match has its rule's
+	// Mode is the match's mode, "enforcement" or "safeguarding"; empty
+	// for other actions.
+	Mode string `json:"mode,omitempty"`
+	// Reaches are the reaches a match or sync goes to: those asked, or
+	// when none were, every reach the mode may ask; in ReachNames order.
+	Reaches []string `json:"reaches,omitempty"`
+	// Instruction is the safeguarding rule's instruction for a
+	// safeguarding match, shown beside a victim or witness hit.
+	Instruction string `json:"instruction,omitempty"`
+	Version     string `json:"version"`
 }
 
 var (
@@ -222,6 +240,9 @@ func (s *Set) Decide(r Request) Decision {
 			}
 		}
 	}
+	if isMatch || r.Action == "sync" {
+		s.decideReaches(&r, partner, pk, known, &d, deny)
+	}
 	size := int64(r.Context.PaddedSize)
 	if isMatch {
 		if size < 1 {
@@ -243,18 +264,29 @@ func (s *Set) Decide(r Request) Decision {
 		}
 		if !inbound {
 			a := s.limits.approval
+			// A safeguarding query always waits for an approver, so that
+			// the mode is not a way around the rule of enforcement.
 			d.NeedsApproval = (a.sizeOver > 0 && size > a.sizeOver) ||
-				slices.Contains(a.kinds, r.Kind) || slices.Contains(a.offences, r.Context.Offence)
+				slices.Contains(a.kinds, r.Kind) || slices.Contains(a.offences, r.Context.Offence) ||
+				d.Mode == "safeguarding"
 			if d.NeedsApproval && !r.Approved {
 				deny(ReasonNeedsApproval, "this query needs an approver's sign-off before it is sent")
 			}
 		}
 	}
 
+	// Cedar sees the mode and reaches decided: a match that asks no
+	// reach asks every reach its mode may ask.
+	if d.Mode != "" {
+		r.Context.Mode = d.Mode
+	}
+	if d.Reaches != nil {
+		r.Context.Reaches = d.Reaches
+	}
 	s.cedarDecide(&r, partner, action, resource, deny)
 
 	if isMatch && size > 0 {
-		res := s.reservations(&r, partner, known, pk, size)
+		res := s.reservations(&r, partner, known, pk, size, d.Reaches)
 		for _, x := range res {
 			// Written so that no sum can overflow: a huge used amount denies.
 			switch used := r.Used[x.key.Key]; {
@@ -314,7 +346,7 @@ type reservation struct {
 // (case/local/REF). The second segment keeps local and inbound cases apart
 // whatever the reference, and the escaped reference is one segment, never
 // DAY (a local DAY is refused; an inbound one follows "CC:").
-func (s *Set) reservations(r *Request, partner string, known bool, pk partnerKind, size int64) []reservation {
+func (s *Set) reservations(r *Request, partner string, known bool, pk partnerKind, size int64, reaches []string) []reservation {
 	lim := s.limits
 	withReserve := func(n int64) int64 {
 		if r.Context.Urgent {
@@ -323,7 +355,15 @@ func (s *Set) reservations(r *Request, partner string, known bool, pk partnerKin
 		return n
 	}
 	var out []reservation
-	if r.Inbound() && known {
+	safeguarding := r.Context.Mode == "safeguarding"
+	if r.Inbound() && known && safeguarding && pk.safeguarding != nil {
+		// Safeguarding queries draw on their own daily budget, not the
+		// partner's enforcement budget.
+		out = append(out, reservation{
+			key:    Reservation{Key: "safeguarding/" + partner + "/" + r.Kind + "/" + DayPlaceholder, Amount: size, Limit: withReserve(pk.safeguarding.dailyBudget)},
+			reason: ReasonSafeguardBudget, what: "safeguarding daily budget",
+		})
+	} else if r.Inbound() && known {
 		out = append(out, reservation{
 			key:    Reservation{Key: "partner/" + partner + "/" + r.Kind + "/" + DayPlaceholder, Amount: size, Limit: withReserve(pk.dailyBudget)},
 			reason: ReasonPartnerBudget, what: "partner daily budget",
@@ -345,12 +385,95 @@ func (s *Set) reservations(r *Request, partner string, known bool, pk partnerKin
 		})
 	}
 	if r.Inbound() && known {
-		out = append(out, reservation{
-			key:    Reservation{Key: "key/" + strconv.FormatUint(r.Epoch, 10) + "/" + r.Kind, Amount: size, Limit: lim.kinds[r.Kind].keyEvaluations},
-			reason: ReasonKeyExhausted, what: "evaluations of this epoch's key",
-		})
+		// One evaluation per reach key: each key has its own cap. The open
+		// key keeps the key/EPOCH/KIND budget of the keys before reaches.
+		for _, reach := range reaches {
+			key := "key/" + strconv.FormatUint(r.Epoch, 10) + "/" + r.Kind
+			if reach != "open" {
+				key += "/" + reach
+			}
+			out = append(out, reservation{
+				key:    Reservation{Key: key, Amount: size, Limit: lim.kinds[r.Kind].keyEvaluations},
+				reason: ReasonKeyExhausted, what: "evaluations of this epoch's " + reach + " key",
+			})
+		}
 	}
 	return out
+}
+
+// decideReaches checks the mode and the reaches of a match or sync and
+// fills in d.Mode, d.Reaches and, for safeguarding, the rule's handling
+// code and instruction. Enforcement asks the open reach only: the limits
+// file cannot widen it (docs/victims.md); safeguarding asks the reaches of
+// the partner's safeguarding rule for the kind, and is not allowed where
+// there is none. A sync of a reach is allowed when some mode may ask it.
+func (s *Set) decideReaches(r *Request, partner string, pk partnerKind, known bool, d *Decision, deny func(string, string, ...any)) {
+	asked := r.Context.Reaches
+	for i, reach := range asked {
+		if !slices.Contains(ReachNames, reach) {
+			deny(ReasonBadRequest, "unknown reach: reaches are %s", strings.Join(ReachNames, ", "))
+			return
+		}
+		if slices.Contains(asked[:i], reach) {
+			deny(ReasonBadRequest, "the reach %s is asked twice", reach)
+			return
+		}
+	}
+	var allowed []string
+	if r.Action == "sync" {
+		if r.Context.Mode != "" {
+			deny(ReasonBadRequest, "a sync has no mode")
+			return
+		}
+		if len(asked) == 0 {
+			asked = []string{"open"}
+		}
+		allowed = []string{"open"}
+		if known && pk.safeguarding != nil {
+			allowed = pk.safeguarding.reaches
+			if !slices.Contains(allowed, "open") {
+				allowed = append([]string{"open"}, allowed...)
+			}
+		}
+	} else {
+		d.Mode = r.Context.Mode
+		if d.Mode == "" {
+			d.Mode = "enforcement"
+		}
+		switch {
+		case !slices.Contains(ModeNames, d.Mode):
+			d.Mode = ""
+			deny(ReasonBadRequest, "unknown mode: modes are %s", strings.Join(ModeNames, ", "))
+			return
+		case d.Mode == "enforcement":
+			allowed = []string{"open"}
+		case !known:
+			return // unknown partner or kind: denied already
+		case pk.safeguarding == nil:
+			deny(ReasonReachNotAllowed, "safeguarding queries of %s are not in this policy's agreement with %s", r.Kind, partner)
+			return
+		default:
+			allowed = pk.safeguarding.reaches
+			d.Handling, d.Instruction = pk.safeguarding.handling, pk.safeguarding.instruction
+		}
+		if len(asked) == 0 {
+			asked = allowed
+		}
+	}
+	for _, reach := range asked {
+		if !slices.Contains(allowed, reach) {
+			if d.Mode != "" {
+				deny(ReasonReachNotAllowed, "the %s reach is not open to %s in %s mode for %s", reach, partner, d.Mode, r.Kind)
+			} else {
+				deny(ReasonReachNotAllowed, "the %s set of %s is not synced to %s: no safeguarding rule reaches it", reach, r.Kind, partner)
+			}
+		}
+	}
+	for _, reach := range ReachNames {
+		if slices.Contains(asked, reach) {
+			d.Reaches = append(d.Reaches, reach)
+		}
+	}
 }
 
 // cedarDecide asks the Cedar policies and adds the reasons of a denial: the
@@ -371,6 +494,11 @@ func (s *Set) cedarDecide(r *Request, partner string, action, resource types.Ent
 		direction = "inbound"
 	}
 	t := r.Time.UTC()
+	mode := r.Context.Mode
+	reaches := make([]types.Value, 0, len(r.Context.Reaches))
+	for _, reach := range r.Context.Reaches {
+		reaches = append(reaches, types.String(reach))
+	}
 	ctx := types.NewRecord(types.RecordMap{
 		"direction":   types.String(direction),
 		"partner":     types.String(partner),
@@ -384,6 +512,8 @@ func (s *Set) cedarDecide(r *Request, partner string, action, resource types.Ent
 		"time":        types.NewDatetime(t),
 		"hour":        types.Long(t.Hour()),
 		"weekday":     types.Long(t.Weekday()),
+		"mode":        types.String(mode),
+		"reaches":     types.NewSet(reaches...),
 	})
 	dec, diag := cedar.Authorize(s.byAction[r.Action], entities, cedar.Request{
 		Principal: principal, Action: action, Resource: resource, Context: ctx,

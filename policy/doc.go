@@ -15,18 +15,24 @@
 // per kind a global daily cap and the most evaluations per responder key
 // per (epoch, kind) (RFC 9497 section 7.2.3); a budget per case; the
 // approval rules for local queries; the urgency reserve; the ledger's
-// retention. docs/policy.md is the reference of both files.
+// retention; and per partner and kind an optional safeguarding rule: the
+// reaches (open, victim, witness) its safeguarding queries may ask, their
+// own daily budget, handling code and instruction. Enforcement queries ask
+// the open reach only, whatever the files say (docs/victims.md).
+// docs/policy.md is the reference of both files.
 //
 // [Parse] turns the bytes of both files into a [Set] or a [*FileError]
 // with file, line and reason. [Set.Decide] takes a [Request] (who, what,
 // which kind, context, time, budgets already used) and returns a
 // [Decision]: allow or deny with every reason by a stable ID, the budget
 // reservations the ledger must make atomically with its admit entry (keys
-// partner/CC/KIND/DAY, kind/KIND/DAY, case/local/REF, case/partner/CC:REF
-// and key/EPOCH/KIND, with the
+// partner/CC/KIND/DAY or, for safeguarding, safeguarding/CC/KIND/DAY,
+// kind/KIND/DAY, case/local/REF, case/partner/CC:REF and key/EPOCH/KIND
+// (key/EPOCH/KIND/REACH for the victim and witness keys), with the
 // literal DAY that the ledger replaces by the leader's UTC day), whether an
 // approver is needed, the disclosure mode, the handling code and the
-// version of the files. Decide does no I/O, reads no clock and keeps no
+// version of the files, and for a match its mode and the reaches it goes
+// to. Decide does no I/O, reads no clock and keeps no
 // state; [Default] is the policy before any file is committed.
 //
 // # Security

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -23,6 +24,17 @@ var actionNames = []string{
 	"match", "sync", "export", "read_ledger", "import", "approve",
 	"manage_users", "manage_partners", "manage_keys", "manage_policy",
 }
+
+// ReachNames lists the reaches of a responder's keys and sets (issue 22,
+// docs/victims.md), in their canonical order: open holds the records of
+// class suspect and unknown, victim and witness the records of those
+// classes.
+var ReachNames = []string{"open", "victim", "witness"}
+
+// ModeNames lists the query modes. Enforcement asks the open reach only,
+// whatever the limits file says; safeguarding asks what the partner's
+// safeguarding rule lists.
+var ModeNames = []string{"enforcement", "safeguarding"}
 
 // Disclosure modes and handling codes the limits file may give.
 var (
@@ -56,11 +68,25 @@ type kindLimits struct {
 }
 
 type partnerKind struct {
-	maxQuery    int64
-	dailyBudget int64
-	disclosure  string
-	handling    string
+	maxQuery     int64
+	dailyBudget  int64
+	disclosure   string
+	handling     string
+	safeguarding *safeguardRule // nil: no safeguarding queries of this kind with this partner
 }
+
+// safeguardRule is what a partner's safeguarding queries of one kind may
+// do: the reaches they ask, their own daily budget, the handling code of
+// their answers and the instruction shown beside a victim or witness hit.
+type safeguardRule struct {
+	reaches     []string // in ReachNames order
+	dailyBudget int64
+	handling    string
+	instruction string
+}
+
+// maxInstruction bounds the instruction text of a safeguarding rule.
+const maxInstruction = 512
 
 type approvalRule struct {
 	sizeOver int64 // 0: size never asks for approval
@@ -229,7 +255,7 @@ func (p *limitsParser) partners(n *yaml.Node, l *limits) error {
 			if !ok {
 				return p.errf(kkey, "partner %s: kind %s has no global limits: add it under kinds", code, k)
 			}
-			f, err := p.mapping(kval, "partner "+code+" kind "+k, "max_query", "daily_budget", "disclosure", "handling")
+			f, err := p.mapping(kval, "partner "+code+" kind "+k, "max_query", "daily_budget", "disclosure", "handling", "safeguarding")
 			if err != nil {
 				return err
 			}
@@ -257,11 +283,61 @@ func (p *limitsParser) partners(n *yaml.Node, l *limits) error {
 			if pk.handling, err = p.enum(f["handling"], "handling code", handlingCodes); err != nil {
 				return err
 			}
+			if n := f["safeguarding"]; n != nil {
+				if pk.safeguarding, err = p.safeguarding(n, code, k); err != nil {
+					return err
+				}
+			}
 			kinds[k] = pk
 		}
 		l.partners[code] = kinds
 	}
 	return nil
+}
+
+// safeguarding reads a partner's safeguarding rule for one kind.
+func (p *limitsParser) safeguarding(n *yaml.Node, code, kind string) (*safeguardRule, error) {
+	what := "partner " + code + " kind " + kind + " safeguarding"
+	f, err := p.mapping(n, what, "reaches", "daily_budget", "handling", "instruction")
+	if err != nil {
+		return nil, err
+	}
+	for _, req := range []string{"reaches", "daily_budget", "handling", "instruction"} {
+		if f[req] == nil {
+			return nil, p.errf(n, "%s: missing key %q", what, req)
+		}
+	}
+	var r safeguardRule
+	listed, err := p.idList(f["reaches"], "reach", ReachNames)
+	if err != nil {
+		return nil, err
+	}
+	if len(listed) == 0 {
+		return nil, p.errf(f["reaches"], "%s: reaches is empty: list open, victim and witness, or leave safeguarding out", what)
+	}
+	for _, r2 := range ReachNames { // canonical order
+		if slices.Contains(listed, r2) {
+			r.reaches = append(r.reaches, r2)
+		}
+	}
+	if r.dailyBudget, err = p.integer(f["daily_budget"], 1, 1<<40); err != nil {
+		return nil, err
+	}
+	if r.handling, err = p.enum(f["handling"], "handling code", handlingCodes); err != nil {
+		return nil, err
+	}
+	if r.instruction, err = p.scalar(f["instruction"], "instruction"); err != nil {
+		return nil, err
+	}
+	switch {
+	case strings.TrimSpace(r.instruction) == "":
+		return nil, p.errf(f["instruction"], "%s: instruction is empty: say what the querier must do with a victim or witness hit", what)
+	case len(r.instruction) > maxInstruction:
+		return nil, p.errf(f["instruction"], "%s: instruction is %d bytes, at most %d", what, len(r.instruction), maxInstruction)
+	case strings.IndexFunc(r.instruction, unicode.IsControl) >= 0:
+		return nil, p.errf(f["instruction"], "%s: instruction holds control characters: write one line", what)
+	}
+	return &r, nil
 }
 
 // mapping checks that n is a mapping whose keys are all in allowed and

@@ -99,6 +99,46 @@ func (s *Set) PartnerKinds(partner string) []string {
 	return out
 }
 
+// SyncReaches returns the reaches of kind whose sets partner is synced: open
+// when the limits file lets it exchange kind at all, and the reaches of its
+// safeguarding rule for kind; in ReachNames order. It is empty when kind is
+// not exchanged with partner.
+func (s *Set) SyncReaches(partner, kind string) []string {
+	pk, ok := s.limits.partners[partner][kind]
+	if !ok {
+		return nil
+	}
+	out := []string{"open"}
+	if pk.safeguarding != nil {
+		for _, r := range pk.safeguarding.reaches {
+			if r != "open" {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// Safeguarding is a partner's safeguarding rule for one kind, as the limits
+// file gives it.
+type Safeguarding struct {
+	Reaches     []string // in ReachNames order
+	DailyBudget int64
+	Handling    string // H0-H3
+	Instruction string
+}
+
+// SafeguardingRule returns partner's safeguarding rule for kind; ok is
+// false when safeguarding queries of kind are not in the agreement.
+func (s *Set) SafeguardingRule(partner, kind string) (Safeguarding, bool) {
+	pk, ok := s.limits.partners[partner][kind]
+	if !ok || pk.safeguarding == nil {
+		return Safeguarding{}, false
+	}
+	g := pk.safeguarding
+	return Safeguarding{Reaches: slices.Clone(g.reaches), DailyBudget: g.dailyBudget, Handling: g.handling, Instruction: g.instruction}, true
+}
+
 // Offences returns the closed list of offence types a query may cite.
 func (s *Set) Offences() []string { return slices.Clone(s.limits.offences) }
 

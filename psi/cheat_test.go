@@ -14,7 +14,7 @@ import (
 // caught before any lookup: no hits come back.
 func TestCheatingResponder(t *testing.T) {
 	r := newTestResponder(t, "phone")
-	other, err := NewResponder(ResponderConfig{Seed: testSeed(8), Agency: "DE", Kind: "phone", Epoch: 3})
+	other, err := NewResponder(ResponderConfig{Seed: testSeed(8), Agency: "DE", Kind: "phone", Epoch: 3, Reach: "open"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func dummy(r io.Reader) ([]byte, error) {
 // up. Messages go through their wire encodings.
 func Example() {
 	var seed psi.Seed // from the node's key store, never zero in practice
-	resp, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "DE", Kind: "phone", Epoch: 1})
+	resp, err := psi.NewResponder(psi.ResponderConfig{Seed: seed, Agency: "DE", Kind: "phone", Epoch: 1, Reach: "open"})
 	if err != nil {
 		panic(err)
 	}

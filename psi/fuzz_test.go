@@ -152,8 +152,9 @@ func TestDecodersRejectBroken(t *testing.T) {
 			for name, b := range map[string][]byte{
 				"truncated": d.b[:len(d.b)-1],
 				"trailing":  append(bytes.Clone(d.b), 0),
-				"version":   append([]byte{2}, d.b[1:]...),
-				"suite":     append([]byte{1, 2}, d.b[2:]...),
+				"version":   append([]byte{wireVersion + 1}, d.b[1:]...),
+				"version 1": append([]byte{1}, d.b[1:]...),
+				"suite":     append([]byte{wireVersion, 2}, d.b[2:]...),
 				"empty":     nil,
 			} {
 				if err := d.dec(b); err == nil {

@@ -53,13 +53,37 @@ func TestGoldenTranscript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same blinded request under the victim reach's key.
+	rv := newReachResponder(t, "phone", "victim")
+	evv, err := rv.Evaluate(req, detReader(23))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vouts, err := rv.Precompute(ids("phone", 5, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	esv, err := rv.EncodeSet(1, vouts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vset, err := NewSet(esv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vhits, err := qy.MatchKey(rv.PublicKey(), evv, vset)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pk, _ := r.PublicKey().MarshalBinary()
+	vpk, _ := rv.PublicKey().MarshalBinary()
 	var b strings.Builder
 	fmt.Fprintf(&b, "public key %x\n", pk)
+	fmt.Fprintf(&b, "victim public key %x\n", vpk)
 	for _, m := range []struct {
 		name string
 		m    interface{ MarshalBinary() ([]byte, error) }
-	}{{"request", req}, {"evaluation", ev}, {"set", es}, {"delta", dl}} {
+	}{{"request", req}, {"evaluation", ev}, {"set", es}, {"delta", dl}, {"victim evaluation", evv}, {"victim set", esv}} {
 		enc, err := m.m.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
@@ -67,6 +91,7 @@ func TestGoldenTranscript(t *testing.T) {
 		fmt.Fprintf(&b, "%s %d bytes sha256 %x\n", m.name, len(enc), sha256.Sum256(enc))
 	}
 	fmt.Fprintf(&b, "hits %v\n", hits)
+	fmt.Fprintf(&b, "victim hits %v\n", vhits)
 	got := b.String()
 	const path = "testdata/transcript.golden"
 	if *update {

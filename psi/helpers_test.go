@@ -43,9 +43,19 @@ func testSeed(b byte) Seed {
 
 func newTestResponder(t testing.TB, kind string) *Responder {
 	t.Helper()
-	r, err := NewResponder(ResponderConfig{Seed: testSeed(7), Agency: "DE", Kind: kind, Epoch: 3})
+	r, err := NewResponder(ResponderConfig{Seed: testSeed(7), Agency: "DE", Kind: kind, Epoch: 3, Reach: "open"})
 	if err != nil {
 		t.Fatalf("NewResponder: %v", err)
+	}
+	return r
+}
+
+// newReachResponder is newTestResponder's key for another reach.
+func newReachResponder(t testing.TB, kind, reach string) *Responder {
+	t.Helper()
+	r, err := NewResponder(ResponderConfig{Seed: testSeed(7), Agency: "DE", Kind: kind, Epoch: 3, Reach: reach})
+	if err != nil {
+		t.Fatalf("NewResponder(%s): %v", reach, err)
 	}
 	return r
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/cloudflare/circl/group"
 	"github.com/cloudflare/circl/oprf"
@@ -30,6 +31,9 @@ const (
 // MaxKindLen caps the length of a kind name in keys and messages.
 const MaxKindLen = 64
 
+// MaxReachLen caps the length of a reach name in keys and messages.
+const MaxReachLen = 64
+
 // MaxAgencyLen caps the length of an agency code in key derivation.
 const MaxAgencyLen = 64
 
@@ -37,13 +41,13 @@ var suite = oprf.SuiteRistretto255
 
 var g = group.Ristretto255
 
-// ErrKey is returned when a key, seed, kind or agency is malformed: a
+// ErrKey is returned when a key, seed, kind, reach or agency is malformed: a
 // public key that does not decode or is the identity, an empty or too long
-// kind or agency name. The caller must fix its configuration; retrying does
+// kind, reach or agency name, or one holding '|'. The caller must fix its configuration; retrying does
 // not help.
 var ErrKey = errors.New("psi: invalid key")
 
-// Seed is an epoch seed. One seed yields the keys of every kind for its
+// Seed is an epoch seed. One seed yields the keys of every kind and reach for its
 // epoch; the next epoch's seed is Next of this one. A seed is secret: erase
 // it when its epoch retires.
 type Seed [SeedSize]byte
@@ -63,19 +67,22 @@ func (s Seed) Next() Seed {
 }
 
 // keyInfo is the RFC 9497 DeriveKeyPair info of the key of (agency, kind,
-// epoch): "xborder/v1|<agency>|<kind>|<epoch>" with the epoch in decimal.
-func keyInfo(agency, kind string, epoch uint64) []byte {
-	return []byte(infoPrefix + "|" + agency + "|" + kind + "|" + strconv.FormatUint(epoch, 10))
+// epoch, reach): "xborder/v1|<agency>|<kind>|<epoch>|<reach>" with the epoch
+// in decimal.
+func keyInfo(agency, kind string, epoch uint64, reach string) []byte {
+	return []byte(infoPrefix + "|" + agency + "|" + kind + "|" + strconv.FormatUint(epoch, 10) + "|" + reach)
 }
 
+// checkName refuses an empty or too long name, and one with a '|', which
+// would make two key derivation infos ambiguous.
 func checkName(what, name string, max int) error {
-	if name == "" || len(name) > max {
+	if name == "" || len(name) > max || strings.ContainsRune(name, '|') {
 		return fmt.Errorf("check %s name of %d bytes (want 1 to %d): %w", what, len(name), max, ErrKey)
 	}
 	return nil
 }
 
-// PublicKey is the public VOPRF key of one (agency, kind, epoch). Queriers
+// PublicKey is the public VOPRF key of one (agency, kind, epoch, reach). Queriers
 // pin it and check every evaluation's proofs against it.
 type PublicKey struct {
 	e group.Element

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cloudflare/circl/group"
 	"github.com/cloudflare/circl/zk/dleq"
@@ -33,9 +34,13 @@ func Bucket(n int) int {
 	return (n + 1023) / 1024 * 1024
 }
 
-// QuerierConfig configures a Querier. Key, Kind and Dummy are required.
+// QuerierConfig configures a Querier. Kind and Dummy are required.
 type QuerierConfig struct {
-	// Key is the partner's pinned public key for Kind and Epoch.
+	// Key is the partner's pinned public key for Kind and Epoch when
+	// every query is checked against one key (Finalize, Match). nil when
+	// the same blinded batch is evaluated under the keys of several
+	// reaches: then each evaluation is checked against its own key with
+	// FinalizeKey or MatchKey, and Finalize and Match fail with ErrKey.
 	Key *PublicKey
 	// Kind is the kind every request declares.
 	Kind string
@@ -53,7 +58,8 @@ type QuerierConfig struct {
 	Workers int
 }
 
-// Querier blinds queries against one partner key and checks the answers.
+// Querier blinds queries for one partner, kind and epoch, and checks the
+// answers against the partner's keys (one per reach).
 // It is safe for concurrent use.
 type Querier struct {
 	cfg     QuerierConfig
@@ -64,8 +70,8 @@ type Querier struct {
 
 // NewQuerier checks the configuration and returns a querier.
 func NewQuerier(cfg QuerierConfig) (*Querier, error) {
-	if cfg.Key == nil || cfg.Key.e == nil || cfg.Key.e.IsIdentity() {
-		return nil, fmt.Errorf("new querier: no public key: %w", ErrKey)
+	if cfg.Key != nil && (cfg.Key.e == nil || cfg.Key.e.IsIdentity()) {
+		return nil, fmt.Errorf("new querier: invalid public key: %w", ErrKey)
 	}
 	if err := checkName("kind", cfg.Kind, MaxKindLen); err != nil {
 		return nil, fmt.Errorf("new querier: %w", err)
@@ -93,6 +99,10 @@ type Query struct {
 	ncaller int            // number of caller inputs
 	blinds  []group.Scalar // one per element
 	req     *EvalRequest   // as sent
+	// inv holds the inverses of the real inputs' blinds, computed once
+	// and shared by the evaluations of every reach.
+	invOnce sync.Once
+	inv     []group.Scalar
 }
 
 // Blind de-duplicates the inputs, pads them to Bucket(distinct) with
@@ -179,11 +189,22 @@ func (qy *Query) blind(blinds []group.Scalar) (*EvalRequest, error) {
 	return qy.req, nil
 }
 
-// Finalize verifies every chunk's proof against the pinned key, then
-// unblinds and hashes: it returns the PRF output of each caller input
-// (duplicates share one). On any failure it returns no output at all.
+// Request returns the request Blind built, as sent.
+func (qy *Query) Request() *EvalRequest { return qy.req }
+
+// Finalize is FinalizeKey with the querier's configured key.
 func (qy *Query) Finalize(ev *Evaluation) ([][]byte, error) {
-	outs, err := qy.finalize(ev)
+	return qy.FinalizeKey(qy.q.cfg.Key, ev)
+}
+
+// FinalizeKey verifies every chunk's proof against key (the pinned key of
+// the reach the evaluation claims to answer), then unblinds and hashes: it
+// returns the PRF output of each caller input (duplicates share one). On
+// any failure it returns no output at all. One query may be finalised
+// under several keys, one evaluation each: the blinds are the same, the
+// outputs differ per key.
+func (qy *Query) FinalizeKey(key *PublicKey, ev *Evaluation) ([][]byte, error) {
+	outs, err := qy.finalize(key, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -196,15 +217,25 @@ func (qy *Query) Finalize(ev *Evaluation) ([][]byte, error) {
 	return res, nil
 }
 
-// Match finalises the evaluation and looks every output up in the
-// partner's set (base plus deltas). It returns the indexes of the caller's
-// inputs that hit, in increasing order: a duplicated input hits at each of
-// its indexes. On a failed proof it returns ErrProof and no hits.
+// Match is MatchKey with the querier's configured key.
 func (qy *Query) Match(ev *Evaluation, set *Set) ([]int, error) {
-	if set.kind != qy.q.cfg.Kind || set.epoch != qy.q.cfg.Epoch || !bytesEqualKey(set.key, qy.q.cfg.Key) {
+	return qy.MatchKey(qy.q.cfg.Key, ev, set)
+}
+
+// MatchKey finalises the evaluation under key (as FinalizeKey) and looks
+// every output up in the partner's set of that key (base plus deltas). It
+// returns the indexes of the caller's inputs that hit, in increasing
+// order: a duplicated input hits at each of its indexes. On a failed proof
+// it returns ErrProof and no hits; a set of another key, kind or epoch is
+// ErrSetMismatch.
+func (qy *Query) MatchKey(key *PublicKey, ev *Evaluation, set *Set) ([]int, error) {
+	if key == nil {
+		return nil, fmt.Errorf("match: no public key: %w", ErrKey)
+	}
+	if set == nil || set.kind != qy.q.cfg.Kind || set.epoch != qy.q.cfg.Epoch || !bytesEqualKey(set.key, key) {
 		return nil, fmt.Errorf("match: set of another key, kind or epoch: %w", ErrSetMismatch)
 	}
-	outs, err := qy.finalize(ev)
+	outs, err := qy.finalize(key, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -236,47 +267,42 @@ func bytesEqualKey(raw [PublicKeySize]byte, k *PublicKey) bool {
 }
 
 // finalize returns the outputs of the distinct real inputs.
-func (qy *Query) finalize(ev *Evaluation) ([][]byte, error) {
-	req := qy.req
-	n := req.Len()
-	if ev == nil || ev.Len() != n || ev.ChunkSize != req.ChunkSize || len(ev.proofs) != chunks(n, req.ChunkSize) {
-		return nil, fmt.Errorf("finalize: evaluation does not answer the request: %w", ErrProof)
+func (qy *Query) finalize(key *PublicKey, ev *Evaluation) ([][]byte, error) {
+	if key == nil {
+		return nil, fmt.Errorf("finalize: no public key: %w", ErrKey)
 	}
-	for i, e := range ev.elements {
-		if e == nil || e.IsIdentity() {
-			return nil, fmt.Errorf("finalize: evaluated element %d is the identity: %w", i, ErrProof)
-		}
-	}
-	pk := qy.q.cfg.Key.e
-	pkBytes, err := pk.MarshalBinaryCompress()
-	if err != nil {
+	if err := verify(qy.q.workers, qy.q.dleq, key, qy.req, ev); err != nil {
 		return nil, fmt.Errorf("finalize: %w", err)
-	}
-	cs := req.ChunkSize
-	err = parallelItems(qy.q.workers, len(ev.proofs), func(c int) error {
-		lo, hi := c*cs, min((c+1)*cs, n)
-		if !verifyChunk(qy.q.dleq, pk, pkBytes, req.elements[lo:hi], ev.elements[lo:hi], &ev.proofs[c]) {
-			return fmt.Errorf("finalize: chunk %d of %d: %w", c, len(ev.proofs), ErrProof)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	distinct := len(qy.where)
 	outs := make([][]byte, distinct)
+	inv := qy.inverses()
 	_ = parallel(qy.q.workers, distinct, func(lo, hi int) error {
-		inv := batchInvert(qy.blinds[lo:hi])
 		u := g.NewElement()
 		h := sha512.New()
 		for i := lo; i < hi; i++ {
-			u.Mul(ev.elements[i], inv[i-lo])
+			u.Mul(ev.elements[i], inv[i])
 			el, _ := u.MarshalBinaryCompress()
 			outs[i] = finalizeHash(h, qy.inputs[i], el)
 		}
 		return nil
 	})
 	return outs, nil
+}
+
+// inverses returns the inverses of the distinct real inputs' blinds,
+// computed on the first call (one inversion per worker's range) and shared
+// by the finalisation under every reach's key. Safe for concurrent use.
+func (qy *Query) inverses() []group.Scalar {
+	qy.invOnce.Do(func() {
+		distinct := len(qy.where)
+		qy.inv = make([]group.Scalar, distinct)
+		_ = parallel(qy.q.workers, distinct, func(lo, hi int) error {
+			copy(qy.inv[lo:hi], batchInvert(qy.blinds[lo:hi]))
+			return nil
+		})
+	})
+	return qy.inv
 }
 
 // finalizeHash is RFC 9497 Finalize for VOPRF mode:

@@ -28,7 +28,7 @@ var ErrInput = errors.New("psi: invalid input")
 // request.
 var ErrRequest = errors.New("psi: request does not fit this key")
 
-// ResponderConfig configures a Responder. Seed, Agency and Kind are
+// ResponderConfig configures a Responder. Seed, Agency, Kind and Reach are
 // required.
 type ResponderConfig struct {
 	// Seed is the epoch seed. The responder keeps a copy for padding.
@@ -39,18 +39,24 @@ type ResponderConfig struct {
 	Kind string
 	// Epoch is the epoch number.
 	Epoch uint64
+	// Reach names the part of the holdings this key serves (xborder's
+	// reaches are "open", "victim" and "witness"): each reach has a key and
+	// an encoded set of its own. It has no default: an empty reach is
+	// refused, so that no caller derives an unintended key.
+	Reach string
 	// Workers is the number of goroutines used inside a call; zero means
 	// runtime.GOMAXPROCS(0).
 	Workers int
 }
 
-// Responder holds the VOPRF key of one (agency, kind, epoch): it
+// Responder holds the VOPRF key of one (agency, kind, epoch, reach): it
 // precomputes outputs of holdings, encodes sets and deltas, and evaluates
 // blinded requests. It is safe for concurrent use; it starts no goroutine
 // that outlives a call.
 type Responder struct {
 	seed    Seed
 	kind    string
+	reach   string
 	epoch   uint64
 	workers int
 	sk      *oprf.PrivateKey
@@ -61,9 +67,9 @@ type Responder struct {
 	dleq    dleq.Params
 }
 
-// NewResponder derives the key of (cfg.Agency, cfg.Kind, cfg.Epoch) from the
-// epoch seed with RFC 9497 DeriveKeyPair, info
-// "xborder/v1|<agency>|<kind>|<epoch>".
+// NewResponder derives the key of (cfg.Agency, cfg.Kind, cfg.Epoch,
+// cfg.Reach) from the epoch seed with RFC 9497 DeriveKeyPair, info
+// "xborder/v1|<agency>|<kind>|<epoch>|<reach>".
 func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	if err := checkName("agency", cfg.Agency, MaxAgencyLen); err != nil {
 		return nil, fmt.Errorf("new responder: %w", err)
@@ -71,7 +77,10 @@ func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	if err := checkName("kind", cfg.Kind, MaxKindLen); err != nil {
 		return nil, fmt.Errorf("new responder: %w", err)
 	}
-	sk, err := deriveKey(cfg.Seed[:], keyInfo(cfg.Agency, cfg.Kind, cfg.Epoch))
+	if err := checkName("reach", cfg.Reach, MaxReachLen); err != nil {
+		return nil, fmt.Errorf("new responder: %w", err)
+	}
+	sk, err := deriveKey(cfg.Seed[:], keyInfo(cfg.Agency, cfg.Kind, cfg.Epoch, cfg.Reach))
 	if err != nil {
 		return nil, fmt.Errorf("new responder: %w", err)
 	}
@@ -79,7 +88,7 @@ func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new responder: %w", err)
 	}
-	r.seed, r.kind, r.epoch = cfg.Seed, cfg.Kind, cfg.Epoch
+	r.seed, r.kind, r.epoch, r.reach = cfg.Seed, cfg.Kind, cfg.Epoch, cfg.Reach
 	return r, nil
 }
 
@@ -127,6 +136,9 @@ func (r *Responder) PublicKey() *PublicKey { return r.pub }
 
 // Kind returns the kind the responder's key serves.
 func (r *Responder) Kind() string { return r.kind }
+
+// Reach returns the reach the responder's key serves.
+func (r *Responder) Reach() string { return r.reach }
 
 // Epoch returns the epoch of the responder's key.
 func (r *Responder) Epoch() uint64 { return r.epoch }
@@ -232,7 +244,8 @@ func (r *Responder) Precompute(inputs [][]byte) ([][]byte, error) {
 }
 
 // Evaluate answers a blinded request: it checks that the request names this
-// key's kind and epoch, multiplies every element by the key on all workers,
+// key's kind and epoch (a request names no reach: the same blinded batch may
+// be evaluated by the responders of several reaches, one Evaluation each), multiplies every element by the key on all workers,
 // and proves each chunk with an RFC 9497 batch DLEQ proof whose nonce comes
 // from rnd. The caller must have checked policy and budgets first.
 func (r *Responder) Evaluate(req *EvalRequest, rnd io.Reader) (*Evaluation, error) {
@@ -342,7 +355,7 @@ func (r *Responder) EncodeSet(version uint32, outputs [][]byte) (*EncodedSet, er
 	}
 	capacity := uint64(c)
 	padded := Padded(c)
-	pads := padValues(&r.seed, r.kind, strconv.FormatUint(uint64(version), 10), capacity, padded-len(outputs))
+	pads := padValues(&r.seed, r.kind, r.reach, strconv.FormatUint(uint64(version), 10), capacity, padded-len(outputs))
 	values := make([]uint64, len(outputs), padded)
 	if err := r.filterValues(outputs, version, capacity, values); err != nil {
 		return nil, fmt.Errorf("encode set: %w", err)
@@ -351,7 +364,7 @@ func (r *Responder) EncodeSet(version uint32, outputs [][]byte) (*EncodedSet, er
 	slices.Sort(values)
 	k := riceParam(capacity, uint64(padded))
 	return &EncodedSet{
-		Kind: r.kind, Epoch: r.epoch, Version: version, Capacity: uint32(c),
+		Kind: r.kind, Reach: r.reach, Epoch: r.epoch, Version: version, Capacity: uint32(c),
 		key: r.pubRaw, count: uint32(padded), k: k, data: riceEncode(values, k), values: values,
 	}, nil
 }
@@ -363,10 +376,10 @@ func DeltaSize(n int) int { return Bucket(n) }
 // EncodeDelta encodes additions (outputs from Precompute) as the next
 // delta of s, which must be this responder's current set (base plus every
 // delta so far). The delta is padded to DeltaSize entries with values derived
-// from the seed, kind and its version. It returns ErrSetFull when the
+// from the seed, kind, reach and its version. It returns ErrSetFull when the
 // capacity would be passed: then build a new base set.
 func (r *Responder) EncodeDelta(s *Set, outputs [][]byte) (*Delta, error) {
-	if s.kind != r.kind || s.epoch != r.epoch || s.key != r.pubRaw {
+	if s.kind != r.kind || s.reach != r.reach || s.epoch != r.epoch || s.key != r.pubRaw {
 		return nil, fmt.Errorf("encode delta: set of another key: %w", ErrSetMismatch)
 	}
 	if len(outputs) == 0 {
@@ -385,11 +398,11 @@ func (r *Responder) EncodeDelta(s *Set, outputs [][]byte) (*Delta, error) {
 		return nil, fmt.Errorf("encode delta: %w", err)
 	}
 	padVersion := strconv.FormatUint(uint64(s.base), 10) + "." + strconv.FormatUint(uint64(version), 10)
-	values = append(values, padValues(&r.seed, r.kind, padVersion, s.capacity, padded-len(outputs))...)
+	values = append(values, padValues(&r.seed, r.kind, r.reach, padVersion, s.capacity, padded-len(outputs))...)
 	slices.Sort(values)
 	k := riceParam(s.capacity, uint64(padded))
 	return &Delta{
-		Kind: r.kind, Epoch: r.epoch, Base: s.base, Version: version, Capacity: uint32(s.capacity),
+		Kind: r.kind, Reach: r.reach, Epoch: r.epoch, Base: s.base, Version: version, Capacity: uint32(s.capacity),
 		Count: uint32(padded), key: r.pubRaw, k: k, data: riceEncode(values, k), values: values,
 	}, nil
 }

@@ -37,9 +37,9 @@ const (
 var ErrSetFull = errors.New("psi: set capacity exhausted")
 
 // ErrSetMismatch is returned when a delta does not extend the set it is
-// applied to (another key, kind, epoch, capacity or base, or not the next
-// version), and when Match or EncodeDelta is given a set of another key,
-// kind or epoch. Fetch the missing deltas or the right base set.
+// applied to (another key, kind, reach, epoch, capacity or base, or not the
+// next version), and when Match or EncodeDelta is given a set of another
+// key, kind, reach or epoch. Fetch the missing deltas or the right base set.
 var ErrSetMismatch = errors.New("psi: set does not match")
 
 // Capacity returns the capacity of a base set holding n real entries: the
@@ -107,12 +107,15 @@ func reduce(hi, lo, capacity uint64) uint64 {
 }
 
 // padValues returns n pseudorandom values below capacity·2^40 derived from
-// the epoch seed, the kind and the set version, so every replica pads
-// identically: entry i is SHA-256(K ‖ i) with
-// K = HKDF-SHA256(seed, info "xborder/v1/pad|<kind>|<version>"), where
-// version is "<base>" for a base set and "<base>.<version>" for a delta.
-func padValues(seed *Seed, kind, version string, capacity uint64, n int) []uint64 {
-	key, err := hkdf.Key(sha256.New, seed[:], nil, padLabel+"|"+kind+"|"+version, 32)
+// the epoch seed, the kind, the reach and the set version, so every replica
+// pads identically: entry i is SHA-256(K ‖ i) with
+// K = HKDF-SHA256(seed, info "xborder/v1/pad|<kind>|<reach>|<version>"),
+// where version is "<base>" for a base set and "<base>.<version>" for a
+// delta. The reach keeps the padding of two reaches' sets apart: shared pad
+// values would tell a partner that holds both sets which entries are
+// padding.
+func padValues(seed *Seed, kind, reach, version string, capacity uint64, n int) []uint64 {
+	key, err := hkdf.Key(sha256.New, seed[:], nil, padLabel+"|"+kind+"|"+reach+"|"+version, 32)
 	if err != nil {
 		panic("psi: derive pad key: " + err.Error())
 	}
@@ -288,6 +291,7 @@ func (r *bitReader) done() bool {
 // the deltas applied to it, ready for lookups.
 type Set struct {
 	kind     string
+	reach    string
 	epoch    uint64
 	key      [PublicKeySize]byte
 	capacity uint64
@@ -304,11 +308,20 @@ func NewSet(es *EncodedSet) (*Set, error) {
 		return nil, err
 	}
 	return &Set{
-		kind: es.Kind, epoch: es.Epoch, key: es.key, capacity: uint64(es.Capacity),
+		kind: es.Kind, reach: es.Reach, epoch: es.Epoch, key: es.key, capacity: uint64(es.Capacity),
 		base: es.Version, version: es.Version, entries: uint64(len(vals)),
 		segs: [][]uint64{vals},
 	}, nil
 }
+
+// Kind returns the kind of the set.
+func (s *Set) Kind() string { return s.kind }
+
+// Reach returns the reach of the set.
+func (s *Set) Reach() string { return s.reach }
+
+// Epoch returns the epoch of the set.
+func (s *Set) Epoch() uint64 { return s.epoch }
 
 // Version returns the version of the newest delta applied, or the base
 // version when there is none.
@@ -325,9 +338,9 @@ func (s *Set) Entries() int { return int(s.entries) }
 func (s *Set) Capacity() int { return int(s.capacity) }
 
 // Apply adds a delta to the set. The delta must carry the same key, kind,
-// epoch, capacity and base, and the version right after the set's.
+// reach, epoch, capacity and base, and the version right after the set's.
 func (s *Set) Apply(d *Delta) error {
-	if d.Kind != s.kind || d.Epoch != s.epoch || d.key != s.key || uint64(d.Capacity) != s.capacity ||
+	if d.Kind != s.kind || d.Reach != s.reach || d.Epoch != s.epoch || d.key != s.key || uint64(d.Capacity) != s.capacity ||
 		d.Base != s.base || d.Version != s.version+1 {
 		return fmt.Errorf("apply delta %d to set %d (base %d): %w", d.Version, s.version, s.base, ErrSetMismatch)
 	}

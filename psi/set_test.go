@@ -53,7 +53,7 @@ func TestSeedNext(t *testing.T) {
 		t.Error("ratchet returned its input")
 	}
 	r0 := newTestResponder(t, "phone")
-	r1, err := NewResponder(ResponderConfig{Seed: testSeed(7).Next(), Agency: "DE", Kind: "phone", Epoch: 4})
+	r1, err := NewResponder(ResponderConfig{Seed: testSeed(7).Next(), Agency: "DE", Kind: "phone", Epoch: 4, Reach: "open"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,69 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/cloudflare/circl/group"
 	"github.com/cloudflare/circl/zk/dleq"
 )
+
+// VerifyEvaluation checks that ev answers req and that every chunk's
+// proof shows it was computed with the secret key behind key. It returns
+// an error wrapping ErrProof when it does not (the responder is broken or
+// cheating, or evaluated under another reach's key: use nothing of it),
+// ErrKey for a nil key. A transport that checks each reach's evaluation
+// against the pinned key of that reach calls it; a later FinalizeKey or
+// MatchKey of the query that built req, with the same key, then skips the
+// proofs instead of checking them twice. Do not call it on one evaluation
+// from several goroutines at once.
+func VerifyEvaluation(key *PublicKey, req *EvalRequest, ev *Evaluation) error {
+	if key == nil || key.e == nil {
+		return fmt.Errorf("verify evaluation: no public key: %w", ErrKey)
+	}
+	if req == nil {
+		return fmt.Errorf("verify evaluation: no request: %w", ErrProof)
+	}
+	if err := verify(workerCount(0), dleqParams(), key, req, ev); err != nil {
+		return fmt.Errorf("verify evaluation: %w", err)
+	}
+	return nil
+}
+
+// verify checks ev against req and key, on all workers, unless ev was
+// already verified for this very request and key. On success it records
+// that on ev.
+func verify(workers int, p dleq.Params, key *PublicKey, req *EvalRequest, ev *Evaluation) error {
+	n := req.Len()
+	if ev == nil || ev.Len() != n || ev.ChunkSize != req.ChunkSize || len(ev.proofs) != chunks(n, req.ChunkSize) {
+		return fmt.Errorf("evaluation does not answer the request: %w", ErrProof)
+	}
+	pkBytes, err := key.e.MarshalBinaryCompress()
+	if err != nil {
+		return fmt.Errorf("encode key: %w", err)
+	}
+	if ev.checkedReq == req && string(ev.checkedKey[:]) == string(pkBytes) {
+		return nil
+	}
+	for i, e := range ev.elements {
+		if e == nil || e.IsIdentity() {
+			return fmt.Errorf("evaluated element %d is the identity: %w", i, ErrProof)
+		}
+	}
+	cs := req.ChunkSize
+	err = parallelItems(workers, len(ev.proofs), func(c int) error {
+		lo, hi := c*cs, min((c+1)*cs, n)
+		if !verifyChunk(p, key.e, pkBytes, req.elements[lo:hi], ev.elements[lo:hi], &ev.proofs[c]) {
+			return fmt.Errorf("chunk %d of %d: %w", c, len(ev.proofs), ErrProof)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ev.checkedReq = req
+	copy(ev.checkedKey[:], pkBytes)
+	return nil
+}
 
 // verifyChunk checks an RFC 9497 batch DLEQ proof (VerifyProof with A = G,
 // B = pk, C = blinded, D = evaluated). It computes the same transcript as

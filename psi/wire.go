@@ -16,7 +16,9 @@ import (
 // Unmarshal(Marshal(m)) == m and Marshal(Unmarshal(b)) == b.
 
 const (
-	wireVersion = 1
+	// wireVersion 2 adds the reach to sets and deltas (keys are per
+	// reach from then on); decoders refuse version 1.
+	wireVersion = 2
 	// suiteVOPRFRistretto255 names RFC 9497 VOPRF mode with
 	// ristretto255-SHA512.
 	suiteVOPRFRistretto255 = 1
@@ -83,6 +85,11 @@ type Evaluation struct {
 	ChunkSize int
 	elements  []group.Element
 	proofs    [][proofSize]byte // c ‖ s of each chunk's proof
+	// checkedReq and checkedKey record the request and key the proofs
+	// were verified against (VerifyEvaluation), so that finalising under
+	// the same key does not verify them again.
+	checkedReq *EvalRequest
+	checkedKey [PublicKeySize]byte
 }
 
 // Len returns the number of evaluated elements.
@@ -268,11 +275,12 @@ func UnmarshalEvaluation(b []byte) (*Evaluation, error) {
 	return ev, nil
 }
 
-// EncodedSet is a responder's holdings of one kind and epoch as a
+// EncodedSet is a responder's holdings of one kind, reach and epoch as a
 // Golomb-coded set of padded size Padded(Capacity). Every replica builds
 // the same bytes from the same holdings, seed and version.
 type EncodedSet struct {
 	Kind     string
+	Reach    string
 	Epoch    uint64
 	Version  uint32
 	Capacity uint32
@@ -288,6 +296,7 @@ type EncodedSet struct {
 // Version-1.
 type Delta struct {
 	Kind     string
+	Reach    string
 	Epoch    uint64
 	Base     uint32
 	Version  uint32
@@ -323,14 +332,15 @@ func encodeSetBody(e *encoder, capacity, count uint32, k uint, data []byte) {
 	e.bytes(data)
 }
 
-// MarshalBinary encodes the set: version, suite, kind, epoch, public key,
+// MarshalBinary encodes the set: version, suite, kind, reach, epoch, public key,
 // set version (u32), capacity (u32), count (u32), Rice parameter (u8),
 // code length (u32), code.
 func (s *EncodedSet) MarshalBinary() ([]byte, error) {
-	e := encoder{b: make([]byte, 0, 64+len(s.Kind)+len(s.data))}
+	e := encoder{b: make([]byte, 0, 64+len(s.Kind)+len(s.Reach)+len(s.data))}
 	e.u8(wireVersion)
 	e.u8(suiteVOPRFRistretto255)
 	e.str(s.Kind)
+	e.str(s.Reach)
 	e.u64(s.Epoch)
 	e.bytes(s.key[:])
 	e.u32(s.Version)
@@ -345,13 +355,14 @@ func (s *EncodedSet) Digest() [32]byte {
 	return sha256.Sum256(b)
 }
 
-// MarshalBinary encodes the delta: version, suite, kind, epoch, public key,
+// MarshalBinary encodes the delta: version, suite, kind, reach, epoch, public key,
 // base version (u32), version (u32), then the same tail as a set.
 func (dl *Delta) MarshalBinary() ([]byte, error) {
-	e := encoder{b: make([]byte, 0, 64+len(dl.Kind)+len(dl.data))}
+	e := encoder{b: make([]byte, 0, 64+len(dl.Kind)+len(dl.Reach)+len(dl.data))}
 	e.u8(wireVersion)
 	e.u8(suiteVOPRFRistretto255)
 	e.str(dl.Kind)
+	e.str(dl.Reach)
 	e.u64(dl.Epoch)
 	e.bytes(dl.key[:])
 	e.u32(dl.Base)
@@ -412,13 +423,13 @@ func UnmarshalEncodedSet(b []byte) (*EncodedSet, error) {
 	if !d.header() {
 		return nil, malformed(what, "unknown version or suite")
 	}
-	s := &EncodedSet{Kind: d.str(), Epoch: d.u64()}
+	s := &EncodedSet{Kind: d.str(), Reach: d.str(), Epoch: d.u64()}
 	var ok bool
 	if s.key, ok = d.key(); !ok {
 		return nil, malformed(what, "bad key")
 	}
 	s.Version = d.u32()
-	if d.bad || checkName("kind", s.Kind, MaxKindLen) != nil {
+	if d.bad || checkName("kind", s.Kind, MaxKindLen) != nil || checkName("reach", s.Reach, MaxReachLen) != nil {
 		return nil, malformed(what, "bad header")
 	}
 	var err error
@@ -436,13 +447,13 @@ func UnmarshalDelta(b []byte) (*Delta, error) {
 	if !d.header() {
 		return nil, malformed(what, "unknown version or suite")
 	}
-	dl := &Delta{Kind: d.str(), Epoch: d.u64()}
+	dl := &Delta{Kind: d.str(), Reach: d.str(), Epoch: d.u64()}
 	var ok bool
 	if dl.key, ok = d.key(); !ok {
 		return nil, malformed(what, "bad key")
 	}
 	dl.Base, dl.Version = d.u32(), d.u32()
-	if d.bad || checkName("kind", dl.Kind, MaxKindLen) != nil {
+	if d.bad || checkName("kind", dl.Kind, MaxKindLen) != nil || checkName("reach", dl.Reach, MaxReachLen) != nil {
 		return nil, malformed(what, "bad header")
 	}
 	if dl.Version <= dl.Base {

@@ -154,6 +154,7 @@ func (d *demo) run(ctx context.Context) {
 		d.spellings(ctx)
 		d.overBudget(ctx)
 		d.approval(ctx)
+		d.victims(ctx)
 		d.leaderKill(ctx)
 	} else {
 		d.rep.Step("Matching between agencies", "")

@@ -24,11 +24,14 @@ type queryArgs struct {
 	urgent   bool
 	partners []string // empty: all
 	file     string
+	mode     string   // empty: the CLI's default (enforcement)
+	reaches  []string // empty: every reach the mode may ask
 }
 
 // queryResult is what the demo reads of `xborder query --json`.
 type queryResult struct {
 	ID         string          `json:"id"`
+	Mode       string          `json:"mode"`
 	Kind       string          `json:"kind"`
 	Values     int             `json:"values"`
 	PaddedSize int             `json:"padded_size"`
@@ -37,15 +40,18 @@ type queryResult struct {
 
 // partnerResult is one partner's part of a query result.
 type partnerResult struct {
-	Agency    string `json:"agency"`
-	RequestID string `json:"request_id"`
-	Outcome   string `json:"outcome"`
-	Reason    string `json:"reason"`
-	HitCount  int    `json:"hit_count"`
-	Millis    int64  `json:"millis"`
-	Hits      []struct {
+	Agency      string `json:"agency"`
+	RequestID   string `json:"request_id"`
+	Outcome     string `json:"outcome"`
+	Reason      string `json:"reason"`
+	HitCount    int    `json:"hit_count"`
+	Millis      int64  `json:"millis"`
+	Handling    string `json:"handling"`    // a safeguarding query's handling code
+	Instruction string `json:"instruction"` // and the partner's instruction
+	Hits        []struct {
 		Line  int    `json:"line"`
 		Value string `json:"value"` // the querier's own input line
+		Reach string `json:"reach"` // open, victim or witness
 	} `json:"hits"`
 }
 
@@ -73,6 +79,12 @@ func (d *demo) query(ctx context.Context, q queryArgs) (queryOut, error) {
 		"--wait", "3m", "--api", d.api(q.querier), "--token-file", q.querier.Tokens["investigator"]}
 	if q.urgent {
 		args = append(args, "--urgent")
+	}
+	if q.mode != "" {
+		args = append(args, "--mode", q.mode)
+	}
+	if len(q.reaches) > 0 {
+		args = append(args, "--reaches", strings.Join(q.reaches, ","))
 	}
 	args = append(args, q.file)
 	out, code, stderr, err := runVerbCode(ctx, d.net.Binary(), 5*time.Minute, args...)

@@ -60,20 +60,23 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	cmd.PersistentFlags().StringVar(&dir, "dir", "", "data `DIR`ectory of the local node (reads its api.url and admin.token)")
 
 	var in inputFlags
-	var handling string
+	var handling, class string
 	var strict bool
 	imp := &cobra.Command{
-		Use:   "import --kind KIND [--region CC] [--column NAME] [--ref-column NAME] [--handling H0..H3] [--strict] FILE",
+		Use:   "import --kind KIND [--region CC] [--column NAME] [--ref-column NAME] [--class CLASS] [--class-column NAME] [--handling H0..H3] [--strict] FILE",
 		Short: "Import identifiers from a CSV or JSON lines file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if !slices.Contains([]string{"", "suspect", "victim", "witness", "unknown"}, class) {
+				return usageError("give --class suspect, victim, witness or unknown (docs/victims.md)", "data import: class %q is not a subject class", class)
+			}
 			rd, cl, err := openInput("import", args[0], in, cf, dir)
 			if err != nil {
 				return err
 			}
 			defer rd.close()
 			ctx := c.Context()
-			im, err := cl.BeginImport(ctx, httpapi.BeginImport{Kind: in.kind, Region: in.region, Handling: handling, Strict: strict})
+			im, err := cl.BeginImport(ctx, httpapi.BeginImport{Kind: in.kind, Region: in.region, Handling: handling, Strict: strict, Class: class})
 			if err != nil {
 				return apiError(err)
 			}
@@ -153,6 +156,8 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 		},
 	}
 	in.register(imp)
+	imp.Flags().StringVar(&class, "class", "", "subject `CLASS` of the rows that have none: suspect, victim, witness or unknown (default unknown; docs/victims.md)")
+	imp.Flags().StringVar(&in.classColumn, "class-column", "", "`NAME` of the column or field with each row's subject class (suspect, victim, witness, unknown; empty: --class)")
 	imp.Flags().StringVar(&handling, "handling", "", "handling code `H0`..H3 of the rows (default H0)")
 	imp.Flags().BoolVar(&strict, "strict", false, "refuse, as invalid rows, values accepted only with a warning (phone numbers possible but not valid)")
 
@@ -227,13 +232,14 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 			}
 			fmt.Fprintln(e.stdout)
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KIND\tROWS\tVERSIONS\tBUILT\tENTRIES\tDIGEST")
+			fmt.Fprintln(tw, "KIND\tROWS\tSUSPECT\tVICTIM\tWITNESS\tUNKNOWN\tVERSIONS\tBUILT\tENTRIES\tDIGEST")
 			for _, k := range st.Kinds {
 				d := k.Digest
 				if len(d) > 16 {
 					d = d[:16]
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", k.Kind, k.Rows, k.Versions, k.Built, k.Entries, d)
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", k.Kind, k.Rows, k.Classes["suspect"], k.Classes["victim"],
+					k.Classes["witness"], k.Classes["unknown"], k.Versions, k.Built, k.Entries, d)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -23,6 +23,7 @@ const dataBatch = 5000
 // inputFlags are the flags that say how to read an input file.
 type inputFlags struct {
 	kind, region, column, refColumn string
+	classColumn                     string // import only (registered by 'data import')
 }
 
 func (f *inputFlags) register(c *cobra.Command) {
@@ -158,6 +159,10 @@ func (r *rowReader) readJSON(add func(httpapi.Row, string) error) error {
 		if r.flags.refColumn != "" {
 			row.Ref, _ = obj[r.flags.refColumn].(string)
 		}
+		if r.flags.classColumn != "" {
+			cl, _ := obj[r.flags.classColumn].(string)
+			row.Class = strings.ToLower(strings.TrimSpace(cl))
+		}
 		if err := add(row, ""); err != nil {
 			return err
 		}
@@ -202,6 +207,12 @@ func (r *rowReader) readCSV(add func(httpapi.Row, string) error) error {
 			return usageError(fmt.Sprintf("the header names %s", strings.Join(names, ", ")), "no column %q", r.flags.refColumn)
 		}
 	}
+	class := -1
+	if r.flags.classColumn != "" {
+		if class = find(r.flags.classColumn); class < 0 {
+			return usageError(fmt.Sprintf("the header names %s", strings.Join(names, ", ")), "no column %q", r.flags.classColumn)
+		}
+	}
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -230,6 +241,9 @@ func (r *rowReader) readCSV(add func(httpapi.Row, string) error) error {
 		row.Value = rec[col]
 		if ref >= 0 && ref < len(rec) {
 			row.Ref = rec[ref]
+		}
+		if class >= 0 && class < len(rec) {
+			row.Class = strings.ToLower(strings.TrimSpace(rec[class]))
 		}
 		if err := add(row, ""); err != nil {
 			return err

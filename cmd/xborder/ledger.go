@@ -314,6 +314,8 @@ func printEntry(e *env, en ledger.Entry) {
 	line("handling", en.Handling)
 	line("replica", en.Replica)
 	line("urgency", strconv.Itoa(int(en.Urgency)))
+	line("mode", en.Mode)
+	line("reaches", en.Reaches)
 	if en.RequestSigDigest != (ledger.Digest{}) {
 		line("request sig", fmt.Sprintf("%x", en.RequestSigDigest[:]))
 	}

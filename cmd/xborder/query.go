@@ -38,8 +38,15 @@ approval and then runs it (or run it later with --id QUERY-ID, the
 --case-key it printed, and the same flags and FILE: the approval binds the
 very values, under that key, and is good for one run).
 
+--mode enforcement (the default) asks partners' open reach only: records
+they hold of suspects or of unknown class. --mode safeguarding also asks the
+victim and witness records the agreement with each partner opens; it always
+waits for an approver, and a hit on a victim or witness record is shown as
+such, with the partner's handling code and instruction: it is for the care
+of that person, never for enforcement (docs/victims.md).
+
 The output lists per partner the hits (your own input lines, shown only
-here), the counts, denials and failures with their reasons, and the ledger
+here, each with the reach that answered it), the counts, denials and failures with their reasons, and the ledger
 indexes of the outbound and result entries. The case key printed is the key
 of the commitment to the query set on every result entry: keep it in the
 case file, the node does not.
@@ -50,7 +57,9 @@ partner unreachable or its set out of date); 5 an answer did not verify.`
 
 const queryExample = `  xborder query --kind phone --region GB --case OP-1 --basis "Art. 10 TFA" --offence thb \
       --purpose "identify recruiters" suspects.txt
-  xborder query --kind email --partners TH,DE --case OP-1 --basis "MLA 2024/17" --offence thb --json mails.txt`
+  xborder query --kind email --partners TH,DE --case OP-1 --basis "MLA 2024/17" --offence thb --json mails.txt
+  xborder query --mode safeguarding --kind phone --partners TH --case OP-1 --basis "Art. 10 TFA" --offence thb \
+      --purpose "find the victims of OP-1" numbers.txt`
 
 // queryLine is one valid input line.
 type queryLine struct {
@@ -59,12 +68,12 @@ type queryLine struct {
 }
 
 func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
-	var dir, kind, region, partners, id, caseKey string
+	var dir, kind, region, partners, id, caseKey, reaches string
 	var req httpapi.QueryRequest
 	var jsonOut bool
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:     "query --kind K --case REF --basis TEXT --offence CODE [--purpose TEXT] [--urgent] [--partners all|CC,CC] [--region CC] [--json] FILE",
+		Use:     "query --kind K --case REF --basis TEXT --offence CODE [--mode enforcement|safeguarding] [--purpose TEXT] [--urgent] [--partners all|CC,CC] [--region CC] [--json] FILE",
 		Short:   "Ask partner agencies whether they hold these identifiers",
 		Long:    queryLong,
 		Example: queryExample,
@@ -79,6 +88,8 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 				return usageError("give --basis TEXT, the legal basis of the query", "query: no --basis given")
 			case req.Offence == "":
 				return usageError("give --offence CODE, one of the policy's offences (thb, ...)", "query: no --offence given")
+			case req.Mode != "enforcement" && req.Mode != "safeguarding":
+				return usageError("give --mode enforcement or --mode safeguarding (docs/victims.md)", "query: mode %q is not a query mode", req.Mode)
 			}
 			k, err := ident.ParseKind(kind)
 			if err != nil {
@@ -91,6 +102,11 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 			if partners != "" && partners != "all" {
 				for _, p := range strings.Split(partners, ",") {
 					req.Partners = append(req.Partners, strings.ToUpper(strings.TrimSpace(p)))
+				}
+			}
+			if reaches != "" {
+				for _, r := range strings.Split(reaches, ",") {
+					req.Reaches = append(req.Reaches, strings.ToLower(strings.TrimSpace(r)))
 				}
 			}
 			if id != "" && caseKey == "" {
@@ -155,6 +171,8 @@ func newQueryCmd(e *env, cf *clientFlags) *cobra.Command {
 	f.StringVar(&req.Basis, "basis", "", "legal basis of the query")
 	f.StringVar(&req.Offence, "offence", "", "offence code, one of the policy's offences")
 	f.StringVar(&req.Purpose, "purpose", "", "purpose of the query")
+	f.StringVar(&req.Mode, "mode", "enforcement", "query `MODE`: enforcement (partners' suspect and unknown records) or safeguarding (also victims and witnesses, as agreed; needs an approver)")
+	f.StringVar(&reaches, "reaches", "", "narrow the reaches asked: `REACH,...` of open, victim, witness (default: every reach the mode may ask; enforcement asks open only, and is refused any other)")
 	f.BoolVar(&req.Urgent, "urgent", false, "mark the query urgent (may draw on the urgency reserve; never lifts a check)")
 	f.StringVar(&partners, "partners", "all", "partners to ask: all (every partner the policy allows for the kind) or CC,CC")
 	f.StringVar(&id, "id", "", "run the approved query `QUERY-ID` (same flags and FILE as when it was made)")
@@ -284,7 +302,7 @@ func ledgerIndexes(p httpapi.PartnerResult) string {
 }
 
 func writeQueryText(w io.Writer, res httpapi.QueryResult, lines []queryLine) error {
-	fmt.Fprintf(w, "query %s: %d %s values, padded to %d\n", res.ID, res.Values, res.Kind, res.PaddedSize)
+	fmt.Fprintf(w, "query %s: %d %s values, padded to %d, %s mode\n", res.ID, res.Values, res.Kind, res.PaddedSize, queryMode(res.Mode))
 	fmt.Fprintf(w, "case key (keep it in the case file): %s\n", res.CaseKey)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTNER\tOUTCOME\tHITS\tREQUEST\tLEDGER\tREASON")
@@ -295,13 +313,49 @@ func writeQueryText(w io.Writer, res httpapi.QueryResult, lines []queryLine) err
 		return err
 	}
 	for _, p := range res.Partners {
-		for _, i := range p.Hits {
-			if i >= 0 && i < len(lines) {
+		care := false
+		for j, i := range p.Hits {
+			if i < 0 || i >= len(lines) {
+				continue
+			}
+			switch reach := hitReach(p, j); reach {
+			case "victim", "witness":
+				care = true
+				fmt.Fprintf(w, "hit %s line %d: %s: %s holds it as a %s's: for the %s's care, never for enforcement; handling %s\n",
+					p.Agency, lines[i].line, lines[i].text, p.Agency, reach, reach, orDash(p.Handling))
+			default:
 				fmt.Fprintf(w, "hit %s line %d: %s\n", p.Agency, lines[i].line, lines[i].text)
 			}
 		}
+		if care && p.Instruction != "" {
+			fmt.Fprintf(w, "%s asks, for its victim and witness hits: %s\n", p.Agency, p.Instruction)
+		}
 	}
 	return nil
+}
+
+// hitReach is the reach of the j-th hit of p ("open" when the node gave
+// none).
+func hitReach(p httpapi.PartnerResult, j int) string {
+	if j < len(p.HitReaches) && p.HitReaches[j] != "" {
+		return p.HitReaches[j]
+	}
+	return "open"
+}
+
+// queryMode is the mode of an answer (enforcement when the node gave none).
+func queryMode(m string) string {
+	if m == "" {
+		return "enforcement"
+	}
+	return m
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // queryJSON is the --json output: the node's answer with hits as lines.
@@ -311,6 +365,7 @@ type queryJSON struct {
 	Values     int           `json:"values"`
 	PaddedSize int           `json:"padded_size"`
 	CaseKey    string        `json:"case_key"`
+	Mode       string        `json:"mode"`
 	Partners   []partnerJSON `json:"partners"`
 }
 
@@ -322,19 +377,20 @@ type partnerJSON struct {
 type hitJSON struct {
 	Line  int    `json:"line"`
 	Value string `json:"value"`
+	Reach string `json:"reach"` // open, victim or witness
 }
 
 func writeQueryJSON(w io.Writer, res httpapi.QueryResult, lines []queryLine) error {
 	out := queryJSON{ID: res.ID, Kind: res.Kind, Values: res.Values, PaddedSize: res.PaddedSize, CaseKey: res.CaseKey,
-		Partners: []partnerJSON{}}
+		Mode: queryMode(res.Mode), Partners: []partnerJSON{}}
 	for _, p := range res.Partners {
 		pj := partnerJSON{PartnerResult: p, Hits: []hitJSON{}}
-		for _, i := range p.Hits {
+		for j, i := range p.Hits {
 			if i >= 0 && i < len(lines) {
-				pj.Hits = append(pj.Hits, hitJSON{Line: lines[i].line, Value: lines[i].text})
+				pj.Hits = append(pj.Hits, hitJSON{Line: lines[i].line, Value: lines[i].text, Reach: hitReach(p, j)})
 			}
 		}
-		pj.PartnerResult.Hits = nil
+		pj.PartnerResult.Hits, pj.PartnerResult.HitReaches = nil, nil
 		out.Partners = append(out.Partners, pj)
 	}
 	enc := json.NewEncoder(w)

@@ -4,9 +4,9 @@
 //
 // A card names the agency (ISO 3166 alpha-2 code and name), its Ed25519
 // agency public key, its replicas (libp2p peer IDs and multiaddrs), the
-// public keys of its current OPRF epochs, from version 2 its witness key
-// (the Ed25519 key with which its node cosigns partners' ledger
-// checkpoints, C2SP tlog-cosignature), when it was issued, when it expires,
+// public keys of its current OPRF epochs, one per (epoch, kind, reach), its
+// witness key when it has one (the Ed25519 key with which its node cosigns
+// partners' ledger checkpoints, C2SP tlog-cosignature), when it was issued, when it expires,
 // and a sequence number. The agency key signs the card's canonical
 // binary encoding (see [Card.Encode]) under its own signing context, so a
 // card signature can never be mistaken for a request, an answer or a
@@ -49,13 +49,13 @@ import (
 	"unicode/utf8"
 )
 
-// Card format versions. Version 2 adds the witness key; Sign writes version
-// 2 when the card carries one and version 1 otherwise, and Decode and Parse
-// read both.
-const (
-	Version   = 2 // the newest version
-	VersionV1 = 1 // no witness key
-)
+// Version is the card format version, the only one Sign writes and Decode
+// and Parse read. Version 3 names the reach of every epoch key (keys are
+// per epoch, kind and reach) and makes the witness key optional. Versions
+// 1 (no witness key) and 2 (witness key) listed keys derived before
+// reaches, which no node of this version can use: Decode and Parse refuse
+// them with ErrOldVersion.
+const Version = 3
 
 // SigningContext prefixes the body under the agency key's signature.
 const SigningContext = "xborder/v1/card\x00"
@@ -69,6 +69,7 @@ const (
 	MaxAddrLen       = 256                      // bytes of a multiaddr's text form
 	MaxEpochKeys     = 64                       // epoch public keys per card
 	MaxKindLen       = 32                       // bytes of an identifier kind
+	MaxReachLen      = 32                       // bytes of a reach name
 	MaxEpochKeyLen   = 256                      // bytes of an epoch public key
 	MaxValidity      = 2 * 366 * 24 * time.Hour // longest span from Issued to Expires
 	MaxEncodedSize   = 64 << 10                 // bytes of the binary form
@@ -103,6 +104,11 @@ var (
 	// agency key or names another agency. Pin it anew, after checking its
 	// fingerprint, if the agency really changed its key.
 	ErrOtherKey = errors.New("card is not by the pinned agency key")
+	// ErrOldVersion: the card is of format version 1 or 2, from before
+	// per-reach epoch keys. Its epoch keys are of no use: ask the agency
+	// for its current card (the node re-issues it when it starts).
+	// Errors wrapping it wrap ErrMalformed too.
+	ErrOldVersion = errors.New("card predates per-reach epoch keys (format version 3)")
 	// ErrNotNewer: a card meant to replace a pinned one has a sequence that
 	// is not higher. Keep the pinned card.
 	ErrNotNewer = errors.New("card is not newer than the pinned card")
@@ -111,11 +117,11 @@ var (
 // Card is an agency card. Times have a resolution of one second and are
 // kept in UTC.
 type Card struct {
-	Version   int               // VersionV1, or Version with a witness key; set by Sign
+	Version   int               // Version; set by Sign
 	Agency    string            // ISO 3166 alpha-2 code, upper case
 	Name      string            // human-readable agency name
 	Key       ed25519.PublicKey // the agency's signing key; set by Sign
-	Witness   ed25519.PublicKey // the witness's cosigning key (version 2); nil in version 1
+	Witness   ed25519.PublicKey // the witness's cosigning key; nil when the agency has none
 	Replicas  []Replica         // at least one
 	EpochKeys []EpochKey        // public keys of the current epochs; may be empty
 	Issued    time.Time
@@ -130,11 +136,22 @@ type Replica struct {
 	Addrs  []string // multiaddrs without the /p2p part, at least one
 }
 
-// EpochKey is the public key of one (epoch, kind) OPRF key.
+// EpochKey is the public key of one (epoch, kind, reach) OPRF key.
 type EpochKey struct {
 	Epoch uint64
 	Kind  string // identifier kind: lower-case letters, digits, '-' and '_'
+	Reach string // the reach ("open", "victim", "witness"): the same characters as a kind
 	Key   []byte
+}
+
+// EpochKey returns the key the card lists for (epoch, kind, reach), or nil.
+func (c *Card) EpochKey(epoch uint64, kind, reach string) []byte {
+	for _, k := range c.EpochKeys {
+		if k.Epoch == epoch && k.Kind == kind && k.Reach == reach {
+			return k.Key
+		}
+	}
+	return nil
 }
 
 // Sign sets c.Key to the public half of priv and signs c. It refuses a card
@@ -144,10 +161,7 @@ func (c *Card) Sign(priv ed25519.PrivateKey) error {
 		return fmt.Errorf("sign card: private key is %d bytes; want %d", len(priv), ed25519.PrivateKeySize)
 	}
 	c.Key = slices.Clone(priv.Public().(ed25519.PublicKey))
-	c.Version = VersionV1
-	if c.Witness != nil {
-		c.Version = Version
-	}
+	c.Version = Version
 	c.Issued = c.Issued.UTC().Truncate(time.Second)
 	c.Expires = c.Expires.UTC().Truncate(time.Second)
 	if err := c.check(); err != nil {
@@ -217,7 +231,7 @@ func (c *Card) CheckFingerprint(given string) error {
 // Replaces reports, as a nil error, that next may replace the pinned card
 // old: both carry the same agency key and agency code, and next has a
 // higher sequence. Both cards must have been verified. The witness key may
-// change with a re-pin (a version 1 card gains one so).
+// change with a re-pin (a card without one gains one so).
 func Replaces(old, next *Card) error {
 	if !bytes.Equal(old.Key, next.Key) || old.Agency != next.Agency {
 		return fmt.Errorf("replace card of %s: %w", old.Agency, ErrOtherKey)
@@ -234,13 +248,11 @@ func (c *Card) check() error {
 		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalid)
 	}
 	switch {
-	case c.Version != VersionV1 && c.Version != Version:
-		return bad("version %d; want %d or %d", c.Version, VersionV1, Version)
-	case c.Version == VersionV1 && c.Witness != nil:
-		return bad("a version %d card carries no witness key", VersionV1)
-	case c.Version == Version && len(c.Witness) != ed25519.PublicKeySize:
+	case c.Version != Version:
+		return bad("version %d; want %d", c.Version, Version)
+	case c.Witness != nil && len(c.Witness) != ed25519.PublicKeySize:
 		return bad("witness key is %d bytes; want %d", len(c.Witness), ed25519.PublicKeySize)
-	case c.Version == Version && bytes.Equal(c.Witness, c.Key):
+	case c.Witness != nil && bytes.Equal(c.Witness, c.Key):
 		return bad("witness key is the agency key; want a key of its own")
 	}
 	if !isAgencyCode(c.Agency) {
@@ -291,21 +303,24 @@ func (c *Card) check() error {
 		return bad("%d epoch keys; want at most %d", len(c.EpochKeys), MaxEpochKeys)
 	}
 	type ek struct {
-		epoch uint64
-		kind  string
+		epoch       uint64
+		kind, reach string
 	}
 	keys := make(map[ek]bool, len(c.EpochKeys))
 	for i, k := range c.EpochKeys {
 		if !isKind(k.Kind) {
 			return bad("epoch key %d: kind must be 1 to %d of a-z, 0-9, '-', '_'", i, MaxKindLen)
 		}
+		if !isKind(k.Reach) || len(k.Reach) > MaxReachLen {
+			return bad("epoch key %d: reach must be 1 to %d of a-z, 0-9, '-', '_'", i, MaxReachLen)
+		}
 		if len(k.Key) == 0 || len(k.Key) > MaxEpochKeyLen {
 			return bad("epoch key %d: key is %d bytes; want 1 to %d", i, len(k.Key), MaxEpochKeyLen)
 		}
-		if keys[ek{k.Epoch, k.Kind}] {
-			return bad("epoch key %d: epoch %d kind %s listed twice", i, k.Epoch, k.Kind)
+		if keys[ek{k.Epoch, k.Kind, k.Reach}] {
+			return bad("epoch key %d: epoch %d kind %s reach %s listed twice", i, k.Epoch, k.Kind, k.Reach)
 		}
-		keys[ek{k.Epoch, k.Kind}] = true
+		keys[ek{k.Epoch, k.Kind, k.Reach}] = true
 	}
 	return nil
 }

@@ -28,8 +28,9 @@ func testCard(t testing.TB) *Card {
 			{PeerID: "12D3KooWZyXwVuTsRqPoNmLkJhGfEdCbA0987654321zyxwvuts", Addrs: []string{"/ip4/10.0.0.2/tcp/4001", "/dns4/r2.example.fr/tcp/4001"}},
 		},
 		EpochKeys: []EpochKey{
-			{Epoch: 1, Kind: "phone", Key: bytes.Repeat([]byte{0xaa}, 32)},
-			{Epoch: 1, Kind: "email", Key: bytes.Repeat([]byte{0xbb}, 32)},
+			{Epoch: 1, Kind: "phone", Reach: "open", Key: bytes.Repeat([]byte{0xaa}, 32)},
+			{Epoch: 1, Kind: "phone", Reach: "victim", Key: bytes.Repeat([]byte{0xcc}, 32)},
+			{Epoch: 1, Kind: "email", Reach: "open", Key: bytes.Repeat([]byte{0xbb}, 32)},
 		},
 		Issued:   t0,
 		Expires:  t0.Add(90 * 24 * time.Hour),
@@ -96,7 +97,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"altered name", func(c *Card) { c.Name = "Someone Else" }, now, ErrSignature},
 		{"altered replica address", func(c *Card) { c.Replicas[0].Addrs[0] = "/ip4/192.0.2.66/tcp/4001" }, now, ErrSignature},
 		{"added epoch key", func(c *Card) {
-			c.EpochKeys = append(c.EpochKeys, EpochKey{Epoch: 2, Kind: "phone", Key: []byte{1}})
+			c.EpochKeys = append(c.EpochKeys, EpochKey{Epoch: 2, Kind: "phone", Reach: "open", Key: []byte{1}})
 		}, now, ErrSignature},
 		{"swapped key", func(c *Card) { c.Key = testKey(2).Public().(ed25519.PublicKey) }, now, ErrSignature},
 		{"expired", func(*Card) {}, t0.Add(91 * 24 * time.Hour), ErrExpired},
@@ -110,7 +111,10 @@ func TestVerifyRefuses(t *testing.T) {
 		{"name with outer space", func(c *Card) { c.Name = " Police" }, now, ErrInvalid},
 		{"short agency key", func(c *Card) { c.Key = c.Key[:31] }, now, ErrInvalid},
 		{"duplicate replica", func(c *Card) { c.Replicas[1].PeerID = c.Replicas[0].PeerID }, now, ErrInvalid},
-		{"duplicate epoch key", func(c *Card) { c.EpochKeys[1].Kind = "phone" }, now, ErrInvalid},
+		{"duplicate epoch key", func(c *Card) { c.EpochKeys[2].Kind = "phone" }, now, ErrInvalid},
+		{"epoch key without reach", func(c *Card) { c.EpochKeys[0].Reach = "" }, now, ErrInvalid},
+		{"epoch key with a bad reach", func(c *Card) { c.EpochKeys[0].Reach = "Victim" }, now, ErrInvalid},
+		{"altered reach", func(c *Card) { c.EpochKeys[1].Reach = "witness" }, now, ErrSignature},
 		{"sequence zero", func(c *Card) { c.Sequence = 0 }, now, ErrInvalid},
 		{"too many replicas", func(c *Card) {
 			for i := range MaxReplicas {
@@ -228,7 +232,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{"empty", nil, ErrMalformed},
 		{"truncated", bin[:len(bin)-1], ErrMalformed},
 		{"trailing byte", append(bytes.Clone(bin), 0), ErrMalformed},
-		{"version 2", append([]byte{2}, bin[1:]...), ErrMalformed},
+		{"version 2", append([]byte{2}, bin[1:]...), ErrOldVersion},
+		{"version 1", append([]byte{1}, bin[1:]...), ErrOldVersion},
+		{"version 4", append([]byte{4}, bin[1:]...), ErrMalformed},
 		{"too large", make([]byte, MaxEncodedSize+1), ErrMalformed},
 		{"lower-case agency", bytes.Replace(bin, []byte("FR"), []byte("fr"), 1), ErrInvalid},
 	}
@@ -256,9 +262,10 @@ func TestParseRefuses(t *testing.T) {
 		{"not JSON", "-----BEGIN CARD-----", ErrMalformed},
 		{"unknown field", strings.Replace(s, `"format"`, `"extra": 1, "format"`, 1), ErrMalformed},
 		{"trailing data", s + "{}", ErrMalformed},
-		{"other format", strings.Replace(s, "xborder-agency-card/1", "xborder-agency-card/3", 1), ErrMalformed},
-		{"version 2 without witness", strings.Replace(s, "xborder-agency-card/1", "xborder-agency-card/2", 1), ErrMalformed},
-		{"version 1 with witness", strings.Replace(s, `"signature"`, `"witness_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "signature"`, 1), ErrMalformed},
+		{"other format", strings.Replace(s, "xborder-agency-card/3", "xborder-agency-card/4", 1), ErrMalformed},
+		{"version 2", strings.Replace(s, "xborder-agency-card/3", "xborder-agency-card/2", 1), ErrOldVersion},
+		{"version 1", strings.Replace(s, "xborder-agency-card/3", "xborder-agency-card/1", 1), ErrOldVersion},
+		{"witness key of the wrong size", strings.Replace(s, `"signature"`, `"witness_key": "AAAA", "signature"`, 1), ErrInvalid},
 		{"fractional time", strings.Replace(s, "T02:00:00Z", "T02:00:00.5Z", 1), ErrMalformed},
 		{"local time", strings.Replace(s, "T02:00:00Z", "T03:00:00+01:00", 1), ErrMalformed},
 		{"bad base64", strings.Replace(s, `"signature": "`, `"signature": "!`, 1), ErrMalformed},

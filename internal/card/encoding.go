@@ -20,11 +20,14 @@ import (
 //	            u64 sequence ‖ i64 issued ‖ i64 expires   (Unix seconds)
 //	            u16 n ‖ n × replica
 //	            u16 m ‖ m × epochkey
-//	            str witness                              (version 2 only)
+//	            str witness                              (empty: none)
 //	replica   = str peerID ‖ u16 k ‖ k × str addr
-//	epochkey  = u64 epoch ‖ str kind ‖ str key
+//	epochkey  = u64 epoch ‖ str kind ‖ str reach ‖ str key
 //	str       = u16 length ‖ bytes
 //	card      = body ‖ signature (64 bytes)
+//
+// This is version 3. Versions 1 and 2 had no reach in an epoch key
+// (version 1 no witness key either); they are refused with ErrOldVersion.
 //
 // Every length and count is bounded by the limits of card.go, which keep it
 // below 2^16. The encoding of a card is unique: Decode refuses trailing
@@ -71,11 +74,10 @@ func (c *Card) body(b []byte) []byte {
 	for _, k := range c.EpochKeys {
 		b = binary.BigEndian.AppendUint64(b, k.Epoch)
 		str([]byte(k.Kind))
+		str([]byte(k.Reach))
 		str(k.Key)
 	}
-	if c.Version >= Version {
-		str(c.Witness)
-	}
+	str(c.Witness)
 	return b
 }
 
@@ -145,8 +147,11 @@ func Decode(b []byte) (*Card, error) {
 	}
 	r := &reader{b: b}
 	c := &Card{Version: int(r.u8("version"))}
-	if r.err == nil && c.Version != Version && c.Version != VersionV1 {
-		return nil, fmt.Errorf("decode card: version %d; want %d or %d: %w", c.Version, VersionV1, Version, ErrMalformed)
+	if r.err == nil && (c.Version == 1 || c.Version == 2) {
+		return nil, fmt.Errorf("decode card: version %d: %w: %w", c.Version, ErrOldVersion, ErrMalformed)
+	}
+	if r.err == nil && c.Version != Version {
+		return nil, fmt.Errorf("decode card: version %d; want %d: %w", c.Version, Version, ErrMalformed)
 	}
 	c.Agency = string(r.str("agency"))
 	c.Name = string(r.str("name"))
@@ -164,11 +169,12 @@ func Decode(b []byte) (*Card, error) {
 	for m := r.count("epoch keys", MaxEpochKeys); m > 0 && r.err == nil; m-- {
 		k := EpochKey{Epoch: r.u64("epoch")}
 		k.Kind = string(r.str("kind"))
+		k.Reach = string(r.str("reach"))
 		k.Key = r.str("epoch key")
 		c.EpochKeys = append(c.EpochKeys, k)
 	}
-	if c.Version >= Version {
-		c.Witness = r.str("witness key")
+	if w := r.str("witness key"); len(w) > 0 {
+		c.Witness = w
 	}
 	c.Signature = slices.Clone(r.take(ed25519.SignatureSize, "signature"))
 	if r.err != nil {
@@ -183,12 +189,11 @@ func Decode(b []byte) (*Card, error) {
 	return c, nil
 }
 
-// textFormat names the text form of a version 1 card; a later version gets
-// a new name: textFormat2 has the witness key.
-const (
-	textFormat  = "xborder-agency-card/1"
-	textFormat2 = "xborder-agency-card/2"
-)
+// textFormat names the text form of a version 3 card; the older names are
+// refused with ErrOldVersion.
+const textFormat = "xborder-agency-card/3"
+
+var oldTextFormats = map[string]bool{"xborder-agency-card/1": true, "xborder-agency-card/2": true}
 
 // textCard is the text form; its field order is the order of the output.
 type textCard struct {
@@ -214,6 +219,7 @@ type textReplica struct {
 type textKey struct {
 	Epoch uint64 `json:"epoch"`
 	Kind  string `json:"kind"`
+	Reach string `json:"reach"`
 	Key   string `json:"key"`
 }
 
@@ -240,14 +246,14 @@ func (c *Card) MarshalText() ([]byte, error) {
 		EpochKeys:   []textKey{},
 		Signature:   b64.EncodeToString(c.Signature),
 	}
-	if c.Version >= Version {
-		t.Format, t.Witness = textFormat2, b64.EncodeToString(c.Witness)
+	if c.Witness != nil {
+		t.Witness = b64.EncodeToString(c.Witness)
 	}
 	for _, r := range c.Replicas {
 		t.Replicas = append(t.Replicas, textReplica{PeerID: r.PeerID, Addrs: slices.Clone(r.Addrs)})
 	}
 	for _, k := range c.EpochKeys {
-		t.EpochKeys = append(t.EpochKeys, textKey{Epoch: k.Epoch, Kind: k.Kind, Key: b64.EncodeToString(k.Key)})
+		t.EpochKeys = append(t.EpochKeys, textKey{Epoch: k.Epoch, Kind: k.Kind, Reach: k.Reach, Key: b64.EncodeToString(k.Key)})
 	}
 	out, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
@@ -272,21 +278,16 @@ func Parse(text []byte) (*Card, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse card: data after the card: %w", ErrMalformed)
 	}
-	version := VersionV1
 	switch {
-	case t.Format == textFormat2 && t.Witness == "":
-		return nil, fmt.Errorf("parse card: a %q card needs a witness_key: %w", textFormat2, ErrMalformed)
-	case t.Format == textFormat2:
-		version = Version
+	case oldTextFormats[t.Format]:
+		return nil, fmt.Errorf("parse card: format %q: %w: %w", t.Format, ErrOldVersion, ErrMalformed)
 	case t.Format != textFormat:
-		return nil, fmt.Errorf("parse card: format %q; want %q or %q: %w", t.Format, textFormat2, textFormat, ErrMalformed)
-	case t.Witness != "":
-		return nil, fmt.Errorf("parse card: a %q card has no witness_key: %w", textFormat, ErrMalformed)
+		return nil, fmt.Errorf("parse card: format %q; want %q: %w", t.Format, textFormat, ErrMalformed)
 	}
 	if len(t.Replicas) > MaxReplicas || len(t.EpochKeys) > MaxEpochKeys {
 		return nil, fmt.Errorf("parse card: too many replicas or epoch keys: %w", ErrMalformed)
 	}
-	c := &Card{Version: version, Agency: t.Agency, Name: t.Name, Sequence: t.Sequence}
+	c := &Card{Version: Version, Agency: t.Agency, Name: t.Name, Sequence: t.Sequence}
 	var err error
 	field := func(name string, f func() error) {
 		if err == nil {
@@ -297,7 +298,7 @@ func Parse(text []byte) (*Card, error) {
 	}
 	field("key", func() (e error) { c.Key, e = b64.DecodeString(t.Key); return })
 	field("signature", func() (e error) { c.Signature, e = b64.DecodeString(t.Signature); return })
-	if version >= Version {
+	if t.Witness != "" {
 		field("witness_key", func() (e error) { c.Witness, e = b64.DecodeString(t.Witness); return })
 	}
 	field("issued", func() (e error) { c.Issued, e = parseTime(t.Issued); return })
@@ -313,7 +314,7 @@ func Parse(text []byte) (*Card, error) {
 		c.Replicas = append(c.Replicas, rep)
 	}
 	for _, k := range t.EpochKeys {
-		ek := EpochKey{Epoch: k.Epoch, Kind: k.Kind}
+		ek := EpochKey{Epoch: k.Epoch, Kind: k.Kind, Reach: k.Reach}
 		field("epoch_keys", func() (e error) { ek.Key, e = b64.DecodeString(k.Key); return })
 		c.EpochKeys = append(c.EpochKeys, ek)
 	}

@@ -25,10 +25,14 @@ func TestGolden(t *testing.T) {
 			PeerID: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo",
 			Addrs:  []string{"/ip4/198.51.100.7/tcp/4001"},
 		}},
-		EpochKeys: []EpochKey{{Epoch: 1, Kind: "phone", Key: bytes.Repeat([]byte{0x5a}, 32)}},
-		Issued:    time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC),
-		Expires:   time.Date(2027, 2, 25, 2, 0, 0, 0, time.UTC),
-		Sequence:  1,
+		EpochKeys: []EpochKey{
+			{Epoch: 1, Kind: "phone", Reach: "open", Key: bytes.Repeat([]byte{0x5a}, 32)},
+			{Epoch: 1, Kind: "phone", Reach: "victim", Key: bytes.Repeat([]byte{0x5b}, 32)},
+		},
+		Witness:  ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, ed25519.SeedSize)).Public().(ed25519.PublicKey),
+		Issued:   time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC),
+		Expires:  time.Date(2027, 2, 25, 2, 0, 0, 0, time.UTC),
+		Sequence: 1,
 	}
 	if err := c.Sign(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))); err != nil {
 		t.Fatalf("Sign: %v", err)

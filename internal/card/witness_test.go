@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// TestWitnessKey: a card with a witness key is version 2, round-trips in
-// both forms with the key, and a re-pin may add or change it.
+// TestWitnessKey: a card with a witness key round-trips in both forms with
+// the key, one without has none, and a re-pin may add or change it.
 func TestWitnessKey(t *testing.T) {
 	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
 	wit := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
@@ -23,8 +23,15 @@ func TestWitnessKey(t *testing.T) {
 		return c
 	}
 	old, next := mk(1, nil), mk(2, wit)
-	if old.Version != VersionV1 || next.Version != Version {
-		t.Fatalf("versions %d, %d; want %d, %d", old.Version, next.Version, VersionV1, Version)
+	if old.Version != Version || next.Version != Version {
+		t.Fatalf("versions %d, %d; want %d", old.Version, next.Version, Version)
+	}
+	ob, err := old.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := Decode(ob); err != nil || d.Witness != nil {
+		t.Fatalf("Decode of a card without a witness key = %+v, %v; want no witness key", d, err)
 	}
 	bin, err := next.Encode()
 	if err != nil {
@@ -59,7 +66,7 @@ func TestWitnessKey(t *testing.T) {
 	}
 }
 
-// witnessCard is testCard with a witness key (version 2), in both forms:
+// witnessCard is testCard with a witness key, in both forms:
 // a seed of the fuzz targets.
 func witnessCard(t testing.TB) struct{ bin, text []byte } {
 	c := testCard(t)

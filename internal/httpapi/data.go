@@ -36,6 +36,9 @@ type Row struct {
 	Line  int    `json:"line"`
 	Value string `json:"value"`
 	Ref   string `json:"ref,omitempty"`
+	// Class is the subject class of the record: suspect, victim, witness
+	// or unknown; empty: the import's class (BeginImport.Class).
+	Class string `json:"class,omitempty"`
 }
 
 // InvalidRow is a row that was not stored, and why.
@@ -52,6 +55,9 @@ type BeginImport struct {
 	// Strict refuses, as invalid rows, the values accepted only with a
 	// warning (ident.Options.Strict: phone numbers possible but not valid).
 	Strict bool `json:"strict,omitempty"`
+	// Class is the subject class of the rows that give none: suspect,
+	// victim, witness or unknown; empty: unknown (docs/victims.md).
+	Class string `json:"class,omitempty"`
 }
 
 // Import names an open import.
@@ -127,6 +133,9 @@ type KindStats struct {
 	// Warnings counts the identifiers held that ident.Check warns of
 	// (phone numbers possible but not valid).
 	Warnings int `json:"warnings,omitempty"`
+	// Classes counts Rows per subject class (suspect, victim, witness,
+	// unknown); a class with no row is left out.
+	Classes map[string]int `json:"classes,omitempty"`
 }
 
 // SetStats describes the encoded set of one kind in one live epoch as the
@@ -135,6 +144,7 @@ type KindStats struct {
 type SetStats struct {
 	Kind    string `json:"kind"`
 	Epoch   uint64 `json:"epoch"`
+	Reach   string `json:"reach"`            // open, victim or witness: each reach has its own set and key
 	Version int    `json:"version"`          // newest version whose digest is on the ledger (0: none yet)
 	Base    int    `json:"base,omitempty"`   // the base version served up to Version
 	Digest  string `json:"digest,omitempty"` // SHA-256 (hex) of the segment of Version, as the ledger records it

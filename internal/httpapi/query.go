@@ -27,6 +27,17 @@ type QueryRequest struct {
 	Urgent   bool     `json:"urgent,omitempty"`
 	Partners []string `json:"partners,omitempty"` // agency codes; empty: every partner policy allows for Kind
 	Values   []string `json:"values"`
+	// Mode is "enforcement" (also when empty) or "safeguarding": an
+	// enforcement query asks partners' open reach only (suspects and
+	// records of unknown class); a safeguarding query also asks the victim
+	// and witness reaches the partner agreement opens, and always waits for
+	// an approver (docs/victims.md).
+	Mode string `json:"mode,omitempty"`
+	// Reaches narrows the reaches asked (open, victim, witness); empty:
+	// every reach the mode may ask of each partner. A reach the mode may
+	// not ask is refused by this node's policy (reach_not_allowed) and
+	// recorded; nothing is sent.
+	Reaches []string `json:"reaches,omitempty"`
 }
 
 // Query outcomes per partner.
@@ -52,6 +63,7 @@ type QueryResult struct {
 	// not keep it. A pending answer gives it too: send it back with the
 	// ID to run the approved query.
 	CaseKey  string          `json:"case_key,omitempty"`
+	Mode     string          `json:"mode"` // enforcement or safeguarding
 	Partners []PartnerResult `json:"partners,omitempty"`
 }
 
@@ -62,7 +74,19 @@ type PartnerResult struct {
 	Outcome   string `json:"outcome"`              // one of the Outcome constants
 	Reason    string `json:"reason,omitempty"`     // why denied, unavailable or failed
 	// Hits are indexes into the request's Values.
-	Hits          []int   `json:"hits,omitempty"`
+	Hits []int `json:"hits,omitempty"`
+	// HitReaches gives the reach of each hit, in the order of Hits: open
+	// (the partner holds it as a suspect's or of unknown class), victim or
+	// witness. A victim or witness hit is for the care of that person,
+	// never for enforcement: follow Handling and Instruction.
+	HitReaches []string `json:"hit_reaches,omitempty"`
+	// Reaches are the reaches asked of this partner.
+	Reaches []string `json:"reaches,omitempty"`
+	// Handling and Instruction are the safeguarding handling code and
+	// instruction of the agreement with this partner, for a safeguarding
+	// query.
+	Handling      string  `json:"handling,omitempty"`
+	Instruction   string  `json:"instruction,omitempty"`
 	HitCount      int     `json:"hit_count"`
 	Epoch         uint64  `json:"epoch,omitempty"`
 	SetVersion    uint32  `json:"set_version,omitempty"`
@@ -82,6 +106,8 @@ type QueryRecord struct {
 	Offence    string    `json:"offence"`
 	Purpose    string    `json:"purpose,omitempty"`
 	Urgent     bool      `json:"urgent,omitempty"`
+	Mode       string    `json:"mode,omitempty"`    // enforcement or safeguarding; empty in records before modes: enforcement
+	Reaches    []string  `json:"reaches,omitempty"` // the reaches asked, when the query narrowed them
 	Partners   []string  `json:"partners"`
 	PaddedSize int       `json:"padded_size"`
 	Created    time.Time `json:"created"`

@@ -1,6 +1,8 @@
 package wire
 
-// head encodes fields 1 to 13 of a match request: everything the signature
+import "google.golang.org/protobuf/encoding/protowire"
+
+// head encodes fields 1 to 15 of a match request: everything the signature
 // covers.
 func (m *MatchRequest) head() encoder {
 	var e encoder
@@ -17,11 +19,15 @@ func (m *MatchRequest) head() encoder {
 	e.str(11, m.Purpose)
 	e.bool(12, m.Urgent)
 	e.bytes(13, m.BatchSHA256)
+	e.str(14, m.Mode)
+	for _, r := range m.Reaches {
+		e.str(15, r)
+	}
 	return e
 }
 
 // SignedBytes returns what the querier signs: ContextMatchRequest and
-// fields 1 to 13.
+// fields 1 to 15.
 func (m *MatchRequest) SignedBytes() []byte {
 	return append([]byte(ContextMatchRequest), m.head()...)
 }
@@ -29,16 +35,16 @@ func (m *MatchRequest) SignedBytes() []byte {
 // Marshal encodes the request.
 func (m *MatchRequest) Marshal() []byte {
 	e := m.head()
-	e.bytes(14, m.EvalRequest)
-	e.bytes(15, m.Signature)
+	e.bytes(16, m.EvalRequest)
+	e.bytes(17, m.Signature)
 	return e
 }
 
 // UnmarshalMatchRequest decodes a request; it wraps ErrMalformed.
 func UnmarshalMatchRequest(b []byte) (*MatchRequest, error) {
-	d := decoder{msg: "match request", b: b}
+	d := decoder{msg: "match request", b: b, repeated: []protowire.Number{15}}
 	m := new(MatchRequest)
-	for f, ok := d.next(15); ok; f, ok = d.next(15) {
+	for f, ok := d.next(17); ok; f, ok = d.next(17) {
 		switch f.num {
 		case 1:
 			m.ID = d.fixed(f, IDSize)
@@ -67,8 +73,15 @@ func UnmarshalMatchRequest(b []byte) (*MatchRequest, error) {
 		case 13:
 			m.BatchSHA256 = d.fixed(f, HashSize)
 		case 14:
-			m.EvalRequest = d.blob(f, MaxMatchRequest)
+			m.Mode = d.text(f, MaxNameLen)
 		case 15:
+			if len(m.Reaches) == MaxReaches {
+				d.fail("more than %d reaches", MaxReaches)
+			}
+			m.Reaches = append(m.Reaches, d.text(f, MaxNameLen))
+		case 16:
+			m.EvalRequest = d.blob(f, MaxMatchRequest)
+		case 17:
 			m.Signature = d.fixed(f, SignatureSize)
 		}
 	}
@@ -90,14 +103,45 @@ func (m *MatchAnswer) head() encoder {
 	e.str(4, m.Querier)
 	e.uint(5, uint64(m.Status))
 	e.str(6, m.Reason)
-	e.uint(7, m.SetVersion)
-	e.bytes(8, m.BatchSHA256)
-	e.bytes(9, m.EvaluationSHA256)
+	e.bytes(7, m.BatchSHA256)
+	for _, ev := range m.Evaluated {
+		e.bytes(8, ev.marshal())
+	}
 	return e
 }
 
+func (m *Evaluated) marshal() []byte {
+	var e encoder
+	e.str(1, m.Reach)
+	e.uint(2, m.SetVersion)
+	e.bytes(3, m.EvaluationSHA256)
+	return e
+}
+
+func unmarshalEvaluated(b []byte) (Evaluated, error) {
+	d := decoder{msg: "evaluated", b: b}
+	var m Evaluated
+	for f, ok := d.next(3); ok; f, ok = d.next(3) {
+		switch f.num {
+		case 1:
+			m.Reach = d.text(f, MaxNameLen)
+		case 2:
+			m.SetVersion = d.varint(f)
+		case 3:
+			m.EvaluationSHA256 = d.fixed(f, HashSize)
+		}
+	}
+	if err := d.done(); err != nil {
+		return m, err
+	}
+	if m.Reach == "" || m.EvaluationSHA256 == nil {
+		d.fail("missing reach or evaluation digest")
+	}
+	return m, d.err
+}
+
 // SignedBytes returns what the responder signs: ContextMatchAnswer and
-// fields 1 to 9.
+// fields 1 to 8.
 func (m *MatchAnswer) SignedBytes() []byte {
 	return append([]byte(ContextMatchAnswer), m.head()...)
 }
@@ -105,16 +149,18 @@ func (m *MatchAnswer) SignedBytes() []byte {
 // Marshal encodes the answer.
 func (m *MatchAnswer) Marshal() []byte {
 	e := m.head()
-	e.bytes(10, m.Evaluation)
-	e.bytes(11, m.Signature)
+	for _, ev := range m.Evaluations {
+		e.bytes(9, ev)
+	}
+	e.bytes(10, m.Signature)
 	return e
 }
 
 // UnmarshalMatchAnswer decodes an answer; it wraps ErrMalformed.
 func UnmarshalMatchAnswer(b []byte) (*MatchAnswer, error) {
-	d := decoder{msg: "match answer", b: b}
+	d := decoder{msg: "match answer", b: b, repeated: []protowire.Number{8, 9}}
 	m := new(MatchAnswer)
-	for f, ok := d.next(11); ok; f, ok = d.next(11) {
+	for f, ok := d.next(10); ok; f, ok = d.next(10) {
 		switch f.num {
 		case 1:
 			m.ID = d.fixed(f, IDSize)
@@ -129,22 +175,30 @@ func UnmarshalMatchAnswer(b []byte) (*MatchAnswer, error) {
 		case 6:
 			m.Reason = d.text(f, MaxNameLen)
 		case 7:
-			m.SetVersion = d.varint(f)
-		case 8:
 			m.BatchSHA256 = d.fixed(f, HashSize)
+		case 8:
+			if len(m.Evaluated) == MaxReaches {
+				d.fail("more than %d evaluations", MaxReaches)
+			}
+			ev, err := unmarshalEvaluated(d.blob(f, 256))
+			if err != nil && d.err == nil {
+				d.err = err
+			}
+			m.Evaluated = append(m.Evaluated, ev)
 		case 9:
-			m.EvaluationSHA256 = d.fixed(f, HashSize)
+			if len(m.Evaluations) == len(m.Evaluated) {
+				d.fail("more evaluations than evaluated reaches")
+			}
+			m.Evaluations = append(m.Evaluations, d.blob(f, MaxMatchAnswer))
 		case 10:
-			m.Evaluation = d.blob(f, MaxMatchAnswer)
-		case 11:
 			m.Signature = d.fixed(f, SignatureSize)
 		}
 	}
 	if err := d.done(); err != nil {
 		return nil, err
 	}
-	if m.ID == nil || m.Signature == nil || m.Status == 0 {
-		d.fail("missing ID, status or signature")
+	if m.ID == nil || m.Signature == nil || m.Status == 0 || len(m.Evaluations) != len(m.Evaluated) {
+		d.fail("missing ID, status, signature or evaluation")
 		return nil, d.err
 	}
 	return m, nil
@@ -160,11 +214,12 @@ func (m *SyncRequest) head() encoder {
 	e.uint(6, m.Epoch)
 	e.uint(7, m.Base)
 	e.uint(8, m.Version)
+	e.str(9, m.Reach)
 	return e
 }
 
 // SignedBytes returns what the querier signs: ContextSyncRequest and fields
-// 1 to 8.
+// 1 to 9.
 func (m *SyncRequest) SignedBytes() []byte {
 	return append([]byte(ContextSyncRequest), m.head()...)
 }
@@ -172,7 +227,7 @@ func (m *SyncRequest) SignedBytes() []byte {
 // Marshal encodes the request.
 func (m *SyncRequest) Marshal() []byte {
 	e := m.head()
-	e.bytes(9, m.Signature)
+	e.bytes(10, m.Signature)
 	return e
 }
 
@@ -180,7 +235,7 @@ func (m *SyncRequest) Marshal() []byte {
 func UnmarshalSyncRequest(b []byte) (*SyncRequest, error) {
 	d := decoder{msg: "sync request", b: b}
 	m := new(SyncRequest)
-	for f, ok := d.next(9); ok; f, ok = d.next(9) {
+	for f, ok := d.next(10); ok; f, ok = d.next(10) {
 		switch f.num {
 		case 1:
 			m.ID = d.fixed(f, IDSize)
@@ -199,6 +254,8 @@ func UnmarshalSyncRequest(b []byte) (*SyncRequest, error) {
 		case 8:
 			m.Version = d.varint(f)
 		case 9:
+			m.Reach = d.text(f, MaxNameLen)
+		case 10:
 			m.Signature = d.fixed(f, SignatureSize)
 		}
 	}
@@ -285,11 +342,12 @@ func (m *Segment) head() encoder {
 	e.uint(4, m.Base)
 	e.uint(5, m.Version)
 	e.bytes(6, m.SHA256)
+	e.str(7, m.Reach)
 	return e
 }
 
-// SignedBytes returns what the owner signs: ContextSet and fields 1 to 6
-// (agency, kind, epoch, base, version, digest).
+// SignedBytes returns what the owner signs: ContextSet and fields 1 to 7
+// (agency, kind, epoch, base, version, digest, reach).
 func (m *Segment) SignedBytes() []byte {
 	return append([]byte(ContextSet), m.head()...)
 }
@@ -297,8 +355,8 @@ func (m *Segment) SignedBytes() []byte {
 // Marshal encodes the segment.
 func (m *Segment) Marshal() []byte {
 	e := m.head()
-	e.bytes(7, m.Data)
-	e.bytes(8, m.Signature)
+	e.bytes(8, m.Data)
+	e.bytes(9, m.Signature)
 	return e
 }
 
@@ -306,7 +364,7 @@ func (m *Segment) Marshal() []byte {
 func UnmarshalSegment(b []byte) (*Segment, error) {
 	d := decoder{msg: "set segment", b: b}
 	m := new(Segment)
-	for f, ok := d.next(8); ok; f, ok = d.next(8) {
+	for f, ok := d.next(9); ok; f, ok = d.next(9) {
 		switch f.num {
 		case 1:
 			m.Owner = d.text(f, MaxNameLen)
@@ -321,8 +379,10 @@ func UnmarshalSegment(b []byte) (*Segment, error) {
 		case 6:
 			m.SHA256 = d.fixed(f, HashSize)
 		case 7:
-			m.Data = d.blob(f, MaxSegment)
+			m.Reach = d.text(f, MaxNameLen)
 		case 8:
+			m.Data = d.blob(f, MaxSegment)
+		case 9:
 			m.Signature = d.fixed(f, SignatureSize)
 		}
 	}

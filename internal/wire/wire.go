@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -77,6 +78,10 @@ const (
 // MaxSegments caps the segments (a base and deltas) of one sync answer.
 const MaxSegments = 4096
 
+// MaxReaches caps the reaches a match request names and the evaluations an
+// answer carries.
+const MaxReaches = 8
+
 // Status is the outcome an answer carries.
 type Status uint64
 
@@ -93,46 +98,58 @@ const (
 func (s Status) valid() bool { return s >= StatusOK && s <= StatusUnavailable }
 
 // MatchRequest is a querier's signed match request (protocol
-// /xborder/match/1.0.0). Signature covers SignedBytes; BatchSHA256 is the
-// SHA-256 of EvalRequest, so the signature covers the batch too.
+// /xborder/match/2.0.0). Signature covers SignedBytes; BatchSHA256 is the
+// SHA-256 of EvalRequest, so the signature covers the batch too. Mode and
+// Reaches say under which reaches' keys the one blinded batch is to be
+// evaluated.
 type MatchRequest struct {
-	ID          []byte // 1: IDSize random bytes
-	TimeUnixMs  uint64 // 2: the querier's clock, milliseconds since 1970
-	Querier     string // 3: the querier's agency code
-	Responder   string // 4: the responder's agency code
-	Kind        string // 5
-	Epoch       uint64 // 6
-	PaddedSize  uint64 // 7: the number of blinded elements
-	CaseRef     string // 8
-	LegalBasis  string // 9
-	Offence     string // 10
-	Purpose     string // 11
-	Urgent      bool   // 12
-	BatchSHA256 []byte // 13: SHA-256 of EvalRequest
-	EvalRequest []byte // 14: psi.EvalRequest, binary
-	Signature   []byte // 15: Ed25519 over SigningContext ‖ SignedBytes
+	ID          []byte   // 1: IDSize random bytes
+	TimeUnixMs  uint64   // 2: the querier's clock, milliseconds since 1970
+	Querier     string   // 3: the querier's agency code
+	Responder   string   // 4: the responder's agency code
+	Kind        string   // 5
+	Epoch       uint64   // 6
+	PaddedSize  uint64   // 7: the number of blinded elements
+	CaseRef     string   // 8
+	LegalBasis  string   // 9
+	Offence     string   // 10
+	Purpose     string   // 11
+	Urgent      bool     // 12
+	BatchSHA256 []byte   // 13: SHA-256 of EvalRequest
+	Mode        string   // 14: "enforcement" or "safeguarding"
+	Reaches     []string // 15, repeated: the reaches asked, at most MaxReaches
+	EvalRequest []byte   // 16: psi.EvalRequest, binary
+	Signature   []byte   // 17: Ed25519 over SigningContext ‖ SignedBytes
 }
 
 // MatchAnswer is a responder's signed answer. When Status is StatusOK,
-// Evaluation holds the psi.Evaluation and SetVersion the version of the
-// set the responder holds; otherwise Reason says why, and Time is the
-// responder's clock (a clock skew denial states it).
+// Evaluated names, per reach evaluated, the version of the set the
+// responder holds and the digest of the evaluation, and Evaluations holds
+// the psi.Evaluations in the same order; otherwise Reason says why, and
+// Time is the responder's clock (a clock skew denial states it).
 type MatchAnswer struct {
-	ID               []byte // 1: the request's ID
-	TimeUnixMs       uint64 // 2: the responder's clock
-	Responder        string // 3
-	Querier          string // 4
-	Status           Status // 5
-	Reason           string // 6: a reason code (exchange lists them)
-	SetVersion       uint64 // 7
-	BatchSHA256      []byte // 8: the request's batch digest, echoed
-	EvaluationSHA256 []byte // 9: SHA-256 of Evaluation
-	Evaluation       []byte // 10: psi.Evaluation, binary
-	Signature        []byte // 11
+	ID          []byte      // 1: the request's ID
+	TimeUnixMs  uint64      // 2: the responder's clock
+	Responder   string      // 3
+	Querier     string      // 4
+	Status      Status      // 5
+	Reason      string      // 6: a reason code (exchange lists them)
+	BatchSHA256 []byte      // 7: the request's batch digest, echoed
+	Evaluated   []Evaluated // 8, repeated: at most MaxReaches
+	Evaluations [][]byte    // 9, repeated: psi.Evaluation, binary, one per Evaluated
+	Signature   []byte      // 10
 }
 
-// SyncRequest asks an owner for its encoded set of (Kind, Epoch) (protocol
-// /xborder/sync/1.0.0). Base and Version say what the querier holds (zero:
+// Evaluated is the signed description of one evaluation of a match answer
+// (an embedded message).
+type Evaluated struct {
+	Reach            string // 1
+	SetVersion       uint64 // 2
+	EvaluationSHA256 []byte // 3: SHA-256 of the evaluation
+}
+
+// SyncRequest asks an owner for its encoded set of (Kind, Epoch, Reach)
+// (protocol /xborder/sync/2.0.0). Base and Version say what the querier holds (zero:
 // nothing): the owner sends the deltas after Version when Base is its
 // current base, else the base and every delta.
 type SyncRequest struct {
@@ -144,7 +161,8 @@ type SyncRequest struct {
 	Epoch      uint64 // 6
 	Base       uint64 // 7
 	Version    uint64 // 8
-	Signature  []byte // 9
+	Reach      string // 9
+	Signature  []byte // 10
 }
 
 // SyncAnswer heads a sync answer: Segments frames of type Segment follow it.
@@ -169,8 +187,9 @@ type Segment struct {
 	Base      uint64 // 4: the base version
 	Version   uint64 // 5
 	SHA256    []byte // 6: SHA-256 of Data
-	Data      []byte // 7: psi.EncodedSet or psi.Delta, binary
-	Signature []byte // 8
+	Reach     string // 7
+	Data      []byte // 8: psi.EncodedSet or psi.Delta, binary
+	Signature []byte // 9
 }
 
 // Signing contexts: each signed message prefixes its signed bytes with its
@@ -224,12 +243,14 @@ type field struct {
 	b   []byte
 }
 
-// decoder walks fields in strictly increasing order.
+// decoder walks fields in strictly increasing order; only the fields
+// listed in repeated may come several times in a row.
 type decoder struct {
-	msg  string
-	b    []byte
-	last protowire.Number
-	err  error
+	msg      string
+	b        []byte
+	last     protowire.Number
+	err      error
+	repeated []protowire.Number
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -252,7 +273,7 @@ func (d *decoder) next(maxNum protowire.Number) (field, bool) {
 		d.fail("non-minimal tag")
 		return field{}, false
 	}
-	if num <= d.last {
+	if num < d.last || num == d.last && !slices.Contains(d.repeated, num) {
 		d.fail("field %d out of order or repeated", num)
 		return field{}, false
 	}

@@ -14,7 +14,8 @@ func sampleRequest() *MatchRequest {
 		ID: bytes.Repeat([]byte{1}, IDSize), TimeUnixMs: 1_790_000_000_000,
 		Querier: "FR", Responder: "DE", Kind: "phone", Epoch: 7, PaddedSize: 1024,
 		CaseRef: "case-1", LegalBasis: "art. 1", Offence: "thb", Purpose: "p", Urgent: true,
-		BatchSHA256: bytes.Repeat([]byte{2}, HashSize), EvalRequest: []byte{3, 4, 5},
+		BatchSHA256: bytes.Repeat([]byte{2}, HashSize), Mode: "safeguarding",
+		Reaches: []string{"open", "victim", "witness"}, EvalRequest: []byte{3, 4, 5},
 		Signature: bytes.Repeat([]byte{6}, SignatureSize),
 	}
 }
@@ -22,15 +23,19 @@ func sampleRequest() *MatchRequest {
 func sampleAnswer() *MatchAnswer {
 	return &MatchAnswer{
 		ID: bytes.Repeat([]byte{1}, IDSize), TimeUnixMs: 5, Responder: "DE", Querier: "FR",
-		Status: StatusOK, SetVersion: 3, BatchSHA256: bytes.Repeat([]byte{2}, HashSize),
-		EvaluationSHA256: bytes.Repeat([]byte{3}, HashSize), Evaluation: []byte{9},
-		Signature: bytes.Repeat([]byte{6}, SignatureSize),
+		Status: StatusOK, BatchSHA256: bytes.Repeat([]byte{2}, HashSize),
+		Evaluated: []Evaluated{
+			{Reach: "open", SetVersion: 3, EvaluationSHA256: bytes.Repeat([]byte{3}, HashSize)},
+			{Reach: "victim", EvaluationSHA256: bytes.Repeat([]byte{4}, HashSize)},
+		},
+		Evaluations: [][]byte{{9}, {8, 7}},
+		Signature:   bytes.Repeat([]byte{6}, SignatureSize),
 	}
 }
 
 func sampleSyncRequest() *SyncRequest {
 	return &SyncRequest{ID: bytes.Repeat([]byte{1}, IDSize), TimeUnixMs: 9, Querier: "FR",
-		Owner: "DE", Kind: "email", Epoch: 2, Base: 1, Version: 4,
+		Owner: "DE", Kind: "email", Epoch: 2, Base: 1, Version: 4, Reach: "victim",
 		Signature: bytes.Repeat([]byte{6}, SignatureSize)}
 }
 
@@ -42,7 +47,7 @@ func sampleSyncAnswer() *SyncAnswer {
 
 func sampleSegment() *Segment {
 	return &Segment{Owner: "DE", Kind: "phone", Epoch: 7, Base: 1, Version: 2,
-		SHA256: bytes.Repeat([]byte{2}, HashSize), Data: []byte("set"),
+		SHA256: bytes.Repeat([]byte{2}, HashSize), Reach: "witness", Data: []byte("set"),
 		Signature: bytes.Repeat([]byte{6}, SignatureSize)}
 }
 
@@ -82,6 +87,32 @@ func TestSignedBytesExcludeSignature(t *testing.T) {
 	b.Kind = "email"
 	if bytes.Equal(a.SignedBytes(), b.SignedBytes()) {
 		t.Fatal("SignedBytes does not cover the kind")
+	}
+	for name, change := range map[string]func(m *MatchRequest){
+		"mode":        func(m *MatchRequest) { m.Mode = "enforcement" },
+		"reaches":     func(m *MatchRequest) { m.Reaches = m.Reaches[:1] },
+		"reach order": func(m *MatchRequest) { m.Reaches = []string{"victim", "open", "witness"} },
+	} {
+		c := sampleRequest()
+		change(c)
+		if bytes.Equal(sampleRequest().SignedBytes(), c.SignedBytes()) {
+			t.Errorf("SignedBytes does not cover the %s", name)
+		}
+	}
+	ans := sampleAnswer()
+	ans.Evaluated[1].Reach = "witness"
+	if bytes.Equal(sampleAnswer().SignedBytes(), ans.SignedBytes()) {
+		t.Error("answer SignedBytes does not cover the reach of an evaluation")
+	}
+	sr := sampleSyncRequest()
+	sr.Reach = "open"
+	if bytes.Equal(sampleSyncRequest().SignedBytes(), sr.SignedBytes()) {
+		t.Error("sync request SignedBytes does not cover the reach")
+	}
+	sg := sampleSegment()
+	sg.Reach = "open"
+	if bytes.Equal(sampleSegment().SignedBytes(), sg.SignedBytes()) {
+		t.Error("segment SignedBytes does not cover the reach")
 	}
 	if !bytes.HasPrefix(a.SignedBytes(), []byte(ContextMatchRequest)) {
 		t.Fatal("SignedBytes does not start with the signing context")
@@ -131,6 +162,25 @@ func TestMalformed(t *testing.T) {
 	bad.Status = 9
 	if _, err := UnmarshalMatchAnswer(bad.Marshal()); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("answer with status 9: err = %v; want ErrMalformed", err)
+	}
+	tooMany := sampleRequest()
+	for len(tooMany.Reaches) <= MaxReaches {
+		tooMany.Reaches = append(tooMany.Reaches, "open")
+	}
+	if _, err := UnmarshalMatchRequest(tooMany.Marshal()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("request with %d reaches: err = %v; want ErrMalformed", len(tooMany.Reaches), err)
+	}
+	for name, change := range map[string]func(a *MatchAnswer){
+		"evaluation missing":      func(a *MatchAnswer) { a.Evaluations = a.Evaluations[:1] },
+		"evaluation extra":        func(a *MatchAnswer) { a.Evaluations = append(a.Evaluations, []byte{1}) },
+		"evaluated without reach": func(a *MatchAnswer) { a.Evaluated[0].Reach = "" },
+		"short evaluation digest": func(a *MatchAnswer) { a.Evaluated[0].EvaluationSHA256 = []byte{1} },
+	} {
+		a := sampleAnswer()
+		change(a)
+		if _, err := UnmarshalMatchAnswer(a.Marshal()); !errors.Is(err, ErrMalformed) {
+			t.Errorf("answer with %s: err = %v; want ErrMalformed", name, err)
+		}
 	}
 	many := sampleSyncAnswer()
 	many.Segments = MaxSegments + 1

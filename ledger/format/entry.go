@@ -5,9 +5,14 @@ import (
 	"fmt"
 )
 
-// EntryVersion is the version of the leaf layout. It is the first byte of
-// every leaf.
-const EntryVersion = 1
+// EntryVersion is the version of the leaf layout written now. It is the
+// first byte of every leaf. Version 2 adds the query mode and the reaches
+// evaluated (issue 22) after the fields of version 1; a decoder still reads
+// version 1 leaves, whose mode and reaches are empty.
+const EntryVersion = 2
+
+// EntryVersion1 is the first leaf layout, without mode and reaches.
+const EntryVersion1 = 1
 
 // MaxField is the longest string field of a header or body, in bytes.
 const MaxField = 1024

@@ -33,6 +33,15 @@ type Header struct {
 	RequestSigDigest Digest    `json:"request_sig_digest"` // SHA-256 of the request's signature
 	Digest           Digest    `json:"digest"`             // type-specific: query-set commitment, set digest, epoch keys or policy files hash
 	BodyHash         Digest    `json:"body_hash"`          // SHA-256 of the salted body (BodyHash)
+	// Mode is the query mode of match_out, match_in, match_result and their
+	// denials ("enforcement" or "safeguarding"); empty elsewhere and in
+	// version 1 leaves.
+	Mode string `json:"mode,omitempty"`
+	// Reaches are the reaches a match evaluated or asked, or the reach of a
+	// sync or set digest, comma-separated in the order open, victim,
+	// witness (e.g. "open,victim"); never which reach hit. Empty elsewhere
+	// and in version 1 leaves.
+	Reaches string `json:"reaches,omitempty"`
 }
 
 var (
@@ -62,7 +71,9 @@ func readString(b []byte) (string, []byte, error) {
 }
 
 // EncodeLeaf returns the leaf bytes of h: the exact bytes whose RFC 6962
-// leaf hash is in the tree. The layout is in docs/ledger-format.md.
+// leaf hash is in the tree. The layout is in docs/ledger-format.md; a
+// version 1 header is encoded without mode and reaches (they are empty in
+// every version 1 leaf).
 func EncodeLeaf(h *Header) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, h.Version)
@@ -86,11 +97,16 @@ func EncodeLeaf(h *Header) []byte {
 	b = append(b, h.RequestSigDigest[:]...)
 	b = append(b, h.Digest[:]...)
 	b = append(b, h.BodyHash[:]...)
+	if h.Version != EntryVersion1 {
+		b = appendString(b, h.Mode)
+		b = appendString(b, h.Reaches)
+	}
 	return b
 }
 
-// DecodeLeaf parses leaf bytes written by EncodeLeaf. It rejects any other
-// version, undefined types and outcomes, and trailing bytes, so that
+// DecodeLeaf parses leaf bytes written by EncodeLeaf, of version 1 or 2. It
+// rejects any other version, undefined types and outcomes, and trailing
+// bytes, so that
 // EncodeLeaf(DecodeLeaf(b)) == b for every b it accepts.
 func DecodeLeaf(b []byte) (Header, error) {
 	var h Header
@@ -108,8 +124,8 @@ func DecodeLeaf(b []byte) (Header, error) {
 		return fail(errShort)
 	}
 	h.Version = b[0]
-	if h.Version != EntryVersion {
-		return fail(fmt.Errorf("entry version %d, want %d", h.Version, EntryVersion))
+	if h.Version != EntryVersion && h.Version != EntryVersion1 {
+		return fail(fmt.Errorf("entry version %d, want %d or %d", h.Version, EntryVersion1, EntryVersion))
 	}
 	b = b[1:]
 	h.Index = u64()
@@ -140,15 +156,23 @@ func DecodeLeaf(b []byte) (Header, error) {
 			return fail(err)
 		}
 	}
-	if len(b) != 1+32*3 {
-		if len(b) < 1+32*3 {
-			return fail(errShort)
-		}
-		return fail(errTrailing)
+	if len(b) < 1+32*3 {
+		return fail(errShort)
 	}
 	h.Urgency = b[0]
 	copy(h.RequestSigDigest[:], b[1:33])
 	copy(h.Digest[:], b[33:65])
 	copy(h.BodyHash[:], b[65:97])
+	b = b[97:]
+	if h.Version != EntryVersion1 {
+		for _, p := range []*string{&h.Mode, &h.Reaches} {
+			if *p, b, err = readString(b); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if len(b) != 0 {
+		return fail(errTrailing)
+	}
 	return h, nil
 }
