@@ -98,7 +98,10 @@ type FollowupInbox interface {
 	// in.Mode, and have been evaluated under the reach of every tag
 	// (else ReasonUnknownRequest); it must lie within the follow-up
 	// window (else ReasonWindowClosed); policy must allow the follow-up
-	// (a policy reason); a follow-up ID recorded before is ReasonReplay.
+	// (a policy reason). A follow-up ID recorded before with the same
+	// SignatureSHA256 is the querier's retry on another replica: return
+	// the deadline already given, record nothing new; with another
+	// signature it is ReasonReplay.
 	// Then it maps the tags to records (psi.TagIndex), commits a
 	// followup_in entry (follow-up ID, request ID, partner, number of
 	// tags, number matched, basis, urgency; never a tag nor a record),

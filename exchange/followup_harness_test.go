@@ -42,7 +42,7 @@ type inbox struct {
 	window   time.Duration
 	matches  map[[16]byte]matchIn
 	index    map[string]*psi.TagIndex
-	seen     map[[16]byte]bool
+	seen     map[[16]byte][32]byte
 	accepted []accepted
 	refused  []Reason
 	denied   []Reason
@@ -68,10 +68,18 @@ func (b *inbox) Accept(ctx context.Context, in *InboundFollowup) (time.Time, err
 	if b.clock().Sub(m.at) > b.window {
 		return time.Time{}, b.deny(ReasonWindowClosed)
 	}
-	if b.seen[in.ID] {
+	if sig, ok := b.seen[in.ID]; ok {
+		if sig == in.SignatureSHA256 {
+			// A retry of one command, as the ledger has it.
+			for _, a := range b.accepted {
+				if a.id == in.ID {
+					return a.deadline, nil
+				}
+			}
+		}
 		return time.Time{}, b.deny(ReasonReplay)
 	}
-	b.seen[in.ID] = true
+	b.seen[in.ID] = in.SignatureSHA256
 	a := accepted{id: in.ID, request: in.RequestID, partner: in.Querier, tags: len(in.Tags), records: map[string][]int{}}
 	for _, t := range in.Tags {
 		a.records[t.Reach] = append(a.records[t.Reach], b.index[t.Reach].Lookup(t.Tag)...)
@@ -156,7 +164,7 @@ func newDesk(t testing.TB, w *world, logger *slog.Logger, mutate func(*FollowupC
 		ReachWitness: phones(witnessFrom, witnessFrom+10)}
 	d := &desk{w: w, answers: &answers{m: map[string]*FollowupState{}},
 		inbox: &inbox{clock: func() time.Time { return now }, window: 30 * 24 * time.Hour,
-			matches: map[[16]byte]matchIn{}, index: map[string]*psi.TagIndex{}, seen: map[[16]byte]bool{}}}
+			matches: map[[16]byte]matchIn{}, index: map[string]*psi.TagIndex{}, seen: map[[16]byte][32]byte{}}}
 	for reach, h := range held {
 		outs, err := w.reach[reach].Precompute(h)
 		if err != nil {

@@ -201,6 +201,14 @@ func TestFollowupRefused(t *testing.T) {
 	if len(d.inbox.accepted) != 1 {
 		t.Fatalf("%d follow-ups accepted; want the first only", len(d.inbox.accepted))
 	}
+	// The same bytes to another replica of DE (sharing the ledger) are a
+	// retry: the same deadline, nothing recorded twice.
+	replica := newDesk(t, w, nil, func(c *FollowupConfig) { c.Inbox = d.inbox })
+	once.Time = now
+	ack, err := w.client.Followup(ctx, replica.fr, "12D3KooWDE", once)
+	if err != nil || !ack.Deadline.Equal(d.inbox.accepted[0].deadline) || len(d.inbox.accepted) != 1 {
+		t.Fatalf("retry on another replica: %+v, %v; want the first deadline, one follow-up accepted", ack, err)
+	}
 
 	// Hostile requests, built by hand.
 	hand := func(mut func(m *wire.FollowupRequest), signer func([]byte) []byte) *wire.FollowupRequest {
