@@ -127,7 +127,7 @@ type FollowupPoll struct {
 	Owner     string
 	ID        [16]byte // the follow-up ID
 	RequestID [16]byte // the match request it followed up
-	Tags      int      // the number of hits it named
+	Tags      int      // the number of hits it named; an answer naming a later hit is refused (zero: not checked)
 }
 
 // FollowupStatus is the owner's verified reply to a poll.
