@@ -115,8 +115,8 @@ type FollowupInbox interface {
 	// bad signature, wrong owner, clock skew, bad request, a reach not
 	// allowed in the mode, a copy of one accepted). Fields other than Peer
 	// are unauthenticated when the reason is ReasonBadSignature or
-	// ReasonWrongPeer. An error means the refusal is not recorded: the
-	// server answers "unavailable".
+	// ReasonWrongPeer. Record the counts, never in.Tags. An error means
+	// the refusal is not recorded: the server answers "unavailable".
 	Refused(ctx context.Context, in *InboundFollowup, r Reason) error
 }
 
