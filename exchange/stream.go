@@ -1,5 +1,5 @@
 // Package exchange implements the node-to-node protocols of xborder (match,
-// sync, witness) over streams it is handed.
+// sync, witness, follow-up) over streams it is handed.
 //
 // It never dials, listens or names a transport: the node adapts its libp2p
 // host to the small seams declared here. A handler receives a [Stream] from a

@@ -1,5 +1,5 @@
 // Package wire implements the messages that xborder nodes exchange over the
-// match and sync protocols, and the frames that carry them.
+// match, sync and follow-up protocols, and the frames that carry them.
 //
 // # How
 //
