@@ -396,6 +396,7 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 		err := ps.order.ask(ctx, c, rounds, func(peer exchange.PeerID) error {
 			var err error
 			got, err = ps.client.Sync(ctx, ps.opener, peer, exchange.SyncQuery{Owner: partner, Kind: kind, Epoch: e, Have: have})
+			ps.logReceived(partner, kind, e, got, err)
 			return err
 		})
 		if err == nil {

@@ -174,7 +174,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 	rep.Check(err == nil, "healed federation settles", "%s", errText(err, "every replica ready, the same ledger size"))
 
 	rep.Step("Check", "the invariants of docs/RELIABILITY.md over the history and the healed federation")
-	(&checker{net: n, rep: rep, ops: res.Ops, final: final, initialRows: initial}).run()
+	(&checker{net: n, rep: rep, ops: res.Ops, final: final, initialRows: initial, start: hist.start}).run()
 	return res, nil
 }
 

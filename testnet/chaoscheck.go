@@ -75,6 +75,8 @@ type checker struct {
 	last map[string]ledgerOf
 	// initialRows is each agency's rows of stewardKind before the workload.
 	initialRows map[string]int
+	// start is when the run began (the operations' times count from it).
+	start time.Time
 }
 
 func (c *checker) run() {
@@ -94,6 +96,7 @@ func (c *checker) run() {
 	}
 	c.linearizable()
 	c.exactlyOnce()
+	c.answersRecorded()
 	c.budgets()
 	c.replicasAgree()
 	c.checkpoints()
