@@ -173,8 +173,14 @@ func Chaos(ctx context.Context, cfg ChaosConfig, rep *Report) (*ChaosResult, err
 	final, err := settle(ctx, n, hist)
 	rep.Check(err == nil, "healed federation settles", "%s", errText(err, "every replica ready, the same ledger size"))
 
+	rep.Step("Probe", "each partner asks each agency about rows its steward removed and rows it still holds")
+	probes := w.probeRemovals(ctx)
+
 	rep.Step("Check", "the invariants of docs/RELIABILITY.md over the history and the healed federation")
-	(&checker{net: n, rep: rep, ops: res.Ops, final: final, initialRows: initial, start: hist.start}).run()
+	(&checker{net: n, rep: rep, ops: res.Ops, final: final, initialRows: initial, start: hist.start, probes: probes}).run()
+	for _, p := range probes {
+		res.Ops = append(res.Ops, p.ops...)
+	}
 	return res, nil
 }
 

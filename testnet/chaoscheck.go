@@ -77,6 +77,9 @@ type checker struct {
 	initialRows map[string]int
 	// start is when the run began (the operations' times count from it).
 	start time.Time
+	// probes are the partners' queries of removed and held rows, once
+	// healed.
+	probes []*probe
 }
 
 func (c *checker) run() {
@@ -97,11 +100,14 @@ func (c *checker) run() {
 	c.linearizable()
 	c.exactlyOnce()
 	c.answersRecorded()
+	c.approvals()
+	c.pins()
 	c.budgets()
 	c.replicasAgree()
 	c.checkpoints()
 	c.sets()
 	c.imports()
+	c.removals(c.probes)
 	c.truth()
 }
 
@@ -211,7 +217,9 @@ func (c *checker) exactlyOnce() {
 			}
 		}
 		for k, xs := range own {
-			if len(xs) > 1 && !strings.HasPrefix(k, "denial/") {
+			// Denials aside (a partner's retries), and approvals: pending,
+			// approved and run share the query's ID (the approvals check).
+			if len(xs) > 1 && !strings.HasPrefix(k, "denial/") && !strings.HasPrefix(k, "approval/") {
 				bad = append(bad, fmt.Sprintf("%s holds %d entries %s (indexes %d and %d)", a.Code, len(xs), k, xs[0].Index, xs[1].Index))
 			}
 		}
