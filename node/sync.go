@@ -351,6 +351,11 @@ func (ps *partnerSets) partnerEpochs(partner, kind string) []uint64 {
 	return es
 }
 
+// maxEpochsAhead bounds how many epochs past the newest its pinned card
+// lists syncCopy asks a partner for, while the partner answers each
+// earlier one unknown_epoch.
+const maxEpochsAhead = 8
+
 // syncCopy syncs pc from any replica of partner: the newest epoch on its
 // card that it serves, trying each replica in turn, in the order
 // replicaOrder gives (a stopped one, or one without quorum, is skipped and
@@ -368,16 +373,20 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 		return fmt.Errorf("sync %s %s: the partner's card lists no key of that kind: %w", partner, kind, exchange.ErrNoSet)
 	}
 	// Epochs follow each other: when the partner has retired every epoch
-	// the pinned card lists (each answered unknown_epoch), the next one is
-	// asked for, and its answer brings the newer card that lists its key.
-	// Not when an epoch could not be served now (unavailable): the next
-	// epoch would only be refused, and the refusal recorded.
-	next := epochs[0] + 1
-	epochs = append(epochs, next)
+	// the pinned card lists (each answered unknown_epoch), the next ones
+	// are asked for in turn, up to maxEpochsAhead past the card's newest (a
+	// partner may have rotated more than once since the last sync), and the
+	// first answer brings the newer card that lists its key. Not when an
+	// epoch could not be served now (unavailable): the next epoch would
+	// only be refused, and the refusal recorded.
+	known := len(epochs)
+	for e := epochs[0] + 1; e <= epochs[0]+maxEpochsAhead; e++ {
+		epochs = append(epochs, e)
+	}
 	retired := true
 	var errs []error
 	for i, e := range epochs {
-		if e == next && i == len(epochs)-1 && !retired {
+		if i >= known && !retired {
 			break
 		}
 		var have *psi.Set
