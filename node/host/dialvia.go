@@ -1,13 +1,55 @@
-//go:build !chaos
+//go:build chaos
 
 package host
 
-import ma "github.com/multiformats/go-multiaddr"
+import (
+	"sync"
 
-// viaAddrs returns the addresses to dial a partner replica at: its own,
-// without the chaos build tag (dialvia_chaos.go).
-func viaAddrs(as []ma.Multiaddr) []ma.Multiaddr { return as }
+	ma "github.com/multiformats/go-multiaddr"
+)
 
-// directRefused reports whether a dial to a must go through a proxy
-// instead: never, without the chaos build tag.
-func directRefused(ma.Multiaddr) bool { return false }
+// Built with the chaos tag, a host dials partner replicas through the
+// proxies of `testnet chaos` (node's chaos.json): the address a card lists
+// is replaced by the proxy's, and a dial to the card's own address (one
+// learned by identify, say) is refused, so every link runs through a
+// proxy the nemesis controls.
+var (
+	viaMu sync.RWMutex
+	via   map[string]string
+	// direct holds the addresses that have a proxy.
+	direct map[string]bool
+)
+
+// SetDialVia sets the proxy of each partner replica address (multiaddr
+// to multiaddr), for every host of the process. Chaos build only.
+func SetDialVia(m map[string]string) {
+	viaMu.Lock()
+	defer viaMu.Unlock()
+	via, direct = map[string]string{}, map[string]bool{}
+	for k, v := range m {
+		via[k] = v
+		direct[k] = true
+	}
+}
+
+func viaAddrs(as []ma.Multiaddr) []ma.Multiaddr {
+	viaMu.RLock()
+	defer viaMu.RUnlock()
+	out := make([]ma.Multiaddr, 0, len(as))
+	for _, a := range as {
+		if p, ok := via[a.String()]; ok {
+			if pa, err := ma.NewMultiaddr(p); err == nil {
+				out = append(out, pa)
+				continue
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func directRefused(a ma.Multiaddr) bool {
+	viaMu.RLock()
+	defer viaMu.RUnlock()
+	return direct[a.String()]
+}
