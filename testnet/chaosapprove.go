@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger/format"
@@ -129,9 +130,27 @@ func (c *checker) approvals() {
 		own := l.byRequest()
 		var bad []string
 		n := map[string]int{}
+		// The acknowledged steps of each query, by kind: a later step
+		// refused as if one of them had not happened read a stale record.
+		acked := map[string]*Op{}
+		for _, op := range c.agencyOps(a.Code) {
+			if op.QueryID != "" && op.Outcome == OpOK {
+				acked[op.Kind+"/"+op.QueryID] = op
+			}
+		}
 		for _, op := range c.agencyOps(a.Code) {
 			if op.QueryID == "" {
 				continue
+			}
+			if op.Outcome == OpFailed {
+				// The node's own words (node/approve.go) for a record it
+				// does not hold, or holds still pending.
+				if s := acked["submit/"+op.QueryID]; s != nil && s.Complete < op.Invoke && strings.Contains(op.Err, "no such query") {
+					bad = append(bad, fmt.Sprintf("op %d (%s on %s): %s, after op %d recorded it pending", op.ID, op.Kind, op.Replica, op.Err, s.ID))
+				}
+				if ap := acked["approve/"+op.QueryID]; ap != nil && ap.Complete < op.Invoke && strings.Contains(op.Err, "still waits for an approver") {
+					bad = append(bad, fmt.Sprintf("op %d (%s on %s): %s, after op %d approved it", op.ID, op.Kind, op.Replica, op.Err, ap.ID))
+				}
 			}
 			pend, appr, run := steps[approvalPending+"/"+op.QueryID], steps[approvalApproved+"/"+op.QueryID], steps[approvalRun+"/"+op.QueryID]
 			n[op.Kind+" "+op.Outcome]++

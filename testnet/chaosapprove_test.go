@@ -23,7 +23,7 @@ func TestApprovalsCheck(t *testing.T) {
 			Body: &format.Body{Approver: approver}}
 	}
 	ok := func(id int, kind string) *Op {
-		op := &Op{ID: id, Agency: "GB", Kind: kind, Outcome: OpOK, QueryID: "q-1", Approver: "approver"}
+		op := &Op{ID: id, Agency: "GB", Kind: kind, Outcome: OpOK, QueryID: "q-1", Approver: "approver", Invoke: float64(id - 1), Complete: float64(id-1) + 0.5}
 		if kind == "query" {
 			op.Partners = []httpapi.PartnerResult{{Agency: "TH", RequestID: "r1", Outcome: httpapi.OutcomeHits}}
 		}
@@ -43,6 +43,10 @@ func TestApprovalsCheck(t *testing.T) {
 		{"run without approval", []format.ExportLine{good[0], good[2]}, []*Op{ok(1, "submit")}, "without an approved entry before it"},
 		{"early run acknowledged", good, []*Op{ok(1, "submit"), ok(2, "run-early")}, "ran before its approval"},
 		{"run not recorded", good[:2], []*Op{ok(1, "submit"), ok(2, "approve"), ok(3, "query")}, "0 run entries"},
+		{"approval refused on a stale record", good, []*Op{ok(1, "submit"), {ID: 2, Agency: "GB", Kind: "approve", Outcome: OpFailed, QueryID: "q-1",
+			Invoke: 5, Err: "query q-1: no such query: not found"}}, "after op 1 recorded it pending"},
+		{"run refused on a stale record", good, []*Op{ok(1, "submit"), ok(2, "approve"), {ID: 3, Agency: "GB", Kind: "query", Outcome: OpFailed, QueryID: "q-1",
+			Invoke: 5, Err: "query q-1: still waits for an approver (xborder approve q-1): denied by policy"}}, "after op 2 approved it"},
 		{"match_out without the approver", []format.ExportLine{good[0], good[1], good[2], out(4, "r1", "")}, []*Op{ok(3, "query")}, "names approver"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -120,7 +120,11 @@ func classify(err error) string {
 
 // workload runs the clients of every agency until ctx ends: per agency an
 // investigator that queries every partner about planted identifiers, an
-// auditor that reads the ledger, and one that exports it now and then.
+// auditor that reads the ledger, and one that exports it now and then, an
+// admin that applies the policy or rotates the keys, a steward that
+// imports and removes rows, an investigator and an approver that run
+// queries that need an approval (chaosapprove.go), and an admin that
+// re-pins a partner's card (chaospins.go).
 type workload struct {
 	net  *Net
 	hist *history

@@ -1,5 +1,3 @@
-//go:build chaos
-
 package host
 
 import (
@@ -8,11 +6,12 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// Built with the chaos tag, a host dials partner replicas through the
-// proxies of `testnet chaos` (node's chaos.json): the address a card lists
-// is replaced by the proxy's, and a dial to the card's own address (one
-// learned by identify, say) is refused, so every link runs through a
-// proxy the nemesis controls.
+// A host dials partner replicas through the routes of its data directory
+// (node's routes.json: port forwards, tunnels, or the proxies of `testnet
+// chaos`): the address a card lists is replaced by the route's, and a dial
+// to the card's own address (one learned by identify, say) is refused, so
+// every link to that replica takes the route. Without routes (SetDialVia
+// never called) every address is dialled as it is.
 var (
 	viaMu sync.RWMutex
 	via   map[string]string
@@ -20,8 +19,8 @@ var (
 	direct map[string]bool
 )
 
-// SetDialVia sets the proxy of each partner replica address (multiaddr
-// to multiaddr), for every host of the process. Chaos build only.
+// SetDialVia sets the route of each partner replica address (multiaddr
+// to multiaddr), for every host of the process (`node run` runs one).
 func SetDialVia(m map[string]string) {
 	viaMu.Lock()
 	defer viaMu.Unlock()
