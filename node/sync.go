@@ -113,7 +113,14 @@ func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exc
 			return nil, err
 		default:
 			if _, err := c.pins.PinCard(ctx, "sync", next, ""); err != nil {
-				return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
+				// Another sync (another kind of the partner's, say) may have
+				// pinned this card, or a newer one, since the pin was read:
+				// the pin in force is then at least as new; use it.
+				inForce, ok := c.pins.pinned(agency)
+				if !errors.Is(err, card.ErrNotNewer) || !ok || inForce.Sequence < next.Sequence {
+					return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
+				}
+				next = inForce
 			}
 		}
 	}
