@@ -18,7 +18,9 @@ type racedPin struct {
 	c, winner *card.Card
 }
 
-func (p *racedPin) pinned(agency string) (*card.Card, bool) { return p.c, p.c != nil && p.c.Agency == agency }
+func (p *racedPin) pinned(agency string) (*card.Card, bool) {
+	return p.c, p.c != nil && p.c.Agency == agency
+}
 
 func (p *racedPin) PinCard(ctx context.Context, actor string, c *card.Card, fingerprint string) (httpapi.Partner, error) {
 	p.c = p.winner // the other sync's pin lands first

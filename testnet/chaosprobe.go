@@ -24,10 +24,10 @@ const probeWait = 90 * time.Second
 
 // probe is one partner's probe of an agency's steward rows, once healed.
 type probe struct {
-	owner, querier   string
-	removed, held    []string // canonical values asked
-	ops              []*Op    // every attempt; the last one counts
-	skipped, problem string
+	owner, querier string
+	removed, held  []string // canonical values asked
+	ops            []*Op    // every attempt; the last one counts
+	skipped        string
 }
 
 // probeRemovals asks, once the federation has healed, from each partner,
