@@ -431,6 +431,13 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind string, pc *p
 			break
 		}
 	}
+	// The newest epoch asked decides: once it could not be served now
+	// (unavailable), an older epoch's unknown_epoch is no answer, and must
+	// not read as the partner's refusal.
+	var d *exchange.DeniedError
+	if n := len(errs); n > 1 && !errors.As(errs[n-1], &d) {
+		return fmt.Errorf("%w (older epochs: %v)", errs[n-1], errors.Join(errs[:n-1]...))
+	}
 	return errors.Join(errs...)
 }
 
