@@ -1,4 +1,4 @@
-//go:build !defect_ack_uncommitted && !defect_drop_match_in
+//go:build !defect_ack_uncommitted && !defect_drop_match_in && !defect_drop_sync_entry
 
 package ledger
 

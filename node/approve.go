@@ -125,13 +125,25 @@ func (q *querier) queryRecord(id string) (*httpapi.QueryRecord, error) {
 	return &rec, nil
 }
 
+// recordInForce returns the query record id as the agency holds it: read
+// after a linearizable barrier, so that an approval or a run decides on
+// every change committed before it (on whichever replica), not on this
+// replica's copy, which may lag. A replica that cannot tell (no quorum)
+// answers unavailable.
+func (q *querier) recordInForce(ctx context.Context, id string) (*httpapi.QueryRecord, error) {
+	if err := q.cfg.Audit.Linearize(ledger.FailFast(ctx)); err != nil {
+		return nil, fmt.Errorf("query %s: read the query records: %w: %w", id, err, httpapi.ErrUnavailable)
+	}
+	return q.queryRecord(id)
+}
+
 // approvedRecord returns the record of an approved query that u runs with
 // the same kind, case, legal basis, offence, purpose, urgency, partners
 // and padded size as were approved, and the very query set: the case key of
 // the pending answer, sent back, must give the commitment recorded. It sets
 // p's case key and commitment to those of the approval.
-func (q *querier) approvedRecord(u httpapi.User, req httpapi.QueryRequest, partners []string, p *queryPlan) (*httpapi.QueryRecord, error) {
-	rec, err := q.queryRecord(req.ID)
+func (q *querier) approvedRecord(ctx context.Context, u httpapi.User, req httpapi.QueryRequest, partners []string, p *queryPlan) (*httpapi.QueryRecord, error) {
+	rec, err := q.recordInForce(ctx, req.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +201,7 @@ func (q *querier) spendApproval(ctx context.Context, u httpapi.User, rec *httpap
 // than the one who made it, and the policy in force must let the
 // approver's role approve the query's kind.
 func (q *querier) Approve(ctx context.Context, u httpapi.User, id string) (httpapi.QueryRecord, error) {
-	rec, err := q.queryRecord(id)
+	rec, err := q.recordInForce(ctx, id)
 	if err != nil {
 		return httpapi.QueryRecord{}, err
 	}

@@ -63,6 +63,9 @@ type cards struct {
 	pins   map[string]*card.Card // agency code to verified pinned card
 	own    *card.Card
 	ownKey string // replica set and epoch keys the own card was made for
+	// ownRecorded: own's sequence is recorded as the agency's highest
+	// (issueSequence); if not, the next OwnCard signs again.
+	ownRecorded bool
 }
 
 var _ exchange.Keys = (*cards)(nil)
@@ -74,7 +77,9 @@ func newCards(cfg cardsConfig) *cards {
 
 // OwnCard returns the agency's signed card, signing a new one when the
 // replica set changed or the last one is past half its validity. Its
-// sequence is the issue time in Unix seconds, so a later card is newer.
+// sequence is the issue time in Unix seconds, or above every sequence a
+// replica of the agency issued before if that is higher (issueSequence),
+// so a later card is newer whichever replica signed it.
 func (c *cards) OwnCard() (*card.Card, error) {
 	reps, eks := c.cfg.Replicas.replicas(), c.cfg.Epochs.cardEpochKeys()
 	repKey, _ := json.Marshal(struct {
@@ -91,19 +96,20 @@ func (c *cards) OwnCard() (*card.Card, error) {
 	now := c.cfg.Now().UTC().Truncate(time.Second)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.own != nil && c.ownKey == string(repKey) && now.Before(c.own.Issued.Add(validity/2)) {
+	if c.own != nil && c.ownKey == string(repKey) && c.ownRecorded && now.Before(c.own.Issued.Add(validity/2)) {
 		return c.own, nil
 	}
 	seq := uint64(now.Unix())
 	if c.own != nil && seq <= c.own.Sequence {
 		seq = c.own.Sequence + 1
 	}
+	seq, recorded := c.issueSequence(seq) // above every replica's (card_sequence.go)
 	own := &card.Card{Version: card.Version, Agency: c.cfg.Agency, Name: c.cfg.Name, Replicas: reps, EpochKeys: eks,
 		Witness: witnessKey(c.cfg.Key).Public().(ed25519.PublicKey), Issued: now, Expires: now.Add(validity), Sequence: seq}
 	if err := own.Sign(c.cfg.Key); err != nil {
 		return nil, fmt.Errorf("sign agency card: %w", err)
 	}
-	c.own, c.ownKey = own, string(repKey)
+	c.own, c.ownKey, c.ownRecorded = own, string(repKey), recorded
 	return own, nil
 }
 

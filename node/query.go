@@ -137,7 +137,7 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 	}
 	var rec *httpapi.QueryRecord
 	if req.ID != "" {
-		if rec, err = q.approvedRecord(u, req, partners, p); err != nil {
+		if rec, err = q.approvedRecord(ctx, u, req, partners, p); err != nil {
 			return httpapi.QueryResult{}, err
 		}
 		p.id, p.approver = rec.ID, rec.Approver

@@ -231,7 +231,13 @@ func (s *localSets) responder(kind string, epoch uint64, reach string) (r *psi.R
 
 // Holding returns the segments of (kind, epoch, reach) whose digests are
 // on the ledger, or an error wrapping exchange.ErrNoSet or errCannotServe.
+// A retired epoch has no set to sync even while its set is still in
+// memory: the card sent with the answer no longer lists its key, so the
+// partner could not verify it, and would not walk on to the epoch in force.
 func (s *localSets) Holding(ctx context.Context, kind string, epoch uint64, reach string) (*exchange.Holding, error) {
+	if !slices.Contains(s.epochs.epochState().live(), epoch) {
+		return nil, fmt.Errorf("holding %s epoch %d: not a live epoch: %w", kind, epoch, exchange.ErrNoSet)
+	}
 	if ls := s.get(kind, epoch, reach); ls != nil {
 		ls.mu.Lock()
 		base, segs, ok := ls.served()

@@ -113,7 +113,14 @@ func (c *cardChecker) Check(ctx context.Context, agency string, b []byte) ([]exc
 			return nil, err
 		default:
 			if _, err := c.pins.PinCard(ctx, "sync", next, ""); err != nil {
-				return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
+				// Another sync (another kind of the partner's, say) may have
+				// pinned this card, or a newer one, since the pin was read:
+				// the pin in force is then at least as new; use it.
+				inForce, ok := c.pins.pinned(agency)
+				if !errors.Is(err, card.ErrNotNewer) || !ok || inForce.Sequence < next.Sequence {
+					return nil, fmt.Errorf("re-pin card of %s: %w", agency, err)
+				}
+				next = inForce
 			}
 		}
 	}
@@ -373,6 +380,11 @@ func (ps *partnerSets) partnerEpochs(partner, kind string) []uint64 {
 	return es
 }
 
+// maxEpochsAhead bounds how many epochs past the newest its pinned card
+// lists syncCopy asks a partner for, while the partner answers each
+// earlier one unknown_epoch.
+const maxEpochsAhead = 8
+
 // syncCopy syncs pc from any replica of partner: the newest epoch on its
 // card that it serves, trying each replica in turn, in the order
 // replicaOrder gives (a stopped one, or one without quorum, is skipped and
@@ -390,16 +402,20 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind, reach string
 		return fmt.Errorf("sync %s %s: the partner's card lists no key of that kind: %w", partner, kind, exchange.ErrNoSet)
 	}
 	// Epochs follow each other: when the partner has retired every epoch
-	// the pinned card lists (each answered unknown_epoch), the next one is
-	// asked for, and its answer brings the newer card that lists its key.
-	// Not when an epoch could not be served now (unavailable): the next
-	// epoch would only be refused, and the refusal recorded.
-	next := epochs[0] + 1
-	epochs = append(epochs, next)
+	// the pinned card lists (each answered unknown_epoch), the next ones
+	// are asked for in turn, up to maxEpochsAhead past the card's newest (a
+	// partner may have rotated more than once since the last sync), and the
+	// first answer brings the newer card that lists its key. Not when an
+	// epoch could not be served now (unavailable): the next epoch would
+	// only be refused, and the refusal recorded.
+	known := len(epochs)
+	for e := epochs[0] + 1; e <= epochs[0]+maxEpochsAhead; e++ {
+		epochs = append(epochs, e)
+	}
 	retired := true
 	var errs []error
 	for i, e := range epochs {
-		if e == next && i == len(epochs)-1 && !retired {
+		if i >= known && !retired {
 			break
 		}
 		var have *psi.Set
@@ -418,6 +434,7 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind, reach string
 		err := ps.order.ask(ctx, c, rounds, func(peer exchange.PeerID) error {
 			var err error
 			got, err = ps.client.Sync(ctx, ps.opener, peer, exchange.SyncQuery{Owner: partner, Kind: kind, Reach: reach, Epoch: e, Have: have})
+			ps.logReceived(partner, kind, reach, e, got, err)
 			return err
 		})
 		if err == nil {
@@ -435,6 +452,13 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind, reach string
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	// The newest epoch asked decides: once it could not be served now
+	// (unavailable), an older epoch's unknown_epoch is no answer, and must
+	// not read as the partner's refusal.
+	var d *exchange.DeniedError
+	if n := len(errs); n > 1 && !errors.As(errs[n-1], &d) {
+		return fmt.Errorf("%w (older epochs: %v)", errs[n-1], errors.Join(errs[:n-1]...))
 	}
 	return errors.Join(errs...)
 }

@@ -108,6 +108,13 @@ func (c *collector) Close() error {
 // round collects cosignatures when the tree grew since last or a witness
 // is missing, and gossips; it returns the size it collected for.
 func (c *collector) round(ctx context.Context, last uint64) uint64 {
+	// Read after a barrier, and only while leading: a new leader may not
+	// have applied all it committed, and a deposed one hands out the last
+	// checkpoint it stored; either would look to a witness like a tree
+	// smaller than the one it cosigned (testnet chaos: a false alarm).
+	if err := c.cfg.Audit.Linearize(ledger.FailFast(ctx)); err != nil || !c.cfg.Leader() {
+		return last
+	}
 	cp, err := c.cfg.Audit.Checkpoint()
 	if err != nil {
 		c.cfg.Log.Warn("witness round: no checkpoint", "err", err)
@@ -247,6 +254,12 @@ func (c *collector) ask(ctx context.Context, w *card.Card, cp ledger.Checkpoint)
 					return nil, err
 				}
 				if m > cp.Size {
+					if c.holds(ctx, m) {
+						// cp was stale (leadership moved during the
+						// round): the tree holds what the witness
+						// cosigned. The next round sends a newer one.
+						return nil, fmt.Errorf("witness of %s cosigned size %d, newer than checkpoint %d of this round", w.Agency, m, cp.Size)
+					}
 					// The witness cosigned a larger tree of ours than we
 					// have: this ledger was rolled back.
 					c.claimed(ctx, peer, "the witness cosigned a larger tree of this ledger", cp)
@@ -269,6 +282,16 @@ func (c *collector) ask(ctx context.Context, w *card.Card, cp ledger.Checkpoint)
 		lastErr = errors.New("no replica answered")
 	}
 	return nil, lastErr
+}
+
+// holds reports whether this ledger, read after a barrier, has at least
+// size entries.
+func (c *collector) holds(ctx context.Context, size uint64) bool {
+	if err := c.cfg.Audit.Linearize(ledger.FailFast(ctx)); err != nil {
+		return false
+	}
+	n, _, err := c.cfg.Audit.TreeHead()
+	return err == nil && n >= size
 }
 
 // cosignatureLine returns the signature lines of body that are v's

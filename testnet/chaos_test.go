@@ -77,11 +77,12 @@ func TestLogModel(t *testing.T) {
 // must fail the invariant the defect breaks.
 func TestChaosFindsPlantedDefects(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds xborder twice and runs two federations")
+		t.Skip("builds xborder three times and runs three federations")
 	}
 	for _, tc := range []struct{ tag, check string }{
 		{"defect_ack_uncommitted", "ledger history linearizable"},
 		{"defect_drop_match_in", "exactly once"},
+		{"defect_drop_sync_entry", "every sync answer, sync denial and match denial sent has its entry"},
 	} {
 		t.Run(tc.tag, func(t *testing.T) {
 			bin := filepath.Join(t.TempDir(), "xborder")

@@ -3,6 +3,6 @@
 package testnet
 
 // ChaosBuild reports whether this program was built with the chaos tag:
-// only then do its replicas dial through the proxies of `testnet chaos`
-// and take a clock offset (node/chaos_on.go).
+// only then do its replicas take a clock offset (node/chaos_on.go). The
+// proxies are in the path in every build (node.RoutesFile).
 const ChaosBuild = true

@@ -75,6 +75,11 @@ type checker struct {
 	last map[string]ledgerOf
 	// initialRows is each agency's rows of stewardKind before the workload.
 	initialRows map[string]int
+	// start is when the run began (the operations' times count from it).
+	start time.Time
+	// probes are the partners' queries of removed and held rows, once
+	// healed.
+	probes []*probe
 }
 
 func (c *checker) run() {
@@ -94,11 +99,16 @@ func (c *checker) run() {
 	}
 	c.linearizable()
 	c.exactlyOnce()
+	c.answersRecorded()
+	c.approvals()
+	c.pins()
 	c.budgets()
 	c.replicasAgree()
 	c.checkpoints()
+	c.noAlarms()
 	c.sets()
 	c.imports()
+	c.removals(c.probes)
 	c.truth()
 }
 
@@ -208,7 +218,11 @@ func (c *checker) exactlyOnce() {
 			}
 		}
 		for k, xs := range own {
-			if len(xs) > 1 && !strings.HasPrefix(k, "denial/") {
+			// Denials aside (a partner's retries), and approvals: pending,
+			// approved and run share the query's ID (the approvals check).
+			// Witness alarms are keyed by the log's origin, once per
+			// witness and reason (their own check).
+			if len(xs) > 1 && !strings.HasPrefix(k, "denial/") && !strings.HasPrefix(k, "approval/") && !strings.HasPrefix(k, "witness_alarm/") {
 				bad = append(bad, fmt.Sprintf("%s holds %d entries %s (indexes %d and %d)", a.Code, len(xs), k, xs[0].Index, xs[1].Index))
 			}
 		}
@@ -386,5 +400,31 @@ func (c *checker) truth() {
 			}
 		}
 		c.rep.Check(len(bad) == 0, a.Code+": every answer equals the planted truth", "%d answers%s", n, evidence(bad))
+	}
+}
+
+// noAlarms: no ledger holds a witness alarm. Nothing in a run forks a
+// ledger or shows a witness two views of one (the checkpoints check proves
+// every agency's checkpoints one history), so every alarm, of this node's
+// witness against a partner's log or of a partner's witness against this
+// ledger, is a false one. Evidence: each alarm's entry.
+func (c *checker) noAlarms() {
+	for _, a := range c.net.Agencies {
+		l, ok := c.last[a.Code]
+		if !ok {
+			continue
+		}
+		var bad []string
+		for _, x := range l.lines {
+			if x.Header.Type.String() != "witness_alarm" {
+				continue
+			}
+			what := fmt.Sprintf("entry %d at %s, partner %s", x.Index, x.Header.Time.UTC().Format("15:04:05.000"), x.Header.Partner)
+			if x.Body != nil {
+				what += ": " + x.Body.Purpose
+			}
+			bad = append(bad, what)
+		}
+		c.rep.Check(len(bad) == 0, a.Code+": no witness alarm", "%d alarms%s", len(bad), evidence(bad))
 	}
 }

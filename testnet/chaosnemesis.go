@@ -95,7 +95,7 @@ type nemesis struct {
 	net     *Net
 	px      *proxies
 	hist    *history
-	network bool // the proxies are in the path (chaos build)
+	network bool // the proxies are in the path
 	clock   bool // clock faults possible (chaos build)
 	log     func(format string, args ...any)
 }
@@ -124,7 +124,7 @@ func (nm *nemesis) play(ctx context.Context, f *Fault) {
 	a := nm.net.Agency(f.Agency)
 	switch {
 	case networkFaults[f.Kind] && !nm.network:
-		f.Skipped = "no proxies in the path without the chaos build tag"
+		f.Skipped = "no proxies in the path"
 	case f.Kind == FaultClock && !nm.clock:
 		f.Skipped = "clock faults need the chaos build tag"
 	}
@@ -260,12 +260,7 @@ func (nm *nemesis) restart(a *AgencyNode, r *Replica) error {
 
 // restartWithClock restarts r with its clock offset by off ("" for none).
 func (nm *nemesis) restartWithClock(a *AgencyNode, r *Replica, off string) error {
-	cf, err := readChaosFile(r.Dir)
-	if err != nil {
-		return err
-	}
-	cf.ClockOffset = off
-	if err := writeChaosFile(r.Dir, cf); err != nil {
+	if err := writeClockFile(r.Dir, clockFile{ClockOffset: off}); err != nil {
 		return err
 	}
 	nm.net.Stop(r)

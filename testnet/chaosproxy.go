@@ -143,23 +143,15 @@ func toxicName(t toxics.Toxic) string {
 	return ""
 }
 
-// chaosFile is node's chaos.json (node/chaos_on.go): where a replica built
-// with the chaos tag dials each other replica and partner replica, and its
-// clock offset.
-type chaosFile struct {
-	Raft        map[string]string `json:"raft"`
-	P2P         map[string]string `json:"p2p"`
-	ClockOffset string            `json:"clock_offset,omitempty"`
-}
-
 // wire builds a proxy for every directed link of the federation: between
 // the replicas of each agency (their Raft transport) and from every
 // replica to every replica of the other agencies (libp2p), and writes
-// each replica's chaos.json. The replicas read it at their next start.
+// each replica's routes.json (node.RoutesFile, read in every build). The
+// replicas read it at their next start.
 func (ps *proxies) wire(n *Net) error {
 	for _, a := range n.Agencies {
 		for _, from := range a.Replicas {
-			cf := chaosFile{Raft: map[string]string{}, P2P: map[string]string{}}
+			rt := node.Routes{Raft: map[string]string{}, P2P: map[string]string{}}
 			for _, b := range n.Agencies {
 				for _, to := range b.Replicas {
 					if to == from {
@@ -183,22 +175,28 @@ func (ps *proxies) wire(n *Net) error {
 						return err
 					}
 					if a == b {
-						cf.Raft[bound.Raft] = l.listen()
+						rt.Raft[bound.Raft] = l.listen()
 					} else {
-						cf.P2P[bound.P2P] = "/ip4/127.0.0.1/tcp/" + l.listen()[strings.LastIndexByte(l.listen(), ':')+1:]
+						rt.P2P[bound.P2P] = "/ip4/127.0.0.1/tcp/" + l.listen()[strings.LastIndexByte(l.listen(), ':')+1:]
 					}
 				}
 			}
-			if err := writeChaosFile(from.Dir, cf); err != nil {
-				return err
+			if err := node.WriteRoutes(from.Dir, rt); err != nil {
+				return fmt.Errorf("chaos: %w", err)
 			}
 		}
 	}
 	return nil
 }
 
-// writeChaosFile writes DIR/chaos.json.
-func writeChaosFile(dir string, cf chaosFile) error {
+// clockFile is node's chaos.json (node/chaos_on.go): the clock offset of a
+// replica built with the chaos tag.
+type clockFile struct {
+	ClockOffset string `json:"clock_offset,omitempty"`
+}
+
+// writeClockFile writes DIR/chaos.json.
+func writeClockFile(dir string, cf clockFile) error {
 	b, err := json.MarshalIndent(cf, "", "  ")
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
@@ -207,19 +205,6 @@ func writeChaosFile(dir string, cf chaosFile) error {
 		return fmt.Errorf("chaos: %w", err)
 	}
 	return nil
-}
-
-// readChaosFile reads DIR/chaos.json.
-func readChaosFile(dir string) (chaosFile, error) {
-	var cf chaosFile
-	b, err := os.ReadFile(filepath.Join(dir, "chaos.json"))
-	if err != nil {
-		return cf, fmt.Errorf("chaos: %w", err)
-	}
-	if err := json.Unmarshal(b, &cf); err != nil {
-		return cf, fmt.Errorf("chaos: %w", err)
-	}
-	return cf, nil
 }
 
 // tcpOf turns /ip4/ADDR/tcp/PORT into ADDR:PORT.

@@ -28,7 +28,7 @@ type Op struct {
 	ID       int     `json:"id"`
 	Agency   string  `json:"agency"`
 	Client   int     `json:"client"`
-	Kind     string  `json:"kind"` // query, read, export
+	Kind     string  `json:"kind"` // query, read, export, import, remove, policy, rotate, submit, run-early, approve, repin, probe
 	Replica  string  `json:"replica"`
 	Invoke   float64 `json:"invoke_ms"`
 	Complete float64 `json:"complete_ms"`
@@ -47,6 +47,13 @@ type Op struct {
 	// node said it imported or removed.
 	Rows int `json:"rows,omitempty"`
 	Done int `json:"done,omitempty"`
+	// A query that needs an approver (submit, run-early, approve, and the
+	// approved run, a query): its ID, and the approver who approved it.
+	QueryID  string `json:"query_id,omitempty"`
+	Approver string `json:"approver,omitempty"`
+	// A re-pin: the partner and the sequence of the card pinned.
+	Partner  string `json:"partner,omitempty"`
+	Sequence uint64 `json:"sequence,omitempty"`
 	// An export: the signed checkpoint it carried.
 	Checkpoint string `json:"-"`
 	Size       uint64 `json:"size,omitempty"`
@@ -113,7 +120,11 @@ func classify(err error) string {
 
 // workload runs the clients of every agency until ctx ends: per agency an
 // investigator that queries every partner about planted identifiers, an
-// auditor that reads the ledger, and one that exports it now and then.
+// auditor that reads the ledger, and one that exports it now and then, an
+// admin that applies the policy or rotates the keys, a steward that
+// imports and removes rows, an investigator and an approver that run
+// queries that need an approval (chaosapprove.go), and an admin that
+// re-pins a partner's card (chaospins.go).
 type workload struct {
 	net  *Net
 	hist *history
@@ -127,6 +138,8 @@ type workload struct {
 	mu     sync.Mutex
 	cursor map[string]uint64   // per agency: the highest index a read showed
 	held   map[string][]string // per agency: decoys imported and not removed yet
+	// removed, per agency: the decoys of every acknowledged removal.
+	removed map[string][]string
 }
 
 // stewardKind is the kind the stewards import and remove rows of: rows
@@ -144,6 +157,9 @@ func (w *workload) run(ctx context.Context) {
 	for ai, a := range w.net.Agencies {
 		rng := rand.New(rand.NewPCG(w.seed, uint64(ai)+1))
 		c0, c1, c2, c3, c4 := rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()
+		c5, c6 := rng.Uint64(), rng.Uint64()
+		wg.Go(func() { w.loop(ctx, a, 5, c5, w.approval, 5*time.Second) })
+		wg.Go(func() { w.loop(ctx, a, 6, c6, w.repin, 10*time.Second) })
 		wg.Go(func() { w.loop(ctx, a, 4, c4, w.steward, 3*time.Second) })
 		wg.Go(func() { w.loop(ctx, a, 0, c0, w.query, 200*time.Millisecond) })
 		wg.Go(func() { w.loop(ctx, a, 1, c1, w.read, time.Second) })
@@ -267,6 +283,16 @@ func (w *workload) steward(_ context.Context, rng *rand.Rand, a *AgencyNode, cli
 		var r httpapi.RemoveResult
 		r, err = c.RemoveRows(sctx, httpapi.RemoveRows{Kind: stewardKind, Region: a.Code, Rows: rows})
 		op.Done = r.Removed
+		if err == nil {
+			w.mu.Lock()
+			if w.removed == nil {
+				w.removed = map[string][]string{}
+			}
+			for _, r := range rows {
+				w.removed[a.Code] = append(w.removed[a.Code], r.Value)
+			}
+			w.mu.Unlock()
+		}
 	} else {
 		var im httpapi.Import
 		im, err = c.BeginImport(sctx, httpapi.BeginImport{Kind: stewardKind, Region: a.Code})

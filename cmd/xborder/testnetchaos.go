@@ -27,18 +27,22 @@ func newTestnetChaosCmd(e *env) *cobra.Command {
 		Long: `Chaos builds a federation as 'testnet demo' does, routes every Raft link
 between replicas and every libp2p link between agencies through a proxy of
 its own (toxiproxy, in this process, on loopback), and for --duration runs a
-workload (queries of every partner, ledger reads and exports) while a
+workload (queries of every partner, approvals, card re-pins, imports and
+removals, policy applies, key rotations, ledger reads and exports) while a
 nemesis drawn from --seed partitions replicas from their group, cuts
 agencies from partners, adds latency, resets connections, kills replicas
 (leaders favoured) and restarts them, pauses them (SIGSTOP) past the
 election timeout and skews their clocks. Then it heals everything and
 checks the invariants: each agency's ledger history linearizable
-(porcupine), match_out/match_result/match_in exactly once, budgets, the
-replicas' sizes and checkpoints, set digests, and every answer against the
-planted truth. The report ends 'N passed, M failed'.
+(porcupine), match_out/match_result/match_in exactly once, every sync
+answer and denial a partner received on the sender's ledger, approvals and
+pins recorded, budgets, the replicas' sizes and checkpoints, set digests,
+imports and removals (partners' queries of removed rows), and every answer
+against the planted truth. The report ends 'N passed, M failed'.
 
-Network and clock faults need a program built with the chaos tag
-(go run -tags chaos ./cmd/xborder testnet chaos); without it they are
+The replicas dial each other through the proxies by their routes.json, in
+any build; clock faults need a program built with the chaos tag
+(go run -tags chaos ./cmd/xborder testnet chaos), without it they are
 skipped and said so. docs/RELIABILITY.md has the runs made so far.`,
 		Example: `  go run -tags chaos ./cmd/xborder testnet chaos --duration 2m --seed 1
   xborder testnet chaos --agencies 2 --replicas 3 --holdings 200 --duration 30s --json`,
