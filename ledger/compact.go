@@ -40,6 +40,10 @@ type CompactStats struct {
 //     value-log file but the one being written that holds any garbage
 //     rewritten and deleted.
 //
+// While entries of this replica's Raft log wait to be applied (a tail
+// that a deposed leader appended), it does nothing and returns
+// ErrCompactLater.
+//
 // Each replica compacts its own disk; node calls it on every replica of
 // the data group after a removal and on `xborder data compact`. It takes
 // seconds (it writes a few memory tables of filler); writes continue
@@ -50,6 +54,9 @@ func (l *Ledger) Compact() (CompactStats, error) {
 	var st CompactStats
 	fail := func(step string, err error) (CompactStats, error) {
 		return st, fmt.Errorf("compact ledger: %s: %w", step, err)
+	}
+	if last, applied := l.raft.LastIndex(), l.raft.AppliedIndex(); last > applied {
+		return fail("raft log", fmt.Errorf("%w: entries %d to %d", ErrCompactLater, applied+1, last))
 	}
 	cur := l.raft.ReloadableConfig()
 	keep := cur
@@ -79,8 +86,16 @@ func (l *Ledger) Compact() (CompactStats, error) {
 		if err != nil {
 			return fail("raft log", err)
 		}
-		if first != 0 && first <= latest.Index {
-			if err := store.DeleteRange(first, latest.Index); err != nil {
+		// An entry after the snapshot (one that arrived since) keeps the
+		// snapshot's own entry, which Raft matches the leader's log with.
+		upto := latest.Index
+		if last, err := store.LastIndex(); err != nil {
+			return fail("raft log", err)
+		} else if last > latest.Index {
+			upto--
+		}
+		if first != 0 && first <= upto {
+			if err := store.DeleteRange(first, upto); err != nil {
 				return fail("raft log", err)
 			}
 		}
@@ -291,3 +306,12 @@ func memFiles(dir string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ErrCompactLater: Compact found entries in this replica's Raft log that
+// are not applied yet (a leader deposed before they committed leaves such
+// a tail). A snapshot with no trailing log would then delete the entry at
+// the snapshot's index, which Raft needs to match the new leader's log
+// with its own, and the replica could never catch up. Nothing was done;
+// compact again once the entries are applied or replaced (node's erasure
+// loop retries at its next tick).
+var ErrCompactLater = errors.New("raft log entries not applied yet: compact later")

@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/xborder/xborder/ledger"
 )
 
 // nsErase holds the erasure requests and what each replica did of them:
@@ -57,7 +60,10 @@ func (h *holdings) eraseLoop() {
 		if string(v) != done && time.Since(seenAt) >= eraseQuiet {
 			start := time.Now()
 			st, err := h.data.Compact()
-			if err != nil {
+			if errors.Is(err, ledger.ErrCompactLater) {
+				h.log.Debug("erase removed holdings at the next tick", "err", err)
+				continue
+			} else if err != nil {
 				h.log.Warn("erase removed holdings", "err", err)
 				continue
 			}
