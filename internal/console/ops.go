@@ -172,7 +172,7 @@ func (c *Console) approvalsPage(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	c.render(w, r.Request, http.StatusOK, "approvals", "Pending approvals", r, queriesView{Queries: qs, Pending: true})
+	c.render(w, r.Request, http.StatusOK, "queries", "Pending approvals", r, queriesView{Queries: qs, Pending: true})
 	return nil
 }
 

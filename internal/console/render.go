@@ -30,7 +30,7 @@ type menuItem struct {
 }
 
 // pageNames are the templates, each parsed with layout.html.
-var pageNames = []string{"signin", "link", "error", "query", "result", "queries", "approvals", "ledger", "entry", "checkpoints", "status"}
+var pageNames = []string{"signin", "link", "error", "query", "result", "queries", "ledger", "entry", "checkpoints", "status"}
 
 var funcs = template.FuncMap{
 	"time": func(t time.Time) string {
