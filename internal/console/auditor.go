@@ -29,7 +29,6 @@ type ledgerView struct {
 	Form    ledgerForm
 	Types   []string
 	Entries []ledger.Entry
-	Query   string // the filter as a query string, for the entry links
 	Growth  plot
 	PerDay  plot
 }
@@ -97,7 +96,6 @@ func (c *Console) ledgerPage(w http.ResponseWriter, r *request) error {
 		}
 	}
 	v := ledgerView{Form: fm, Entries: es, Types: typeNames(), Growth: growthPlot(es), PerDay: perDayPlot(es)}
-	v.Query = "purpose=" + urlEscape(fm.Purpose)
 	c.render(w, r.Request, http.StatusOK, "ledger", "Ledger", r, v)
 	return nil
 }

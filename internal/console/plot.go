@@ -3,7 +3,6 @@ package console
 import (
 	"fmt"
 	"html/template"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -141,5 +140,3 @@ func drawChart(title, desc string, labels []string, values []int, line bool) tem
 func idOf(title string) string {
 	return strings.ToLower(strings.ReplaceAll(title, " ", "-"))
 }
-
-func urlEscape(s string) string { return url.QueryEscape(s) }
