@@ -1,7 +1,10 @@
 package console
 
 import (
+	"archive/zip"
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,6 +34,8 @@ type ledgerView struct {
 	Entries []ledger.Entry
 	Growth  plot
 	PerDay  plot
+	Queries plot
+	Hits    plot
 }
 
 // ledgerPage lists the ledger, filtered by type, time, partner and
@@ -77,6 +82,14 @@ func (c *Console) ledgerPage(w http.ResponseWriter, r *request) error {
 	if fm.Request == "" {
 		f.Limit = fm.Limit
 	}
+	if f.Types == nil && f.From.IsZero() && f.To.IsZero() && f.Partner == "" && fm.Request == "" {
+		// No filter: the newest entries, from the newest checkpoint's size.
+		if pub, err := c.b.Checkpoint(r.Context()); err == nil {
+			if cp, err := format.ParseCheckpoint([]byte(pub.Checkpoint), c.cfg.LedgerKey); err == nil && cp.Size > uint64(fm.Limit) {
+				f.After = cp.Size - uint64(fm.Limit)
+			}
+		}
+	}
 	es, err := c.b.Entries(r.Context(), r.user, fm.Purpose, f)
 	if err != nil {
 		return err
@@ -96,6 +109,7 @@ func (c *Console) ledgerPage(w http.ResponseWriter, r *request) error {
 		}
 	}
 	v := ledgerView{Form: fm, Entries: es, Types: typeNames(), Growth: growthPlot(es), PerDay: perDayPlot(es)}
+	v.Queries, v.Hits = partnerPlots(es)
 	c.render(w, r.Request, http.StatusOK, "ledger", "Ledger", r, v)
 	return nil
 }
@@ -156,6 +170,35 @@ func (c *Console) entryPage(w http.ResponseWriter, r *request) error {
 	}
 	c.render(w, r.Request, http.StatusOK, "entry", fmt.Sprintf("Entry %d", index), r, v)
 	return nil
+}
+
+// export answers a zip of the ledger's export directory (checkpoint,
+// ledger.pub, entries.jsonl), for `xborder ledger verify` after unzipping.
+func (c *Console) export(w http.ResponseWriter, r *request) error {
+	x, err := c.b.Export(r.Context(), r.user)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range []struct{ name, body string }{{format.ExportCheckpoint, x.Checkpoint},
+		{format.ExportPublicKey, x.PublicKey}, {format.ExportEntries, x.Entries}} {
+		fw, err := zw.Create("ledger-export/" + f.name)
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(fw, f.body); err != nil {
+			return err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	name := fmt.Sprintf("ledger-%s-%s.zip", c.cfg.Agency, c.cfg.Now().UTC().Format("20060102T150405Z"))
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	_, err = w.Write(buf.Bytes())
+	return err
 }
 
 type checkpointsView struct {

@@ -41,6 +41,10 @@ type Backend interface {
 	// Checkpoint returns the newest signed checkpoint and the newest one
 	// the partners' witnesses cosigned.
 	Checkpoint(ctx context.Context) (httpapi.Published, error)
+	// Export exports the ledger (recorded as an export entry).
+	Export(ctx context.Context, actor httpapi.User) (httpapi.Export, error)
+	// DataStats describes the holdings and their encoded sets.
+	DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error)
 
 	// Query runs a match query, or records it pending for an approver.
 	Query(ctx context.Context, u httpapi.User, req httpapi.QueryRequest) (httpapi.QueryResult, error)

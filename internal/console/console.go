@@ -192,6 +192,7 @@ var (
 	pageApprovals = page{"/ui/approvals", "Pending approvals", []string{"approver"}, ""}
 	pageLedger    = page{"/ui/ledger", "Ledger", []string{"auditor"}, "read_ledger"}
 	pageCheckpts  = page{"/ui/checkpoints", "Checkpoints", []string{"auditor"}, "read_ledger"}
+	pageExport    = page{"/ui/export", "Export", []string{"auditor"}, "export"} // a form on Checkpoints, no menu item
 	pageStatus    = page{"/ui/status", "Status", []string{"admin", "steward"}, ""}
 	allPages      = []page{pageQuery, pageQueries, pageApprovals, pageLedger, pageCheckpts, pageStatus}
 )
@@ -233,6 +234,7 @@ func (c *Console) routes() {
 	c.get(pageLedger, pageLedger.path, c.ledgerPage)
 	c.get(pageLedger, "/ui/ledger/{index}", c.entryPage)
 	c.get(pageCheckpts, pageCheckpts.path, c.checkpointsPage)
+	c.post(pageExport, pageExport.path, c.export)
 	c.get(pageStatus, pageStatus.path, c.statusPage)
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, fmt.Errorf("no page %s: %w", r.URL.Path, httpapi.ErrNotFound))

@@ -194,6 +194,8 @@ type statusView struct {
 	Partners    []partnerCard
 	PartnersErr string
 	Groups      plot
+	Data        httpapi.DataStats
+	DataErr     string
 }
 
 type partnerCard struct {
@@ -222,6 +224,11 @@ func (c *Console) statusPage(w http.ResponseWriter, r *request) error {
 			v.Partners = append(v.Partners, partnerCard{Partner: p, Valid: left > 0 && !p.Replaced,
 				Left: left.Round(time.Hour).String()})
 		}
+	}
+	if st, err := c.b.DataStats(r.Context(), r.user); err != nil {
+		v.DataErr = err.Error()
+	} else {
+		v.Data = st
 	}
 	var labels []string
 	var sizes []int

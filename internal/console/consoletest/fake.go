@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -333,6 +334,46 @@ func (f *Fake) Checkpoint(ctx context.Context) (httpapi.Published, error) {
 		return httpapi.Published{}, err
 	}
 	return httpapi.Published{Checkpoint: cp, Cosigned: co}, nil
+}
+
+// Export exports the whole ledger, as the node does: the newest
+// checkpoint cosigned, the ledger key and every entry.
+func (f *Fake) Export(ctx context.Context, actor httpapi.User) (httpapi.Export, error) {
+	if err := f.Authorize(actor, "export"); err != nil {
+		return httpapi.Export{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.append(format.Header{Time: time.Now(), Type: format.TypeExport, Agency: Agency, Outcome: format.OutcomeOK},
+		format.Body{Actor: actor.Name})
+	f.sign()
+	cp, err := f.note(f.checkSize, true)
+	if err != nil {
+		return httpapi.Export{}, err
+	}
+	var b strings.Builder
+	for i, e := range f.entries {
+		salt := e.Salt
+		body := e.Body
+		line, err := json.Marshal(format.ExportLine{Index: uint64(i), Leaf: f.leaves[i], Header: e.Header, Body: &body, Salt: &salt})
+		if err != nil {
+			return httpapi.Export{}, err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return httpapi.Export{Checkpoint: cp, PublicKey: f.LedgerKey + "\n", Entries: b.String()}, nil
+}
+
+// DataStats describes the fake's holdings.
+func (f *Fake) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
+	return httpapi.DataStats{Epoch: 3, Kinds: []httpapi.KindStats{
+		{Kind: "phone", Rows: 1200, Epoch: 3, Versions: 4, Built: 4, Entries: 2048},
+		{Kind: "email", Rows: 310, Epoch: 3, Versions: 2, Built: 2, Entries: 512},
+	}, Sets: []httpapi.SetStats{
+		{Kind: "phone", Epoch: 3, Version: 4, Digest: "9f2c41d0", Serving: true},
+		{Kind: "email", Epoch: 3, Version: 2, Digest: "07aa3e11", Serving: true},
+	}}, nil
 }
 
 // Query runs a query against the partner's holdings: with approval, a
