@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -465,5 +466,45 @@ func TestNoIdentifierLeaks(t *testing.T) {
 				t.Error("the API token is in the log or the session store")
 			}
 		})
+	}
+}
+
+// TestQueryUpload: a list uploaded as a file is asked like a pasted one,
+// and a line that is no identifier is named by its number, not its text.
+func TestQueryUpload(t *testing.T) {
+	h := newHarness(t, false, false)
+	ivy := h.client(t)
+	tok := h.session(t, ivy, "ivy")
+	post := func(list string) (int, string) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for k, v := range queryValues(tok) {
+			if k != "values" {
+				mw.WriteField(k, v[0])
+			}
+		}
+		fw, err := mw.CreateFormFile("file", "list.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(fw, list)
+		mw.Close()
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/ui/query", &buf)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := ivy.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post("+44 7700 900123\n+33 6 00 00 00 01\n")
+	if code != http.StatusOK || !strings.Contains(body, "<li>&#43;44 7700 900123</li>") {
+		t.Fatalf("uploaded query = %d; want 200 with the hit +44 7700 900123\n%s", code, body)
+	}
+	code, body = post("+44 7700 900123\nnot-a-phone-4242\n")
+	if code != http.StatusBadRequest || !strings.Contains(body, "line 2: not a valid phone") || strings.Contains(body, "not-a-phone") {
+		t.Fatalf("uploaded list with a bad line = %d; want 400 naming line 2 without its text\n%s", code, body)
 	}
 }
