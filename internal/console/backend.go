@@ -54,3 +54,11 @@ type Backend interface {
 	// Approve signs off a pending query.
 	Approve(ctx context.Context, u httpapi.User, id string) (httpapi.QueryRecord, error)
 }
+
+// Refuser is a Backend that lets an approver refuse a pending query with a
+// reason, which the node records. The API has no such call yet: with a
+// Backend that does not implement it, the approvals page offers approval
+// only and the refuse route answers 404.
+type Refuser interface {
+	Refuse(ctx context.Context, u httpapi.User, id, reason string) (httpapi.QueryRecord, error)
+}

@@ -112,7 +112,7 @@ func TestBrowserQueryApproval(t *testing.T) {
 	if !strings.Contains(row, id) || !strings.Contains(row, "OP-7") || strings.Contains(row, "5678") {
 		t.Fatalf("pending row %q; want the query %s and its case, without identifiers", row, id)
 	}
-	if err := alan.Do(chromedp.Click(chromedp.CSS("main table button")), chromedp.WaitVisible(chromedp.CSS("main p[role=status]"))); err != nil {
+	if err := alan.Do(chromedp.Click(chromedp.CSS("main table button.approve")), chromedp.WaitVisible(chromedp.CSS("main p[role=status]"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := text(t, alan, "main p[role=status]"); got != "No queries." {

@@ -231,6 +231,7 @@ func (c *Console) routes() {
 	c.get(pageQueries, pageQueries.path, c.queriesPage)
 	c.get(pageApprovals, pageApprovals.path, c.approvalsPage)
 	c.post(pageApprovals, "/ui/approvals/{id}/approve", c.approve)
+	c.post(pageApprovals, "/ui/approvals/{id}/refuse", c.refuse)
 	c.get(pageLedger, pageLedger.path, c.ledgerPage)
 	c.get(pageLedger, "/ui/ledger/{index}", c.entryPage)
 	c.get(pageCheckpts, pageCheckpts.path, c.checkpointsPage)

@@ -146,8 +146,9 @@ func (c *Console) querySubmit(w http.ResponseWriter, r *request) error {
 }
 
 type queriesView struct {
-	Queries []httpapi.QueryRecord
-	Pending bool
+	Queries   []httpapi.QueryRecord
+	Pending   bool
+	CanRefuse bool // the backend is a Refuser
 }
 
 // queriesPage lists the queries that needed an approver (the node keeps a
@@ -172,7 +173,8 @@ func (c *Console) approvalsPage(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	c.render(w, r.Request, http.StatusOK, "queries", "Pending approvals", r, queriesView{Queries: qs, Pending: true})
+	_, refuser := c.b.(Refuser)
+	c.render(w, r.Request, http.StatusOK, "queries", "Pending approvals", r, queriesView{Queries: qs, Pending: true, CanRefuse: refuser})
 	return nil
 }
 
@@ -180,6 +182,27 @@ func (c *Console) approvalsPage(w http.ResponseWriter, r *request) error {
 // /v1/queries/{id}/approve): the node's policy decides and records.
 func (c *Console) approve(w http.ResponseWriter, r *request) error {
 	if _, err := c.b.Approve(r.Context(), r.user, r.PathValue("id")); err != nil {
+		return err
+	}
+	http.Redirect(w, r.Request, pageApprovals.path, http.StatusSeeOther)
+	return nil
+}
+
+// maxReason bounds a refusal's reason (a ledger field holds 1024 bytes).
+const maxReason = 500
+
+// refuse refuses a pending query with a reason through the node, when the
+// node can (Refuser).
+func (c *Console) refuse(w http.ResponseWriter, r *request) error {
+	rf, ok := c.b.(Refuser)
+	if !ok {
+		return fmt.Errorf("this node cannot refuse a query yet: leave it pending or ask an admin: %w", httpapi.ErrNotFound)
+	}
+	reason := strings.TrimSpace(r.PostForm.Get("reason"))
+	if reason == "" || len(reason) > maxReason {
+		return fmt.Errorf("give a reason of 1 to %d characters for the refusal: %w", maxReason, httpapi.ErrBadRequest)
+	}
+	if _, err := rf.Refuse(r.Context(), r.user, r.PathValue("id"), reason); err != nil {
 		return err
 	}
 	http.Redirect(w, r.Request, pageApprovals.path, http.StatusSeeOther)

@@ -15,16 +15,12 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -147,83 +143,12 @@ func NewFake(now time.Time, n int, held []string, approval bool) (*Fake, error) 
 	return f, nil
 }
 
-// append adds an entry; the caller holds mu or owns f.
-func (f *Fake) append(h format.Header, b format.Body) {
-	var salt format.Digest
-	rand.Read(salt[:])
-	h.Version, h.Index, h.BodyHash = format.EntryVersion, uint64(len(f.entries)), format.BodyHash(salt, b)
-	leaf := format.EncodeLeaf(&h)
-	hs, err := tlog.StoredHashes(int64(h.Index), leaf, hashReader(f.hashes))
-	if err != nil {
-		panic(err) // the fake's own tree: cannot fail
-	}
-	f.hashes = append(f.hashes, hs...)
-	f.leaves = append(f.leaves, leaf)
-	f.entries = append(f.entries, ledger.Entry{Header: h, Body: b, Salt: salt})
-}
-
-type hashReader []tlog.Hash
-
-func (s hashReader) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		if x < 0 || x >= int64(len(s)) {
-			return nil, fmt.Errorf("hash %d not stored", x)
-		}
-		out[i] = s[x]
-	}
-	return out, nil
-}
-
-// sign marks the current tree as signed; the caller holds mu or owns f.
-func (f *Fake) sign() { f.checkSize = uint64(len(f.entries)) }
-
-// note returns the signed checkpoint of the tree of size n, cosigned by
-// the partner's witness when cosigned.
-func (f *Fake) note(n uint64, cosigned bool) (string, error) {
-	root, err := tlog.TreeHash(int64(n), hashReader(f.hashes))
-	if err != nil {
-		return "", err
-	}
-	text := log.Checkpoint{Origin: format.Origin(Agency), Size: n, Hash: root[:]}.Marshal()
-	signers := []note.Signer{f.signer}
-	if cosigned {
-		signers = append(signers, f.cosigner)
-	}
-	b, err := note.Sign(&note.Note{Text: string(text)}, signers...)
-	return string(b), err
-}
-
-// Tamper makes the fake serve inclusion proofs with one hash changed, as
-// a lying replica would.
-func (f *Fake) Tamper(on bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.tamper = on
-}
-
-// Reads returns the ledger reads served so far.
-func (f *Fake) Reads() []Read {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.reads)
-}
-
-// Ledger returns every entry of the fake's ledger, for tests that look for
-// leaks.
-func (f *Fake) Ledger() []ledger.Entry {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.entries)
-}
-
 // RemoveUser removes a user, as an admin would through the API.
 func (f *Fake) RemoveUser(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.users = slices.DeleteFunc(f.users, func(u httpapi.User) bool { return u.Name == name })
 }
-
 func (f *Fake) Authenticate(token string) (httpapi.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -234,20 +159,17 @@ func (f *Fake) Authenticate(token string) (httpapi.User, error) {
 	}
 	return httpapi.User{}, fmt.Errorf("authenticate: token of no user: %w", httpapi.ErrUnauthorized)
 }
-
 func (f *Fake) Authorize(u httpapi.User, action string) error {
 	if slices.Contains(permits[u.Role], action) {
 		return nil
 	}
 	return fmt.Errorf("role %s may not %s under the policy in force: %w", u.Role, action, httpapi.ErrForbidden)
 }
-
 func (f *Fake) Users(ctx context.Context) ([]httpapi.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.users), nil
 }
-
 func (f *Fake) Status() httpapi.Status {
 	f.mu.Lock()
 	n := uint64(len(f.entries))
@@ -259,111 +181,15 @@ func (f *Fake) Status() httpapi.Status {
 		},
 		Witness: &httpapi.WitnessStatus{CosignedSize: n, Cosignatures: 1, Witnesses: 1}}
 }
-
 func (f *Fake) Replicas(ctx context.Context) ([]httpapi.Replica, error) {
 	return []httpapi.Replica{{ID: "gb-1", Addr: "127.0.0.1:7101", Suffrage: "Voter", Leader: true},
 		{ID: "gb-2", Addr: "127.0.0.1:7102", Suffrage: "Voter"}, {ID: "gb-3", Addr: "127.0.0.1:7103", Suffrage: "Voter"}}, nil
 }
-
 func (f *Fake) Partners(ctx context.Context) ([]httpapi.Partner, error) {
 	return []httpapi.Partner{{Agency: Partner, Name: "Royal Thai Police", Fingerprint: "th-5c1e", Sequence: 4,
 		Expires: time.Now().Add(90 * 24 * time.Hour), Replicas: []string{"a", "b", "c"}, Witness: f.witness}}, nil
 }
-
 func (f *Fake) PolicyVersion() string { return "v1-3f2a" }
-
-func (f *Fake) Entries(ctx context.Context, actor httpapi.User, purpose string, flt ledger.Filter) ([]ledger.Entry, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.reads = append(f.reads, Read{User: actor.Name, Purpose: purpose, Index: -1})
-	out := []ledger.Entry{}
-	for _, e := range f.entries[min(int(flt.After), len(f.entries)):] {
-		switch {
-		case len(flt.Types) > 0 && !slices.Contains(flt.Types, e.Type),
-			flt.Partner != "" && e.Partner != flt.Partner,
-			!flt.From.IsZero() && e.Time.Before(flt.From),
-			!flt.To.IsZero() && !e.Time.Before(flt.To):
-			continue
-		}
-		out = append(out, e)
-		if flt.Limit > 0 && len(out) == flt.Limit {
-			break
-		}
-	}
-	return out, nil
-}
-
-func (f *Fake) EntryProof(ctx context.Context, actor httpapi.User, purpose string, index, size uint64) (httpapi.EntryProof, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := uint64(len(f.entries))
-	if size == 0 {
-		size = n
-	}
-	if size > n || index >= size {
-		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: index %d in a tree of %d: %w", index, index, size, httpapi.ErrNotFound)
-	}
-	f.reads = append(f.reads, Read{User: actor.Name, Purpose: purpose, Index: int64(index)})
-	root, err := tlog.TreeHash(int64(size), hashReader(f.hashes))
-	if err != nil {
-		return httpapi.EntryProof{}, err
-	}
-	proof, err := tlog.ProveRecord(int64(size), int64(index), hashReader(f.hashes))
-	if err != nil {
-		return httpapi.EntryProof{}, err
-	}
-	p := httpapi.EntryProof{Entry: f.entries[index], Leaf: f.leaves[index], Size: size, Root: base64.StdEncoding.EncodeToString(root[:])}
-	for i, h := range proof {
-		if f.tamper && i == 0 {
-			h[0] ^= 1
-		}
-		p.Proof = append(p.Proof, base64.StdEncoding.EncodeToString(h[:]))
-	}
-	return p, nil
-}
-
-func (f *Fake) Checkpoint(ctx context.Context) (httpapi.Published, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	cp, err := f.note(f.checkSize, false)
-	if err != nil {
-		return httpapi.Published{}, err
-	}
-	co, err := f.note(f.checkSize, true)
-	if err != nil {
-		return httpapi.Published{}, err
-	}
-	return httpapi.Published{Checkpoint: cp, Cosigned: co}, nil
-}
-
-// Export exports the whole ledger, as the node does: the newest
-// checkpoint cosigned, the ledger key and every entry.
-func (f *Fake) Export(ctx context.Context, actor httpapi.User) (httpapi.Export, error) {
-	if err := f.Authorize(actor, "export"); err != nil {
-		return httpapi.Export{}, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.append(format.Header{Time: time.Now(), Type: format.TypeExport, Agency: Agency, Outcome: format.OutcomeOK},
-		format.Body{Actor: actor.Name})
-	f.sign()
-	cp, err := f.note(f.checkSize, true)
-	if err != nil {
-		return httpapi.Export{}, err
-	}
-	var b strings.Builder
-	for i, e := range f.entries {
-		salt := e.Salt
-		body := e.Body
-		line, err := json.Marshal(format.ExportLine{Index: uint64(i), Leaf: f.leaves[i], Header: e.Header, Body: &body, Salt: &salt})
-		if err != nil {
-			return httpapi.Export{}, err
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	return httpapi.Export{Checkpoint: cp, PublicKey: f.LedgerKey + "\n", Entries: b.String()}, nil
-}
 
 // DataStats describes the fake's holdings.
 func (f *Fake) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
@@ -423,7 +249,6 @@ func (f *Fake) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 	f.sign()
 	return res, nil
 }
-
 func (f *Fake) Queries(ctx context.Context, u httpapi.User, pending bool) ([]httpapi.QueryRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -435,7 +260,6 @@ func (f *Fake) Queries(ctx context.Context, u httpapi.User, pending bool) ([]htt
 	}
 	return out, nil
 }
-
 func (f *Fake) Approve(ctx context.Context, u httpapi.User, id string) (httpapi.QueryRecord, error) {
 	if err := f.Authorize(u, "approve"); err != nil {
 		return httpapi.QueryRecord{}, err
@@ -456,6 +280,29 @@ func (f *Fake) Approve(ctx context.Context, u httpapi.User, id string) (httpapi.
 	return f.queries[i], nil
 }
 
+// Refuse refuses a pending query with a reason (the fake is a
+// console.Refuser, as node will be).
+func (f *Fake) Refuse(ctx context.Context, u httpapi.User, id, reason string) (httpapi.QueryRecord, error) {
+	if err := f.Authorize(u, "approve"); err != nil {
+		return httpapi.QueryRecord{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.queries, func(q httpapi.QueryRecord) bool { return q.ID == id })
+	if i < 0 {
+		return httpapi.QueryRecord{}, fmt.Errorf("no query %q: %w", id, httpapi.ErrNotFound)
+	}
+	if f.queries[i].Status != "pending" {
+		return httpapi.QueryRecord{}, fmt.Errorf("query %s is %s: %w", id, f.queries[i].Status, httpapi.ErrConflict)
+	}
+	f.queries[i].Status, f.queries[i].Approver = "refused", u.Name
+	delete(f.commits, id)
+	f.append(format.Header{Time: time.Now(), Type: format.TypeApproval, Agency: Agency, RequestID: id, Outcome: format.OutcomeDenied},
+		format.Body{Actor: u.Name, Approver: u.Name, Purpose: "refused: " + reason})
+	f.sign()
+	return f.queries[i], nil
+}
+
 // commit is the fake's query-set commitment: an HMAC of the values under
 // the case key, which the fake does not keep.
 func commit(caseKey string, values []string) string {
@@ -464,15 +311,4 @@ func commit(caseKey string, values []string) string {
 		m.Write([]byte(v + "\n"))
 	}
 	return hex.EncodeToString(m.Sum(nil))
-}
-
-// Contains reports whether s appears in any entry of the fake's ledger,
-// header or body.
-func (f *Fake) Contains(s string) bool {
-	for _, e := range f.Ledger() {
-		if strings.Contains(fmt.Sprintf("%+v", e), s) {
-			return true
-		}
-	}
-	return false
 }

@@ -136,7 +136,7 @@ func run(out string) error {
 	if err := shot(alan, "approvals"); err != nil {
 		return err
 	}
-	if err := click(alan, "main table button", "main p[role=status]"); err != nil {
+	if err := click(alan, "main table button.approve", "main p[role=status]"); err != nil {
 		return err
 	}
 
