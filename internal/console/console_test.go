@@ -403,3 +403,23 @@ func TestSignInFailuresLimited(t *testing.T) {
 		t.Fatal("a token tried appears in the log")
 	}
 }
+
+// TestMount: the one handler node serves routes /ui/ to the console and
+// everything else to the API.
+func TestMount(t *testing.T) {
+	h := newHarness(t, false, false)
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "api "+r.URL.Path) })
+	srv := httptest.NewServer(Mount(api, h.c))
+	defer srv.Close()
+	for path, want := range map[string]string{"/v1/status": "api /v1/status", "/healthz": "api /healthz", "/ui/signin": "<title>Sign in"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), want) {
+			t.Errorf("GET %s through Mount = %.80q; want %q in it", path, b, want)
+		}
+	}
+}
