@@ -212,6 +212,7 @@ func (s *Server) routes() {
 	})
 	s.queryRoutes()
 	s.dataRoutes()
+	s.linkRoutes()
 }
 
 // statusWriter remembers the status written.
