@@ -17,7 +17,10 @@ import (
 // replica under /ui/ on its API listener. It is a client of the backend,
 // the same one the API calls, so that its queries, approvals and ledger
 // reads go through the node's users, policy and ledger.
-var _ console.Backend = (*backend)(nil)
+var (
+	_ console.Backend = (*backend)(nil)
+	_ console.Refuser = (*backend)(nil) // refuse.go
+)
 
 // EntryProof returns ledger entry index with its inclusion proof in the
 // tree of size entries (0: the current size), the read recorded first (no

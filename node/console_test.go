@@ -141,6 +141,58 @@ func TestConsoleOnReplica(t *testing.T) {
 		}
 	})
 
+	t.Run("refusal", func(t *testing.T) {
+		// A query that needs an approver waits; the approver refuses it
+		// on the console with a reason: a denied approval entry, the
+		// record refused, and the investigator cannot run it.
+		aliceTok, err := q.users.AddUser(ctx, "user:admin", "alice", "approver")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv, appr := newBrowser(t, q.APIURL()), newBrowser(t, q.APIURL())
+		inv.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {inv.csrf("/ui/signin")}, "token": {ivanTok.Token}})
+		form := url.Values{"csrf": {inv.csrf("/ui/query")}, "kind": {"phone"}, "region": {"GB"}, "case": {"OP-UI-2"},
+			"basis": {"Art. 10"}, "offence": {"forced_labour"}, "purpose": {"p"}, "partners": {"TH"}, "values": {strings.Join(lines, "\n")}}
+		_, pending := inv.do(http.MethodPost, "/ui/query", form)
+		id, caseKey := regexp.MustCompile(`q-[0-9a-f]{16}`).FindString(pending), regexp.MustCompile(`[0-9a-f]{64}`).FindString(pending)
+		if id == "" || caseKey == "" {
+			t.Fatalf("console query that needs an approver shows no query ID or case key:\n%s", pending)
+		}
+		if _, err := q.querier.Refuse(ctx, ivan, id, "mine"); !errors.Is(err, httpapi.ErrForbidden) {
+			t.Errorf("ivan refuses his own query: %v; want ErrForbidden", err)
+		}
+		appr.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {appr.csrf("/ui/signin")}, "token": {aliceTok.Token}})
+		resp, body := appr.do(http.MethodPost, "/ui/approvals/"+id+"/refuse", url.Values{"csrf": {appr.csrf("/ui/approvals")}, "reason": {"no basis for forced labour"}})
+		if resp.StatusCode != http.StatusOK || strings.Contains(body, id) {
+			t.Errorf("alice refuses %s on the console = %d; want the approvals page without it:\n%s", id, resp.StatusCode, body)
+		}
+		rec, err := q.querier.QueryRecord(alice, id)
+		if err != nil || rec.Status != queryRefused || rec.Approver != "alice" || rec.Reason != "no basis for forced labour" {
+			t.Errorf("record of the refused query = %+v, %v; want refused by alice with her reason", rec, err)
+		}
+		es := byRequest(t, q, id)
+		if e := hasEntry(es, ledger.TypeApproval, ledger.OutcomeDenied); e == nil {
+			t.Errorf("entries of %s = %+v; want a denied approval entry", id, es)
+		} else if all, _ := json.Marshal(es); strings.Contains(string(all), "no basis for forced labour") {
+			t.Errorf("the reason of the refusal is on the ledger: %s", all)
+		}
+		if _, err := q.querier.Refuse(ctx, alice, id, "again"); !errors.Is(err, httpapi.ErrConflict) {
+			t.Errorf("refusing a refused query: %v; want ErrConflict", err)
+		}
+		if _, err := q.querier.Approve(ctx, alice, id); !errors.Is(err, httpapi.ErrConflict) {
+			t.Errorf("approving a refused query: %v; want ErrConflict", err)
+		}
+		before := len(byType(t, q, ledger.TypeMatchOut))
+		run := httpapi.QueryRequest{ID: id, CaseKey: caseKey, Kind: "phone", Case: "OP-UI-2",
+			Basis: "Art. 10", Offence: "forced_labour", Purpose: "p", Partners: []string{"TH"}, Values: values}
+		if _, err := q.querier.Query(ctx, ivan, run); !errors.Is(err, httpapi.ErrForbidden) || !strings.Contains(err.Error(), "refused by alice") {
+			t.Errorf("running the refused query: %v; want ErrForbidden, refused by alice", err)
+		}
+		if n := len(byType(t, q, ledger.TypeMatchOut)); n != before {
+			t.Errorf("%d match_out entries after running a refused query; want %d", n, before)
+		}
+	})
+
 	t.Run("no identifier leaks", func(t *testing.T) {
 		s := secrets("phone", values)
 		mustNotContain(t, "the logs", logs.Bytes(), s)

@@ -213,6 +213,7 @@ func (s *Server) routes() {
 	s.queryRoutes()
 	s.dataRoutes()
 	s.linkRoutes()
+	s.refuseRoutes()
 }
 
 // statusWriter remembers the status written.
