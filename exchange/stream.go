@@ -19,21 +19,27 @@
 //	Querier (Client)                               Responder (Server)
 //	ProtoMatch:
 //	  MatchRequest{ID, time, FR->DE, kind, epoch,  -> peer pinned as FR? signed by
-//	    padded size, case, basis, offence,            FR's pinned key? fresh (2 min)?
-//	    purpose, urgency, SHA-256(batch), batch}      size, batch digest, key for
-//	                                                  (kind, epoch)? Admitter.Admit
-//	                                                  (policy + committed ledger entry)
-//	                                                  then, only then, Evaluate
-//	  verify DE's signature, ID, digest;        <-  MatchAnswer{ok, set version,
-//	  psi.Query.Match checks the proofs               evaluation} or {denied, reason}
-//	                                                  or {unavailable}, signed by DE
+//	    mode, reaches, padded size, case, basis,      FR's pinned key? fresh (2 min)?
+//	    offence, purpose, urgency, SHA-256(batch),    size, batch digest, mode and
+//	    batch (blinded once)}                         reaches? Admitter.Permit (policy:
+//	                                                  each reach allowed in the mode?)
+//	                                                  key for (kind, epoch, reach)?
+//	                                                  Admitter.Admit (policy + committed
+//	                                                  ledger entry), then, only then,
+//	                                                  Evaluate under each reach's key
+//	  verify DE's signature, ID, digests;       <-  MatchAnswer{ok, per reach: reach,
+//	  each evaluation's proofs under the              set version, evaluation} or
+//	  pinned key of its reach                         {denied, reason} or {unavailable},
+//	                                                  signed by DE
 //	ProtoSync:
-//	  SyncRequest{ID, time, kind, epoch,           -> same checks; SyncAuthorizer
-//	    held base and version}                        (policy: kinds this partner may
-//	                                                  query); SyncAuditor (ledger entry)
+//	  SyncRequest{ID, time, kind, reach, epoch,    -> same checks; SyncAuthorizer
+//	    held base and version}                        (policy: kinds and reaches this
+//	                                                  partner may query); SyncAuditor
+//	                                                  (ledger entry)
 //	  Cards.Check(card) -> epoch keys;          <-  SyncAnswer{card, n}, then n
-//	  each segment: signature, digest, epoch          Segments{agency, kind, epoch,
-//	  key on the card, psi.Set.Apply                  base, version, SHA-256, data}
+//	  each segment: signature, digest, epoch          Segments{agency, kind, reach,
+//	  key of the reach on the card,                   epoch, base, version, SHA-256,
+//	  psi.Set.Apply                                   data}
 //
 // ProtoWitness is a C2SP tlog-witness: [Witness] cosigns a partner's
 // checkpoint (C2SP tlog-cosignature, Ed25519 cosignature/v1, through
@@ -44,7 +50,8 @@
 //
 // The node supplies everything else through interfaces defined here and
 // implemented in package node: [Keys] (pinned agency keys), [Admitter]
-// (policy and ledger.Admit), [Responders] (psi keys per kind and epoch),
+// (policy and ledger.Admit), [Responders] (psi keys per kind, epoch and
+// reach),
 // [Sets] (encoded sets and the card), [SyncAuthorizer], [SyncAuditor] and,
 // on the querier's side, [Cards].
 //

@@ -6,9 +6,10 @@
 //
 // # How
 //
-// A responder holds one key per (epoch, kind), derived with RFC 9497
+// A responder holds one key per (epoch, kind, reach), derived with RFC 9497
 // DeriveKeyPair from the epoch seed with info
-// "xborder/v1|<agency>|<kind>|<epoch>"; the seed of epoch e+1 is
+// "xborder/v1|<agency>|<kind>|<epoch>|<reach>" (xborder's reaches split the
+// holdings by subject class: open, victim, witness); the seed of epoch e+1 is
 // Seed.Next: HKDF-SHA256(seed(e), "xborder/v1/ratchet"). The responder
 // precomputes the PRF outputs of its holdings on all cores and publishes
 // them as an EncodedSet (then Deltas for additions). A querier blinds its
@@ -44,12 +45,20 @@
 // builds of the same holdings share no value, so diffing them does not
 // separate real entries from padding), Golomb-Rice coded: about 41.6 bits per
 // entry. A base set holds Padded(C) = 7C/8 entries, the holdings plus
-// padding derived from HKDF(epoch seed, "xborder/v1/pad|<kind>|<version>"),
+// padding derived from HKDF(epoch seed,
+// "xborder/v1/pad|<kind>|<reach>|<version>"),
 // never from a random source, so every replica builds identical bytes
 // (EncodedSet.Digest). Deltas keep the base's modulus C·2^40 and may add
 // entries (padded to Bucket sizes) until the total reaches C; then the
 // responder builds a new base version (ErrSetFull). At 1,000,000 holdings a
 // set takes about 5.4 bytes per identifier (5.2 per padded entry).
+//
+// Several reaches, one blinding: an EvalRequest names no reach, so the
+// responders of several reaches can each evaluate the same blinded batch
+// under their own key, one Evaluation each. The querier (built without a
+// Key) checks each against the pinned key of its reach with
+// Query.FinalizeKey or Query.MatchKey (VerifyEvaluation checks the proofs
+// alone); an evaluation under another reach's key fails with ErrProof.
 //
 // Requests are split into chunks of at most 1,024 elements (MaxChunk),
 // each with its own batch DLEQ proof, so both the responder's proving and
@@ -91,7 +100,10 @@
 // per chunk, which raises the cost but does not rule it out. docs/psi.md
 // has the figures and the fix (coefficients bound to the whole chunk). The kind a request declares selects
 // the key, and the kind is also framed into every input by the caller, so
-// a partner allowed one kind learns nothing by blinding another.
+// a partner allowed one kind learns nothing by blinding another. Likewise
+// the reach selects the key: a partner that gets no evaluation under a
+// reach's key cannot test any identifier against that reach's set; which
+// reaches a request may have evaluated is the caller's policy decision.
 //
 // False positives. For a non-member output the 128-bit filter digest x is
 // uniform, so h = floor(x·C/2^88) is uniform on [0, C·2^40) up to a bias

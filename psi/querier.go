@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cloudflare/circl/group"
 	"github.com/cloudflare/circl/zk/dleq"
@@ -98,6 +99,10 @@ type Query struct {
 	ncaller int            // number of caller inputs
 	blinds  []group.Scalar // one per element
 	req     *EvalRequest   // as sent
+	// inv holds the inverses of the real inputs' blinds, computed once
+	// and shared by the evaluations of every reach.
+	invOnce sync.Once
+	inv     []group.Scalar
 }
 
 // Blind de-duplicates the inputs, pads them to Bucket(distinct) with
@@ -271,18 +276,33 @@ func (qy *Query) finalize(key *PublicKey, ev *Evaluation) ([][]byte, error) {
 	}
 	distinct := len(qy.where)
 	outs := make([][]byte, distinct)
+	inv := qy.inverses()
 	_ = parallel(qy.q.workers, distinct, func(lo, hi int) error {
-		inv := batchInvert(qy.blinds[lo:hi])
 		u := g.NewElement()
 		h := sha512.New()
 		for i := lo; i < hi; i++ {
-			u.Mul(ev.elements[i], inv[i-lo])
+			u.Mul(ev.elements[i], inv[i])
 			el, _ := u.MarshalBinaryCompress()
 			outs[i] = finalizeHash(h, qy.inputs[i], el)
 		}
 		return nil
 	})
 	return outs, nil
+}
+
+// inverses returns the inverses of the distinct real inputs' blinds,
+// computed on the first call (one inversion per worker's range) and shared
+// by the finalisation under every reach's key. Safe for concurrent use.
+func (qy *Query) inverses() []group.Scalar {
+	qy.invOnce.Do(func() {
+		distinct := len(qy.where)
+		qy.inv = make([]group.Scalar, distinct)
+		_ = parallel(qy.q.workers, distinct, func(lo, hi int) error {
+			copy(qy.inv[lo:hi], batchInvert(qy.blinds[lo:hi]))
+			return nil
+		})
+	})
+	return qy.inv
 }
 
 // finalizeHash is RFC 9497 Finalize for VOPRF mode:
