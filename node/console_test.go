@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -208,7 +210,7 @@ func TestConsoleOnReplica(t *testing.T) {
 	})
 
 	t.Run("link", func(t *testing.T) {
-		tok, err := ReadToken(gb.dirs[0] + "/" + AdminTokenFile)
+		tok, err := ReadToken(filepath.Join(gb.dirs[0], AdminTokenFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,4 +242,50 @@ func TestConsoleOnReplica(t *testing.T) {
 		}
 		mustNotContain(t, "the logs", logs.Bytes(), map[string][][]byte{"link secret": {[]byte(u.Query().Get("s"))}})
 	})
+}
+
+// TestConsoleOverTLS checks that a replica whose API is off loopback
+// serves the console over its TLS listener, and that the session cookie
+// it sets there is Secure, HttpOnly and SameSite=Strict.
+func TestConsoleOverTLS(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	res, err := Init(InitConfig{Dir: dir, Agency: "GB", Name: "Agency GB", Listen: ListenConfig{API: "0.0.0.0:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := openNode(t, dir)
+	if !strings.HasPrefix(n.APIURL(), "https://") {
+		t.Fatalf("APIURL = %s; want https", n.APIURL())
+	}
+	tok, err := ReadToken(res.AdminTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := httpapi.AgencyHTTPClient(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.CloseIdleConnections()
+	b := newBrowser(t, n.APIURL())
+	b.hc.Transport = hc.Transport
+	b.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	csrf := b.csrf("/ui/signin")
+	resp, body := b.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {csrf}, "token": {tok}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in over TLS = %d; want 303:\n%s", resp.StatusCode, body)
+	}
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "xborder_session" {
+			session = c
+		}
+	}
+	if session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Path != "/ui/" {
+		t.Errorf("session cookie over TLS = %+v; want Secure, HttpOnly, SameSite=Strict, Path=/ui/", session)
+	}
 }
