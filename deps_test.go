@@ -40,14 +40,17 @@ var layers = map[string][]string{
 	"ledger":   {},
 	"exchange": {"psi", "ident", "policy", "internal/wire"},
 	"node": {"exchange", "psi", "ident", "policy", "ledger",
-		"internal/wire", "internal/httpapi", "internal/card"},
+		"internal/wire", "internal/httpapi", "internal/card", "internal/console"},
 	"testnet": {"node", "exchange", "psi", "ident", "policy", "ledger",
-		"internal/wire", "internal/httpapi", "internal/card", "examples"},
+		"internal/wire", "internal/httpapi", "internal/card", "internal/console", "examples"},
 	"cmd/xborder": {"testnet", "node", "exchange", "psi", "ident", "policy", "ledger",
-		"internal/wire", "internal/httpapi", "internal/card", "examples"},
+		"internal/wire", "internal/httpapi", "internal/card", "internal/console", "examples"},
 	"internal/wire":    {},
 	"internal/httpapi": {"ledger", "policy", "ident", "psi", "exchange", "internal/wire"},
 	"internal/card":    {},
+	// The web console: a client of node through the small Backend it
+	// declares, on the API's types (docs/console.md).
+	"internal/console": {"internal/httpapi", "ledger", "policy", "ident", "psi", "exchange", "internal/wire"},
 	// examples/policy (package policyexample) builds the example policy
 	// files into the program for testnet; examples/deploy holds files and
 	// their tests only.

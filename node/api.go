@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -123,24 +122,7 @@ func (b *backend) Entries(ctx context.Context, actor httpapi.User, purpose strin
 }
 
 func (b *backend) Entry(ctx context.Context, actor httpapi.User, purpose string, index uint64) (httpapi.EntryProof, error) {
-	if size, _, err := b.audit.TreeHead(); err != nil {
-		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: %w", index, err)
-	} else if index >= size {
-		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: the ledger has %d entries: %w", index, size, httpapi.ErrNotFound)
-	}
-	// The read is logged first (no audit, no answer).
-	if _, _, err := b.audit.Read(ctx, actorName(actor), purpose, ledger.Filter{After: index, Limit: 1}); err != nil {
-		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: %w", index, err)
-	}
-	p, err := b.audit.Entry(index, 0)
-	if err != nil {
-		return httpapi.EntryProof{}, fmt.Errorf("read entry %d: %w", index, err)
-	}
-	out := httpapi.EntryProof{Entry: p.Entry, Leaf: p.Leaf, Size: p.Size, Root: base64.StdEncoding.EncodeToString(p.Root[:])}
-	for _, h := range p.Proof {
-		out.Proof = append(out.Proof, base64.StdEncoding.EncodeToString(h[:]))
-	}
-	return out, nil
+	return b.EntryProof(ctx, actor, purpose, index, 0) // console.go
 }
 
 func (b *backend) Export(ctx context.Context, actor httpapi.User) (httpapi.Export, error) {

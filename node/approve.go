@@ -161,6 +161,8 @@ func (q *querier) approvedRecord(ctx context.Context, u httpapi.User, req httpap
 		return nil, fmt.Errorf("query %s: made by another user: %w", rec.ID, httpapi.ErrForbidden)
 	case rec.Status == queryPending:
 		return nil, fmt.Errorf("query %s: still waits for an approver (xborder approve %s): %w", rec.ID, rec.ID, httpapi.ErrForbidden)
+	case rec.Status == queryRefused: // refuse.go
+		return nil, fmt.Errorf("query %s: refused by %s (%s): it never runs: %w", rec.ID, rec.Approver, rec.Reason, httpapi.ErrForbidden)
 	case rec.Status != queryApproved:
 		return nil, fmt.Errorf("query %s: already run; an approval is good for one run: %w", rec.ID, httpapi.ErrConflict)
 	case rec.Kind != req.Kind || rec.Case != req.Case || rec.Basis != req.Basis || rec.Offence != req.Offence ||

@@ -227,7 +227,8 @@ func readQueryFile(ctx context.Context, e *env, name string, k ident.Kind, opt i
 	return lines, nil
 }
 
-// waitApproval polls the query's record until it is approved.
+// waitApproval polls the query's record until it is approved, or refused
+// (exit 3 with the approver's reason).
 func waitApproval(ctx context.Context, cl *httpapi.Client, id, caseKey string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -237,6 +238,9 @@ func waitApproval(ctx context.Context, cl *httpapi.Client, id, caseKey string, w
 		rec, err := cl.QueryRecord(ctx, id)
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return apiError(err)
+		}
+		if err == nil && rec.Status == "refused" { // xborder refuse
+			return exitError(exitDenied, fmt.Errorf("query %s: refused by %s: %s", id, rec.Approver, rec.Reason), "")
 		}
 		if err == nil && rec.Status != "pending" {
 			return nil

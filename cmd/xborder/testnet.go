@@ -133,6 +133,8 @@ func newTestnetUpCmd(e *env) *cobra.Command {
 			fmt.Fprintf(e.stdout, "federation of %d agencies up in %s\n\n", len(n.Agencies), n.Dir())
 			n.PrintTable(e.stdout)
 			fmt.Fprintln(e.stdout)
+			n.PrintConsole(ctx, e.stdout)
+			fmt.Fprintln(e.stdout)
 			n.PrintTry(e.stdout)
 			fmt.Fprintln(e.stdout, "\nrunning; interrupt (Ctrl-C) to stop every replica")
 			<-ctx.Done()

@@ -111,9 +111,10 @@ type QueryRecord struct {
 	Partners   []string  `json:"partners"`
 	PaddedSize int       `json:"padded_size"`
 	Created    time.Time `json:"created"`
-	Status     string    `json:"status"` // pending, approved, done
-	Approver   string    `json:"approver,omitempty"`
+	Status     string    `json:"status"`             // pending, approved, done, refused
+	Approver   string    `json:"approver,omitempty"` // who approved or refused it
 	Approved   time.Time `json:"approved,omitzero"`
+	Reason     string    `json:"reason,omitempty"` // why the approver refused it (status refused)
 	// Commitment is the HMAC-SHA256 of the framed query set under the
 	// case key of the pending answer (hex), which the node does not keep:
 	// the approval is good for that set only, and once.

@@ -212,6 +212,8 @@ func (s *Server) routes() {
 	})
 	s.queryRoutes()
 	s.dataRoutes()
+	s.linkRoutes()
+	s.refuseRoutes()
 }
 
 // statusWriter remembers the status written.

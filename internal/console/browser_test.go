@@ -1,0 +1,158 @@
+package console
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/xborder/xborder/internal/console/consoletest"
+)
+
+// These tests drive a real browser (Debian's chromium) through the
+// console, one per role, each doing the role's main task and checking what
+// the page shows. Without a browser they say so and skip; CI installs one
+// (.ci/run).
+
+// browser starts a headless chromium for t, or skips t when the machine
+// has none.
+func browser(t *testing.T) *consoletest.Browser {
+	t.Helper()
+	b, err := consoletest.NewBrowser(t.Context())
+	if errors.Is(err, consoletest.ErrNoBrowser) {
+		t.Skipf("NO BROWSER: this test drives chromium and none is installed, so the console's browser test did not run: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func tab(t *testing.T, b *consoletest.Browser, h *harness) *consoletest.Tab {
+	t.Helper()
+	tb, err := b.Tab(h.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tb.Close)
+	return tb
+}
+
+func text(t *testing.T, tb *consoletest.Tab, sel string) string {
+	t.Helper()
+	s, err := tb.Text(sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestBrowserAuditorVerifiesProof(t *testing.T) {
+	h := newHarness(t, false, false)
+	b := browser(t)
+	tb := tab(t, b, h)
+	if err := tb.SignIn(consoletest.Token("ada")); err != nil {
+		t.Fatal(err)
+	}
+	// The auditor lands on the ledger, filters it by type, and opens an
+	// entry from the list.
+	if err := tb.Fill([][2]string{{"#type", "match_out"}, {"#purpose", "audit 2026/7"}}, ".filters button", "#entries"); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, tb, "#entries caption"); !strings.HasSuffix(got, "entries") || got == "0 entries" {
+		t.Fatalf("ledger list caption %q; want some entries", got)
+	}
+	if err := tb.Do(chromedp.Click(chromedp.CSS("#entries tbody tr:first-child a")), chromedp.WaitVisible(chromedp.CSS("#proof-result"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, tb, "#proof-result"); !strings.HasPrefix(got, "Verified:") {
+		t.Fatalf("proof of a true entry shows %q; want Verified", got)
+	}
+	reads := h.fake.Reads()
+	if len(reads) == 0 || reads[len(reads)-1].Purpose != "audit 2026/7" || reads[len(reads)-1].User != "ada" {
+		t.Fatalf("the entry's read was not recorded with the auditor and purpose: %+v", reads)
+	}
+
+	// A replica that serves a wrong proof is caught on the page.
+	h.fake.Tamper(true)
+	if err := tb.Do(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#proof-result"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, tb, "#proof-result"); !strings.HasPrefix(got, "Failed:") {
+		t.Fatalf("proof of a tampered entry shows %q; want Failed", got)
+	}
+	if got := text(t, tb, "ol.checks li.failed"); !strings.Contains(got, "inclusion proof") {
+		t.Fatalf("the failed check reads %q; want the inclusion proof's", got)
+	}
+}
+
+func TestBrowserQueryApproval(t *testing.T) {
+	h := newHarness(t, true, false)
+	b := browser(t)
+	ivy, alan := tab(t, b, h), tab(t, b, h)
+	if err := ivy.SignIn(consoletest.Token("ivy")); err != nil {
+		t.Fatal(err)
+	}
+	ask := [][2]string{{"#values", "+66 81 234 5678\n+44 7700 900999"}, {"#case", "OP-7"}, {"#basis", "MSA 2015 s.1"}, {"#offence", "thb"}}
+	if err := ivy.Fill(ask, "main form button[type=submit]", "#query-status"); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ivy, "#query-status"); got != "pending" {
+		t.Fatalf("a query that needs an approver shows status %q; want pending", got)
+	}
+	id, key := text(t, ivy, "#query-id"), text(t, ivy, "#case-key")
+
+	// The approver sees it, with no identifier, and approves it.
+	if err := alan.SignIn(consoletest.Token("alan")); err != nil {
+		t.Fatal(err)
+	}
+	row := text(t, alan, "main table tbody tr")
+	if !strings.Contains(row, id) || !strings.Contains(row, "OP-7") || strings.Contains(row, "5678") {
+		t.Fatalf("pending row %q; want the query %s and its case, without identifiers", row, id)
+	}
+	if err := alan.Do(chromedp.Click(chromedp.CSS("main table button.approve")), chromedp.WaitVisible(chromedp.CSS("main p[role=status]"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, alan, "main p[role=status]"); got != "No queries." {
+		t.Fatalf("after approval the pending list shows %q; want No queries.", got)
+	}
+
+	// The approval moves the query on: the investigator runs it and sees
+	// the hit as the line she typed.
+	if err := ivy.Open("/ui/query?id="+id+"&case_key="+key, "#values"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ivy.Fill(ask, "main form button[type=submit]", "#query-status"); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ivy, "#query-status"); got != "done" {
+		t.Fatalf("the approved query shows status %q; want done", got)
+	}
+	if got := text(t, ivy, "tr.outcome-hits ul.hits"); got != "+66 81 234 5678" {
+		t.Fatalf("hits shown %q; want the investigator's line +66 81 234 5678", got)
+	}
+	if got := text(t, ivy, "tr.outcome-denied"); !strings.Contains(got, "no agreement") {
+		t.Fatalf("refusal shown %q; want its reason", got)
+	}
+}
+
+func TestBrowserAdminStatus(t *testing.T) {
+	h := newHarness(t, false, false)
+	b := browser(t)
+	tb := tab(t, b, h)
+	if err := tb.SignIn(consoletest.Token("root")); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, tb, "#policy-version"); got != h.fake.PolicyVersion() {
+		t.Fatalf("policy shown %q; want %q", got, h.fake.PolicyVersion())
+	}
+	// Sign-out ends the session: the next page asks to sign in again.
+	if err := tb.Do(chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#token"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Open("/ui/status", "#token"); err != nil {
+		t.Fatalf("after sign-out the status page did not ask to sign in: %v", err)
+	}
+}

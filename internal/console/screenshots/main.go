@@ -1,0 +1,212 @@
+// Command screenshots takes a screenshot of each page of the web console
+// into docs/console/, for docs/console.md. It serves the console on
+// loopback over a fake node (internal/console/consoletest) and drives
+// Debian's chromium through each role's task with the same chromedp code
+// as the console's browser tests:
+//
+//	go run ./internal/console/screenshots -out docs/console
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/xborder/xborder/internal/console"
+	"github.com/xborder/xborder/internal/console/consoletest"
+)
+
+func main() {
+	out := flag.String("out", "docs/console", "directory to write the PNG files to (`DIR`)")
+	flag.Parse()
+	if err := run(*out); err != nil {
+		fmt.Fprintf(os.Stderr, "screenshots: error: %v\n", err)
+		if errors.Is(err, consoletest.ErrNoBrowser) {
+			fmt.Fprintln(os.Stderr, "screenshots: hint: apt-get install -y chromium")
+		}
+		os.Exit(1)
+	}
+}
+
+func run(out string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	fake, err := consoletest.NewFake(time.Now(), 60, []string{"+66812345678"}, true)
+	if err != nil {
+		return err
+	}
+	c, err := console.New(console.Config{Backend: fake, LedgerKey: fake.LedgerKey, Agency: consoletest.Agency})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: c, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+
+	b, err := consoletest.NewBrowser(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	tab := func() (*consoletest.Tab, error) { return b.Tab(base) }
+	shot := func(t *consoletest.Tab, name string) error {
+		png, err := t.Screenshot()
+		if err != nil {
+			return fmt.Errorf("screenshot %s: %w", name, err)
+		}
+		p := filepath.Join(out, name+".png")
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			return err
+		}
+		fmt.Println(p)
+		return nil
+	}
+	click := func(t *consoletest.Tab, sel, after string) error {
+		return t.Do(chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(after)))
+	}
+
+	anon, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := anon.Open("/ui/signin", "#token"); err != nil {
+		return err
+	}
+	if err := shot(anon, "signin"); err != nil {
+		return err
+	}
+
+	// Investigator asks; the query waits for an approver.
+	ivy, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := ivy.SignIn(consoletest.Token("ivy")); err != nil {
+		return err
+	}
+	ask := [][2]string{{"#values", "+66 81 234 5678\n+44 7700 900999\n+33 6 12 34 56 78"}, {"#case", "OP-7"},
+		{"#basis", "MSA 2015 s.1"}, {"#offence", "thb"}, {"#purpose", "identify victims"}}
+	for _, f := range ask {
+		if err := ivy.Do(chromedp.SetValue(chromedp.CSS(f[0]), f[1])); err != nil {
+			return err
+		}
+	}
+	if err := shot(ivy, "query"); err != nil {
+		return err
+	}
+	if err := click(ivy, "main form button[type=submit]", "#query-status"); err != nil {
+		return err
+	}
+	if err := shot(ivy, "query-pending"); err != nil {
+		return err
+	}
+	id, err := ivy.Text("#query-id")
+	if err != nil {
+		return err
+	}
+	key, err := ivy.Text("#case-key")
+	if err != nil {
+		return err
+	}
+
+	// Approver sees it and approves it.
+	alan, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := alan.SignIn(consoletest.Token("alan")); err != nil {
+		return err
+	}
+	if err := shot(alan, "approvals"); err != nil {
+		return err
+	}
+	if err := click(alan, "main table button.approve", "main p[role=status]"); err != nil {
+		return err
+	}
+
+	// Investigator runs the approved query and sees the hit.
+	if err := ivy.Open("/ui/query?id="+id+"&case_key="+key, "#values"); err != nil {
+		return err
+	}
+	if err := ivy.Fill(ask, "main form button[type=submit]", "#query-status"); err != nil {
+		return err
+	}
+	if err := shot(ivy, "query-result"); err != nil {
+		return err
+	}
+	if err := ivy.Open("/ui/queries", "main h1"); err != nil {
+		return err
+	}
+	if err := shot(ivy, "queries"); err != nil {
+		return err
+	}
+
+	// Auditor: the ledger, an entry verified, the same entry with a
+	// tampered proof, the checkpoints.
+	ada, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := ada.SignIn(consoletest.Token("ada")); err != nil {
+		return err
+	}
+	if err := shot(ada, "ledger"); err != nil {
+		return err
+	}
+	if err := ada.Open("/ui/ledger/12?purpose=audit+2026%2F7", "#proof-result"); err != nil {
+		return err
+	}
+	if err := shot(ada, "entry-verified"); err != nil {
+		return err
+	}
+	fake.Tamper(true)
+	if err := ada.Open("/ui/ledger/12?purpose=audit+2026%2F7", "#proof-result"); err != nil {
+		return err
+	}
+	if err := shot(ada, "entry-failed"); err != nil {
+		return err
+	}
+	fake.Tamper(false)
+	if err := ada.Open("/ui/checkpoints", "#checkpoint-result"); err != nil {
+		return err
+	}
+	if err := shot(ada, "checkpoints"); err != nil {
+		return err
+	}
+
+	// Admin and steward: status.
+	root, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := root.SignIn(consoletest.Token("root")); err != nil {
+		return err
+	}
+	if err := shot(root, "status-admin"); err != nil {
+		return err
+	}
+	sam, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := sam.SignIn(consoletest.Token("sam")); err != nil {
+		return err
+	}
+	return shot(sam, "status-steward")
+}
