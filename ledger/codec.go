@@ -361,8 +361,9 @@ func decodeCmdEntry(b []byte) (*Entry, error) {
 			if err != nil {
 				return err
 			}
-			// The state machine sets these; a command does not carry them.
-			h.Index, h.Time, h.BodyHash = 0, time.Unix(0, 0).UTC(), Digest{}
+			// The state machine sets these (the version it writes
+			// included); a command does not carry them.
+			h.Version, h.Index, h.Time, h.BodyHash = EntryVersion, 0, time.Unix(0, 0).UTC(), Digest{}
 			e.Header, haveLeaf = h, true
 		case entrySalt:
 			if len(p) != len(e.Salt) {

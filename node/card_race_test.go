@@ -43,7 +43,7 @@ func TestCardCheckRacedPin(t *testing.T) {
 		c := &card.Card{Version: card.Version, Agency: "DE", Name: "Agency DE", Sequence: seq,
 			Issued: now.Add(-time.Hour), Expires: now.Add(24 * time.Hour),
 			Replicas:  []card.Replica{{PeerID: "12D3KooWA", Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}},
-			EpochKeys: []card.EpochKey{{Epoch: 2, Kind: "phone", Key: bytes.Repeat([]byte{epochKey}, 32)}}}
+			EpochKeys: []card.EpochKey{{Epoch: 2, Kind: "phone", Reach: "open", Key: bytes.Repeat([]byte{epochKey}, 32)}}}
 		if err := c.Sign(key); err != nil {
 			t.Fatal(err)
 		}

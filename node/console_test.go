@@ -13,7 +13,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 )
@@ -110,6 +112,13 @@ func TestConsoleOnReplica(t *testing.T) {
 
 	lines := []string{"07700 900101", "07700 900999"}
 	values := canon(t, "phone", "GB", lines...)
+	// GB holds a copy of TH's open phone set before the console asks, as a
+	// running federation does: on a loaded machine the first sync, made
+	// inside the query, may find TH's replica busy.
+	poll(t, "GB holds TH's phone set", 3*time.Minute, func() bool {
+		_, _, _, _, err := q.partnerSets.partnerSet(ctx, "TH", "phone", exchange.ReachOpen)
+		return err == nil
+	})
 	t.Run("query", func(t *testing.T) {
 		if n := len(byType(t, q, ledger.TypeMatchOut)); n != 0 {
 			t.Fatalf("GB has %d match_out entries before any query; want 0", n)
