@@ -100,13 +100,13 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Erasable {
 		raftOpts, stOpts = erasable(raftOpts, erasableRaftVlogEntries), erasable(stOpts, erasableVlogEntries)
 	}
-	raftDB, err := badger.Open(raftOpts)
+	raftDB, err := OpenBadger(raftOpts)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)
 	}
 	// Snapshots and checkpoints sync the state first (fsm.Snapshot,
 	// signCheckpoint, markVerified).
-	db, err := badger.Open(stOpts)
+	db, err := OpenBadger(stOpts)
 	if err != nil {
 		raftDB.Close()
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.Dir, err)

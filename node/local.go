@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/xborder/xborder/ledger"
 )
 
 // SetsDir is the replica's local store of built encoded sets and of the
@@ -14,7 +16,8 @@ import (
 const SetsDir = "sets"
 
 // openLocal opens the badger database in dir (made if missing),
-// encrypted with the storage key.
+// encrypted with the storage key, past an empty memtable file that a
+// killed process left (ledger.OpenBadger).
 func openLocal(dir string, key []byte) (*badger.DB, error) {
 	name := filepath.Base(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -23,7 +26,7 @@ func openLocal(dir string, key []byte) (*badger.DB, error) {
 	opts := badger.DefaultOptions(filepath.Clean(dir)).WithLogger(nil).WithEncryptionKey(key).
 		WithIndexCacheSize(8 << 20).WithMemTableSize(16 << 20).WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(8 << 20).WithNumCompactors(2)
-	db, err := badger.Open(opts)
+	db, err := ledger.OpenBadger(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}

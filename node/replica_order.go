@@ -106,6 +106,14 @@ func (o *replicaOrder) report(peer exchange.PeerID, err error) {
 	}
 }
 
+// clockSkewed says whether err is a partner replica's clock_skew denial:
+// the request's time is off that replica's clock, which may be the
+// replica's own clock's fault, so another replica may answer.
+func clockSkewed(err error) bool {
+	var d *exchange.DeniedError
+	return errors.As(err, &d) && d.Reason == exchange.ReasonClockSkew && !d.Time.IsZero()
+}
+
 // forgetOldest drops the demotion that ends first. The caller holds o.mu.
 func (o *replicaOrder) forgetOldest() {
 	var oldest exchange.PeerID
@@ -120,7 +128,10 @@ func (o *replicaOrder) forgetOldest() {
 
 // ask calls try with the replicas of c in order until one answers: try
 // returns nil, or an error that is not exchange.ErrUnavailable (a denial,
-// an answer that does not verify), which ask returns. When every replica
+// an answer that does not verify), which ask returns. A clock_skew
+// denial is the replica's (its clock may be off): the next replica is
+// asked, the skewed one not again, and the denial is returned only when
+// every replica asked denied so. When every replica
 // answered "unavailable" and at least one was reached, it waits and asks
 // them all again, up to passes rounds (at most replicaPasses) and while
 // ctx lasts; then it returns the last round's errors, joined.
@@ -130,17 +141,34 @@ func (o *replicaOrder) ask(ctx context.Context, c *card.Card, passes int, try fu
 	}
 	wait := replicaPassWait
 	passes = min(max(passes, 1), replicaPasses)
+	// A replica that denied clock_skew is not asked again: the denial is
+	// on its ledger, and it is the answer only if no replica gives another.
+	var skewed map[exchange.PeerID]bool
+	var skew error
 	for pass := 1; ; pass++ {
 		var errs []error
 		reached := false
 		for _, p := range o.order(c.Replicas) {
+			if skewed[p] {
+				continue
+			}
 			err := try(p)
 			o.report(p, err)
+			if clockSkewed(err) && ctx.Err() == nil {
+				if skewed == nil {
+					skewed = map[exchange.PeerID]bool{}
+				}
+				skewed[p], skew = true, err
+				continue
+			}
 			if err == nil || !errors.Is(err, exchange.ErrUnavailable) || ctx.Err() != nil {
 				return err
 			}
 			errs = append(errs, err)
 			reached = reached || !errors.Is(err, host.ErrUnreachable)
+		}
+		if len(errs) == 0 && skew != nil {
+			return skew // every replica asked denied clock_skew: the querier's clock, most likely
 		}
 		if pass >= passes || !reached || len(errs) == 0 {
 			return errors.Join(errs...)

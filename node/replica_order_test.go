@@ -40,6 +40,7 @@ var (
 	errNoQuorum    = fmt.Errorf("match DE: %w", exchange.ErrUnavailable)
 	errNoDial      = fmt.Errorf("open stream: %w: %w", exchange.ErrUnavailable, host.ErrUnreachable)
 	errNotVerified = fmt.Errorf("match DE: %w", exchange.ErrVerify)
+	errSkewed      = fmt.Errorf("match DE: %w", &exchange.DeniedError{Agency: "DE", Reason: exchange.ReasonClockSkew, Time: time.Unix(1, 0)})
 )
 
 func TestReplicaOrder(t *testing.T) {
@@ -117,6 +118,19 @@ func TestReplicaOrderAsk(t *testing.T) {
 			replicaPasses, []exchange.PeerID{"a", "b", "c"}, is(host.ErrUnreachable)},
 		{"every one without quorum: rounds with waits", map[exchange.PeerID]error{"a": errNoQuorum, "b": errNoDial, "c": errNoQuorum},
 			2, []exchange.PeerID{"a", "b", "c", "a", "b", "c"}, is(exchange.ErrUnavailable)},
+		// A replica's clock_skew is its own clock's: the next one is asked
+		// (defect 8's note, docs/RELIABILITY.md).
+		{"a replica's clock_skew: the next one answers", map[exchange.PeerID]error{"a": errSkewed},
+			replicaPasses, []exchange.PeerID{"a", "b"}, is(nil)},
+		{"clock_skew from every replica: the denial", map[exchange.PeerID]error{"a": errSkewed, "b": errSkewed, "c": errSkewed},
+			replicaPasses, []exchange.PeerID{"a", "b", "c"}, denied},
+		{"clock_skew, then a denial: that denial", map[exchange.PeerID]error{"a": errSkewed, "b": &exchange.DeniedError{Agency: "DE", Reason: exchange.ReasonReplay, Time: time.Unix(1, 0)}},
+			replicaPasses, []exchange.PeerID{"a", "b"}, func(err error) bool {
+				var d *exchange.DeniedError
+				return errors.As(err, &d) && d.Reason == exchange.ReasonReplay
+			}},
+		{"clock_skew and no quorum: rounds without the skewed one", map[exchange.PeerID]error{"a": errSkewed, "b": errNoQuorum, "c": errNoQuorum},
+			2, []exchange.PeerID{"a", "b", "c", "b", "c"}, is(exchange.ErrUnavailable)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := newReplicaOrder(nil)

@@ -434,7 +434,7 @@ func (ps *partnerSets) syncCopy(ctx context.Context, partner, kind, reach string
 		err := ps.order.ask(ctx, c, rounds, func(peer exchange.PeerID) error {
 			var err error
 			got, err = ps.client.Sync(ctx, ps.opener, peer, exchange.SyncQuery{Owner: partner, Kind: kind, Reach: reach, Epoch: e, Have: have})
-			ps.logReceived(partner, kind, reach, e, got, err)
+			ps.logReceived(partner, kind, reach, e, peer, got, err)
 			return err
 		})
 		if err == nil {

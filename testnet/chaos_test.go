@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/ledger/format"
 )
 
 func u64(v uint64) *uint64 { return &v }
@@ -39,33 +41,79 @@ func res(i uint64, rid string) readEntry {
 	return readEntry{Index: i, Type: ledger.TypeMatchResult, RequestID: rid}
 }
 
-// TestLogModel checks the append-only log model on small histories: what
-// a correct ledger does passes, a lost, reordered or stale one fails.
+// final is a final ledger of n entries holding es at their indexes and
+// entries that are not the workload's elsewhere.
+func final(n uint64, es ...readEntry) ledgerOf {
+	var l ledgerOf
+	for i := range n {
+		l.lines = append(l.lines, format.ExportLine{Index: i, Header: format.Header{Type: ledger.TypeMatchIn, RequestID: fmt.Sprintf("in%d", i)}})
+	}
+	for _, e := range es {
+		x := &l.lines[e.Index]
+		x.Header.Type, x.Header.RequestID, x.Body = e.Type, e.RequestID, &format.Body{Purpose: e.Purpose}
+	}
+	return l
+}
+
+func own(i uint64, id int) readEntry {
+	return readEntry{Index: i, Type: ledger.TypeLedgerRead, Purpose: "chaos read " + string(rune('0'+id))}
+}
+
+// TestLogModel checks the append-only log model on small histories
+// against their final ledger: what a correct ledger does passes, a lost,
+// reordered or stale one fails, and an operation without answer is what
+// the final ledger says it did.
 func TestLogModel(t *testing.T) {
+	unknown := func(id int, invoke float64, rid string) *Op {
+		return &Op{ID: id, Kind: "query", Invoke: invoke, Complete: invoke + 30, Outcome: OpUnknown,
+			Partners: []httpapi.PartnerResult{{Agency: "TH", RequestID: rid}}}
+	}
 	for _, tc := range []struct {
-		name string
-		ops  []*Op
-		want porcupine.CheckResult
+		name  string
+		ops   []*Op
+		final ledgerOf
+		want  porcupine.CheckResult
 	}{
-		{"append then read", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"), res(7, "a"))}, porcupine.Ok},
-		{"concurrent read may miss it", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 5, 30, 6, out(5, "a"))}, porcupine.Ok},
-		{"acknowledged append lost", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"))}, porcupine.Illegal},
-		{"other entry at an acknowledged index", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"), res(7, "b"))}, porcupine.Illegal},
+		{"append then read", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"), res(7, "a"))},
+			final(10, out(5, "a"), res(7, "a"), own(9, 2)), porcupine.Ok},
+		{"concurrent read may miss it", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 5, 30, 6, out(5, "a"))},
+			final(10, out(5, "a"), own(6, 2), res(7, "a")), porcupine.Ok},
+		{"acknowledged append lost", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"))},
+			final(10, out(5, "a"), res(7, "a"), own(9, 2)), porcupine.Illegal},
+		{"acknowledged append not in the final ledger", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"))},
+			final(10, out(5, "a"), own(9, 2)), porcupine.Illegal},
+		{"other entry at an acknowledged index", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 9, out(5, "a"), res(7, "b"))},
+			final(10, out(5, "a"), res(7, "a"), own(9, 2)), porcupine.Illegal},
 		{"a read from a later index need not show it", []*Op{queryOp(1, 0, 10, "a", 5, 7), func() *Op {
 			op := readOp(2, 20, 30, 9)
 			op.From = 8
 			return op
-		}()}, porcupine.Ok},
-		{"stale read", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 4)}, porcupine.Illegal},
-		{"index going back", []*Op{queryOp(1, 0, 10, "a", 5, 7), queryOp(2, 20, 30, "b", 6, 8)}, porcupine.Illegal},
-		{"sees the future", []*Op{readOp(1, 0, 10, 9, out(5, "a")), queryOp(2, 20, 30, "a", 5, 7)}, porcupine.Illegal},
-		{"unknown may or may not show", []*Op{
+		}()}, final(10, out(5, "a"), res(7, "a"), own(9, 2)), porcupine.Ok},
+		{"stale read", []*Op{queryOp(1, 0, 10, "a", 5, 7), readOp(2, 20, 30, 4)},
+			final(10, own(4, 2), out(5, "a"), res(7, "a")), porcupine.Illegal},
+		{"index going back", []*Op{queryOp(1, 0, 10, "a", 5, 7), queryOp(2, 20, 30, "b", 6, 8)},
+			final(10, out(5, "a"), out(6, "b"), res(7, "a"), res(8, "b")), porcupine.Illegal},
+		{"sees the future", []*Op{readOp(1, 0, 10, 9, out(5, "a"), res(7, "a")), queryOp(2, 20, 30, "a", 5, 7)},
+			final(10, out(5, "a"), res(7, "a"), own(9, 1)), porcupine.Illegal},
+		{"unknown without request ID", []*Op{
 			{ID: 1, Kind: "query", Invoke: 0, Complete: 10, Outcome: OpUnknown},
 			readOp(2, 20, 30, 9),
-		}, porcupine.Ok},
+		}, final(10, own(9, 2)), porcupine.Ok},
+		{"unknown append in the final ledger", []*Op{unknown(1, 0, "a"), readOp(2, 50, 60, 9, out(5, "a"), res(7, "a"))},
+			final(10, out(5, "a"), res(7, "a"), own(9, 2)), porcupine.Ok},
+		{"unknown append not in the final ledger", []*Op{unknown(1, 0, "a"), readOp(2, 50, 60, 9)},
+			final(10, own(9, 2)), porcupine.Ok},
+		{"unknown append half done", []*Op{unknown(1, 0, "a"), readOp(2, 50, 60, 9, out(5, "a"))},
+			final(10, out(5, "a"), own(9, 2)), porcupine.Ok},
+		{"unknown append later than a read that missed it", []*Op{unknown(1, 0, "a"), readOp(2, 5, 20, 4), readOp(3, 50, 60, 9, own(4, 2), out(5, "a"), res(7, "a"))},
+			final(10, own(4, 2), out(5, "a"), res(7, "a"), own(9, 3)), porcupine.Ok},
+		{"unknown append seen before it began", []*Op{readOp(1, 0, 10, 9, out(5, "a"), res(7, "a")), unknown(2, 20, "a")},
+			final(10, out(5, "a"), res(7, "a"), own(9, 1)), porcupine.Illegal},
+		{"read without answer", []*Op{queryOp(1, 0, 10, "a", 5, 7), {ID: 2, Kind: "read", Purpose: "chaos read 2", Invoke: 20, Complete: 50, Outcome: OpUnknown}},
+			final(10, out(5, "a"), res(7, "a"), own(9, 2)), porcupine.Ok},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got, ev := checkLinearizable(tc.ops, 10*time.Second); got != tc.want {
+			if got, ev := checkLinearizable(tc.ops, tc.final, 1000, 10*time.Second); got != tc.want {
 				t.Errorf("got %s, want %s (%s)", got, tc.want, ev)
 			}
 		})

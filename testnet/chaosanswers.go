@@ -14,8 +14,9 @@ import (
 // The messages a replica logs for the sync answers it received
 // (node/sync_received.go).
 const (
-	logSyncReceived = "sync answer received"
-	logSyncDenied   = "sync denial received"
+	logSyncReceived    = "sync answer received"
+	logSyncDenied      = "sync denial received"
+	logSyncUnavailable = "sync unavailable received"
 )
 
 // received is one sync answer a querier's replica logged.
@@ -28,6 +29,9 @@ type received struct {
 	epoch   uint64
 	version uint64 // newest version sent (an answer with segments)
 	reason  string // a denial's reason
+	// unavailable: the replica asked answered unavailable (answered) or
+	// could not be reached; it sent nothing to record.
+	unavailable, answered bool
 }
 
 // receivedSyncs reads the sync answers logged in a replica's log file.
@@ -42,18 +46,19 @@ func receivedSyncs(path, replica string) ([]received, error) {
 	s.Buffer(make([]byte, 1<<16), 1<<20)
 	for s.Scan() {
 		line := s.Text()
-		if !strings.Contains(line, logSyncReceived) && !strings.Contains(line, logSyncDenied) {
+		if !strings.Contains(line, logSyncReceived) && !strings.Contains(line, logSyncDenied) && !strings.Contains(line, logSyncUnavailable) {
 			continue
 		}
 		kv := logfmt(line)
-		if kv["msg"] != logSyncReceived && kv["msg"] != logSyncDenied {
+		if kv["msg"] != logSyncReceived && kv["msg"] != logSyncDenied && kv["msg"] != logSyncUnavailable {
 			continue
 		}
 		t, err := time.Parse(time.RFC3339Nano, kv["time"])
 		if err != nil {
 			return nil, fmt.Errorf("%s: time of %q: %w", path, line, err)
 		}
-		r := received{time: t, replica: replica, partner: kv["partner"], kind: kv["kind"], reach: kv["reach"], reason: kv["reason"]}
+		r := received{time: t, replica: replica, partner: kv["partner"], kind: kv["kind"], reach: kv["reach"], reason: kv["reason"],
+			unavailable: kv["msg"] == logSyncUnavailable, answered: kv["answered"] == "true"}
 		if r.reach == "" {
 			r.reach = "open"
 		}
@@ -136,7 +141,7 @@ func (c *checker) answersRecorded() {
 			}
 		}
 		var bad []string
-		answers, denials, matchDenials := 0, 0, 0
+		answers, denials, matchDenials, unavailable, unreached := 0, 0, 0, 0, 0
 		for _, q := range c.net.Agencies {
 			if q == owner {
 				continue
@@ -149,6 +154,14 @@ func (c *checker) answersRecorded() {
 				}
 				for _, x := range rs {
 					if x.partner != owner.Code || x.time.After(cutoff) {
+						continue
+					}
+					switch {
+					case x.unavailable && x.answered:
+						unavailable++
+						continue
+					case x.unavailable:
+						unreached++
 						continue
 					}
 					if x.reason == "" {
@@ -184,7 +197,8 @@ func (c *checker) answersRecorded() {
 			}
 		}
 		c.rep.Check(len(bad) == 0, owner.Code+": every sync answer, sync denial and match denial sent has its entry",
-			"as received by the partners: %d sync answers, %d sync denials, %d match denials%s", answers, denials, matchDenials, evidence(bad))
+			"as received by the partners: %d sync answers, %d sync denials, %d match denials; %d syncs answered unavailable (nothing to record), %d replicas not reached%s",
+			answers, denials, matchDenials, unavailable, unreached, evidence(bad))
 	}
 }
 

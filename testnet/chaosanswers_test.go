@@ -48,12 +48,17 @@ func TestAnswersRecorded(t *testing.T) {
 		log   func(*slog.Logger)
 		ops   []*Op
 		fails string // "" when the check passes; else in its evidence
+		says  string // in the report, when set
 	}{
-		{"every answer recorded", func(l *slog.Logger) { received(l, 3); refused(l, "unknown_epoch") }, []*Op{denied(1, "d1")}, ""},
-		{"a local denial is not the partner's", func(l *slog.Logger) {}, []*Op{denied(1, "d3")}, ""},
-		{"sync answer without its entry", func(l *slog.Logger) { received(l, 4) }, nil, "up to version 4 at"},
-		{"sync denial without its entry", func(l *slog.Logger) { refused(l, "kind_not_allowed") }, nil, "(kind_not_allowed)"},
-		{"match denial without its entry", func(l *slog.Logger) {}, []*Op{denied(1, "d2")}, "holds no denial under it"},
+		{"every answer recorded", func(l *slog.Logger) { received(l, 3); refused(l, "unknown_epoch") }, []*Op{denied(1, "d1")}, "", ""},
+		{"a local denial is not the partner's", func(l *slog.Logger) {}, []*Op{denied(1, "d3")}, "", ""},
+		{"sync answer without its entry", func(l *slog.Logger) { received(l, 4) }, nil, "up to version 4 at", ""},
+		{"sync denial without its entry", func(l *slog.Logger) { refused(l, "kind_not_allowed") }, nil, "(kind_not_allowed)", ""},
+		{"match denial without its entry", func(l *slog.Logger) {}, []*Op{denied(1, "d2")}, "holds no denial under it", ""},
+		{"unavailable syncs: nothing to record, counted", func(l *slog.Logger) {
+			l.Info(logSyncUnavailable, "partner", "GB", "kind", "email", "epoch", uint64(2), "replica", "12D3KooWx", "answered", true)
+			l.Info(logSyncUnavailable, "partner", "GB", "kind", "email", "epoch", uint64(2), "replica", "12D3KooWy", "answered", false)
+		}, nil, "", "1 syncs answered unavailable (nothing to record), 1 replicas not reached"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -85,6 +90,8 @@ func TestAnswersRecorded(t *testing.T) {
 				t.Errorf("check passed; want a failure naming %q:\n%s", tc.fails, out.String())
 			case tc.fails != "" && !strings.Contains(out.String(), tc.fails):
 				t.Errorf("the failure does not name %q:\n%s", tc.fails, out.String())
+			case !strings.Contains(out.String(), tc.says):
+				t.Errorf("the report does not say %q:\n%s", tc.says, out.String())
 			}
 		})
 	}

@@ -1,17 +1,13 @@
 package testnet
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
-	"math"
 	"sort"
-	"strings"
-	"time"
 
 	"github.com/anishathalye/porcupine"
 
 	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/ledger/format"
 )
 
 // The linearizability check of one agency's ledger: a model of an
@@ -19,186 +15,177 @@ import (
 // workload's appends (each query's match_out and match_result, each read's
 // own ledger_read entry) and reads.
 //
-// The log holds entries the workload does not see (syncs, match_in of
-// partners' queries, imports, checkpoints…), so the model knows only a
-// lower bound of the log's length: an append is legal when its index is
-// above every index already linearized, and a read (a snapshot of the
-// entries of the read's types, taken after its own ledger_read entry was
-// applied) is legal when it shows every linearized append at the index it
-// got, shows none of the workload's appends that are not linearized yet,
-// and reaches at least the highest linearized index. An operation whose
-// outcome is unknown may have appended (at an index nobody saw) or not.
+// The agency's final ledger (its last export, once healed) fixes what the
+// log holds, so the history is checked in two parts:
+//
+//   - content, against the final ledger, outside porcupine: every
+//     acknowledged append is at the index it was given; every entry a read
+//     showed is the final ledger's entry at that index; and a read showed
+//     every one of the workload's entries the final ledger holds between
+//     its first and its last index (a log only grows at its end);
+//   - order, with porcupine: the model's state is only the length the log
+//     is known to have (a number, so porcupine's cache keys are small and
+//     Equal is ==). An append at index i is legal while i is at or above
+//     that length (the entry is not there yet) and makes it i+1; a read
+//     that showed entries up to index m took a snapshot of some length N
+//     with m < N ≤ next, next being the index of the first of the
+//     history's appends above m (which it did not show): it is legal while
+//     the length is at most next, and makes it at least m+1.
+//
+// An operation whose outcome is unknown is resolved from the final ledger
+// before the check: an append that is not in it never happened and leaves
+// the history; one that is has its index there, and returned at the
+// latest when the first read that showed it completed (else at the end of
+// the run). A read without answer showed nothing and leaves the history
+// (its own ledger_read entry is an unknown append). No operation stays
+// open to the end of time, which is what made porcupine's search (and its
+// memory) grow with every unknown operation (defect 12).
 
-// logInput is one operation on the log.
+// logInput is one operation on the log: an append at index, or a read
+// that showed entries up to max. rank and count place it among the
+// history's appends (ranked).
 type logInput struct {
 	op     int    // Op.ID
 	append bool   // an append of key; else a read
 	key    string // the appended entry's key, or the read's own key
+	index  uint64 // an append: its index in the log
+	max    uint64 // a read: the highest index it showed (its own entry's at least)
+	rank   int    // an append: 1 + the number of the history's appends at lower indexes
+	count  int    // a read: the number of the history's appends at or below max
 }
 
-// logOutput is what it returned.
-type logOutput struct {
-	unknown bool
-	index   uint64            // an append's index
-	seen    map[string]uint64 // a read: the workload's keys it showed, at their indexes
-	from    uint64            // a read: the lowest index it asked for (Filter.After)
-	max     uint64            // a read: the highest index it showed (its own included)
-}
-
-// logState is the model's state: the highest linearized index, and each
-// linearized key with its index (unknownIndex for an append without
-// answer), as an immutable list so that a step shares its predecessor's
-// (an append costs O(1), a read O(keys)). hash is an order-independent
-// hash of the keys and indexes: two states with the same last, count and
-// hash are taken as equal (a collision, at odds of 2^-64, could only hide
-// a violation, never invent one).
-type logState struct {
-	last uint64
-	n    int
-	hash uint64
-	head *keyNode
-}
-
-type keyNode struct {
-	key  string
-	idx  uint64
-	next *keyNode
-}
-
-// unknownIndex marks a linearized append whose index nobody saw.
-const unknownIndex = math.MaxUint64
-
-func (s logState) with(key string, idx uint64) logState {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	h.Write(binary.BigEndian.AppendUint64(nil, idx))
-	return logState{last: s.last, n: s.n + 1, hash: s.hash ^ h.Sum64(), head: &keyNode{key: key, idx: idx, next: s.head}}
-}
-
+// logModel's state is an int: how many of the history's appends the log
+// holds. It is the model of an append-only log seen through the
+// history's own entries: an append at index i is legal while the log is
+// shorter than i (i ≥ the log's length) and makes it i+1; a read that
+// showed entries up to m took a snapshot that held every entry at or
+// below m and none of the history's above it (the read shows every entry
+// of the workload's types in its window). Counted in the history's
+// appends alone, an append is legal exactly when it is the next one by
+// index, and a read exactly when the log holds the appends at or below
+// its m and no other: the state is one number, Equal is ==, and
+// porcupine's search has no wrong turn to take but the order of
+// concurrent reads and appends.
 var logModel = porcupine.Model{
-	Init: func() any { return logState{} },
-	Step: func(st, in, out any) (bool, any) {
-		s, i, o := st.(logState), in.(logInput), out.(logOutput)
+	Init: func() any { return 0 },
+	Step: func(st, in, _ any) (bool, any) {
+		k, i := st.(int), in.(logInput)
 		if i.append {
-			if o.unknown {
-				return true, s.with(i.key, unknownIndex)
+			if i.rank != k+1 {
+				return false, k // an index below the log's length, or one that skips an append not yet done
 			}
-			if o.index <= s.last { // index 0 is init's, never the workload's
-				return false, s
-			}
-			next := s.with(i.key, o.index)
-			next.last = o.index
-			return true, next
+			return true, k + 1
 		}
-		if o.unknown {
-			return true, s // a read without answer showed nothing
-		}
-		if o.max < s.last {
-			return false, s // a stale read: it misses a linearized append
-		}
-		matched := 0
-		for k := s.head; k != nil; k = k.next {
-			got, ok := o.seen[k.key]
-			switch {
-			case ok && k.idx != unknownIndex && got != k.idx:
-				return false, s // shown at another index
-			case ok:
-				matched++
-			case k.idx != unknownIndex && k.idx >= o.from && k.idx <= o.max:
-				return false, s // an acknowledged append lost
-			}
-		}
-		if matched != len(o.seen) {
-			return false, s // shows an append not linearized yet
-		}
-		s.last = o.max
-		return true, s
+		return i.count == k, k // else a stale read, or one that shows an append not yet done
 	},
-	Equal: func(a, b any) bool {
-		x, y := a.(logState), b.(logState)
-		return x.last == y.last && x.n == y.n && x.hash == y.hash
-	},
-	Hash: func(a any) uint64 { x := a.(logState); return x.hash ^ x.last },
-	DescribeOperation: func(in, out any) string {
-		i, o := in.(logInput), out.(logOutput)
-		switch {
-		case o.unknown:
-			return fmt.Sprintf("op %d %s -> unknown", i.op, i.key)
-		case i.append:
-			return fmt.Sprintf("op %d append %s -> %d", i.op, i.key, o.index)
+	Equal: func(a, b any) bool { return a.(int) == b.(int) },
+	Hash:  func(a any) uint64 { return uint64(a.(int)) },
+	DescribeOperation: func(in, _ any) string {
+		i := in.(logInput)
+		if i.append {
+			return fmt.Sprintf("op %d append %s at %d", i.op, i.key, i.index)
 		}
-		return fmt.Sprintf("op %d read -> %d of ours, up to %d", i.op, len(o.seen), o.max)
+		return fmt.Sprintf("op %d read up to %d", i.op, i.max)
 	},
 }
 
-// logHistory turns an agency's operations into porcupine's operations.
-// An operation without answer completes at the end of time.
-func logHistory(ops []*Op) []porcupine.Operation {
-	// The keys of the workload's appends: a read shows other entries too
-	// (partners' denials carry their own request IDs), which are not ours.
-	ours := map[string]bool{}
+// ranked sets the rank of every append of ops and the count of every
+// read among ops' appends, in place.
+func ranked(ops []porcupine.Operation) []porcupine.Operation {
+	var idx []uint64
 	for _, op := range ops {
-		for _, p := range op.Partners {
-			if p.RequestID != "" {
-				ours["out/"+p.RequestID], ours["result/"+p.RequestID] = true, true
-			}
-		}
-		if op.Kind == "read" {
-			ours["read/"+op.Purpose] = true
+		if in := op.Input.(logInput); in.append {
+			idx = append(idx, in.index)
 		}
 	}
-	var out []porcupine.Operation
-	add := func(op *Op, in logInput, o logOutput) {
-		ret := int64(op.Complete * 1000)
-		if o.unknown {
-			ret = math.MaxInt64
+	sort.Slice(idx, func(i, j int) bool { return idx[i] < idx[j] })
+	for j := range ops {
+		in := ops[j].Input.(logInput)
+		if in.append {
+			in.rank = 1 + sort.Search(len(idx), func(k int) bool { return idx[k] >= in.index })
+		} else {
+			in.count = sort.Search(len(idx), func(k int) bool { return idx[k] > in.max })
 		}
-		out = append(out, porcupine.Operation{ClientId: op.Client, Input: in, Output: o, Call: int64(op.Invoke * 1000), Return: ret})
+		ops[j].Input = in
 	}
-	for _, op := range ops {
-		switch op.Kind {
-		case "query":
-			for _, p := range op.Partners {
-				if p.RequestID == "" {
-					continue
-				}
-				for _, x := range []struct {
-					typ string
-					idx *uint64
-				}{{"out", p.OutboundIndex}, {"result", p.ResultIndex}} {
-					in := logInput{op: op.ID, append: true, key: x.typ + "/" + p.RequestID}
-					if x.idx == nil || op.Outcome != OpOK {
-						add(op, in, logOutput{unknown: true})
-						continue
-					}
-					add(op, in, logOutput{index: *x.idx})
-				}
-			}
-		case "read":
-			in := logInput{op: op.ID, key: "read/" + op.Purpose}
-			if op.Outcome != OpOK {
-				add(op, logInput{op: op.ID, append: true, key: in.key}, logOutput{unknown: true})
-				continue
-			}
-			o := logOutput{seen: map[string]uint64{}, from: op.From}
-			for _, e := range op.Read {
-				o.max = max(o.max, e.Index)
-				if k := readKey(e); ours[k] {
-					o.seen[k] = e.Index
-				}
-			}
-			// The read's own entry is an append the read shows.
-			own, ok := o.seen[in.key]
-			if !ok {
-				add(op, logInput{op: op.ID, append: true, key: in.key}, logOutput{unknown: true})
-			} else {
-				add(op, logInput{op: op.ID, append: true, key: in.key}, logOutput{index: own})
-			}
-			add(op, in, o)
+	return ops
+}
+
+// finalLog is the final ledger as the check needs it: the index of each
+// of the workload's keys, and the workload's keys by index.
+type finalLog struct {
+	l     ledgerOf
+	at    map[string]uint64 // key → its first index
+	ours  []uint64          // indexes of the workload's keys, ascending
+	byIdx map[uint64]string // index → the workload's key there
+}
+
+func newFinalLog(l ledgerOf, ours map[string]bool) *finalLog {
+	f := &finalLog{l: l, at: map[string]uint64{}, byIdx: map[uint64]string{}}
+	for _, x := range l.lines {
+		k := lineKey(x)
+		if !ours[k] {
+			continue
 		}
+		if _, dup := f.at[k]; !dup {
+			f.at[k] = x.Index
+		}
+		f.ours = append(f.ours, x.Index)
+		f.byIdx[x.Index] = k
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Call < out[j].Call })
+	sort.Slice(f.ours, func(i, j int) bool { return f.ours[i] < f.ours[j] })
+	return f
+}
+
+// line is the final ledger's entry at index i, or nil.
+func (f *finalLog) line(i uint64) *format.ExportLine {
+	ls := f.l.lines
+	j := sort.Search(len(ls), func(j int) bool { return ls[j].Index >= i })
+	if j < len(ls) && ls[j].Index == i {
+		return &ls[j]
+	}
+	return nil
+}
+
+// holds says whether the final ledger's entry at i is the workload's key
+// k: "" if so, else what it holds there.
+func (f *finalLog) holds(i uint64, k string) string {
+	x := f.line(i)
+	switch {
+	case x == nil:
+		return fmt.Sprintf("no entry %d (it holds %d)", i, len(f.l.lines))
+	case lineKey(*x) == k:
+		return ""
+	case x.Body == nil && x.Header.Type == ledger.TypeLedgerRead && len(k) > 5 && k[:5] == "read/":
+		return "" // a pruned ledger_read: its purpose is gone, its type agrees
+	}
+	return fmt.Sprintf("entry %d is %s", i, describeLine(*x))
+}
+
+// between lists the workload's keys with indexes in [lo, hi].
+func (f *finalLog) between(lo, hi uint64) []uint64 {
+	j := sort.Search(len(f.ours), func(j int) bool { return f.ours[j] >= lo })
+	var out []uint64
+	for ; j < len(f.ours) && f.ours[j] <= hi; j++ {
+		out = append(out, f.ours[j])
+	}
 	return out
+}
+
+func describeLine(x format.ExportLine) string {
+	if x.Header.RequestID != "" {
+		return x.Header.Type.String() + " " + short(x.Header.RequestID)
+	}
+	return x.Header.Type.String()
+}
+
+// lineKey is the model's key of an entry of the final ledger.
+func lineKey(x format.ExportLine) string {
+	e := readEntry{Index: x.Index, Type: x.Header.Type, RequestID: x.Header.RequestID}
+	if x.Body != nil {
+		e.Purpose = x.Body.Purpose
+	}
+	return readKey(e)
 }
 
 // readKey is the model's key of an entry a read showed, or "" for an
@@ -213,29 +200,4 @@ func readKey(e readEntry) string {
 		return "read/" + e.Purpose
 	}
 	return ""
-}
-
-// checkLinearizable checks one agency's history; it returns porcupine's
-// verdict and a sentence of evidence.
-func checkLinearizable(ops []*Op, timeout time.Duration) (porcupine.CheckResult, string) {
-	h := logHistory(ops)
-	res, info := porcupine.CheckOperationsVerbose(logModel, h, timeout)
-	if res != porcupine.Illegal {
-		return res, fmt.Sprintf("%d operations on the log", len(h))
-	}
-	// The longest partial linearization names where it got stuck.
-	var longest []porcupine.Operation
-	for _, part := range info.PartialLinearizationsOperations() {
-		for _, l := range part {
-			if len(l) > len(longest) {
-				longest = l
-			}
-		}
-	}
-	var tail []string
-	for _, op := range longest[max(0, len(longest)-3):] {
-		tail = append(tail, logModel.DescribeOperation(op.Input, op.Output))
-	}
-	return res, fmt.Sprintf("%d operations; the longest linearization (%d of them) ends with: %s; no operation left can follow it",
-		len(h), len(longest), strings.Join(tail, "; "))
 }
