@@ -25,19 +25,20 @@ type nodeState interface {
 // httpapi.DataBackend): it routes each call to the component that serves
 // it, and reads the audit ledger for auditors. It holds no state of its own.
 type backend struct {
-	agency   string // agency code
-	replica  string // this replica's ID
-	peer     string // this replica's libp2p peer ID
-	node     nodeState
-	audit    *raftGroup
-	data     *raftGroup
-	users    *users
-	cards    *cards
-	policy   *policySource
-	replicas *replicaSet
-	querier  *querier
-	holdings holdingsRoutes
-	witness  *witnessing
+	agency    string // agency code
+	replica   string // this replica's ID
+	peer      string // this replica's libp2p peer ID
+	node      nodeState
+	audit     *raftGroup
+	data      *raftGroup
+	users     *users
+	cards     *cards
+	policy    *policySource
+	replicas  *replicaSet
+	querier   *querier
+	followups *followupOut
+	holdings  holdingsRoutes
+	witness   *witnessing
 }
 
 var _ httpapi.Backend = (*backend)(nil)
