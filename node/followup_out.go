@@ -90,8 +90,9 @@ func newFollowupOut(cfg followupOutConfig) *followupOut {
 // followed up with partner: the limits file's window, else
 // DefaultFollowupWindow.
 func followupWindow(pol livePolicy, partner string) time.Duration {
-	_ = pol
-	_ = partner
+	if w := pol.Policy().Followup(partner).Window; w > 0 {
+		return w
+	}
 	return DefaultFollowupWindow
 }
 

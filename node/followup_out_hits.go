@@ -10,6 +10,7 @@ import (
 
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/policy"
 	"github.com/xborder/xborder/psi"
 )
 
@@ -22,9 +23,10 @@ import (
 const nsFollowupHits = "followup_hits"
 
 // DefaultFollowupWindow is how long this node keeps the tags of a query's
-// hits, so that they can be followed up: the owner's default window too
-// (docs/followup.md). The limits file may set it per partner.
-const DefaultFollowupWindow = 30 * 24 * time.Hour
+// hits, so that they can be followed up, when the limits file sets no
+// window for the partner (followups.CC.window): the owner's default window
+// too (docs/followup.md).
+const DefaultFollowupWindow = policy.DefaultFollowupWindow
 
 // keptHits is what this node keeps of one partner's hits of one query:
 // the tags of the hits only (never of a non-hit, never a value or an
