@@ -259,7 +259,6 @@ func timeOrDash(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-
 // writeFollowupText writes a follow-up and its answer for a person.
 func writeFollowupText(w io.Writer, r httpapi.FollowupRecord, now time.Time) error {
 	urgent := ""
