@@ -38,6 +38,9 @@ type backend struct {
 	querier  *querier
 	holdings holdingsRoutes
 	witness  *witnessing
+	// followups is the owner's side of step 2: the liaison's inbox and
+	// answers (followup_in.go, followup_inbox*.go).
+	followups *followupsIn
 }
 
 var _ httpapi.Backend = (*backend)(nil)
