@@ -25,20 +25,25 @@ type nodeState interface {
 // httpapi.DataBackend): it routes each call to the component that serves
 // it, and reads the audit ledger for auditors. It holds no state of its own.
 type backend struct {
-	agency    string // agency code
-	replica   string // this replica's ID
-	peer      string // this replica's libp2p peer ID
-	node      nodeState
-	audit     *raftGroup
-	data      *raftGroup
-	users     *users
-	cards     *cards
-	policy    *policySource
-	replicas  *replicaSet
-	querier   *querier
-	followups *followupOut
-	holdings  holdingsRoutes
-	witness   *witnessing
+	agency   string // agency code
+	replica  string // this replica's ID
+	peer     string // this replica's libp2p peer ID
+	node     nodeState
+	audit    *raftGroup
+	data     *raftGroup
+	users    *users
+	cards    *cards
+	policy   *policySource
+	replicas *replicaSet
+	querier  *querier
+	holdings holdingsRoutes
+	witness  *witnessing
+	// followups is the owner's side of step 2: the liaison's inbox and
+	// answers (followup_in.go, followup_inbox*.go).
+	followups *followupsIn
+	// followOut is the querier's side of step 2: follow-ups this agency
+	// sends and their answers (followup_out*.go, followup_poll.go).
+	followOut *followupOut
 }
 
 var _ httpapi.Backend = (*backend)(nil)

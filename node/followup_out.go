@@ -68,7 +68,7 @@ type followupOut struct {
 // sentFollowup is the stored record of a follow-up: the API's record
 // without the decoded answer, and what the node needs to poll and show it.
 type sentFollowup struct {
-	httpapi.FollowupRecord
+	httpapi.SentFollowup
 	Epoch uint64    `json:"epoch"`
 	Sent  time.Time `json:"sent"` // the signed request's time
 	// Signed is the partner's signed answer (exchange.FollowupAnswer
@@ -105,43 +105,43 @@ func followupWindow(pol livePolicy, partner string) time.Duration {
 // a denial entry with the follow-up ID, and nothing is sent). Then the
 // record (state "sending") is committed, the follow-up sent to the
 // partner's replicas in turn, and its outcome committed as followup_out.
-func (f *followupOut) Send(ctx context.Context, u httpapi.User, id string, req httpapi.FollowupRequest) (httpapi.FollowupRecord, error) {
+func (f *followupOut) Send(ctx context.Context, u httpapi.User, id string, req httpapi.FollowupRequest) (httpapi.SentFollowup, error) {
 	partner := strings.ToUpper(strings.TrimSpace(req.Partner))
 	k, err := f.cfg.Hits.lookup(id, partner)
 	if err != nil {
-		return httpapi.FollowupRecord{}, err
+		return httpapi.SentFollowup{}, err
 	}
 	if !f.mayFollowUp(u, k) {
-		return httpapi.FollowupRecord{}, fmt.Errorf("follow-up of request %s: only %s, who asked, or an approver of %s queries may follow its hits up: %w",
+		return httpapi.SentFollowup{}, fmt.Errorf("follow-up of request %s: only %s, who asked, or an approver of %s queries may follow its hits up: %w",
 			k.RequestID, k.User, k.Kind, httpapi.ErrForbidden)
 	}
 	req.Basis, req.Purpose = strings.TrimSpace(req.Basis), strings.TrimSpace(req.Purpose)
 	switch {
 	case req.Basis == "":
-		return httpapi.FollowupRecord{}, fmt.Errorf("follow-up of request %s: give the legal basis (--basis): %w", k.RequestID, httpapi.ErrBadRequest)
+		return httpapi.SentFollowup{}, fmt.Errorf("follow-up of request %s: give the legal basis (--basis): %w", k.RequestID, httpapi.ErrBadRequest)
 	case req.Purpose == "":
-		return httpapi.FollowupRecord{}, fmt.Errorf("follow-up of request %s: give the purpose (--purpose): %w", k.RequestID, httpapi.ErrBadRequest)
+		return httpapi.SentFollowup{}, fmt.Errorf("follow-up of request %s: give the purpose (--purpose): %w", k.RequestID, httpapi.ErrBadRequest)
 	case len(req.Hits) == 0:
-		return httpapi.FollowupRecord{}, fmt.Errorf("follow-up of request %s: name the hits to follow up (--hit N, as xborder query numbered them): %w", k.RequestID, httpapi.ErrBadRequest)
+		return httpapi.SentFollowup{}, fmt.Errorf("follow-up of request %s: name the hits to follow up (--hit N, as xborder query numbered them): %w", k.RequestID, httpapi.ErrBadRequest)
 	case len(req.Hits) > exchange.MaxFollowupTags:
-		return httpapi.FollowupRecord{}, fmt.Errorf("follow-up of request %s: %d hits named, at most %d in one follow-up: %w",
+		return httpapi.SentFollowup{}, fmt.Errorf("follow-up of request %s: %d hits named, at most %d in one follow-up: %w",
 			k.RequestID, len(req.Hits), exchange.MaxFollowupTags, httpapi.ErrBadRequest)
 	}
 	tags, err := k.tags(req.Hits)
 	if err != nil {
-		return httpapi.FollowupRecord{}, err
+		return httpapi.SentFollowup{}, err
 	}
 	if err := f.cfg.Audit.Quorum(); err != nil {
-		return httpapi.FollowupRecord{}, fmt.Errorf("follow-up of request %s: the audit ledger has no quorum (%v), so nothing can be recorded or sent: %w",
+		return httpapi.SentFollowup{}, fmt.Errorf("follow-up of request %s: the audit ledger has no quorum (%v), so nothing can be recorded or sent: %w",
 			k.RequestID, err, httpapi.ErrUnavailable)
 	}
 	var fid [16]byte
 	if _, err := rand.Read(fid[:]); err != nil {
-		return httpapi.FollowupRecord{}, fmt.Errorf("follow-up: draw ID: %w", err)
+		return httpapi.SentFollowup{}, fmt.Errorf("follow-up: draw ID: %w", err)
 	}
 	now := f.cfg.Now().UTC()
-	rec := &sentFollowup{FollowupRecord: httpapi.FollowupRecord{ID: hex.EncodeToString(fid[:]), Query: k.Query, RequestID: k.RequestID,
-		Partner: k.Partner, User: u.Name, Kind: k.Kind, Mode: k.Mode, Hits: slices.Clone(req.Hits), Reaches: tagReaches(tags),
+	rec := &sentFollowup{SentFollowup: httpapi.SentFollowup{ID: hex.EncodeToString(fid[:]), Query: k.Query, RequestID: k.RequestID,
+		Partner: k.Partner, User: u.Name, Kind: k.Kind, Mode: k.Mode, Hits: slices.Clone(req.Hits), Reaches: keptReaches(tags),
 		Basis: req.Basis, Purpose: req.Purpose, Urgent: req.Urgent, Created: now, Status: httpapi.FollowupSending},
 		Epoch: k.Epoch, Sent: now}
 	if f.cfg.Audit.Status().Policy != f.cfg.Policy.Policy().Version() {
@@ -153,12 +153,12 @@ func (f *followupOut) Send(ctx context.Context, u httpapi.User, id string, req h
 	if !d.Allow {
 		rc, err := f.cfg.Audit.Append(ctx, f.entry(rec, ledger.TypeDenial, ledger.OutcomeDenied))
 		if err != nil {
-			return httpapi.FollowupRecord{}, fmt.Errorf("follow-up of request %s: denied by policy, and the denial could not be recorded: %w: %w",
+			return httpapi.SentFollowup{}, fmt.Errorf("follow-up of request %s: denied by policy, and the denial could not be recorded: %w: %w",
 				k.RequestID, err, httpapi.ErrUnavailable)
 		}
 		rec.Status, rec.Reason, rec.OutIndex = httpapi.FollowupDenied, d.Reasons[0].ID, &rc.Index
 		if err := f.put(ctx, rec); err != nil {
-			return httpapi.FollowupRecord{}, fmt.Errorf("%w: %w", err, httpapi.ErrUnavailable)
+			return httpapi.SentFollowup{}, fmt.Errorf("%w: %w", err, httpapi.ErrUnavailable)
 		}
 		f.cfg.Log.Info("follow-up denied by policy", "followup", rec.ID, "partner", rec.Partner, "reason", rec.Reason)
 		return rec.view(f.cfg.Now()), nil
@@ -166,11 +166,11 @@ func (f *followupOut) Send(ctx context.Context, u httpapi.User, id string, req h
 	// The record first: a follow-up the node stopped sending is found
 	// and settled by the poll loop.
 	if err := f.put(ctx, rec); err != nil {
-		return httpapi.FollowupRecord{}, fmt.Errorf("%w; nothing was sent: %w", err, httpapi.ErrUnavailable)
+		return httpapi.SentFollowup{}, fmt.Errorf("%w; nothing was sent: %w", err, httpapi.ErrUnavailable)
 	}
 	ack, err := f.send(ctx, rec, tags)
 	if err := f.settle(ctx, rec, ack, err); err != nil {
-		return httpapi.FollowupRecord{}, err
+		return httpapi.SentFollowup{}, err
 	}
 	return rec.view(f.cfg.Now()), nil
 }
@@ -185,8 +185,8 @@ func (f *followupOut) mayFollowUp(u httpapi.User, k *keptHits) bool {
 		Kind: k.Kind, Time: f.cfg.Now().UTC()}).Allow
 }
 
-// tagReaches returns the distinct reaches of tags, in reach order.
-func tagReaches(tags []keptTag) []string {
+// keptReaches returns the distinct reaches of tags, in reach order.
+func keptReaches(tags []keptTag) []string {
 	var out []string
 	for _, t := range tags {
 		if !slices.Contains(out, t.Reach) {
@@ -293,8 +293,8 @@ func (rec *sentFollowup) ids() (id, request [16]byte, err error) {
 }
 
 // view is the API's record of rec, without its answer.
-func (rec *sentFollowup) view(now time.Time) httpapi.FollowupRecord {
-	v := rec.FollowupRecord
+func (rec *sentFollowup) view(now time.Time) httpapi.SentFollowup {
+	v := rec.SentFollowup
 	v.Answer = nil
 	v.Overdue = v.Status == httpapi.FollowupOpen && !v.Deadline.IsZero() && now.After(v.Deadline)
 	return v

@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"sort"
 
@@ -16,16 +14,16 @@ import (
 
 var _ httpapi.FollowupOutBackend = (*backend)(nil)
 
-func (b *backend) Followup(ctx context.Context, u httpapi.User, id string, req httpapi.FollowupRequest) (httpapi.FollowupRecord, error) {
-	return b.followups.Send(ctx, u, id, req)
+func (b *backend) Followup(ctx context.Context, u httpapi.User, id string, req httpapi.FollowupRequest) (httpapi.SentFollowup, error) {
+	return b.followOut.Send(ctx, u, id, req)
 }
 
-func (b *backend) Followups(ctx context.Context, u httpapi.User) ([]httpapi.FollowupRecord, error) {
-	return b.followups.List(u)
+func (b *backend) Followups(ctx context.Context, u httpapi.User) ([]httpapi.SentFollowup, error) {
+	return b.followOut.List(u)
 }
 
-func (b *backend) FollowupRecord(ctx context.Context, u httpapi.User, id string, poll bool) (httpapi.FollowupRecord, error) {
-	return b.followups.Record(ctx, u, id, poll)
+func (b *backend) SentFollowup(ctx context.Context, u httpapi.User, id string, poll bool) (httpapi.SentFollowup, error) {
+	return b.followOut.Record(ctx, u, id, poll)
 }
 
 // mayRead reports whether u may read rec and its answer: the user who
@@ -41,13 +39,13 @@ func (f *followupOut) mayRead(u httpapi.User, rec *sentFollowup) bool {
 
 // List returns the follow-ups u may read, newest first, without their
 // answers.
-func (f *followupOut) List(u httpapi.User) ([]httpapi.FollowupRecord, error) {
+func (f *followupOut) List(u httpapi.User) ([]httpapi.SentFollowup, error) {
 	recs, err := f.all()
 	if err != nil {
 		return nil, fmt.Errorf("list follow-ups: %w", err)
 	}
 	now := f.cfg.Now()
-	out := []httpapi.FollowupRecord{}
+	out := []httpapi.SentFollowup{}
 	for _, rec := range recs {
 		if f.mayRead(u, rec) {
 			out = append(out, rec.view(now))
@@ -61,13 +59,13 @@ func (f *followupOut) List(u httpapi.User) ([]httpapi.FollowupRecord, error) {
 // under its pinned key, to the user who sent it and to auditors
 // (httpapi.ErrForbidden for anyone else). With poll, an open follow-up
 // is polled first (the answer, if it came, is recorded as the loop would).
-func (f *followupOut) Record(ctx context.Context, u httpapi.User, id string, poll bool) (httpapi.FollowupRecord, error) {
+func (f *followupOut) Record(ctx context.Context, u httpapi.User, id string, poll bool) (httpapi.SentFollowup, error) {
 	rec, err := f.get(id)
 	if err != nil {
-		return httpapi.FollowupRecord{}, err
+		return httpapi.SentFollowup{}, err
 	}
 	if !f.mayRead(u, rec) {
-		return httpapi.FollowupRecord{}, fmt.Errorf("follow-up %s: only %s, who sent it, and auditors may read it: %w", id, rec.User, httpapi.ErrForbidden)
+		return httpapi.SentFollowup{}, fmt.Errorf("follow-up %s: only %s, who sent it, and auditors may read it: %w", id, rec.User, httpapi.ErrForbidden)
 	}
 	if poll && rec.Status == httpapi.FollowupOpen {
 		if err := f.update(ctx, rec); err != nil {
@@ -81,7 +79,7 @@ func (f *followupOut) Record(ctx context.Context, u httpapi.User, id string, pol
 			v.Reason = "the stored answer does not verify under " + rec.Partner + "'s pinned key: " + err.Error()
 			return v, nil
 		}
-		v.Answer = answerView(rec, a)
+		v.Answer, v.AnsweredAt = sentAnswerView(rec, a), a.Time.UTC()
 	}
 	return v, nil
 }
@@ -107,22 +105,15 @@ func (f *followupOut) verify(rec *sentFollowup) (*exchange.FollowupAnswer, error
 	return a, nil
 }
 
-// answerView is a's content for the API: the hits it names by their
-// numbers in the query's answer (rec.Hits), not their position in the
-// follow-up.
-func answerView(rec *sentFollowup, a *exchange.FollowupAnswer) *httpapi.FollowupAnswer {
-	d := sha256.Sum256(rec.Signed)
-	v := &httpapi.FollowupAnswer{Time: a.Time.UTC(), Outcome: "shared", Reason: a.Reason, Handling: a.Handling, Message: a.Message,
-		Digest: hex.EncodeToString(d[:])}
-	if a.Refused {
-		v.Outcome = "refused"
-	}
-	for _, s := range a.Shared {
-		hit := s.Hit
-		if hit >= 1 && hit <= len(rec.Hits) {
-			hit = rec.Hits[hit-1]
+// sentAnswerView is a's content for the API (answerView), with the hits
+// it shares named by their numbers in the query's answer (rec.Hits), not
+// their position in the follow-up.
+func sentAnswerView(rec *sentFollowup, a *exchange.FollowupAnswer) *httpapi.FollowupAnswer {
+	v := answerView(a, rec.Signed)
+	for i, s := range v.Shared {
+		if s.Hit >= 1 && s.Hit <= len(rec.Hits) {
+			v.Shared[i].Hit = rec.Hits[s.Hit-1]
 		}
-		v.Shared = append(v.Shared, httpapi.Shared{Hit: hit, Reference: s.Reference, Contact: s.Contact, Handling: s.Handling})
 	}
 	return v
 }

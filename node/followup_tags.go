@@ -20,16 +20,20 @@ type tagResponders interface {
 
 // heldRecord is one of the owner's records a follow-up's tag names: where
 // it is stored (its batch and position, and the batch's row count then, so
-// that a batch rewritten by a removal since is noticed, never misread) and
-// what the liaison sees of it. It holds no identifier.
+// that a batch rewritten by a removal since is noticed, never misread),
+// its class, and what the liaison sees of it. It holds no identifier. The
+// follow-up's record (followup_inbox.go) stores the place and class only:
+// reference, contact and handling stay in the data group and are read
+// from there when shown or shared.
 type heldRecord struct {
 	Batch    string `json:"batch"`
 	Pos      int    `json:"pos"`
 	Rows     int    `json:"rows"` // rows of the batch when the tag was mapped
 	Class    string `json:"class"`
-	Ref      string `json:"ref,omitempty"`
-	Contact  string `json:"contact,omitempty"`
-	Handling string `json:"handling,omitempty"` // "" for rows stored before per-row codes
+	Ref      string `json:"-"`
+	Contact  string `json:"-"`
+	Handling string `json:"-"` // "" for rows stored before per-row codes
+	Changed  bool   `json:"-"` // the batch was removed or rewritten since (resolve)
 }
 
 // tagIndex is the owner's map from follow-up tags to records of one

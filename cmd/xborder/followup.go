@@ -16,13 +16,9 @@ import (
 
 func init() { commands = append(commands, newFollowupCmd, newFollowupsCmd) }
 
-// followupSubcommands are the owner's verbs under 'xborder followup'
-// (followup_inbox.go: answer), added by their files' init.
-var followupSubcommands []func(*env, *clientFlags) *cobra.Command
-
-// followupsInbox, when a file sets it (followup_inbox.go), lists the
-// liaison's inbox for 'xborder followups --inbox'.
-var followupsInbox func(c *cobra.Command, e *env, cf *clientFlags, dir string, jsonOut bool) error
+// 'xborder followup' and 'xborder followups' carry both sides of step 2:
+// the querier's verbs here, the liaison's (followup answer, followups
+// --inbox) in followup_inbox.go.
 
 const followupLong = `Followup asks a partner agency for more about hits of a query you made: who
 holds the case, under which reference, whether it will share more (step 2,
@@ -89,7 +85,7 @@ func newFollowupCmd(e *env, cf *clientFlags) *cobra.Command {
 			if jsonOut {
 				err = writeJSON(e, rec)
 			} else {
-				err = writeFollowupText(e.stdout, rec, time.Now())
+				err = writeFollowupText(e.stdout, rec)
 			}
 			if err != nil {
 				return err
@@ -105,10 +101,7 @@ func newFollowupCmd(e *env, cf *clientFlags) *cobra.Command {
 	f.StringVar(&req.Purpose, "purpose", "", "purpose of the follow-up")
 	f.BoolVar(&req.Urgent, "urgent", false, "ask the urgent deadline (8 hours by default)")
 	f.BoolVar(&jsonOut, "json", false, "write the follow-up record as JSON")
-	cmd.AddCommand(newFollowupShowCmd(e, cf))
-	for _, sub := range followupSubcommands {
-		cmd.AddCommand(sub(e, cf))
-	}
+	cmd.AddCommand(newFollowupShowCmd(e, cf), newFollowupAnswerCmd(e, cf))
 	return cmd
 }
 
@@ -132,14 +125,14 @@ read it; never paste the answer into a ticket of another handling level.`,
 				return err
 			}
 			withTimeout(cl, 2*time.Minute)
-			rec, err := cl.FollowupRecord(c.Context(), args[0], true)
+			rec, err := cl.SentFollowup(c.Context(), args[0], true)
 			if err != nil {
 				return followupAPIError(err)
 			}
 			if jsonOut {
 				return writeJSON(e, rec)
 			}
-			return writeFollowupText(e.stdout, rec, time.Now())
+			return writeFollowupText(e.stdout, rec)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "data `DIR`ectory of the local node (reads its api.url and admin.token)")
@@ -163,10 +156,7 @@ agency's records, sorted by deadline.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if inbox {
-				if followupsInbox == nil {
-					return exitError(exitInvalid, errors.New("followups: this build has no liaison inbox"), "")
-				}
-				return followupsInbox(c, e, cf, dir, jsonOut)
+				return runFollowupsInbox(c.Context(), e, cf, dir, jsonOut)
 			}
 			cl, err := apiClient(cf, dir)
 			if err != nil {
@@ -213,7 +203,7 @@ func withTimeout(cl *httpapi.Client, d time.Duration) {
 }
 
 // followupExit is the exit code of a follow-up's state.
-func followupExit(rec httpapi.FollowupRecord) error {
+func followupExit(rec httpapi.SentFollowup) error {
 	switch rec.Status {
 	case httpapi.FollowupDenied:
 		return exitError(exitDenied, fmt.Errorf("followup %s: denied by %s: %s", rec.ID, deniedBy(rec), rec.Reason), "")
@@ -229,7 +219,7 @@ func followupExit(rec httpapi.FollowupRecord) error {
 
 // deniedBy names who denied rec: this node's policy (the follow-up has no
 // deadline and was refused before it was sent) or the partner.
-func deniedBy(rec httpapi.FollowupRecord) string {
+func deniedBy(rec httpapi.SentFollowup) string {
 	switch rec.Reason {
 	case "not_permitted", "kind_not_allowed", "missing_legal_basis", "missing_purpose", "unknown_partner":
 		return "the policy here or at " + rec.Partner
@@ -237,7 +227,7 @@ func deniedBy(rec httpapi.FollowupRecord) string {
 	return rec.Partner
 }
 
-func followupStatus(r httpapi.FollowupRecord) string {
+func followupStatus(r httpapi.SentFollowup) string {
 	if r.Overdue {
 		return r.Status + " (overdue)"
 	}
@@ -260,7 +250,7 @@ func timeOrDash(t time.Time) string {
 }
 
 // writeFollowupText writes a follow-up and its answer for a person.
-func writeFollowupText(w io.Writer, r httpapi.FollowupRecord, now time.Time) error {
+func writeFollowupText(w io.Writer, r httpapi.SentFollowup) error {
 	urgent := ""
 	if r.Urgent {
 		urgent = ", urgent"
@@ -290,9 +280,9 @@ func writeFollowupText(w io.Writer, r httpapi.FollowupRecord, now time.Time) err
 	}
 	switch a.Outcome {
 	case "refused":
-		fmt.Fprintf(w, "answer of %s: refused: %s\n", a.Time.UTC().Format(time.RFC3339), a.Reason)
+		fmt.Fprintf(w, "answer of %s: refused: %s\n", r.AnsweredAt.UTC().Format(time.RFC3339), a.Reason)
 	default:
-		fmt.Fprintf(w, "answer of %s: shared under handling %s\n", a.Time.UTC().Format(time.RFC3339), a.Handling)
+		fmt.Fprintf(w, "answer of %s: shared under handling %s\n", r.AnsweredAt.UTC().Format(time.RFC3339), a.Handling)
 		for _, s := range a.Shared {
 			fmt.Fprintf(w, "  hit #%d: reference %s, contact %s", s.Hit, orDash(s.Reference), orDash(s.Contact))
 			if s.Handling != "" {

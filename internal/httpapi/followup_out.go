@@ -28,7 +28,7 @@ type FollowupRequest struct {
 	Urgent  bool   `json:"urgent,omitempty"`
 }
 
-// Follow-up states (FollowupRecord.Status).
+// Follow-up states (SentFollowup.Status).
 const (
 	FollowupSending  = "sending"  // recorded, not yet acknowledged (or the node stopped while sending)
 	FollowupOpen     = "open"     // the partner acknowledged it; its answer is due by Deadline
@@ -37,9 +37,9 @@ const (
 	FollowupFailed   = "failed"   // no replica of the partner answered, or its answer did not verify (Reason)
 )
 
-// FollowupRecord is a follow-up this agency sent, as the audit group's
+// SentFollowup is a follow-up this agency sent, as the audit group's
 // records hold it. It names the hits by their numbers, never by value.
-type FollowupRecord struct {
+type SentFollowup struct {
 	ID        string    `json:"id"`         // the follow-up ID both ledgers record (32 hex digits)
 	Query     string    `json:"query"`      // the query whose hits are followed up
 	RequestID string    `json:"request_id"` // that query's request ID at Partner
@@ -65,31 +65,13 @@ type FollowupRecord struct {
 	// (or local denial) and followup_result entries.
 	OutIndex    *uint64 `json:"out_index,omitempty"`
 	ResultIndex *uint64 `json:"result_index,omitempty"`
+	// AnsweredAt is when the partner decided (its signed answer's time).
+	AnsweredAt time.Time `json:"answered_at,omitzero"`
 	// Answer is the partner's answer, verified under its pinned key when
 	// shown: only in GET /v1/followups/{id}, to the user who followed up
-	// and to auditors.
+	// and to auditors. Its shared hits are numbered as the query's answer
+	// numbers them (not by their position in the follow-up).
 	Answer *FollowupAnswer `json:"answer,omitempty"`
-}
-
-// FollowupAnswer is a partner's signed answer to a follow-up.
-type FollowupAnswer struct {
-	Time     time.Time `json:"time"`             // when the partner decided
-	Outcome  string    `json:"outcome"`          // shared or refused
-	Reason   string    `json:"reason,omitempty"` // why refused
-	Handling string    `json:"handling,omitempty"`
-	Message  string    `json:"message,omitempty"`
-	Shared   []Shared  `json:"shared,omitempty"`
-	// Digest is SHA-256 of the signed answer's bytes (hex), as both
-	// ledgers record it.
-	Digest string `json:"digest"`
-}
-
-// Shared is what a partner shares of the record one hit named.
-type Shared struct {
-	Hit       int    `json:"hit"` // the hit number of the query's answer (not the position in the follow-up)
-	Reference string `json:"reference,omitempty"`
-	Contact   string `json:"contact,omitempty"`
-	Handling  string `json:"handling,omitempty"` // the record's handling code where it differs from the answer's
 }
 
 // FollowupOutBackend is the part of a Backend that follows up hits at
@@ -100,16 +82,16 @@ type FollowupOutBackend interface {
 	// approve the kind) and the policy in force must let u follow up the
 	// kind (action followup). A hit number that is no hit is ErrBadRequest,
 	// before anything is recorded or sent.
-	Followup(ctx context.Context, u User, id string, req FollowupRequest) (FollowupRecord, error)
+	Followup(ctx context.Context, u User, id string, req FollowupRequest) (SentFollowup, error)
 	// Followups lists u's follow-ups (an auditor's: every one), newest
 	// first, without their answers.
-	Followups(ctx context.Context, u User) ([]FollowupRecord, error)
-	// FollowupRecord returns one follow-up with its verified answer: to
+	Followups(ctx context.Context, u User) ([]SentFollowup, error)
+	// SentFollowup returns one follow-up with its verified answer: to
 	// the user who sent it and to auditors (action read_followup), else
 	// ErrForbidden. With poll, an open follow-up is polled first (the
 	// answer, if it came, is recorded on the ledger as the poll loop
 	// records it).
-	FollowupRecord(ctx context.Context, u User, id string, poll bool) (FollowupRecord, error)
+	SentFollowup(ctx context.Context, u User, id string, poll bool) (SentFollowup, error)
 }
 
 // followupOutRoutes registers the querier's follow-up routes.
@@ -129,29 +111,29 @@ func (s *Server) followupOutRoutes() {
 		return b.Followups(ctx, u)
 	})
 	s.auth("GET /v1/followups/{id}", "", func(ctx context.Context, u User, r *http.Request) (any, error) {
-		return b.FollowupRecord(ctx, u, r.PathValue("id"), r.URL.Query().Get("poll") == "true")
+		return b.SentFollowup(ctx, u, r.PathValue("id"), r.URL.Query().Get("poll") == "true")
 	})
 }
 
 // Followup follows up hits of query (or request) id
 // (POST /v1/queries/{id}/followups).
-func (c *Client) Followup(ctx context.Context, id string, req FollowupRequest) (FollowupRecord, error) {
-	var out FollowupRecord
+func (c *Client) Followup(ctx context.Context, id string, req FollowupRequest) (SentFollowup, error) {
+	var out SentFollowup
 	err := c.do(ctx, http.MethodPost, "/v1/queries/"+url.PathEscape(id)+"/followups", req, &out)
 	return out, err
 }
 
 // Followups lists the caller's follow-ups (GET /v1/followups).
-func (c *Client) Followups(ctx context.Context) ([]FollowupRecord, error) {
-	var out []FollowupRecord
+func (c *Client) Followups(ctx context.Context) ([]SentFollowup, error) {
+	var out []SentFollowup
 	err := c.do(ctx, http.MethodGet, "/v1/followups", nil, &out)
 	return out, err
 }
 
-// FollowupRecord returns follow-up id with its answer (GET
+// SentFollowup returns follow-up id with its answer (GET
 // /v1/followups/{id}); poll: ask the partner first when it is open.
-func (c *Client) FollowupRecord(ctx context.Context, id string, poll bool) (FollowupRecord, error) {
-	var out FollowupRecord
+func (c *Client) SentFollowup(ctx context.Context, id string, poll bool) (SentFollowup, error) {
+	var out SentFollowup
 	if id == "" {
 		return out, fmt.Errorf("follow-up: no ID: %w", ErrBadRequest)
 	}

@@ -215,6 +215,7 @@ func (s *Server) routes() {
 	s.linkRoutes()
 	s.refuseRoutes()
 	s.followupOutRoutes()
+	s.followupInRoutes()
 }
 
 // statusWriter remembers the status written.
