@@ -135,8 +135,8 @@ func (f *followupsIn) Accept(ctx context.Context, in *exchange.InboundFollowup) 
 	}
 	rec := &inboundRecord{ID: id, Partner: in.Peer.Agency, RequestID: hex.EncodeToString(in.RequestID[:]), Kind: in.Kind,
 		Epoch: in.Epoch, Mode: in.Mode, Basis: in.Basis, Purpose: in.Purpose, Urgent: in.Urgent, Received: now.UTC(),
-		Deadline: rule.DeadlineFor(now, in.Urgent).UTC(), SigDigest: hex.EncodeToString(in.SignatureSHA256[:]),
-		Handling: d.Handling}
+		Deadline: rule.DeadlineFor(now, in.Urgent).UTC().Truncate(time.Millisecond), SigDigest: hex.EncodeToString(in.SignatureSHA256[:]),
+		Handling: d.Handling, State: followupOpen}
 	matched := 0
 	for i, t := range in.Tags {
 		h := inboundHit{Reach: t.Reach, Records: hits[i]}
