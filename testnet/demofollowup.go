@@ -24,7 +24,7 @@ import (
 
 // followupRefs are the references and contact points the owner imports
 // with the two numbers the demo follows up.
-var followupRefs = [2][2]string{{"CASE-FU-1", "THB desk, duty officer"}, {"CASE-FU-2", "Port unit, desk 4"}}
+var followupRefs = [2][2]string{{"CASE-FU-1", "THB desk duty officer"}, {"CASE-FU-2", "Port unit desk 4"}} // no commas: a CSV
 
 // followups is the demo's step of issue 23 (docs/followup.md): the second
 // agency imports two phone numbers with their references, contact points
