@@ -173,9 +173,9 @@ func orAny(partner string) string {
 }
 
 // sweep erases the hits whose window has closed; it returns how many. The
-// record is deleted from the replicated state at once; its bytes leave
-// the replicas' stores at the next compaction of the audit group
-// (docs/followup.md, "What the querier keeps").
+// record is deleted from the replicated state at once; its bytes stay,
+// encrypted, in the audit group's files until Raft snapshots and badger's
+// compactions drop them (docs/followup.md, "The window, and erasure").
 func (h *hitStore) sweep(ctx context.Context) (int, error) {
 	now := h.now()
 	var old []string
