@@ -18,9 +18,9 @@ import (
 	"github.com/xborder/xborder/ledger"
 )
 
-// followupEntries returns a's entries of type typ that carry follow-up ID
+// entriesOfFollowup returns a's entries of type typ that carry follow-up ID
 // id.
-func followupEntries(t *testing.T, n *Node, typ ledger.Type, id string) []ledger.Entry {
+func entriesOfFollowup(t *testing.T, n *Node, typ ledger.Type, id string) []ledger.Entry {
 	t.Helper()
 	var out []ledger.Entry
 	for _, e := range byType(t, n, typ) {
@@ -164,10 +164,10 @@ func TestFollowupTwoAgencies(t *testing.T) {
 		outcome ledger.Outcome
 		shared  uint64
 	}{{f1.ID, ledger.OutcomeOK, 1}, {f2.ID, ledger.OutcomeDenied, 0}} {
-		out := followupEntries(t, q, ledger.TypeFollowupOut, f.id)
-		result := followupEntries(t, q, ledger.TypeFollowupResult, f.id)
-		in := followupEntries(t, r, ledger.TypeFollowupIn, f.id)
-		answer := followupEntries(t, r, ledger.TypeFollowupAnswer, f.id)
+		out := entriesOfFollowup(t, q, ledger.TypeFollowupOut, f.id)
+		result := entriesOfFollowup(t, q, ledger.TypeFollowupResult, f.id)
+		in := entriesOfFollowup(t, r, ledger.TypeFollowupIn, f.id)
+		answer := entriesOfFollowup(t, r, ledger.TypeFollowupAnswer, f.id)
 		if len(out) != 1 || len(result) != 1 || len(in) != 1 || len(answer) != 1 {
 			t.Fatalf("follow-up %s: %d followup_out, %d followup_result at GB, %d followup_in, %d followup_answer at TH; want one each",
 				f.id, len(out), len(result), len(in), len(answer))
@@ -195,7 +195,7 @@ func TestFollowupTwoAgencies(t *testing.T) {
 		if !errors.As(err, &denied) || denied.Reason != exchange.ReasonUnknownRequest {
 			t.Fatalf("follow-up of a request TH never answered: %v; want unknown_request", err)
 		}
-		es := followupEntries(t, r, ledger.TypeDenial, hex.EncodeToString(fid[:]))
+		es := entriesOfFollowup(t, r, ledger.TypeDenial, hex.EncodeToString(fid[:]))
 		if len(es) != 1 || es[0].RequestID != hex.EncodeToString(rid[:]) || es[0].Partner != "GB" {
 			t.Errorf("TH's denial entries of the follow-up = %+v; want one, of request %x from GB", es, rid)
 		}

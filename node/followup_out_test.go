@@ -17,10 +17,10 @@ import (
 	"github.com/xborder/xborder/psi"
 )
 
-// followupPolicy is matchPolicy with follow-ups: partners follow up the
+// querierFollowupPolicy is matchPolicy with follow-ups: partners follow up the
 // kinds they match, investigators follow up, liaisons answer, auditors
 // read every follow-up.
-const followupPolicy = matchPolicy + matchAdmins + `
+const querierFollowupPolicy = matchPolicy + matchAdmins + `
 @id("gb-followup") permit (principal == Agency::"GB", action == Action::"followup", resource is Kind);
 @id("th-followup") permit (principal == Agency::"TH", action == Action::"followup", resource is Kind);
 @id("investigators-followup") permit (principal in Role::"investigator", action == Action::"followup", resource is Kind);
@@ -28,14 +28,14 @@ const followupPolicy = matchPolicy + matchAdmins + `
 @id("auditors-followup") permit (principal in Role::"auditor", action == Action::"read_followup", resource is Kind);
 `
 
-// applyFollowupPolicy puts followupPolicy (and limits) in force at every
+// applyFollowupPolicy puts querierFollowupPolicy (and limits) in force at every
 // replica of a.
 func (a *agency) applyFollowupPolicy(limits string) {
 	t := a.t
 	t.Helper()
 	first := a.leader()
 	v, err := first.policy.ApplyPolicy(context.Background(), "user:admin", policy.Files{PolicyName: "policy.cedar",
-		Policy: []byte(followupPolicy), LimitsName: "limits.yaml", Limits: []byte(limits)}, first.users.policyManagers)
+		Policy: []byte(querierFollowupPolicy), LimitsName: "limits.yaml", Limits: []byte(limits)}, first.users.policyManagers)
 	if err != nil {
 		t.Fatalf("%s ApplyPolicy: %v", a.cc, err)
 	}
