@@ -184,6 +184,25 @@ func TestFollowupTwoAgencies(t *testing.T) {
 		}
 	}
 
+	t.Run("recorded once", func(t *testing.T) {
+		// What the poll loop does after a write it could not confirm, or a
+		// read that polled on another replica at the same time: the same
+		// entries again, under the same command IDs: no second entry.
+		rec, err := q.followOut.get(f1.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.followOut.recordOut(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.followOut.recordResult(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if n, m := len(entriesOfFollowup(t, q, ledger.TypeFollowupOut, f1.ID)), len(entriesOfFollowup(t, q, ledger.TypeFollowupResult, f1.ID)); n != 1 || m != 1 {
+			t.Errorf("after recording again: %d followup_out, %d followup_result; want one each", n, m)
+		}
+	})
+
 	t.Run("a request TH never answered", func(t *testing.T) {
 		var fid, rid [16]byte
 		_, _ = rand.Read(fid[:])

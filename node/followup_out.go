@@ -151,7 +151,7 @@ func (f *followupOut) Send(ctx context.Context, u httpapi.User, id string, req h
 		Kind: k.Kind, Partner: k.Partner, Time: now,
 		Context: policy.Context{Purpose: req.Purpose, LegalBasis: req.Basis, Urgent: req.Urgent, Mode: k.Mode, Reaches: rec.Reaches}})
 	if !d.Allow {
-		rc, err := f.cfg.Audit.Append(ctx, f.entry(rec, ledger.TypeDenial, ledger.OutcomeDenied))
+		rc, err := f.cfg.Audit.Append(ledger.WithCommandID(ctx, "followup_out/"+rec.ID), f.entry(rec, ledger.TypeDenial, ledger.OutcomeDenied))
 		if err != nil {
 			return httpapi.SentFollowup{}, fmt.Errorf("follow-up of request %s: denied by policy, and the denial could not be recorded: %w: %w",
 				k.RequestID, err, httpapi.ErrUnavailable)
@@ -249,7 +249,9 @@ func (f *followupOut) settle(ctx context.Context, rec *sentFollowup, ack *exchan
 	default:
 		rec.Status, rec.Reason, out = httpapi.FollowupFailed, "no replica of "+rec.Partner+" acknowledged it: "+err.Error(), ledger.OutcomeFailed
 	}
-	rc, aerr := f.cfg.Audit.Append(ctx, f.entry(rec, ledger.TypeFollowupOut, out))
+	// One command ID per follow-up: a second attempt (the poll loop's, after
+	// a failure here) gets this one's receipt, never a second entry.
+	rc, aerr := f.cfg.Audit.Append(ledger.WithCommandID(ctx, "followup_out/"+rec.ID), f.entry(rec, ledger.TypeFollowupOut, out))
 	if aerr == nil {
 		rec.OutIndex = &rc.Index
 	}

@@ -223,7 +223,9 @@ func (f *followupOut) recordResult(ctx context.Context, rec *sentFollowup) error
 	if a.Refused {
 		e.Outcome = ledger.OutcomeDenied
 	}
-	rc, err := f.cfg.Audit.Append(ctx, e)
+	// One command ID per follow-up: the poll loop and a read that polled
+	// (on another replica, at the same time) record one entry between them.
+	rc, err := f.cfg.Audit.Append(ledger.WithCommandID(ctx, "followup_result/"+rec.ID), e)
 	if err != nil {
 		return fmt.Errorf("record the answer to follow-up %s: %w", rec.ID, err)
 	}
@@ -241,7 +243,7 @@ func (f *followupOut) recordOut(ctx context.Context, rec *sentFollowup) error {
 	case httpapi.FollowupFailed:
 		out = ledger.OutcomeFailed
 	}
-	rc, err := f.cfg.Audit.Append(ctx, f.entry(rec, ledger.TypeFollowupOut, out))
+	rc, err := f.cfg.Audit.Append(ledger.WithCommandID(ctx, "followup_out/"+rec.ID), f.entry(rec, ledger.TypeFollowupOut, out))
 	if err != nil {
 		return fmt.Errorf("record follow-up %s: %w", rec.ID, err)
 	}
