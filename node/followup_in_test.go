@@ -34,7 +34,7 @@ const followupPolicy = `
 
 // followupLimits: GB's email follow-ups are answered on their own, its
 // phone follow-ups by the liaison; email has a safeguarding rule (victim
-// and witness reaches). WINDOW is replaced.
+// and witness reaches). RULE is replaced by GB's follow-up rule.
 const followupLimits = `version: 1
 offences: [thb]
 retention: 30d
@@ -53,21 +53,24 @@ partners:
   DE:
     phone: {max_query: 4096, daily_budget: 1000000, disclosure: hits, handling: H2}
 followups:
-  GB: {window: WINDOW, auto_answer: [email]}
+  GB: RULE
 `
 
 var (
 	liaison = httpapi.User{Name: "lia", Role: "liaison"}
 )
 
-// applyFollowupPolicy puts the follow-up policy in force at a with the
-// given window for GB.
-func applyFollowupPolicy(t *testing.T, a *agency, window string) {
+// gbRule is GB's follow-up rule of the tests.
+const gbRule = "{window: 30d, auto_answer: [email]}"
+
+// applyFollowupPolicy puts the follow-up policy in force at a with rule
+// as GB's follow-up rule.
+func applyFollowupPolicy(t *testing.T, a *agency, rule string) {
 	t.Helper()
 	first := a.leader()
 	v, err := first.policy.ApplyPolicy(context.Background(), "user:admin", policy.Files{PolicyName: "policy.cedar",
 		Policy: []byte(followupPolicy + matchAdmins), LimitsName: "limits.yaml",
-		Limits: []byte(strings.Replace(followupLimits, "WINDOW", window, 1))}, first.users.policyManagers)
+		Limits: []byte(strings.Replace(followupLimits, "RULE", rule, 1))}, first.users.policyManagers)
 	if err != nil {
 		t.Fatalf("%s ApplyPolicy: %v", a.cc, err)
 	}
@@ -227,7 +230,7 @@ func TestFollowupOwner(t *testing.T) {
 	logs := &syncBuf{}
 	gb, th, de := startAgency(t, "GB", 1, logs), startAgency(t, "TH", 1, logs), startAgency(t, "DE", 1, logs)
 	for _, a := range []*agency{gb, th, de} {
-		applyFollowupPolicy(t, a, "30d")
+		applyFollowupPolicy(t, a, gbRule)
 	}
 	gb.pin(th)
 	th.pin(gb)
@@ -418,13 +421,33 @@ func TestFollowupOwner(t *testing.T) {
 	})
 
 	t.Run("after the window", func(t *testing.T) {
-		applyFollowupPolicy(t, th, "1ms")
+		applyFollowupPolicy(t, th, "{window: 1ms}")
 		late := newFollowup("TH", rid, "phone", epoch, exchange.ModeEnforcement, f.Tags)
 		if _, err := sendFollowup(gb, th, late); !deniedWith(err, exchange.ReasonWindowClosed) {
 			t.Errorf("follow-up after the window: %v; want window_closed", err)
 		}
 		if es := followupEntries(t, ownerTH, late.ID); len(es) != 1 || es[0].Type != ledger.TypeDenial {
 			t.Errorf("entries = %+v; want one denial", es)
+		}
+	})
+
+	t.Run("overdue", func(t *testing.T) {
+		applyFollowupPolicy(t, th, "{deadline: 1ms, urgent_deadline: 1ms}")
+		od := newFollowup("TH", rid, "phone", epoch, exchange.ModeEnforcement, f.Tags)
+		od.Urgent = true
+		if _, err := sendFollowup(gb, th, od); err != nil {
+			t.Fatalf("Followup: %v", err)
+		}
+		// A policy commit takes longer than the 1 ms deadline: the
+		// follow-up is overdue once the default rule is back in force.
+		applyFollowupPolicy(t, th, gbRule)
+		items, err := ownerTH.fin.inbox(liaison)
+		if err != nil || len(items) == 0 || items[0].ID != hex.EncodeToString(od.ID[:]) || !items[0].Overdue || !items[0].Urgent {
+			t.Errorf("inbox = %+v, %v; want the overdue follow-up first", items, err)
+		}
+		got := gaugeValue(t, ownerTH, "xborder_followups_overdue", "GB")
+		if got != 1 {
+			t.Errorf("xborder_followups_overdue{partner=GB} = %v; want 1 (the victim's follow-up is open but not due)", got)
 		}
 	})
 
@@ -479,6 +502,29 @@ func TestFollowupOwner(t *testing.T) {
 			t.Errorf("the scan did not find the contact TH holds: it reads nothing")
 		}
 	})
+}
+
+// gaugeValue reads the gauge name with label partner from n's metrics.
+func gaugeValue(t *testing.T, n *Node, name, partner string) float64 {
+	t.Helper()
+	mfs, err := n.met.reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partner" && l.GetValue() == partner {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{partner=%q}", name, partner)
+	return 0
 }
 
 // headerStrings are the string fields of an entry's header.
