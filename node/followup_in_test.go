@@ -13,202 +13,9 @@ import (
 	"time"
 
 	"github.com/xborder/xborder/exchange"
-	"github.com/xborder/xborder/ident"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
-	"github.com/xborder/xborder/policy"
-	"github.com/xborder/xborder/psi"
 )
-
-// The policy of the follow-up tests: partners match, sync and follow up;
-// the liaison answers.
-const followupPolicy = `
-@id("gb") permit (principal == Agency::"GB", action in [Action::"match", Action::"sync", Action::"followup"], resource is Kind);
-@id("th") permit (principal == Agency::"TH", action in [Action::"match", Action::"sync", Action::"followup"], resource is Kind);
-@id("de") permit (principal == Agency::"DE", action in [Action::"match", Action::"sync", Action::"followup"], resource is Kind);
-@id("investigators") permit (principal in Role::"investigator", action in [Action::"match", Action::"sync", Action::"followup"], resource is Kind);
-@id("stewards") permit (principal in Role::"steward", action == Action::"import", resource is Kind);
-@id("liaisons") permit (principal in Role::"liaison", action == Action::"answer_followup", resource is Kind);
-@id("auditors") permit (principal in Role::"auditor", action in [Action::"read_ledger", Action::"export"], resource == Node::"local");
-`
-
-// followupLimits: GB's email follow-ups are answered on their own, its
-// phone follow-ups by the liaison; email has a safeguarding rule (victim
-// and witness reaches). WINDOW is replaced.
-const followupLimits = `version: 1
-offences: [thb]
-retention: 30d
-kinds:
-  phone: {daily_cap: 1000000, key_evaluations: 10000000}
-  email: {daily_cap: 1000000, key_evaluations: 10000000}
-partners:
-  GB:
-    phone: {max_query: 4096, daily_budget: 1000000, disclosure: hits, handling: H2}
-    email: {max_query: 4096, daily_budget: 1000000, disclosure: hits, handling: H2,
-            safeguarding: {reaches: [open, victim, witness], daily_budget: 100000, handling: H3, instruction: "call the victim liaison first"}}
-  TH:
-    phone: {max_query: 4096, daily_budget: 1000000, disclosure: hits, handling: H2}
-    email: {max_query: 4096, daily_budget: 1000000, disclosure: hits, handling: H2,
-            safeguarding: {reaches: [open, victim, witness], daily_budget: 100000, handling: H3, instruction: "call the victim liaison first"}}
-  DE:
-    phone: {max_query: 4096, daily_budget: 1000000, disclosure: hits, handling: H2}
-followups:
-  GB: {window: WINDOW, auto_answer: [email]}
-`
-
-var (
-	liaison = httpapi.User{Name: "lia", Role: "liaison"}
-)
-
-// applyFollowupPolicy puts the follow-up policy in force at a with the
-// given window for GB.
-func applyFollowupPolicy(t *testing.T, a *agency, window string) {
-	t.Helper()
-	first := a.leader()
-	v, err := first.policy.ApplyPolicy(context.Background(), "user:admin", policy.Files{PolicyName: "policy.cedar",
-		Policy: []byte(followupPolicy + matchAdmins), LimitsName: "limits.yaml",
-		Limits: []byte(strings.Replace(followupLimits, "WINDOW", window, 1))}, first.users.policyManagers)
-	if err != nil {
-		t.Fatalf("%s ApplyPolicy: %v", a.cc, err)
-	}
-	for _, n := range a.running() {
-		until(t, a.cc+" policy in force", func() bool { return n.Policy().Version() == v })
-	}
-}
-
-// holdRows imports rows of kind (with references, contacts, handling
-// codes and classes) at a and waits until its sets of reach are built.
-func holdRows(t *testing.T, a *agency, kind, region, reach string, rows []httpapi.Row) {
-	t.Helper()
-	ctx := context.Background()
-	n := a.leader()
-	imp, err := n.holdings.BeginImport(ctx, stew, httpapi.BeginImport{Kind: kind, Region: region})
-	if err != nil {
-		t.Fatalf("%s BeginImport(%s): %v", a.cc, kind, err)
-	}
-	if r, err := n.holdings.ImportRows(ctx, stew, imp.ID, rows); err != nil || len(r.Invalid) > 0 {
-		t.Fatalf("%s ImportRows: %v, %v", a.cc, r.Invalid, err)
-	}
-	res, err := n.holdings.CommitImport(ctx, stew, imp.ID, httpapi.CommitImport{})
-	if err != nil {
-		t.Fatalf("%s CommitImport: %v", a.cc, err)
-	}
-	for _, r := range a.running() {
-		poll(t, a.cc+" set built", 5*time.Minute, func() bool {
-			_, v, ok := r.sets.responder(kind, r.epochs.currentEpoch(), reach)
-			return ok && v >= uint64(res.Version)
-		})
-	}
-}
-
-// matchTags has q ask o about values (canonical) over the match protocol,
-// as q's querier does, and returns the request ID, the epoch and the hits
-// with their tags under each reach asked.
-func matchTags(t *testing.T, q, o *agency, kind, mode string, reaches []string, values []string) ([16]byte, uint64, map[string][]psi.HitTag) {
-	t.Helper()
-	ctx := context.Background()
-	n := q.leader()
-	keys := map[string]*psi.PublicKey{}
-	sets := map[string]*psi.Set{}
-	var epoch uint64
-	for _, reach := range reaches {
-		poll(t, q.cc+" holds "+o.cc+"'s "+kind+" "+reach+" set", 5*time.Minute, func() bool {
-			s, k, e, _, err := n.partnerSets.partnerSet(ctx, o.cc, kind, reach)
-			if err != nil || s == nil {
-				return false
-			}
-			sets[reach], keys[reach], epoch = s, k, e
-			return true
-		})
-	}
-	k, _ := ident.ParseKind(kind)
-	inputs := make([][]byte, len(values))
-	for i, v := range values {
-		inputs[i] = ident.Input(k, v)
-	}
-	pq, err := psi.NewQuerier(psi.QuerierConfig{Kind: kind, Epoch: epoch, Dummy: ident.DummyInput})
-	if err != nil {
-		t.Fatal(err)
-	}
-	qy, evreq, err := pq.Blind(inputs, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var id [16]byte
-	_, _ = rand.Read(id[:])
-	c := n.cards.Pins()[o.cc]
-	ans, err := n.xcl.Match(ctx, n.host, exchange.PeerID(c.Replicas[0].PeerID), exchange.Query{ID: id, Responder: o.cc, Kind: kind,
-		Epoch: epoch, Mode: mode, Reaches: reaches, Keys: keys, CaseRef: "OP-FU", LegalBasis: "Prüm II art. 6", Offence: "thb",
-		Purpose: "find the case officer", Eval: evreq})
-	if err != nil {
-		t.Fatalf("%s matches at %s: %v", q.cc, o.cc, err)
-	}
-	out := map[string][]psi.HitTag{}
-	for _, r := range ans.Results {
-		if out[r.Reach], err = qy.HitTags(o.cc, keys[r.Reach], r.Evaluation, sets[r.Reach]); err != nil {
-			t.Fatalf("HitTags(%s): %v", r.Reach, err)
-		}
-	}
-	return id, epoch, out
-}
-
-// followupTags turns hits into the tags of a follow-up.
-func followupTagsOf(reach string, hits []psi.HitTag) []exchange.FollowupTag {
-	out := make([]exchange.FollowupTag, len(hits))
-	for i, h := range hits {
-		out[i] = exchange.FollowupTag{Reach: reach, Tag: h.Tag}
-	}
-	return out
-}
-
-// sendFollowup sends f from q's leader to o's first replica.
-func sendFollowup(q, o *agency, f exchange.Followup) (*exchange.FollowupAck, error) {
-	n := q.leader()
-	c := n.cards.Pins()[o.cc]
-	return n.xcl.Followup(context.Background(), n.host, exchange.PeerID(c.Replicas[0].PeerID), f)
-}
-
-// pollFollowup polls o for the state of follow-up f.
-func pollFollowup(t *testing.T, q, o *agency, f exchange.Followup) *exchange.FollowupStatus {
-	t.Helper()
-	n := q.leader()
-	c := n.cards.Pins()[o.cc]
-	st, err := n.xcl.PollFollowup(context.Background(), n.host, exchange.PeerID(c.Replicas[0].PeerID),
-		exchange.FollowupPoll{Owner: o.cc, ID: f.ID, RequestID: f.RequestID, Tags: len(f.Tags)})
-	if err != nil {
-		t.Fatalf("PollFollowup: %v", err)
-	}
-	return st
-}
-
-func newFollowup(owner string, rid [16]byte, kind string, epoch uint64, mode string, tags []exchange.FollowupTag) exchange.Followup {
-	f := exchange.Followup{Owner: owner, RequestID: rid, Kind: kind, Epoch: epoch, Mode: mode, Tags: tags,
-		Basis: "2006/960/JHA art. 4", Purpose: "reach the case officer", Time: time.Now()}
-	_, _ = rand.Read(f.ID[:])
-	return f
-}
-
-// deniedWith reports whether err is a denial for reason r.
-func deniedWith(err error, r exchange.Reason) bool {
-	var d *exchange.DeniedError
-	return errors.As(err, &d) && d.Reason == r
-}
-
-// followupEntries returns a's entries carrying follow-up ID id.
-func followupEntries(t *testing.T, n *Node, id [16]byte) []ledger.Entry {
-	t.Helper()
-	es, err := n.Audit().Entries(context.Background(), ledger.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []ledger.Entry
-	for _, e := range es {
-		if e.FollowupID == hex.EncodeToString(id[:]) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
 
 // TestFollowupOwner: two real agencies (and a third); GB follows up hits
 // of a match at TH. A tag maps to exactly the record hit; the liaison
@@ -227,7 +34,7 @@ func TestFollowupOwner(t *testing.T) {
 	logs := &syncBuf{}
 	gb, th, de := startAgency(t, "GB", 1, logs), startAgency(t, "TH", 1, logs), startAgency(t, "DE", 1, logs)
 	for _, a := range []*agency{gb, th, de} {
-		applyFollowupPolicy(t, a, "30d")
+		applyFollowupPolicy(t, a, gbRule)
 	}
 	gb.pin(th)
 	th.pin(gb)
@@ -280,6 +87,22 @@ func TestFollowupOwner(t *testing.T) {
 		}
 		if _, err := ownerTH.fin.inbox(ivan); !errors.Is(err, httpapi.ErrForbidden) {
 			t.Errorf("investigator's inbox: %v; want ErrForbidden", err)
+		}
+		// The same through the API, with a liaison's and an investigator's tokens.
+		lt, err := ownerTH.users.AddUser(ctx, "user:admin", "tina", "liaison")
+		if err != nil {
+			t.Fatalf("AddUser(liaison): %v", err)
+		}
+		it2, err := (&httpapi.Client{BaseURL: ownerTH.APIURL(), Token: lt.Token}).FollowupInbox(ctx)
+		if err != nil || len(it2) != 1 || it2[0].ID != it.ID || it2[0].Hits[0].Records[0].Reference != "TH-CASE-2" {
+			t.Errorf("GET /v1/followups/inbox as the liaison = %+v, %v", it2, err)
+		}
+		vt, err := ownerTH.users.AddUser(ctx, "user:admin", "vic", "investigator")
+		if err != nil {
+			t.Fatalf("AddUser(investigator): %v", err)
+		}
+		if _, err := (&httpapi.Client{BaseURL: ownerTH.APIURL(), Token: vt.Token}).FollowupInbox(ctx); !errors.Is(err, httpapi.ErrForbidden) {
+			t.Errorf("GET /v1/followups/inbox as an investigator: %v; want 403", err)
 		}
 		es := followupEntries(t, ownerTH, f.ID)
 		if len(es) != 1 || es[0].Type != ledger.TypeFollowupIn || es[0].Count != 2 || es[0].HitCount != 2 || es[0].Partner != "GB" ||
@@ -418,13 +241,33 @@ func TestFollowupOwner(t *testing.T) {
 	})
 
 	t.Run("after the window", func(t *testing.T) {
-		applyFollowupPolicy(t, th, "1ms")
+		applyFollowupPolicy(t, th, "{window: 1ms}")
 		late := newFollowup("TH", rid, "phone", epoch, exchange.ModeEnforcement, f.Tags)
 		if _, err := sendFollowup(gb, th, late); !deniedWith(err, exchange.ReasonWindowClosed) {
 			t.Errorf("follow-up after the window: %v; want window_closed", err)
 		}
 		if es := followupEntries(t, ownerTH, late.ID); len(es) != 1 || es[0].Type != ledger.TypeDenial {
 			t.Errorf("entries = %+v; want one denial", es)
+		}
+	})
+
+	t.Run("overdue", func(t *testing.T) {
+		applyFollowupPolicy(t, th, "{deadline: 1ms, urgent_deadline: 1ms}")
+		od := newFollowup("TH", rid, "phone", epoch, exchange.ModeEnforcement, f.Tags)
+		od.Urgent = true
+		if _, err := sendFollowup(gb, th, od); err != nil {
+			t.Fatalf("Followup: %v", err)
+		}
+		// A policy commit takes longer than the 1 ms deadline: the
+		// follow-up is overdue once the default rule is back in force.
+		applyFollowupPolicy(t, th, gbRule)
+		items, err := ownerTH.fin.inbox(liaison)
+		if err != nil || len(items) == 0 || items[0].ID != hex.EncodeToString(od.ID[:]) || !items[0].Overdue || !items[0].Urgent {
+			t.Errorf("inbox = %+v, %v; want the overdue follow-up first", items, err)
+		}
+		got := gaugeValue(t, ownerTH, "xborder_followups_overdue", "GB")
+		if got != 1 {
+			t.Errorf("xborder_followups_overdue{partner=GB} = %v; want 1 (the victim's follow-up is open but not due)", got)
 		}
 	})
 
@@ -479,14 +322,4 @@ func TestFollowupOwner(t *testing.T) {
 			t.Errorf("the scan did not find the contact TH holds: it reads nothing")
 		}
 	})
-}
-
-// headerStrings are the string fields of an entry's header.
-func headerStrings(h *ledger.Header) []string {
-	return []string{h.RequestID, h.FollowupID, h.Agency, h.Partner, h.Kind, h.PolicyVersion, h.Handling, h.Replica, h.Mode, h.Reaches,
-		string(h.Digest[:]), string(h.RequestSigDigest[:])}
-}
-
-func bodyStringsOf(b *ledger.Body) []string {
-	return []string{b.Actor, b.Approver, b.Purpose, b.LegalBasis, b.Offence, b.CaseRef}
 }

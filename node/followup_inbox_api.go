@@ -23,12 +23,21 @@ var _ httpapi.FollowupInboxBackend = (*backend)(nil)
 // FollowupInbox lists the follow-ups of the kinds u may answer, by
 // deadline (httpapi.FollowupInboxBackend).
 func (b *backend) FollowupInbox(ctx context.Context, u httpapi.User) ([]httpapi.FollowupInboxItem, error) {
+	if b.followups == nil {
+		return nil, errNoFollowups
+	}
 	return b.followups.inbox(u)
 }
+
+// errNoFollowups: a backend built without the owner's side of step 2.
+var errNoFollowups = fmt.Errorf("this node does not serve follow-ups: %w", httpapi.ErrUnavailable)
 
 // AnswerFollowup decides follow-up id for the liaison u
 // (httpapi.FollowupInboxBackend).
 func (b *backend) AnswerFollowup(ctx context.Context, u httpapi.User, id string, a httpapi.AnswerFollowup) (httpapi.FollowupInboxItem, error) {
+	if b.followups == nil {
+		return httpapi.FollowupInboxItem{}, errNoFollowups
+	}
 	return b.followups.answer(ctx, u, id, a)
 }
 

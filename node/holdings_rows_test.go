@@ -105,13 +105,14 @@ func FuzzDecodeRows(f *testing.F) {
 	f.Add(encodeRows([]row{{value: "+447700900123", ref: "r"}}))
 	f.Add([]byte{0x05, 'a'})
 	f.Add([]byte{0x00, 0x00})
+	f.Add(encodeRows([]row{{value: "+447700900123", ref: "r", class: classVictim, contact: "desk", handling: "H3"}, {value: "b"}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rows, err := decodeRows(b)
 		if err != nil {
 			return
 		}
 		again, err := decodeRows(encodeRows(rows))
-		if err != nil || len(again) != len(rows) {
+		if err != nil || !slices.Equal(again, rows) {
 			t.Fatalf("round trip of %v: %v, %v", rows, again, err)
 		}
 	})

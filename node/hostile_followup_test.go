@@ -100,8 +100,8 @@ func TestHostileFollowup(t *testing.T) {
 	noLeaks(t)
 	logs := &syncBuf{}
 	gb, th := startAgency(t, "GB", 1, logs), startAgency(t, "TH", 1, logs)
-	applyFollowupPolicy(t, gb, "30d")
-	applyFollowupPolicy(t, th, "30d")
+	applyFollowupPolicy(t, gb, gbRule)
+	applyFollowupPolicy(t, th, gbRule)
 	gb.pin(th)
 	th.pin(gb)
 	phones := canon(t, "phone", "TH", "081 234 0001")
