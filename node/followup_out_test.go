@@ -216,3 +216,44 @@ func TestNumberHits(t *testing.T) {
 		t.Errorf("numberHits(nil) = %v, %v; want nothing", nums, tags)
 	}
 }
+
+// TestPollSchedule: an open urgent follow-up is due on every pass, a
+// standard one every standardEvery passes, a failing one after a wait
+// that doubles up to maxPollBackoff; a settled one is forgotten.
+func TestPollSchedule(t *testing.T) {
+	f := newFollowupOut(followupOutConfig{Interval: time.Minute})
+	t0 := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	urgent := &sentFollowup{SentFollowup: httpapi.SentFollowup{ID: "u", Status: httpapi.FollowupOpen, Urgent: true}}
+	standard := &sentFollowup{SentFollowup: httpapi.SentFollowup{ID: "s", Status: httpapi.FollowupOpen}}
+	for _, rec := range []*sentFollowup{urgent, standard} {
+		if !f.due(rec.ID, t0) {
+			t.Errorf("%s: not due before its first poll", rec.ID)
+		}
+		f.schedule(rec, t0, nil)
+	}
+	next := t0.Add(time.Minute)
+	if !f.due("u", next) || f.due("s", next) {
+		t.Errorf("one pass later: urgent due %v, standard due %v; want true, false", f.due("u", next), f.due("s", next))
+	}
+	if at := t0.Add(standardEvery * time.Minute); !f.due("s", at) || f.due("s", at.Add(-time.Minute)) {
+		t.Errorf("standard follow-up not due exactly after %d passes", standardEvery)
+	}
+	now, waits := t0, []time.Duration{}
+	for range 10 {
+		f.schedule(urgent, now, errors.New("unavailable"))
+		waits = append(waits, f.next["u"].backoff)
+		now = f.next["u"].at
+	}
+	if waits[0] != time.Minute || waits[1] != 2*time.Minute || waits[2] != 4*time.Minute || waits[9] != maxPollBackoff {
+		t.Errorf("waits after failures = %v; want 1m, 2m, 4m, ... up to %v", waits, maxPollBackoff)
+	}
+	f.schedule(urgent, now, nil)
+	if f.next["u"].backoff != 0 || !f.due("u", now.Add(time.Minute)) {
+		t.Errorf("after a poll that worked: %+v; want the urgent cadence again", f.next["u"])
+	}
+	urgent.Status = httpapi.FollowupAnswered
+	f.schedule(urgent, now, nil)
+	if _, ok := f.next["u"]; ok {
+		t.Error("an answered follow-up is still scheduled")
+	}
+}
