@@ -12,7 +12,7 @@ import (
 func init() { commands = append(commands, newUserCmd) }
 
 const userLong = `User manages the node's local users. Each has a role (investigator,
-approver, auditor, steward or admin) and an API token, which 'user add'
+approver, auditor, steward, admin or liaison) and an API token, which 'user add'
 prints once (or writes to --out FILE with mode 0600); the node keeps only
 its SHA-256. Every API call is authorised by role through the policy in
 force; admins may always manage users.
@@ -43,7 +43,7 @@ func newUserCmd(e *env, cf *clientFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if role == "" {
-				return usageError("give --role: investigator, approver, auditor, steward or admin", "user add: no --role given")
+				return usageError("give --role: investigator, approver, auditor, steward, admin or liaison", "user add: no --role given")
 			}
 			cl, err := apiClient(cf, dir)
 			if err != nil {
@@ -71,7 +71,7 @@ func newUserCmd(e *env, cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	add.Flags().StringVar(&role, "role", "", "the user's role: investigator, approver, auditor, steward or admin")
+	add.Flags().StringVar(&role, "role", "", "the user's role: investigator, approver, auditor, steward, admin or liaison")
 	add.Flags().StringVar(&out, "out", "", "write the token to `FILE` (mode 0600) instead of printing it")
 
 	list := &cobra.Command{

@@ -214,6 +214,8 @@ func (s *Server) routes() {
 	s.dataRoutes()
 	s.linkRoutes()
 	s.refuseRoutes()
+	s.followupOutRoutes()
+	s.followupInRoutes()
 }
 
 // statusWriter remembers the status written.
