@@ -71,7 +71,9 @@ type Config struct {
 }
 
 // Console is the web console's http.Handler, for paths under Prefix. Its
-// sessions and sign-in links live in memory; it starts no goroutine.
+// sessions and sign-in links live in memory. It starts one goroutine per
+// query an investigator asks, which ends with the query (each partner
+// bounded by the node's deadline, the whole by runTimeout) or at Close.
 type Console struct {
 	cfg   Config
 	b     Backend
@@ -82,6 +84,7 @@ type Console struct {
 	sessions *sessions
 	links    *links
 	failures *failures
+	runs     *runs
 	key      []byte // HMAC key of the sign-in form's CSRF token
 }
 
@@ -109,7 +112,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	c := &Console{cfg: cfg, b: cfg.Backend, log: log.With("component", "console"), mux: http.NewServeMux(),
 		pages: pages, sessions: newSessions(cfg.SessionTTL, cfg.Now), links: newLinks(cfg.Now),
-		failures: newFailures(cfg.MaxFailures, cfg.Now), key: make([]byte, 32)}
+		failures: newFailures(cfg.MaxFailures, cfg.Now), runs: newRuns(cfg.Now), key: make([]byte, 32)}
 	rand.Read(c.key)
 	c.routes()
 	return c, nil
@@ -194,7 +197,8 @@ var (
 	pageCheckpts  = page{"/ui/checkpoints", "Checkpoints", []string{"auditor"}, "read_ledger"}
 	pageExport    = page{"/ui/export", "Export", []string{"auditor"}, "export"} // a form on Checkpoints, no menu item
 	pageStatus    = page{"/ui/status", "Status", []string{"admin", "steward"}, ""}
-	allPages      = []page{pageQuery, pageQueries, pageApprovals, pageLedger, pageCheckpts, pageStatus}
+	pagePolicy    = page{"/ui/policy", "Policy", []string{"admin", "steward"}, ""}
+	allPages      = []page{pageQuery, pageQueries, pageApprovals, pageLedger, pageCheckpts, pageStatus, pagePolicy}
 )
 
 // home returns the first page of role, or false when it has none.
@@ -228,6 +232,7 @@ func (c *Console) routes() {
 
 	c.get(pageQuery, pageQuery.path, c.queryForm)
 	c.post(pageQuery, pageQuery.path, c.querySubmit)
+	c.get(pageQuery, pageQuery.path+"/run/{id}", c.runPage)
 	c.get(pageQueries, pageQueries.path, c.queriesPage)
 	c.get(pageApprovals, pageApprovals.path, c.approvalsPage)
 	c.post(pageApprovals, "/ui/approvals/{id}/approve", c.approve)
@@ -237,6 +242,7 @@ func (c *Console) routes() {
 	c.get(pageCheckpts, pageCheckpts.path, c.checkpointsPage)
 	c.post(pageExport, pageExport.path, c.export)
 	c.get(pageStatus, pageStatus.path, c.statusPage)
+	c.get(pagePolicy, pagePolicy.path, c.policyPage)
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, fmt.Errorf("no page %s: %w", r.URL.Path, httpapi.ErrNotFound))
 	})

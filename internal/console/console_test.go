@@ -154,7 +154,7 @@ func TestCSRFRequired(t *testing.T) {
 		{"no token", "", http.StatusForbidden},
 		{"a made-up token", "AAAA", http.StatusForbidden},
 		{"another user's session's token", adaTok, http.StatusForbidden},
-		{"the session's token", tok, http.StatusOK},
+		{"the session's token", tok, http.StatusSeeOther}, // to the query's page
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -84,7 +84,9 @@ type Fake struct {
 	tamper    bool
 	held      map[string]bool // the partner's holdings, canonical values
 	approval  bool
-	checkSize uint64 // size of the newest signed checkpoint
+	checkSize uint64          // size of the newest signed checkpoint
+	victims   map[string]bool // values the partner holds as victims' records: hits of safeguarding queries only
+	hold      chan struct{}   // non-nil: QueryProgress waits on it before the second partner answers
 }
 
 // NewFake returns a fake node with a ledger of n entries over the days
@@ -112,7 +114,7 @@ func NewFake(now time.Time, n int, held []string, approval bool) (*Fake, error) 
 		return nil, err
 	}
 	f := &Fake{LedgerKey: vkey, signer: signer, cosigner: cosigner, witness: wkey, users: slices.Clone(Users),
-		held: map[string]bool{}, approval: approval, commits: map[string]string{}}
+		held: map[string]bool{}, approval: approval, commits: map[string]string{}, victims: map[string]bool{}}
 	for _, v := range held {
 		f.held[v] = true
 	}
@@ -212,12 +214,16 @@ func (f *Fake) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 	defer f.mu.Unlock()
 	key := make([]byte, 16)
 	rand.Read(key)
-	res := httpapi.QueryResult{ID: req.ID, Kind: req.Kind, Values: len(req.Values), PaddedSize: 64, CaseKey: hex.EncodeToString(key)}
-	if f.approval {
+	mode := req.Mode
+	if mode == "" {
+		mode = "enforcement"
+	}
+	res := httpapi.QueryResult{ID: req.ID, Kind: req.Kind, Values: len(req.Values), PaddedSize: 64, CaseKey: hex.EncodeToString(key), Mode: mode}
+	if f.approval || mode == "safeguarding" {
 		if req.ID == "" {
 			res.ID, res.Status = fmt.Sprintf("q-%d", len(f.queries)+1), "pending"
 			f.queries = append(f.queries, httpapi.QueryRecord{ID: res.ID, User: u.Name, Kind: req.Kind, Case: req.Case,
-				Basis: req.Basis, Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Partners: []string{Partner},
+				Basis: req.Basis, Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Mode: mode, Partners: []string{Partner},
 				PaddedSize: 64, Created: time.Now(), Status: "pending", Commitment: commit(res.CaseKey, req.Values)})
 			f.commits[res.ID] = commit(res.CaseKey, req.Values)
 			return res, nil
@@ -234,8 +240,12 @@ func (f *Fake) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 	res.Status = "done"
 	pr := httpapi.PartnerResult{Agency: Partner, RequestID: "req-" + res.ID, Outcome: httpapi.OutcomeNoHits, Millis: 42}
 	for i, v := range req.Values {
-		if f.held[v] {
-			pr.Hits = append(pr.Hits, i)
+		switch {
+		case f.held[v]:
+			pr.Hits, pr.HitReaches = append(pr.Hits, i), append(pr.HitReaches, "open")
+		case f.victims[v] && mode == "safeguarding":
+			pr.Hits, pr.HitReaches = append(pr.Hits, i), append(pr.HitReaches, "victim")
+			pr.Handling, pr.Instruction = "H2", "contact the partner's victim liaison before any action"
 		}
 	}
 	if pr.HitCount = len(pr.Hits); pr.HitCount > 0 {
@@ -295,7 +305,7 @@ func (f *Fake) Refuse(ctx context.Context, u httpapi.User, id, reason string) (h
 	if f.queries[i].Status != "pending" {
 		return httpapi.QueryRecord{}, fmt.Errorf("query %s is %s: %w", id, f.queries[i].Status, httpapi.ErrConflict)
 	}
-	f.queries[i].Status, f.queries[i].Approver = "refused", u.Name
+	f.queries[i].Status, f.queries[i].Approver, f.queries[i].Reason = "refused", u.Name, reason
 	delete(f.commits, id)
 	f.append(format.Header{Time: time.Now(), Type: format.TypeApproval, Agency: Agency, RequestID: id, Outcome: format.OutcomeDenied},
 		format.Body{Actor: u.Name, Approver: u.Name, Purpose: "refused: " + reason})
