@@ -38,6 +38,7 @@ type backend struct {
 	querier  *querier
 	holdings holdingsRoutes
 	witness  *witnessing
+	partners *partnerSets // copies of partners' sets, for the console (console_ops.go)
 }
 
 var _ httpapi.Backend = (*backend)(nil)

@@ -318,7 +318,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	b := &backend{agency: n.fc.Agency, replica: n.fc.ReplicaID(), peer: n.host.ID().String(), node: n,
 		audit: n.auditG, data: n.dataG, users: n.users, cards: n.cards, policy: n.policy, replicas: n.replicas,
-		querier: n.querier, holdings: n.holdings, witness: n.wit}
+		querier: n.querier, holdings: n.holdings, witness: n.wit, partners: n.partnerSets}
 	api, err := apiHandler(b, httpapi.Config{Metrics: n.met.handler(), Observe: n.met.observeRequest, Logger: log},
 		n.auditG.VerifierKey(), n.now, log) // the API, and the console under /ui/ (console.go)
 	if err != nil {
