@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -138,6 +139,38 @@ func TestBrowserQueryApproval(t *testing.T) {
 	}
 }
 
+// TestBrowserProgress: the investigator asks; while a partner has not
+// answered, the page lists each partner with its state and reloads itself
+// (no script); once all have, it shows the result.
+func TestBrowserProgress(t *testing.T) {
+	h := newHarness(t, false, false)
+	b := browser(t)
+	ivy := tab(t, b, h)
+	if err := ivy.SignIn(consoletest.Token("ivy")); err != nil {
+		t.Fatal(err)
+	}
+	release := h.fake.Hold()
+	defer release()
+	ask := [][2]string{{"#values", "+44 7700 900123\n+44 7700 900999"}, {"#case", "OP-7"}, {"#basis", "MSA 2015 s.1"}, {"#offence", "thb"}}
+	if err := ivy.Fill(ask, "main form button[type=submit]", "#progress"); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ivy, "#progress-status"); !strings.HasPrefix(got, "1 of 2 partners have answered") {
+		t.Fatalf("progress reads %q; want 1 of 2 answered", got)
+	}
+	if got := text(t, ivy, "#progress tbody tr:first-child"); !strings.Contains(got, "FR") || !strings.Contains(got, "asking") {
+		t.Fatalf("FR's row reads %q; want asking", got)
+	}
+	if got := text(t, ivy, "#progress tbody tr:nth-child(2)"); !strings.Contains(got, "TH") || !strings.Contains(got, "hits") {
+		t.Fatalf("TH's row reads %q; want its hits", got)
+	}
+	release()
+	// The page reloads itself into the result.
+	if got := text(t, ivy, "tr.outcome-hits ul.hits"); got != "+44 7700 900123" {
+		t.Fatalf("hits shown %q; want the investigator's line +44 7700 900123", got)
+	}
+}
+
 func TestBrowserAdminStatus(t *testing.T) {
 	h := newHarness(t, false, false)
 	b := browser(t)
@@ -147,6 +180,33 @@ func TestBrowserAdminStatus(t *testing.T) {
 	}
 	if got := text(t, tb, "#policy-version"); got != h.fake.PolicyVersion() {
 		t.Fatalf("policy shown %q; want %q", got, h.fake.PolicyVersion())
+	}
+	// The copies of partners' sets, each with its last sync.
+	if got := text(t, tb, "#syncs tbody tr:nth-child(2)"); !strings.Contains(got, "phone") || !strings.Contains(got, "open") || strings.Contains(got, "not since") {
+		t.Fatalf("the status page's second copy reads %q; want TH's phone set, synced", got)
+	}
+	// The policy page: budgets against their limits, plotted, and the
+	// policy's history.
+	if err := tb.Do(chromedp.Click(chromedp.CSS(`nav a[href="/ui/policy"]`)), chromedp.WaitVisible(chromedp.CSS("#budgets"))); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := h.fake.Budgets(t.Context(), consoletest.Users[3], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := fmt.Sprintf("%d%d%d%%", bs[0].Used, bs[0].Limit, percent(int64(bs[0].Used), bs[0].Limit))
+	if got := strings.ReplaceAll(text(t, tb, "#budgets tbody tr:first-child"), "\t", ""); !strings.Contains(got, first) {
+		t.Fatalf("first budget row %q; want %s used of %d", got, fmt.Sprint(bs[0].Used), bs[0].Limit)
+	}
+	bars, err := tb.Count(`#t-budget-use-today ~ rect:not([fill="none"])`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bars != len(bs) {
+		t.Fatalf("the budget plot draws %d bars; want %d", bars, len(bs))
+	}
+	if got := text(t, tb, "#policy-history tbody tr:first-child"); !strings.Contains(got, "v1-3f2a") {
+		t.Fatalf("newest policy entry %q; want version v1-3f2a", got)
 	}
 	// Sign-out ends the session: the next page asks to sign in again.
 	if err := tb.Do(chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#token"))); err != nil {

@@ -72,7 +72,7 @@ func TestProgress(t *testing.T) {
 	// TH answers at once; FR is held: the page shows TH's outcome and FR
 	// being asked, and reloads itself.
 	row := func(body, agency string) string {
-		return regexp.MustCompile(`<tr class="outcome-([a-z_]+)"><th scope="row">`+agency+`</th>`).FindStringSubmatch(body + `<tr class="outcome-none"><th scope="row">` + agency + `</th>`)[1]
+		return regexp.MustCompile(`<tr class="outcome-([a-z_]+)"><th scope="row">` + agency + `</th>`).FindStringSubmatch(body + `<tr class="outcome-none"><th scope="row">` + agency + `</th>`)[1]
 	}
 	deadline := time.Now().Add(runDeadline)
 	for {
