@@ -181,6 +181,10 @@ func TestBrowserAdminStatus(t *testing.T) {
 	if got := text(t, tb, "#policy-version"); got != h.fake.PolicyVersion() {
 		t.Fatalf("policy shown %q; want %q", got, h.fake.PolicyVersion())
 	}
+	// Holdings per kind and subject class.
+	if got := text(t, tb, "#holdings tbody tr:first-child"); !strings.Contains(got, "phone\t1200\t700\t420\t80") {
+		t.Fatalf("the phone holdings row reads %q; want 1200 rows: 700 suspect, 420 unknown, 80 victim", got)
+	}
 	// The copies of partners' sets, each with its last sync.
 	if got := text(t, tb, "#syncs tbody tr:nth-child(2)"); !strings.Contains(got, "phone") || !strings.Contains(got, "open") || strings.Contains(got, "not since") {
 		t.Fatalf("the status page's second copy reads %q; want TH's phone set, synced", got)

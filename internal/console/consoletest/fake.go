@@ -196,11 +196,14 @@ func (f *Fake) PolicyVersion() string { return "v1-3f2a" }
 // DataStats describes the fake's holdings.
 func (f *Fake) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
 	return httpapi.DataStats{Epoch: 3, Kinds: []httpapi.KindStats{
-		{Kind: "phone", Rows: 1200, Epoch: 3, Versions: 4, Built: 4, Entries: 2048},
-		{Kind: "email", Rows: 310, Epoch: 3, Versions: 2, Built: 2, Entries: 512},
+		{Kind: "phone", Rows: 1200, Epoch: 3, Versions: 4, Built: 4, Entries: 2048,
+			Classes: map[string]int{"suspect": 700, "unknown": 420, "victim": 80}},
+		{Kind: "email", Rows: 310, Epoch: 3, Versions: 2, Built: 2, Entries: 512,
+			Classes: map[string]int{"suspect": 110, "unknown": 200}},
 	}, Sets: []httpapi.SetStats{
-		{Kind: "phone", Epoch: 3, Version: 4, Digest: "9f2c41d0", Serving: true},
-		{Kind: "email", Epoch: 3, Version: 2, Digest: "07aa3e11", Serving: true},
+		{Kind: "phone", Epoch: 3, Reach: "open", Version: 4, Digest: "9f2c41d0", Serving: true},
+		{Kind: "phone", Epoch: 3, Reach: "victim", Version: 1, Digest: "5b0e77c2", Serving: true},
+		{Kind: "email", Epoch: 3, Reach: "open", Version: 2, Digest: "07aa3e11", Serving: true},
 	}}, nil
 }
 

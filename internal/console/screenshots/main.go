@@ -46,6 +46,7 @@ func run(out string) error {
 	if err != nil {
 		return err
 	}
+	fake.HoldVictims("+447700900999")
 	c, err := console.New(console.Config{Backend: fake, LedgerKey: fake.LedgerKey, Agency: consoletest.Agency})
 	if err != nil {
 		return err
@@ -107,6 +108,10 @@ func run(out string) error {
 			return err
 		}
 	}
+	// A safeguarding query: it also asks the partner's victims' records.
+	if err := ivy.Do(chromedp.Click(chromedp.CSS("#mode-safeguarding"))); err != nil {
+		return err
+	}
 	if err := shot(ivy, "query"); err != nil {
 		return err
 	}
@@ -140,11 +145,23 @@ func run(out string) error {
 		return err
 	}
 
-	// Investigator runs the approved query and sees the hit.
-	if err := ivy.Open("/ui/query?id="+id+"&case_key="+key, "#values"); err != nil {
+	// Investigator runs the approved query: one partner answers at
+	// once, the other is held, so the progress page shows both states;
+	// then the result, with the hits as her lines.
+	if err := ivy.Open("/ui/query?id="+id+"&case_key="+key+"&mode=safeguarding", "#values"); err != nil {
 		return err
 	}
-	if err := ivy.Fill(ask, "main form button[type=submit]", "#query-status"); err != nil {
+	release := fake.Hold()
+	if err := ivy.Fill(ask, "main form button[type=submit]", "#progress"); err != nil {
+		release()
+		return err
+	}
+	err = shot(ivy, "query-progress")
+	release()
+	if err != nil {
+		return err
+	}
+	if err := ivy.Do(chromedp.WaitVisible(chromedp.CSS("#query-status"))); err != nil {
 		return err
 	}
 	if err := shot(ivy, "query-result"); err != nil {
@@ -199,6 +216,12 @@ func run(out string) error {
 		return err
 	}
 	if err := shot(root, "status-admin"); err != nil {
+		return err
+	}
+	if err := root.Open("/ui/policy?case=OP-7", "#budgets"); err != nil {
+		return err
+	}
+	if err := shot(root, "policy"); err != nil {
 		return err
 	}
 	sam, err := tab()
