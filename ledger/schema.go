@@ -36,23 +36,27 @@ type (
 
 // Entry types (format.Type).
 const (
-	TypeMatchOut    = format.TypeMatchOut
-	TypeMatchResult = format.TypeMatchResult
-	TypeMatchIn     = format.TypeMatchIn
-	TypeDenial      = format.TypeDenial
-	TypeSync        = format.TypeSync
-	TypeImport      = format.TypeImport
-	TypeRemove      = format.TypeRemove
-	TypeEpoch       = format.TypeEpoch
-	TypePolicy      = format.TypePolicy
-	TypeLedgerRead  = format.TypeLedgerRead
-	TypeExport      = format.TypeExport
-	TypePrune       = format.TypePrune
-	TypePartner     = format.TypePartner
-	TypeUser        = format.TypeUser
-	TypeReplica     = format.TypeReplica
-	TypeApproval    = format.TypeApproval
-	TypeWitness     = format.TypeWitness
+	TypeMatchOut       = format.TypeMatchOut
+	TypeMatchResult    = format.TypeMatchResult
+	TypeMatchIn        = format.TypeMatchIn
+	TypeDenial         = format.TypeDenial
+	TypeSync           = format.TypeSync
+	TypeImport         = format.TypeImport
+	TypeRemove         = format.TypeRemove
+	TypeEpoch          = format.TypeEpoch
+	TypePolicy         = format.TypePolicy
+	TypeLedgerRead     = format.TypeLedgerRead
+	TypeExport         = format.TypeExport
+	TypePrune          = format.TypePrune
+	TypePartner        = format.TypePartner
+	TypeUser           = format.TypeUser
+	TypeReplica        = format.TypeReplica
+	TypeApproval       = format.TypeApproval
+	TypeWitness        = format.TypeWitness
+	TypeFollowupIn     = format.TypeFollowupIn
+	TypeFollowupOut    = format.TypeFollowupOut
+	TypeFollowupResult = format.TypeFollowupResult
+	TypeFollowupAnswer = format.TypeFollowupAnswer
 )
 
 // Outcomes (format.Outcome).

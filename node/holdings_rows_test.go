@@ -1,11 +1,16 @@
 package node
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestRowsRoundTrip(t *testing.T) {
 	tests := [][]row{nil, {{value: "a"}}, {{value: "+447700900123", ref: "case-1"}, {value: "x", ref: ""}},
 		{{value: "+66812345678", ref: "v-1", class: classVictim}, {value: "+66812345679", class: classSuspect},
-			{value: "+66812345670", class: classWitness}, {value: "+66812345671"}}}
+			{value: "+66812345670", class: classWitness}, {value: "+66812345671"}},
+		{{value: "+66812345678", ref: "v-1", class: classVictim, contact: "desk 4, +66 2 000 0000", handling: "H3"},
+			{value: "+66812345679", handling: "H0"}, {value: "+66812345670", contact: "TH-AHTD liaison"}}}
 	for _, rows := range tests {
 		got, err := decodeRows(encodeRows(rows))
 		if err != nil || len(got) != len(rows) {
@@ -17,6 +22,34 @@ func TestRowsRoundTrip(t *testing.T) {
 				t.Errorf("row %d = %v; want %v", i, got[i], rows[i])
 			}
 		}
+	}
+}
+
+// TestRowsMetaEncoding: a batch with a contact or handling code is in the
+// third encoding, which the second's reader would refuse rather than
+// misread, and counts; one without keeps the second encoding's bytes; a
+// bad handling byte does not decode.
+func TestRowsMetaEncoding(t *testing.T) {
+	plain := []row{{value: "a", ref: "r", class: classSuspect}}
+	if b := encodeRows(plain); b[0] != rowsClassed || b[1] == 0 {
+		t.Errorf("encodeRows(no contact, no handling) = %x; want the second encoding", b)
+	}
+	meta := []row{{value: "a", ref: "r", class: classVictim, contact: "c", handling: "H2"}, {value: "b", class: classWitness}}
+	b := encodeRows(meta)
+	if b[0] != 0 || b[1] != 0 {
+		t.Fatalf("encodeRows(contact, handling) = %x; want the third encoding", b)
+	}
+	n, per, err := countClasses(b)
+	if err != nil || n != 2 || per[classVictim] != 1 || per[classWitness] != 1 {
+		t.Errorf("countClasses(third encoding) = %d %v %v; want 1 victim and 1 witness", n, per, err)
+	}
+	bad := slices.Clone(b)
+	bad[len(bad)-1] = 9 // handling byte of the last row
+	if _, err := decodeRows(bad); err == nil {
+		t.Errorf("decodeRows(handling byte 9) = nil error; want errRows")
+	}
+	if _, err := decodeRows(b[:len(b)-1]); err == nil {
+		t.Errorf("decodeRows(truncated) = nil error; want errRows")
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/xborder/xborder/ident"
 	"github.com/xborder/xborder/internal/httpapi"
@@ -196,6 +198,11 @@ func (h *holdings) ImportRows(ctx context.Context, u httpapi.User, id string, ro
 			out.Invalid = append(out.Invalid, httpapi.InvalidRow{Line: r.Line, Reason: "reference longer than 256 bytes"})
 			continue
 		}
+		handling, reason := rowMeta(r, s.handling)
+		if reason != "" {
+			out.Invalid = append(out.Invalid, httpapi.InvalidRow{Line: r.Line, Reason: reason})
+			continue
+		}
 		cl := s.class
 		if r.Class != "" {
 			if cl, err = parseClass(r.Class); err != nil {
@@ -219,11 +226,11 @@ func (h *holdings) ImportRows(ctx context.Context, u httpapi.User, id string, ro
 		}
 		if other != "" {
 			s.seen[hk] = other
-			later = append(later, deferredRow{row: row{value: vals[i], ref: r.Ref, class: cl}, batch: other})
+			later = append(later, deferredRow{row: row{value: vals[i], ref: r.Ref, class: cl, contact: r.Contact, handling: handling}, batch: other})
 			continue
 		}
 		s.seen[hk] = key
-		keep = append(keep, row{value: vals[i], ref: r.Ref, class: cl})
+		keep = append(keep, row{value: vals[i], ref: r.Ref, class: cl, contact: r.Contact, handling: handling})
 		if warns[i] != nil {
 			out.Warnings = append(out.Warnings, httpapi.InvalidRow{Line: r.Line, Reason: warns[i].Error()})
 			warned++
@@ -265,6 +272,25 @@ func (h *holdings) ImportRows(ctx context.Context, u httpapi.User, id string, ro
 	s.duplicates += out.Duplicates
 	s.invalid += len(out.Invalid)
 	return out, nil
+}
+
+// rowMeta checks a row's contact and handling code (issue 23) and returns
+// its handling code (the import's when the row gives none), or why the
+// row is invalid.
+func rowMeta(r httpapi.Row, def string) (string, string) {
+	switch {
+	case len(r.Contact) > 256:
+		return "", "contact longer than 256 bytes"
+	case strings.IndexFunc(r.Contact, unicode.IsControl) >= 0 || !utf8.ValidString(r.Contact):
+		return "", "contact holds control characters or invalid UTF-8: write it on one line"
+	case strings.IndexFunc(r.Ref, unicode.IsControl) >= 0 || !utf8.ValidString(r.Ref):
+		return "", "reference holds control characters or invalid UTF-8: write it on one line"
+	case r.Handling == "":
+		return def, ""
+	case !validHandling(r.Handling):
+		return "", fmt.Sprintf("handling code %q is not H0 to H3", r.Handling)
+	}
+	return r.Handling, ""
 }
 
 // putBatch stores one batch record of import s. One command ID per batch

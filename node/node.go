@@ -113,6 +113,7 @@ type Node struct {
 	xsrv *exchange.Server // the match and sync protocols
 	xcl  *exchange.Client // this node asking partners
 	wit  *witnessing      // the witness of partners' ledgers, the collector of cosignatures (witness.go)
+	fin  *followupsIn     // partners' follow-ups of hits, the liaison's inbox (followup_in.go, followup_inbox*.go)
 	mm   *matchMetrics    // match counters and stage latencies
 
 	mu      sync.Mutex
@@ -297,6 +298,10 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		Opener: n.host, Host: n.host, Registry: n.met.reg, Interval: n.cfg.SyncInterval, Throttled: n.mm.throttle, Log: clog("witness")}); err != nil {
 		return err
 	}
+	if n.fin, err = newFollowupsIn(followupsInConfig{Agency: n.fc.Agency, Signer: key, Keys: n.cards, Audit: n.auditG, Data: n.dataG,
+		Sets: n.sets, Policy: n.policy, Host: n.host, Registry: n.met.reg, Now: n.now, Logger: clog("followup")}); err != nil {
+		return err
+	}
 	n.sets.Start()
 	n.holdings.Start()
 	n.partnerSets.Start()
@@ -318,7 +323,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	b := &backend{agency: n.fc.Agency, replica: n.fc.ReplicaID(), peer: n.host.ID().String(), node: n,
 		audit: n.auditG, data: n.dataG, users: n.users, cards: n.cards, policy: n.policy, replicas: n.replicas,
-		querier: n.querier, holdings: n.holdings, witness: n.wit, partners: n.partnerSets}
+		querier: n.querier, holdings: n.holdings, witness: n.wit, followups: n.fin, partners: n.partnerSets}
 	api, err := apiHandler(b, httpapi.Config{Metrics: n.met.handler(), Observe: n.met.observeRequest, Logger: log},
 		n.auditG.VerifierKey(), n.now, log) // the API, and the console under /ui/ (console.go)
 	if err != nil {

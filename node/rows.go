@@ -79,6 +79,11 @@ type row struct {
 	value string // canonical form
 	ref   string // the agency's record reference, may be empty
 	class class  // the subject class of the record (docs/victims.md)
+	// contact is a contact point for the record and handling its handling
+	// code (H0-H3), given at import (issue 23): only the liaison sees them,
+	// and a follow-up's answer shares them. Empty in batches stored before
+	// (and handling empty means: the agreement's code for the partner).
+	contact, handling string
 }
 
 // class is the subject class of a holding: who the identifier belongs to
@@ -157,18 +162,43 @@ func heldKey(value string, c class) string {
 // Batch records: the first encoding (before subject classes) is a list of
 // uvarint-prefixed value and reference strings; the second starts with the
 // byte rowsClassed (which no first-encoding record starts with: a value is
-// never empty) and adds one class byte after each row's reference.
+// never empty) and adds one class byte after each row's reference; the
+// third (issue 23) starts with rowsMeta (two zero bytes, which no second-
+// encoding record starts with, for the same reason) and adds, after the
+// class byte, a uvarint-prefixed contact and a handling byte (0 none, 1 to
+// 4 for H0 to H3). encodeRows writes the third only for batches with a
+// contact or handling code, so that older batches keep their bytes.
 const rowsClassed = 0x00
 
-// encodeRows writes rows in the second encoding.
+var rowsMeta = []byte{0x00, 0x00}
+
+// handlingCodes are the handling codes by their byte in the third
+// encoding, less one.
+var handlingCodes = [...]string{"H0", "H1", "H2", "H3"}
+
+// validHandling reports whether h is a handling code H0 to H3.
+func validHandling(h string) bool { return slices.Contains(handlingCodes[:], h) }
+
+// encodeRows writes rows in the second encoding, or the third when a row
+// has a contact or handling code.
 func encodeRows(rows []row) []byte {
+	meta := slices.ContainsFunc(rows, func(r row) bool { return r.contact != "" || r.handling != "" })
 	b := []byte{rowsClassed}
+	if meta {
+		b = slices.Clone(rowsMeta)
+	}
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
 	for _, r := range rows {
-		b = binary.AppendUvarint(b, uint64(len(r.value)))
-		b = append(b, r.value...)
-		b = binary.AppendUvarint(b, uint64(len(r.ref)))
-		b = append(b, r.ref...)
+		str(r.value)
+		str(r.ref)
 		b = append(b, byte(r.class))
+		if meta {
+			str(r.contact)
+			b = append(b, byte(slices.Index(handlingCodes[:], r.handling)+1))
+		}
 	}
 	return b
 }
@@ -176,13 +206,15 @@ func encodeRows(rows []row) []byte {
 // errRows: a stored batch does not decode.
 var errRows = errors.New("stored rows do not decode")
 
-// decodeRows reads what encodeRows wrote, or a record of the first
-// encoding (its rows are of class unknown).
-func decodeRows(b []byte) ([]row, error) {
-	var out []row
-	classed := len(b) > 0 && b[0] == rowsClassed
-	if classed {
-		b = b[1:]
+// walkRows decodes a batch record of any encoding and calls fn with each
+// row in order.
+func walkRows(b []byte, fn func(row)) error {
+	classed, meta := false, false
+	switch {
+	case len(b) >= 2 && b[0] == rowsMeta[0] && b[1] == rowsMeta[1]:
+		classed, meta, b = true, true, b[2:]
+	case len(b) > 0 && b[0] == rowsClassed:
+		classed, b = true, b[1:]
 	}
 	str := func() (string, error) {
 		n, k := binary.Uvarint(b)
@@ -194,25 +226,46 @@ func decodeRows(b []byte) ([]row, error) {
 		return s, nil
 	}
 	for len(b) > 0 {
-		v, err := str()
-		if err != nil {
-			return nil, err
+		var r row
+		var err error
+		if r.value, err = str(); err != nil {
+			return err
 		}
-		r, err := str()
-		if err != nil {
-			return nil, err
+		if r.ref, err = str(); err != nil {
+			return err
 		}
-		if v == "" {
-			return nil, errRows
+		if r.value == "" {
+			return errRows
 		}
-		c := classUnknown
 		if classed {
 			if len(b) == 0 || int(b[0]) >= len(classNames) {
-				return nil, errRows
+				return errRows
 			}
-			c, b = class(b[0]), b[1:]
+			r.class, b = class(b[0]), b[1:]
 		}
-		out = append(out, row{value: v, ref: r, class: c})
+		if meta {
+			if r.contact, err = str(); err != nil {
+				return err
+			}
+			if len(b) == 0 || int(b[0]) > len(handlingCodes) {
+				return errRows
+			}
+			if b[0] > 0 {
+				r.handling = handlingCodes[b[0]-1]
+			}
+			b = b[1:]
+		}
+		fn(r)
+	}
+	return nil
+}
+
+// decodeRows reads what encodeRows wrote, or a record of the first
+// encoding (its rows are of class unknown).
+func decodeRows(b []byte) ([]row, error) {
+	var out []row
+	if err := walkRows(b, func(r row) { out = append(out, r) }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -227,30 +280,12 @@ func countRows(b []byte) (int, error) {
 // countClasses counts the rows of a batch record, in all and per class.
 func countClasses(b []byte) (int, [len(classNames)]int, error) {
 	var per [len(classNames)]int
-	classed := len(b) > 0 && b[0] == rowsClassed
-	if classed {
-		b = b[1:]
-	}
 	c := 0
-	for len(b) > 0 {
-		for range 2 {
-			n, k := binary.Uvarint(b)
-			if k <= 0 || n > uint64(len(b)-k) {
-				return c, per, errRows
-			}
-			b = b[k+int(n):]
-		}
-		cl := classUnknown
-		if classed {
-			if len(b) == 0 || int(b[0]) >= len(classNames) {
-				return c, per, errRows
-			}
-			cl, b = class(b[0]), b[1:]
-		}
-		per[cl]++
+	err := walkRows(b, func(r row) {
+		per[r.class]++
 		c++
-	}
-	return c, per, nil
+	})
+	return c, per, err
 }
 
 // splitBatchKey splits a batch key <kind>/<import ID>/<batch>.

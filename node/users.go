@@ -23,7 +23,7 @@ const nsTokens = "tokens"
 
 // Roles lists the roles a local user may have, as the policy package
 // knows them.
-var Roles = []string{"investigator", "approver", "auditor", "steward", "admin"}
+var Roles = []string{"investigator", "approver", "auditor", "steward", "admin", "liaison"}
 
 // userRecord is a user as the audit group's records hold it: the token
 // only as its SHA-256.

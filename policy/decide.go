@@ -126,7 +126,7 @@ type Decision struct {
 }
 
 var (
-	kindActions  = []string{"match", "sync", "import", "approve"}
+	kindActions  = []string{"match", "sync", "import", "approve", "followup", "answer_followup", "read_followup"}
 	adminActions = []string{"manage_users", "manage_partners", "manage_keys", "manage_policy"}
 )
 
@@ -227,7 +227,7 @@ func (s *Set) Decide(r Request) Decision {
 	isMatch := r.Action == "match"
 	var pk partnerKind
 	var known bool
-	if r.Action == "match" || r.Action == "sync" {
+	if r.Action == "match" || r.Action == "sync" || r.Action == "followup" {
 		kinds, ok := s.limits.partners[partner]
 		switch {
 		case !ok:
@@ -242,6 +242,9 @@ func (s *Set) Decide(r Request) Decision {
 	}
 	if isMatch || r.Action == "sync" {
 		s.decideReaches(&r, partner, pk, known, &d, deny)
+	}
+	if r.Action == "followup" {
+		decideFollowup(&r, partner, pk, known, &d, deny)
 	}
 	size := int64(r.Context.PaddedSize)
 	if isMatch {

@@ -17,12 +17,14 @@ import (
 var kindNames = []string{"phone", "email", "btc", "eth", "iban", "address", "document"}
 
 // roleNames lists the roles of local users.
-var roleNames = []string{"investigator", "approver", "auditor", "steward", "admin"}
+// liaison (issue 23) answers partners' follow-ups of hits.
+var roleNames = []string{"investigator", "approver", "auditor", "steward", "admin", "liaison"}
 
 // actionNames lists every action a request may name.
 var actionNames = []string{
 	"match", "sync", "export", "read_ledger", "import", "approve",
 	"manage_users", "manage_partners", "manage_keys", "manage_policy",
+	"followup", "answer_followup", "read_followup",
 }
 
 // ReachNames lists the reaches of a responder's keys and sets (issue 22,
@@ -60,6 +62,7 @@ type limits struct {
 	partners  map[string]map[string]partnerKind
 	caseLimit int64
 	approval  approvalRule
+	followups map[string]followupRule // by partner; absent: the defaults
 }
 
 type kindLimits struct {
@@ -126,7 +129,7 @@ func parseLimits(file string, b []byte) (*limits, error) {
 		return nil, &FileError{File: file, Line: 1, Reason: "limits file is empty: it needs at least version, offences and kinds"}
 	}
 	root := doc.Content[0]
-	fields, err := p.mapping(root, "the limits file", "version", "offences", "retention", "urgency", "kinds", "partners", "cases", "approval")
+	fields, err := p.mapping(root, "the limits file", "version", "offences", "retention", "urgency", "kinds", "partners", "cases", "approval", "followups")
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +166,11 @@ func parseLimits(file string, b []byte) (*limits, error) {
 	}
 	if err := p.partners(fields["partners"], l); err != nil {
 		return nil, err
+	}
+	if n := fields["followups"]; n != nil {
+		if err := p.followups(n, l); err != nil {
+			return nil, err
+		}
 	}
 	if n := fields["cases"]; n != nil {
 		c, err := p.mapping(n, "cases", "budget")

@@ -18,8 +18,11 @@ const dataLong = `Data imports, removes and counts the agency's holdings (stewar
 
 'data import' reads a CSV file with a header line, or JSON lines (one object
 per line), takes the identifier from --column (default: a column named like
-the kind, else "value", else the only column) and the agency's record
-reference from --ref-column, and streams the rows to the node in batches.
+the kind, else "value", else the only column), the agency's record
+reference from --ref-column, and per row, if given, a contact point
+(--contact-column) and a handling code (--handling-column, H0 to H3; empty:
+--handling), which only the agency's liaison sees and a follow-up's answer
+shares (docs/followup.md); it streams the rows to the node in batches.
 The node canonicalises them (phone numbers in E.164 with --region for
 national forms, ...), skips duplicates, and stores them, encrypted, through
 the data Raft group; every replica then builds the encoded set partners
@@ -63,7 +66,7 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	var handling, class string
 	var strict bool
 	imp := &cobra.Command{
-		Use:   "import --kind KIND [--region CC] [--column NAME] [--ref-column NAME] [--class CLASS] [--class-column NAME] [--handling H0..H3] [--strict] FILE",
+		Use:   "import --kind KIND [--region CC] [--column NAME] [--ref-column NAME] [--class CLASS] [--class-column NAME] [--contact-column NAME] [--handling H0..H3] [--handling-column NAME] [--strict] FILE",
 		Short: "Import identifiers from a CSV or JSON lines file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -159,6 +162,8 @@ func newDataCmd(e *env, cf *clientFlags) *cobra.Command {
 	imp.Flags().StringVar(&class, "class", "", "subject `CLASS` of the rows that have none: suspect, victim, witness or unknown (default unknown; docs/victims.md)")
 	imp.Flags().StringVar(&in.classColumn, "class-column", "", "`NAME` of the column or field with each row's subject class (suspect, victim, witness, unknown; empty: --class)")
 	imp.Flags().StringVar(&handling, "handling", "", "handling code `H0`..H3 of the rows (default H0)")
+	imp.Flags().StringVar(&in.contactColumn, "contact-column", "", "`NAME` of the column or field with each row's contact point (for follow-ups; at most 256 bytes)")
+	imp.Flags().StringVar(&in.handlingColumn, "handling-column", "", "`NAME` of the column or field with each row's handling code H0..H3 (empty: --handling)")
 	imp.Flags().BoolVar(&strict, "strict", false, "refuse, as invalid rows, values accepted only with a warning (phone numbers possible but not valid)")
 
 	var rin inputFlags

@@ -24,6 +24,7 @@ const dataBatch = 5000
 type inputFlags struct {
 	kind, region, column, refColumn string
 	classColumn                     string // import only (registered by 'data import')
+	contactColumn, handlingColumn   string // import only: each row's contact point and handling code
 }
 
 func (f *inputFlags) register(c *cobra.Command) {
@@ -163,6 +164,13 @@ func (r *rowReader) readJSON(add func(httpapi.Row, string) error) error {
 			cl, _ := obj[r.flags.classColumn].(string)
 			row.Class = strings.ToLower(strings.TrimSpace(cl))
 		}
+		if r.flags.contactColumn != "" {
+			row.Contact, _ = obj[r.flags.contactColumn].(string)
+		}
+		if r.flags.handlingColumn != "" {
+			h, _ := obj[r.flags.handlingColumn].(string)
+			row.Handling = strings.ToUpper(strings.TrimSpace(h))
+		}
 		if err := add(row, ""); err != nil {
 			return err
 		}
@@ -207,11 +215,27 @@ func (r *rowReader) readCSV(add func(httpapi.Row, string) error) error {
 			return usageError(fmt.Sprintf("the header names %s", strings.Join(names, ", ")), "no column %q", r.flags.refColumn)
 		}
 	}
-	class := -1
-	if r.flags.classColumn != "" {
-		if class = find(r.flags.classColumn); class < 0 {
-			return usageError(fmt.Sprintf("the header names %s", strings.Join(names, ", ")), "no column %q", r.flags.classColumn)
+	optional := func(name string) (int, error) {
+		if name == "" {
+			return -1, nil
 		}
+		i := find(name)
+		if i < 0 {
+			return -1, usageError(fmt.Sprintf("the header names %s", strings.Join(names, ", ")), "no column %q", name)
+		}
+		return i, nil
+	}
+	class, err := optional(r.flags.classColumn)
+	if err != nil {
+		return err
+	}
+	contact, err := optional(r.flags.contactColumn)
+	if err != nil {
+		return err
+	}
+	handling, err := optional(r.flags.handlingColumn)
+	if err != nil {
+		return err
 	}
 	for {
 		rec, err := cr.Read()
@@ -244,6 +268,12 @@ func (r *rowReader) readCSV(add func(httpapi.Row, string) error) error {
 		}
 		if class >= 0 && class < len(rec) {
 			row.Class = strings.ToLower(strings.TrimSpace(rec[class]))
+		}
+		if contact >= 0 && contact < len(rec) {
+			row.Contact = rec[contact]
+		}
+		if handling >= 0 && handling < len(rec) {
+			row.Handling = strings.ToUpper(strings.TrimSpace(rec[handling]))
 		}
 		if err := add(row, ""); err != nil {
 			return err

@@ -39,6 +39,13 @@ type Row struct {
 	// Class is the subject class of the record: suspect, victim, witness
 	// or unknown; empty: the import's class (BeginImport.Class).
 	Class string `json:"class,omitempty"`
+	// Contact is a contact point for the record (a desk, an officer's
+	// function), shown to the liaison and shared in a follow-up's answer;
+	// at most 256 bytes, optional. Import only.
+	Contact string `json:"contact,omitempty"`
+	// Handling is the record's handling code, H0 to H3; empty: the
+	// import's (BeginImport.Handling). Import only.
+	Handling string `json:"handling,omitempty"`
 }
 
 // InvalidRow is a row that was not stored, and why.

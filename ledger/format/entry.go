@@ -7,12 +7,17 @@ import (
 
 // EntryVersion is the version of the leaf layout written now. It is the
 // first byte of every leaf. Version 2 adds the query mode and the reaches
-// evaluated (issue 22) after the fields of version 1; a decoder still reads
-// version 1 leaves, whose mode and reaches are empty.
-const EntryVersion = 2
+// evaluated (issue 22) after the fields of version 1; version 3 adds the
+// follow-up ID (issue 23) after those. A decoder still reads version 1 and
+// 2 leaves, whose later fields are empty.
+const EntryVersion = 3
 
 // EntryVersion1 is the first leaf layout, without mode and reaches.
 const EntryVersion1 = 1
+
+// EntryVersion2 is the leaf layout with mode and reaches, without the
+// follow-up ID.
+const EntryVersion2 = 2
 
 // MaxField is the longest string field of a header or body, in bytes.
 const MaxField = 1024
@@ -40,6 +45,13 @@ const (
 	TypeReplica     Type = 15 // a replica joined or left
 	TypeApproval    Type = 16 // a query that needs an approver was recorded pending, approved, or run
 	TypeWitness     Type = 17 // this node's witness refused a partner's checkpoint that contradicts one it cosigned, or a witness contradicted this ledger
+	// Step 2, the follow-up after a hit (docs/followup.md). The owner
+	// records followup_in and followup_answer, the querier followup_out
+	// and followup_result, all under the same follow-up ID.
+	TypeFollowupIn     Type = 18 // a partner's follow-up of hits of a match request this agency answered was accepted
+	TypeFollowupOut    Type = 19 // this agency followed up hits at a partner
+	TypeFollowupResult Type = 20 // the partner's signed answer to a follow-up arrived
+	TypeFollowupAnswer Type = 21 // this agency answered a partner's follow-up (shared or refused)
 )
 
 var typeNames = [...]string{
@@ -48,6 +60,8 @@ var typeNames = [...]string{
 	TypeEpoch: "epoch", TypePolicy: "policy", TypeLedgerRead: "ledger_read", TypeExport: "export",
 	TypePrune: "prune", TypePartner: "partner", TypeUser: "user", TypeReplica: "replica",
 	TypeApproval: "approval", TypeWitness: "witness_alarm",
+	TypeFollowupIn: "followup_in", TypeFollowupOut: "followup_out", TypeFollowupResult: "followup_result",
+	TypeFollowupAnswer: "followup_answer",
 }
 
 // Valid reports whether t is one of the defined types.

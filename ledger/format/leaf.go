@@ -42,6 +42,11 @@ type Header struct {
 	// witness (e.g. "open,victim"); never which reach hit. Empty elsewhere
 	// and in version 1 leaves.
 	Reaches string `json:"reaches,omitempty"`
+	// FollowupID is the follow-up ID (32 lower-case hex digits) of the
+	// followup_* entries and of a follow-up's denial; empty elsewhere and
+	// in version 1 and 2 leaves. RequestID is then the match request the
+	// follow-up is about.
+	FollowupID string `json:"followup_id,omitempty"`
 }
 
 var (
@@ -72,8 +77,9 @@ func readString(b []byte) (string, []byte, error) {
 
 // EncodeLeaf returns the leaf bytes of h: the exact bytes whose RFC 6962
 // leaf hash is in the tree. The layout is in docs/ledger-format.md; a
-// version 1 header is encoded without mode and reaches (they are empty in
-// every version 1 leaf).
+// version 1 header is encoded without mode, reaches and follow-up ID, a
+// version 2 header without the follow-up ID (they are empty in every leaf
+// of those versions).
 func EncodeLeaf(h *Header) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, h.Version)
@@ -101,10 +107,13 @@ func EncodeLeaf(h *Header) []byte {
 		b = appendString(b, h.Mode)
 		b = appendString(b, h.Reaches)
 	}
+	if h.Version != EntryVersion1 && h.Version != EntryVersion2 {
+		b = appendString(b, h.FollowupID)
+	}
 	return b
 }
 
-// DecodeLeaf parses leaf bytes written by EncodeLeaf, of version 1 or 2. It
+// DecodeLeaf parses leaf bytes written by EncodeLeaf, of version 1, 2 or 3. It
 // rejects any other version, undefined types and outcomes, and trailing
 // bytes, so that
 // EncodeLeaf(DecodeLeaf(b)) == b for every b it accepts.
@@ -124,8 +133,8 @@ func DecodeLeaf(b []byte) (Header, error) {
 		return fail(errShort)
 	}
 	h.Version = b[0]
-	if h.Version != EntryVersion && h.Version != EntryVersion1 {
-		return fail(fmt.Errorf("entry version %d, want %d or %d", h.Version, EntryVersion1, EntryVersion))
+	if h.Version != EntryVersion && h.Version != EntryVersion1 && h.Version != EntryVersion2 {
+		return fail(fmt.Errorf("entry version %d, want %d to %d", h.Version, EntryVersion1, EntryVersion))
 	}
 	b = b[1:]
 	h.Index = u64()
@@ -169,6 +178,11 @@ func DecodeLeaf(b []byte) (Header, error) {
 			if *p, b, err = readString(b); err != nil {
 				return fail(err)
 			}
+		}
+	}
+	if h.Version != EntryVersion1 && h.Version != EntryVersion2 {
+		if h.FollowupID, b, err = readString(b); err != nil {
+			return fail(err)
 		}
 	}
 	if len(b) != 0 {
