@@ -26,4 +26,6 @@ var (
 	_ Progresser = (*consoletest.Fake)(nil)
 	_ Operator   = (*consoletest.Fake)(nil)
 	_ Refuser    = (*consoletest.Fake)(nil)
+
+	_ httpapi.FollowupInboxBackend = (*consoletest.Fake)(nil)
 )

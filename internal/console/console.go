@@ -198,7 +198,8 @@ var (
 	pageExport    = page{"/ui/export", "Export", []string{"auditor"}, "export"} // a form on Checkpoints, no menu item
 	pageStatus    = page{"/ui/status", "Status", []string{"admin", "steward"}, ""}
 	pagePolicy    = page{"/ui/policy", "Policy", []string{"admin", "steward"}, ""}
-	allPages      = []page{pageQuery, pageQueries, pageApprovals, pageLedger, pageCheckpts, pageStatus, pagePolicy}
+	pageInbox     = page{"/ui/inbox", "Follow-up inbox", []string{"liaison"}, ""}
+	allPages      = []page{pageQuery, pageQueries, pageApprovals, pageLedger, pageCheckpts, pageStatus, pagePolicy, pageInbox}
 )
 
 // home returns the first page of role, or false when it has none.
@@ -243,6 +244,8 @@ func (c *Console) routes() {
 	c.post(pageExport, pageExport.path, c.export)
 	c.get(pageStatus, pageStatus.path, c.statusPage)
 	c.get(pagePolicy, pagePolicy.path, c.policyPage)
+	c.get(pageInbox, pageInbox.path, c.inboxPage)
+	c.post(pageInbox, pageInbox.path+"/{id}/answer", c.answerFollowup)
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, fmt.Errorf("no page %s: %w", r.URL.Path, httpapi.ErrNotFound))
 	})

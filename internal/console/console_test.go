@@ -254,13 +254,14 @@ func TestSessionRefused(t *testing.T) {
 
 func TestPagesByRole(t *testing.T) {
 	h := newHarness(t, false, false)
-	paths := []string{"/ui/query", "/ui/queries", "/ui/approvals", "/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/status", "/ui/policy"}
+	paths := []string{"/ui/query", "/ui/queries", "/ui/approvals", "/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/status", "/ui/policy", "/ui/inbox"}
 	sees := map[string][]string{
 		"ivy":  {"/ui/query", "/ui/queries"},
 		"alan": {"/ui/approvals"},
 		"ada":  {"/ui/ledger", "/ui/ledger/3", "/ui/checkpoints"},
 		"root": {"/ui/status", "/ui/policy"},
 		"sam":  {"/ui/status", "/ui/policy"},
+		"lia":  {"/ui/inbox"},
 	}
 	for _, u := range consoletest.Users {
 		cl := h.client(t)

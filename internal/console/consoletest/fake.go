@@ -43,6 +43,7 @@ var Users = []httpapi.User{
 	{Name: "ada", Role: "auditor"},
 	{Name: "root", Role: "admin"},
 	{Name: "sam", Role: "steward"},
+	{Name: "lia", Role: "liaison"},
 }
 
 // Token returns the API token of a fake user.
@@ -55,6 +56,7 @@ var permits = map[string][]string{
 	"auditor":      {"read_ledger", "export"},
 	"admin":        {"manage_users", "manage_partners", "manage_keys", "manage_policy"},
 	"steward":      {"manage_partners", "import"},
+	"liaison":      {"answer_followup"},
 }
 
 // A Read is one ledger read the fake served: who, why, which entry
@@ -87,6 +89,7 @@ type Fake struct {
 	checkSize uint64          // size of the newest signed checkpoint
 	victims   map[string]bool // values the partner holds as victims' records: hits of safeguarding queries only
 	hold      chan struct{}   // non-nil: QueryProgress waits on it before the second partner answers
+	followups []httpapi.FollowupInboxItem
 }
 
 // NewFake returns a fake node with a ledger of n entries over the days
