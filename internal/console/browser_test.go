@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -218,5 +219,44 @@ func TestBrowserAdminStatus(t *testing.T) {
 	}
 	if err := tb.Open("/ui/status", "#token"); err != nil {
 		t.Fatalf("after sign-out the status page did not ask to sign in: %v", err)
+	}
+}
+
+// TestBrowserLiaison: the liaison signs in to the inbox, sees the
+// follow-up with the earliest deadline first, shares its record's
+// reference and contact, and sees the answer in place of the form.
+func TestBrowserLiaison(t *testing.T) {
+	h := newHarness(t, false, false)
+	h.fake.AddFollowup("TH", "phone", time.Hour, 6*24*time.Hour, false, "GB-REF-3", "DS Lee")
+	first := h.fake.AddFollowup("FR", "email", 9*24*time.Hour, -2*time.Hour, false, "GB-REF-1", "DS Rao")
+	b := browser(t)
+	tb := tab(t, b, h)
+	if err := tb.SignIn(consoletest.Token("lia")); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, tb, "section.followup:first-of-type h2"); !strings.HasPrefix(got, "FR · email") {
+		t.Fatalf("first follow-up %q; want FR's, the earliest deadline", got)
+	}
+	if got := text(t, tb, "#inbox-status"); !strings.Contains(got, "2 open, 1 past the deadline") {
+		t.Fatalf("inbox status %q; want 2 open, 1 past the deadline", got)
+	}
+	if got := text(t, tb, "#f-"+first+" table.hits tbody"); !strings.Contains(got, "GB-REF-1") || !strings.Contains(got, "DS Rao") {
+		t.Fatalf("FR's follow-up names %q; want record GB-REF-1, contact DS Rao", got)
+	}
+	if err := tb.Do(chromedp.Click(chromedp.CSS("#f-"+first+" button.share")), chromedp.WaitVisible(chromedp.CSS("#f-"+first+" p.ok"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, tb, "#f-"+first+" p.ok"); !strings.Contains(got, "by user:lia: shared") || !strings.Contains(got, "under H2") {
+		t.Fatalf("answer shown %q; want shared by lia under H2", got)
+	}
+	items, err := h.fake.FollowupInbox(t.Context(), lia)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if items[0].ID != first || items[0].Answer == nil || len(items[0].Answer.Shared) != 1 || items[0].Answer.Shared[0].Contact != "DS Rao" {
+		t.Fatalf("the node's record of FR's follow-up = %+v; want the reference and contact shared", items[0])
+	}
+	if got := text(t, tb, "#inbox-status"); !strings.HasPrefix(got, "1 open") {
+		t.Fatalf("inbox status after the answer %q; want 1 open", got)
 	}
 }

@@ -54,9 +54,9 @@ func (c *Console) inboxPage(w http.ResponseWriter, r *request) error {
 		if it.State == "open" {
 			v.Open++
 			if left := it.Deadline.Sub(now); left >= 0 {
-				iv.Left = left.Round(time.Minute).String() + " left"
+				iv.Left = roughly(left) + " left"
 			} else {
-				iv.Left = (-left).Round(time.Minute).String() + " late"
+				iv.Left = roughly(-left) + " late"
 				v.Overdue++
 			}
 		}
@@ -65,6 +65,19 @@ func (c *Console) inboxPage(w http.ResponseWriter, r *request) error {
 	v.Deadlines = deadlinePlot(items, now)
 	c.render(w, r.Request, http.StatusOK, "inbox", "Follow-up inbox", r, v)
 	return nil
+}
+
+// roughly says d for a person, rounded: days from two days on, else hours
+// and minutes.
+func roughly(d time.Duration) string {
+	d = d.Round(time.Minute)
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int((d+12*time.Hour)/(24*time.Hour)))
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh %02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
+	return fmt.Sprintf("%d min", int(d/time.Minute))
 }
 
 // answerFollowup answers or refuses a follow-up through the node (POST

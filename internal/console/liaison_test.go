@@ -41,7 +41,7 @@ func TestInbox(t *testing.T) {
 		t.Fatalf("inbox order %v; want earliest deadline first %v", ids, want)
 	}
 	if !strings.Contains(body, "3 open, ") || !strings.Contains(body, "1 past the deadline") || !strings.Contains(body, "GB-REF-2") ||
-		!strings.Contains(body, "DS Kim, &#43;44 20 7946 0002") {
+		!strings.Contains(body, "DS Kim, &#43;44 20 7946 0002") || !strings.Contains(body, "open (2h 00m late)") || !strings.Contains(body, "open (6 days left)") {
 		t.Fatalf("inbox without the counts or the records' reference and contact:\n%s", body)
 	}
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/xborder/xborder/internal/console"
 	"github.com/xborder/xborder/internal/console/consoletest"
+	"github.com/xborder/xborder/internal/httpapi"
 )
 
 func main() {
@@ -224,6 +225,39 @@ func run(out string) error {
 	if err := shot(root, "policy"); err != nil {
 		return err
 	}
+	// Liaison: the follow-up inbox, some answered, one past its deadline.
+	lia := consoletest.Users[5]
+	for _, f := range []struct {
+		partner, kind string
+		ago, due      time.Duration
+		urgent        bool
+		ref, contact  string
+		answer        *httpapi.AnswerFollowup
+	}{
+		{"TH", "phone", 3 * 24 * time.Hour, 4 * 24 * time.Hour, false, "GB-2026-0412", "DS Patel, +44 20 7946 0412", &httpapi.AnswerFollowup{Share: []string{"reference", "contact"}, Handling: "H2"}},
+		{"FR", "phone", 8 * 24 * time.Hour, -1 * 24 * time.Hour, false, "GB-2026-0377", "DC Okafor, +44 20 7946 0377", &httpapi.AnswerFollowup{Refuse: true, Reason: "the case is closed"}},
+		{"TH", "email", 10 * time.Hour, -2 * time.Hour, true, "GB-2026-0450", "DS Patel, +44 20 7946 0412", nil},
+		{"TH", "phone", 2 * time.Hour, 6 * time.Hour, true, "GB-2026-0451", "DI Hughes, +44 20 7946 0451", nil},
+		{"FR", "phone", time.Hour, 6 * 24 * time.Hour, false, "GB-2026-0460", "DS Lee, +44 20 7946 0460", nil},
+	} {
+		id := fake.AddFollowup(f.partner, f.kind, f.ago, f.due, f.urgent, f.ref, f.contact)
+		if f.answer != nil {
+			if _, err := fake.AnswerFollowup(ctx, lia, id, *f.answer); err != nil {
+				return err
+			}
+		}
+	}
+	lt, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := lt.SignIn(consoletest.Token(lia.Name)); err != nil {
+		return err
+	}
+	if err := shot(lt, "inbox"); err != nil {
+		return err
+	}
+
 	sam, err := tab()
 	if err != nil {
 		return err
