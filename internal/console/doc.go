@@ -1,6 +1,6 @@
 // Package console implements xborder's web console: server-rendered pages
 // under /ui/ on a replica's API listener, for investigators, approvers,
-// auditors, stewards and admins (docs/console.md).
+// auditors, stewards, admins and liaison officers (docs/console.md).
 //
 // # How
 //
@@ -27,7 +27,8 @@
 // the node reports it (Progresser) and reloads itself with a meta refresh
 // (no script) until the result is there. Optional Backend extensions add
 // pages or parts of pages where the node implements them: Refuser,
-// Progresser and Operator (copies of partners' sets, budgets).
+// Progresser, Operator (copies of partners' sets, budgets) and
+// httpapi.FollowupInboxBackend (the liaison's inbox).
 //
 // The auditor's entry page checks the entry against the newest signed
 // checkpoint with ledger/format and x/mod's tlog, the code of `xborder
