@@ -42,6 +42,9 @@ type backend struct {
 	// followups is the owner's side of step 2: the liaison's inbox and
 	// answers (followup_in.go, followup_inbox*.go).
 	followups *followupsIn
+	// followOut is the querier's side of step 2: follow-ups this agency
+	// sends and their answers (followup_out*.go, followup_poll.go).
+	followOut *followupOut
 }
 
 var _ httpapi.Backend = (*backend)(nil)

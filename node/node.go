@@ -100,6 +100,7 @@ type Node struct {
 	cards     *cards        // own card and partners' pins (partners.go)
 	admission *admission    // inbound matches (match_in.go)
 	querier   *querier      // outbound queries and approvals (query.go, approve.go)
+	followOut *followupOut  // follow-ups this agency sends, their polls (followup_out*.go, followup_poll.go)
 
 	// The holdings' components and the local store (SetsDir) they share.
 	localDB     *badger.DB
@@ -292,8 +293,12 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		Interval: n.cfg.SyncInterval, Logger: hlog, Metrics: smet}); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
+	hits := &hitStore{audit: n.auditG, policy: n.policy, now: n.now}
 	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n.partnerSets, Client: n.xcl,
-		Opener: n.host, Order: order, Metrics: n.mm, Now: n.now, Log: clog("query")})
+		Opener: n.host, Order: order, Hits: hits, Metrics: n.mm, Now: n.now, Log: clog("query")})
+	n.followOut = newFollowupOut(followupOutConfig{Audit: n.auditG, Hits: hits, Policy: n.policy, Pins: n.cards, Keys: n.cards,
+		Client: n.xcl, Opener: n.host, Order: order, Leader: func() bool { return n.auditG.Status().State == "Leader" },
+		Interval: min(n.cfg.SyncInterval, DefaultFollowupPoll), Now: n.now, Log: clog("followup")})
 	if n.wit, err = newWitnessing(witnessingConfig{Agency: n.fc.Agency, Key: key, Audit: n.auditG, Pins: n.cards, Client: n.xcl,
 		Opener: n.host, Host: n.host, Registry: n.met.reg, Interval: n.cfg.SyncInterval, Throttled: n.mm.throttle, Log: clog("witness")}); err != nil {
 		return err
@@ -305,6 +310,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	n.sets.Start()
 	n.holdings.Start()
 	n.partnerSets.Start()
+	n.followOut.Start()
 
 	loopback, err := isLoopback(n.fc.Listen.API)
 	if err != nil {
@@ -323,7 +329,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	b := &backend{agency: n.fc.Agency, replica: n.fc.ReplicaID(), peer: n.host.ID().String(), node: n,
 		audit: n.auditG, data: n.dataG, users: n.users, cards: n.cards, policy: n.policy, replicas: n.replicas,
-		querier: n.querier, holdings: n.holdings, witness: n.wit, followups: n.fin, partners: n.partnerSets}
+		querier: n.querier, holdings: n.holdings, witness: n.wit, followups: n.fin, followOut: n.followOut, partners: n.partnerSets}
 	api, err := apiHandler(b, httpapi.Config{Metrics: n.met.handler(), Observe: n.met.observeRequest, Logger: log},
 		n.auditG.VerifierKey(), n.now, log) // the API, and the console under /ui/ (console.go)
 	if err != nil {
@@ -358,6 +364,9 @@ func (n *Node) closeParts() error {
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if n.followOut != nil {
+		errs = append(errs, n.followOut.Close())
 	}
 	errs = append(errs, n.wit.Close(), n.partnerSets.Close(), n.holdings.Close(), n.sets.Close())
 	if n.localDB != nil {

@@ -76,6 +76,7 @@ type querierConfig struct {
 	Client  matchClient
 	Opener  exchange.Opener // the host the client opens streams on
 	Order   matchReplicas   // which replica of a partner to ask first
+	Hits    hitKeeper       // keeps the tags of hits for a follow-up (followup_out_hits.go); nil: none kept
 	Metrics *matchMetrics
 	Now     func() time.Time
 	Log     *slog.Logger

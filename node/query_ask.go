@@ -244,7 +244,9 @@ func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, 
 			version = res.SetVersion
 		}
 		t = time.Now()
-		rh, err := query.MatchKey(c.key, res.Evaluation, c.set)
+		// HitTags is MatchKey that also derives the follow-up tag of each
+		// hit (and of nothing else): kept below for step 2.
+		rh, err := query.HitTags(partner, c.key, res.Evaluation, c.set)
 		q.cfg.Metrics.stage("out", "crypto", t)
 		if err == nil && res.SetVersion > c.set.Version() {
 			// The partner added to its set since our copy: catch up and look
@@ -254,7 +256,7 @@ func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, 
 			s2, k2, e2, fresh2, err2 := q.cfg.Sets.partnerSet(ctx, partner, kind, res.Reach)
 			q.cfg.Metrics.stage("out", "sync", t)
 			if err2 == nil && s2 != nil && e2 == epoch && k2 != nil && k2.Equal(c.key) {
-				if h2, err3 := query.MatchKey(k2, res.Evaluation, s2); err3 == nil {
+				if h2, err3 := query.HitTags(partner, k2, res.Evaluation, s2); err3 == nil {
 					c.set, rh, c.fresh = s2, h2, fresh2
 				}
 			}
@@ -267,8 +269,8 @@ func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, 
 			r.Outcome, r.Reason = httpapi.OutcomeFailed, err.Error()
 			return q.recordResult(ctx, p, r, entry, ledger.OutcomeFailed, version), false
 		}
-		for _, i := range rh {
-			hits = append(hits, reachHit{i, res.Reach})
+		for _, h := range rh {
+			hits = append(hits, reachHit{h.Index, res.Reach, h.Tag})
 		}
 		if (!c.fresh || res.SetVersion > c.set.Version()) && stale == "" {
 			stale = fmt.Sprintf("our copy of the %s set is at version %d, the partner answered at %d", res.Reach, c.set.Version(), res.SetVersion)
@@ -276,24 +278,30 @@ func (q *querier) askPartner(ctx context.Context, p *queryPlan, partner string, 
 	}
 	r.Hits, r.HitReaches = sortHits(hits)
 	r.SetVersion = version
+	out := ledger.OutcomeOK
 	switch {
 	case stale != "":
 		// A hit is a hit; a miss is unknown until the copy catches up.
-		r.Outcome, r.Reason = httpapi.OutcomeStale, stale
-		return q.recordResult(ctx, p, r, entry, ledger.OutcomeStale, version), false
+		r.Outcome, r.Reason, out = httpapi.OutcomeStale, stale, ledger.OutcomeStale
 	case len(hits) > 0:
 		r.Outcome = httpapi.OutcomeHits
 	default:
 		r.Outcome = httpapi.OutcomeNoHits
 	}
-	return q.recordResult(ctx, p, r, entry, ledger.OutcomeOK, version), false
+	done := q.recordResult(ctx, p, r, entry, out, version)
+	if done.ResultIndex != nil && len(done.Hits) > 0 {
+		q.keepHits(ctx, p, &done, epoch, hits)
+	}
+	return done, false
 }
 
-// reachHit is one value that hit, and the reach whose key and set it hit
-// under. A value can hit in several reaches.
+// reachHit is one value that hit, the reach whose key and set it hit
+// under, and its follow-up tag (psi.Query.HitTags). A value can hit in
+// several reaches.
 type reachHit struct {
 	index int
 	reach string
+	tag   psi.Tag
 }
 
 // sortHits orders hits by value, then by reach, and returns the indexes

@@ -155,6 +155,7 @@ func (d *demo) run(ctx context.Context) {
 		d.overBudget(ctx)
 		d.approval(ctx)
 		d.victims(ctx)
+		d.followups(ctx)
 		d.leaderKill(ctx)
 	} else {
 		d.rep.Step("Matching between agencies", "")

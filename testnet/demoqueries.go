@@ -49,9 +49,10 @@ type partnerResult struct {
 	Handling    string `json:"handling"`    // a safeguarding query's handling code
 	Instruction string `json:"instruction"` // and the partner's instruction
 	Hits        []struct {
-		Line  int    `json:"line"`
-		Value string `json:"value"` // the querier's own input line
-		Reach string `json:"reach"` // open, victim or witness
+		Number int    `json:"number"` // the hit's number for a follow-up
+		Line   int    `json:"line"`
+		Value  string `json:"value"` // the querier's own input line
+		Reach  string `json:"reach"` // open, victim or witness
 	} `json:"hits"`
 }
 

@@ -1,8 +1,9 @@
 // Package testnet runs a whole xborder federation on one machine: several
 // agencies, each with its replicas as child processes on loopback ports,
 // built and driven through the same xborder verbs an operator, a data
-// steward, an investigator, an approver and an auditor use; and it runs the
-// demo, a scripted scenario whose checks show the design's promises hold.
+// steward, an investigator, an approver, an auditor and a liaison officer
+// use; and it runs the demo, a scripted scenario whose checks show the
+// design's promises hold.
 //
 // # How
 //
@@ -19,8 +20,8 @@
 // Up builds the federation as an operator would, one agency per country of
 // examples/policy/ (GB, TH, DE, NL, FR): xborder init; node run; replica
 // add and node run --join for every further replica; user add for an
-// investigator, an approver, an auditor and a steward (tokens in files of
-// mode 0600); policy apply with the example policy built into the
+// investigator, an approver, an auditor, a steward and a liaison (tokens
+// in files of mode 0600); policy apply with the example policy built into the
 // program (examples/policy, package policyexample) or the files of
 // Config.PolicyDir, so that a built xborder runs it anywhere; card and
 // partner add between every pair, with the fingerprint that card printed;

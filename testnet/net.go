@@ -30,7 +30,7 @@ type Net struct {
 }
 
 // Roles of the users Up adds to every agency, each with a token file.
-var userRoles = []string{"investigator", "approver", "auditor", "steward"}
+var userRoles = []string{"investigator", "approver", "auditor", "steward", "liaison"}
 
 // AgencyNode is one agency of a running federation.
 type AgencyNode struct {
@@ -40,7 +40,7 @@ type AgencyNode struct {
 	Card        string // path of its card file
 	Replicas    []*Replica
 	// Tokens maps a role (investigator, approver, auditor, steward,
-	// admin) to the path of its token file (mode 0600).
+	// liaison, admin) to the path of its token file (mode 0600).
 	Tokens map[string]string
 }
 

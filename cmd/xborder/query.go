@@ -46,7 +46,8 @@ such, with the partner's handling code and instruction: it is for the care
 of that person, never for enforcement (docs/victims.md).
 
 The output lists per partner the hits (your own input lines, shown only
-here, each with the reach that answered it), the counts, denials and failures with their reasons, and the ledger
+here, each with the reach that answered it and its number #N for 'xborder
+followup'), the counts, denials and failures with their reasons, and the ledger
 indexes of the outbound and result entries. The case key printed is the key
 of the commitment to the query set on every result entry: keep it in the
 case file, the node does not.
@@ -325,17 +326,31 @@ func writeQueryText(w io.Writer, res httpapi.QueryResult, lines []queryLine) err
 			switch reach := hitReach(p, j); reach {
 			case "victim", "witness":
 				care = true
-				fmt.Fprintf(w, "hit %s line %d: %s: %s holds it as a %s's: for the %s's care, never for enforcement; handling %s\n",
-					p.Agency, lines[i].line, lines[i].text, p.Agency, reach, reach, orDash(p.Handling))
+				fmt.Fprintf(w, "hit %s%s line %d: %s: %s holds it as a %s's: for the %s's care, never for enforcement; handling %s\n",
+					p.Agency, hitNumber(p, j), lines[i].line, lines[i].text, p.Agency, reach, reach, orDash(p.Handling))
 			default:
-				fmt.Fprintf(w, "hit %s line %d: %s\n", p.Agency, lines[i].line, lines[i].text)
+				fmt.Fprintf(w, "hit %s%s line %d: %s\n", p.Agency, hitNumber(p, j), lines[i].line, lines[i].text)
 			}
 		}
 		if care && p.Instruction != "" {
 			fmt.Fprintf(w, "%s asks, for its victim and witness hits: %s\n", p.Agency, p.Instruction)
 		}
 	}
+	for _, p := range res.Partners {
+		if len(p.HitNumbers) > 0 {
+			fmt.Fprintf(w, "follow up hits of %s: xborder followup %s --partner %s --hit N --basis TEXT --purpose TEXT\n", p.Agency, res.ID, p.Agency)
+		}
+	}
 	return nil
+}
+
+// hitNumber is " #N", the number of the j-th hit of p for a follow-up,
+// or "" when the node kept none.
+func hitNumber(p httpapi.PartnerResult, j int) string {
+	if j < len(p.HitNumbers) && p.HitNumbers[j] > 0 {
+		return fmt.Sprintf(" #%d", p.HitNumbers[j])
+	}
+	return ""
 }
 
 // hitReach is the reach of the j-th hit of p ("open" when the node gave
@@ -379,9 +394,10 @@ type partnerJSON struct {
 }
 
 type hitJSON struct {
-	Line  int    `json:"line"`
-	Value string `json:"value"`
-	Reach string `json:"reach"` // open, victim or witness
+	Number int    `json:"number,omitempty"` // the hit's number for a follow-up (xborder followup --hit N)
+	Line   int    `json:"line"`
+	Value  string `json:"value"`
+	Reach  string `json:"reach"` // open, victim or witness
 }
 
 func writeQueryJSON(w io.Writer, res httpapi.QueryResult, lines []queryLine) error {
@@ -391,10 +407,14 @@ func writeQueryJSON(w io.Writer, res httpapi.QueryResult, lines []queryLine) err
 		pj := partnerJSON{PartnerResult: p, Hits: []hitJSON{}}
 		for j, i := range p.Hits {
 			if i >= 0 && i < len(lines) {
-				pj.Hits = append(pj.Hits, hitJSON{Line: lines[i].line, Value: lines[i].text, Reach: hitReach(p, j)})
+				h := hitJSON{Line: lines[i].line, Value: lines[i].text, Reach: hitReach(p, j)}
+				if j < len(p.HitNumbers) {
+					h.Number = p.HitNumbers[j]
+				}
+				pj.Hits = append(pj.Hits, h)
 			}
 		}
-		pj.PartnerResult.Hits, pj.PartnerResult.HitReaches = nil, nil
+		pj.PartnerResult.Hits, pj.PartnerResult.HitReaches, pj.PartnerResult.HitNumbers = nil, nil, nil
 		out.Partners = append(out.Partners, pj)
 	}
 	enc := json.NewEncoder(w)

@@ -80,6 +80,11 @@ type PartnerResult struct {
 	// witness. A victim or witness hit is for the care of that person,
 	// never for enforcement: follow Handling and Instruction.
 	HitReaches []string `json:"hit_reaches,omitempty"`
+	// HitNumbers numbers the hits for a follow-up, in the order of Hits:
+	// 1 to n per partner, one number per identifier and reach (two lines
+	// of one identifier share it). Empty when this node keeps nothing to
+	// follow the hits up with (no hits, or the record failed).
+	HitNumbers []int `json:"hit_numbers,omitempty"`
 	// Reaches are the reaches asked of this partner.
 	Reaches []string `json:"reaches,omitempty"`
 	// Handling and Instruction are the safeguarding handling code and

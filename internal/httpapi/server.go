@@ -214,6 +214,7 @@ func (s *Server) routes() {
 	s.dataRoutes()
 	s.linkRoutes()
 	s.refuseRoutes()
+	s.followupOutRoutes()
 	s.followupInRoutes()
 }
 
