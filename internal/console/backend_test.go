@@ -28,4 +28,5 @@ var (
 	_ Refuser    = (*consoletest.Fake)(nil)
 
 	_ httpapi.FollowupInboxBackend = (*consoletest.Fake)(nil)
+	_ httpapi.FollowupOutBackend   = (*consoletest.Fake)(nil)
 )

@@ -132,7 +132,7 @@ func TestBrowserQueryApproval(t *testing.T) {
 	if got := text(t, ivy, "#query-status"); got != "done" {
 		t.Fatalf("the approved query shows status %q; want done", got)
 	}
-	if got := text(t, ivy, "tr.outcome-hits ul.hits"); got != "+66 81 234 5678" {
+	if got := text(t, ivy, "tr.outcome-hits ul.hits"); !strings.HasPrefix(got, "+66 81 234 5678") || strings.Contains(got, "900999") {
 		t.Fatalf("hits shown %q; want the investigator's line +66 81 234 5678", got)
 	}
 	if got := text(t, ivy, "tr.outcome-denied"); !strings.Contains(got, "no agreement") {
@@ -167,7 +167,7 @@ func TestBrowserProgress(t *testing.T) {
 	}
 	release()
 	// The page reloads itself into the result.
-	if got := text(t, ivy, "tr.outcome-hits ul.hits"); got != "+44 7700 900123" {
+	if got := text(t, ivy, "tr.outcome-hits ul.hits"); !strings.HasPrefix(got, "+44 7700 900123") || strings.Contains(got, "900999") {
 		t.Fatalf("hits shown %q; want the investigator's line +44 7700 900123", got)
 	}
 }

@@ -192,6 +192,7 @@ type page struct {
 var (
 	pageQuery     = page{"/ui/query", "New query", []string{"investigator"}, ""}
 	pageQueries   = page{"/ui/queries", "My queries", []string{"investigator"}, ""}
+	pageFollowups = page{"/ui/followups", "My follow-ups", []string{"investigator"}, ""}
 	pageApprovals = page{"/ui/approvals", "Pending approvals", []string{"approver"}, ""}
 	pageLedger    = page{"/ui/ledger", "Ledger", []string{"auditor"}, "read_ledger"}
 	pageCheckpts  = page{"/ui/checkpoints", "Checkpoints", []string{"auditor"}, "read_ledger"}
@@ -199,7 +200,7 @@ var (
 	pageStatus    = page{"/ui/status", "Status", []string{"admin", "steward"}, ""}
 	pagePolicy    = page{"/ui/policy", "Policy", []string{"admin", "steward"}, ""}
 	pageInbox     = page{"/ui/inbox", "Follow-up inbox", []string{"liaison"}, ""}
-	allPages      = []page{pageQuery, pageQueries, pageApprovals, pageLedger, pageCheckpts, pageStatus, pagePolicy, pageInbox}
+	allPages      = []page{pageQuery, pageQueries, pageFollowups, pageApprovals, pageLedger, pageCheckpts, pageStatus, pagePolicy, pageInbox}
 )
 
 // home returns the first page of role, or false when it has none.
@@ -235,6 +236,9 @@ func (c *Console) routes() {
 	c.post(pageQuery, pageQuery.path, c.querySubmit)
 	c.get(pageQuery, pageQuery.path+"/run/{id}", c.runPage)
 	c.get(pageQueries, pageQueries.path, c.queriesPage)
+	c.post(pageFollowups, "/ui/queries/{id}/followups", c.followupSubmit)
+	c.get(pageFollowups, pageFollowups.path, c.followupsPage)
+	c.get(pageFollowups, pageFollowups.path+"/{id}", c.followupPage)
 	c.get(pageApprovals, pageApprovals.path, c.approvalsPage)
 	c.post(pageApprovals, "/ui/approvals/{id}/approve", c.approve)
 	c.post(pageApprovals, "/ui/approvals/{id}/refuse", c.refuse)

@@ -254,9 +254,9 @@ func TestSessionRefused(t *testing.T) {
 
 func TestPagesByRole(t *testing.T) {
 	h := newHarness(t, false, false)
-	paths := []string{"/ui/query", "/ui/queries", "/ui/approvals", "/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/status", "/ui/policy", "/ui/inbox"}
+	paths := []string{"/ui/query", "/ui/queries", "/ui/approvals", "/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/status", "/ui/policy", "/ui/inbox", "/ui/followups"}
 	sees := map[string][]string{
-		"ivy":  {"/ui/query", "/ui/queries"},
+		"ivy":  {"/ui/query", "/ui/queries", "/ui/followups"},
 		"alan": {"/ui/approvals"},
 		"ada":  {"/ui/ledger", "/ui/ledger/3", "/ui/checkpoints"},
 		"root": {"/ui/status", "/ui/policy"},

@@ -60,6 +60,9 @@ const (
 type resultView struct {
 	Result   httpapi.QueryResult
 	Partners []partnerView
+	// FollowUp: the node sends follow-ups (httpapi.FollowupOutBackend),
+	// so a partner's numbered hits come with a form to follow them up.
+	FollowUp bool
 }
 
 type partnerView struct {
@@ -71,6 +74,7 @@ type partnerView struct {
 // record that matched (open, victim or witness).
 type hitView struct {
 	Line, Reach string
+	Number      int // the hit's number for a follow-up (0: none kept)
 }
 
 // newResultView maps each partner's hits to lines, the investigator's
@@ -84,6 +88,9 @@ func newResultView(res httpapi.QueryResult, lines []string) resultView {
 				h := hitView{Line: lines[i]}
 				if j < len(p.HitReaches) {
 					h.Reach = p.HitReaches[j]
+				}
+				if j < len(p.HitNumbers) {
+					h.Number = p.HitNumbers[j]
 				}
 				pv.Hits = append(pv.Hits, h)
 			}

@@ -51,8 +51,7 @@ func TestNoIdentifierLeaks(t *testing.T) {
 			}
 			// The hit comes back as the investigator's own line.
 			// html/template writes + as &#43;.
-			line := func(v string) string { return "<li>" + strings.ReplaceAll(v, "+", "&#43;") + "</li>" }
-			if !strings.Contains(body, line(typed[0])) || strings.Contains(body, line(typed[1])) {
+			if !hitShown(body, typed[0]) || hitShown(body, typed[1]) {
 				t.Fatalf("result page does not show exactly the line that hit:\n%s", body)
 			}
 			if !strings.Contains(h.log.String(), "signed in") {
@@ -124,7 +123,7 @@ func TestQueryUpload(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	code, body := post("+44 7700 900123\n+33 6 00 00 00 01\n")
-	if code != http.StatusOK || !strings.Contains(body, "<li>&#43;44 7700 900123</li>") {
+	if code != http.StatusOK || !hitShown(body, "+44 7700 900123") {
 		t.Fatalf("uploaded query = %d; want 200 with the hit +44 7700 900123\n%s", code, body)
 	}
 	code, body = post("+44 7700 900123\nnot-a-phone-4242\n")

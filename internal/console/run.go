@@ -221,7 +221,9 @@ func (c *Console) runPage(w http.ResponseWriter, r *request) error {
 		if rn.err != nil {
 			return rn.err
 		}
-		c.render(w, r.Request, http.StatusOK, "result", "Query result", r, newResultView(rn.res, rn.lines))
+		v := newResultView(rn.res, rn.lines)
+		_, v.FollowUp = c.b.(httpapi.FollowupOutBackend)
+		c.render(w, r.Request, http.StatusOK, "result", "Query result", r, v)
 		return nil
 	}
 	v := progressView{QueryID: rn.queryID, Started: rn.started, Count: len(rn.parts), Keep: fmt.Sprintf("%d minutes", int(runTTL.Minutes()))}

@@ -90,6 +90,8 @@ type Fake struct {
 	victims   map[string]bool // values the partner holds as victims' records: hits of safeguarding queries only
 	hold      chan struct{}   // non-nil: QueryProgress waits on it before the second partner answers
 	followups []httpapi.FollowupInboxItem
+	sent      []httpapi.SentFollowup
+	hitCount  map[string]int // query ID to the partner's hits, for follow-ups
 }
 
 // NewFake returns a fake node with a ledger of n entries over the days
@@ -249,11 +251,17 @@ func (f *Fake) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 		switch {
 		case f.held[v]:
 			pr.Hits, pr.HitReaches = append(pr.Hits, i), append(pr.HitReaches, "open")
+			pr.HitNumbers = append(pr.HitNumbers, len(pr.Hits))
 		case f.victims[v] && mode == "safeguarding":
 			pr.Hits, pr.HitReaches = append(pr.Hits, i), append(pr.HitReaches, "victim")
+			pr.HitNumbers = append(pr.HitNumbers, len(pr.Hits))
 			pr.Handling, pr.Instruction = "H2", "contact the partner's victim liaison before any action"
 		}
 	}
+	if f.hitCount == nil {
+		f.hitCount = map[string]int{}
+	}
+	f.hitCount[res.ID] = len(pr.Hits)
 	if pr.HitCount = len(pr.Hits); pr.HitCount > 0 {
 		pr.Outcome = httpapi.OutcomeHits
 	}
