@@ -27,8 +27,9 @@
 // the node reports it (Progresser) and reloads itself with a meta refresh
 // (no script) until the result is there. Optional Backend extensions add
 // pages or parts of pages where the node implements them: Refuser,
-// Progresser, Operator (copies of partners' sets, budgets) and
-// httpapi.FollowupInboxBackend (the liaison's inbox).
+// Progresser, Operator (copies of partners' sets, budgets),
+// httpapi.FollowupInboxBackend (the liaison's inbox) and
+// httpapi.FollowupOutBackend (the investigator's follow-ups).
 //
 // The auditor's entry page checks the entry against the newest signed
 // checkpoint with ledger/format and x/mod's tlog, the code of `xborder

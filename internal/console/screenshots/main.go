@@ -168,6 +168,31 @@ func run(out string) error {
 	if err := shot(ivy, "query-result"); err != nil {
 		return err
 	}
+	// She follows up TH's first hit; TH answers; she reads the answer.
+	if err := ivy.Fill([][2]string{{"#fu-basis-TH", "2006/960/JHA art. 4"}, {"#fu-purpose-TH", "reach the officer in charge"}},
+		`#followup-TH input[name=hit][value="1"]`, "#followup-TH"); err != nil {
+		return err
+	}
+	if err := click(ivy, "#followup-TH button[type=submit]", "#followup-status"); err != nil {
+		return err
+	}
+	fid, err := ivy.Text("#followup-id")
+	if err != nil {
+		return err
+	}
+	fake.AnswerSent(fid)
+	if err := ivy.Open("/ui/followups/"+fid, "#followup-answer"); err != nil {
+		return err
+	}
+	if err := shot(ivy, "followup"); err != nil {
+		return err
+	}
+	if err := ivy.Open("/ui/followups", "#followups"); err != nil {
+		return err
+	}
+	if err := shot(ivy, "followups"); err != nil {
+		return err
+	}
 	if err := ivy.Open("/ui/queries", "main h1"); err != nil {
 		return err
 	}
