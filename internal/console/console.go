@@ -196,11 +196,12 @@ var (
 	pageApprovals = page{"/ui/approvals", "Pending approvals", []string{"approver"}, ""}
 	pageLedger    = page{"/ui/ledger", "Ledger", []string{"auditor"}, "read_ledger"}
 	pageCheckpts  = page{"/ui/checkpoints", "Checkpoints", []string{"auditor"}, "read_ledger"}
+	pageAuditFups = page{"/ui/audit/followups", "Follow-ups", []string{"auditor"}, "read_ledger"}
 	pageExport    = page{"/ui/export", "Export", []string{"auditor"}, "export"} // a form on Checkpoints, no menu item
 	pageStatus    = page{"/ui/status", "Status", []string{"admin", "steward"}, ""}
 	pagePolicy    = page{"/ui/policy", "Policy", []string{"admin", "steward"}, ""}
 	pageInbox     = page{"/ui/inbox", "Follow-up inbox", []string{"liaison"}, ""}
-	allPages      = []page{pageQuery, pageQueries, pageFollowups, pageApprovals, pageLedger, pageCheckpts, pageStatus, pagePolicy, pageInbox}
+	allPages      = []page{pageQuery, pageQueries, pageFollowups, pageApprovals, pageLedger, pageCheckpts, pageAuditFups, pageStatus, pagePolicy, pageInbox}
 )
 
 // home returns the first page of role, or false when it has none.
@@ -245,6 +246,8 @@ func (c *Console) routes() {
 	c.get(pageLedger, pageLedger.path, c.ledgerPage)
 	c.get(pageLedger, "/ui/ledger/{index}", c.entryPage)
 	c.get(pageCheckpts, pageCheckpts.path, c.checkpointsPage)
+	c.get(pageAuditFups, pageAuditFups.path, c.auditFollowupsPage)
+	c.get(pageAuditFups, pageAuditFups.path+"/{id}", c.auditFollowupPage)
 	c.post(pageExport, pageExport.path, c.export)
 	c.get(pageStatus, pageStatus.path, c.statusPage)
 	c.get(pagePolicy, pagePolicy.path, c.policyPage)

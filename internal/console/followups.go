@@ -62,7 +62,7 @@ func (c *Console) followupPage(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	c.render(w, r.Request, http.StatusOK, "followup", "Follow-up", r, f)
+	c.render(w, r.Request, http.StatusOK, "followup", "Follow-up", r, followupView{SentFollowup: f})
 	return nil
 }
 

@@ -33,7 +33,7 @@ type menuItem struct {
 }
 
 // pageNames are the templates, each parsed with layout.html.
-var pageNames = []string{"signin", "link", "error", "query", "result", "progress", "queries", "ledger", "entry", "checkpoints", "status", "policy", "inbox", "followups", "followup"}
+var pageNames = []string{"signin", "link", "error", "query", "result", "progress", "queries", "ledger", "entry", "checkpoints", "status", "policy", "inbox", "followups", "followup", "auditfollowups"}
 
 var funcs = template.FuncMap{
 	"time": func(t time.Time) string {

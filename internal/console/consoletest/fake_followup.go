@@ -24,6 +24,15 @@ func (f *Fake) AddFollowup(partner, kind string, ago, due time.Duration, urgent 
 		Kind: kind, Epoch: 3, Mode: "enforcement", Basis: "Prüm II art. 6", Purpose: "identify the network's organisers", Urgent: urgent,
 		Received: now.Add(-ago), Deadline: now.Add(due), State: "open", Handling: "H2",
 		Hits: []httpapi.FollowupHit{{Hit: 1, Reach: "open", Records: []httpapi.FollowupRecord{{Class: "suspect", Reference: ref, Contact: contact, Handling: "H2"}}}}})
+	it := f.followups[len(f.followups)-1]
+	var urgency uint8
+	if urgent {
+		urgency = 1
+	}
+	f.append(format.Header{Time: now, Type: format.TypeFollowupIn, Agency: Agency, Partner: partner, RequestID: it.RequestID,
+		FollowupID: id, Kind: kind, Epoch: it.Epoch, Mode: it.Mode, Count: 1, HitCount: 1, Urgency: urgency, Outcome: format.OutcomeOK},
+		format.Body{LegalBasis: it.Basis, Purpose: it.Purpose})
+	f.sign()
 	return id
 }
 
@@ -71,7 +80,8 @@ func (f *Fake) AnswerFollowup(ctx context.Context, u httpapi.User, id string, a 
 	if a.Refuse {
 		outcome = format.OutcomeDenied
 	}
-	f.append(format.Header{Time: time.Now(), Type: format.TypeFollowupAnswer, Agency: Agency, Partner: it.Partner, Outcome: outcome},
+	f.append(format.Header{Time: time.Now(), Type: format.TypeFollowupAnswer, Agency: Agency, Partner: it.Partner, RequestID: it.RequestID,
+		FollowupID: id, Handling: ans.Handling, Count: uint64(len(ans.Shared)), Outcome: outcome},
 		format.Body{Actor: u.Name})
 	f.sign()
 	return *it, nil

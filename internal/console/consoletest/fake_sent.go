@@ -57,13 +57,14 @@ func (f *Fake) AnswerSent(id string) {
 	}
 }
 
-// Followups lists u's follow-ups, newest first, without their answers.
+// Followups lists u's follow-ups (an auditor's: all, as the node's
+// read_followup lets auditors), newest first, without their answers.
 func (f *Fake) Followups(ctx context.Context, u httpapi.User) ([]httpapi.SentFollowup, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []httpapi.SentFollowup
 	for i := len(f.sent) - 1; i >= 0; i-- {
-		if s := f.sent[i]; s.User == u.Name {
+		if s := f.sent[i]; s.User == u.Name || u.Role == "auditor" {
 			s.Answer = nil
 			out = append(out, s)
 		}
@@ -71,13 +72,14 @@ func (f *Fake) Followups(ctx context.Context, u httpapi.User) ([]httpapi.SentFol
 	return out, nil
 }
 
-// SentFollowup returns one follow-up with its answer, to its sender only.
+// SentFollowup returns one follow-up with its answer, to its sender and
+// to auditors.
 func (f *Fake) SentFollowup(ctx context.Context, u httpapi.User, id string, poll bool) (httpapi.SentFollowup, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, s := range f.sent {
 		if s.ID == id {
-			if s.User != u.Name {
+			if s.User != u.Name && u.Role != "auditor" {
 				return httpapi.SentFollowup{}, fmt.Errorf("follow-up %s is %s's: %w", id, s.User, httpapi.ErrForbidden)
 			}
 			if poll {
