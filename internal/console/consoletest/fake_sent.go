@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xborder/xborder/internal/httpapi"
+	"github.com/xborder/xborder/ledger/format"
 )
 
 // Followup follows up hits of the partner's part of query id, as the
@@ -37,6 +38,9 @@ func (f *Fake) Followup(ctx context.Context, u httpapi.User, id string, req http
 	s := httpapi.SentFollowup{ID: fmt.Sprintf("%032x", 0xf00+len(f.sent)), Query: id, RequestID: "req-" + id, Partner: req.Partner,
 		User: u.Name, Kind: "phone", Mode: "enforcement", Hits: slices.Clone(req.Hits), Reaches: []string{"open"}, Basis: req.Basis,
 		Purpose: req.Purpose, Urgent: req.Urgent, Created: now, Status: httpapi.FollowupOpen, Deadline: deadline}
+	s.OutIndex = f.record(format.Header{Time: now, Type: format.TypeFollowupOut, Agency: Agency, Partner: s.Partner, RequestID: s.RequestID,
+		FollowupID: s.ID, Kind: s.Kind, Mode: s.Mode, Count: uint64(len(s.Hits)), Outcome: format.OutcomeOK},
+		format.Body{Actor: u.Name, LegalBasis: s.Basis, Purpose: s.Purpose})
 	f.sent = append(f.sent, s)
 	return s, nil
 }
@@ -53,6 +57,8 @@ func (f *Fake) AnswerSent(id string) {
 				a.Shared = append(a.Shared, httpapi.FollowupSharedItem{Hit: h, Reference: fmt.Sprintf("TH-AHTD-%03d", h), Contact: "Pol. Lt. Somchai, +66 2 000 0000"})
 			}
 			s.Status, s.Answer, s.AnsweredAt = httpapi.FollowupAnswered, a, time.Now()
+			s.ResultIndex = f.record(format.Header{Time: s.AnsweredAt, Type: format.TypeFollowupResult, Agency: Agency, Partner: s.Partner,
+				RequestID: s.RequestID, FollowupID: s.ID, Handling: a.Handling, Count: uint64(len(a.Shared)), Outcome: format.OutcomeOK}, format.Body{})
 		}
 	}
 }
@@ -89,4 +95,13 @@ func (f *Fake) SentFollowup(ctx context.Context, u httpapi.User, id string, poll
 		}
 	}
 	return httpapi.SentFollowup{}, fmt.Errorf("no follow-up %q: %w", id, httpapi.ErrNotFound)
+}
+
+// record appends an entry, signs the tree and returns the entry's index;
+// the caller holds mu.
+func (f *Fake) record(h format.Header, b format.Body) *uint64 {
+	i := uint64(len(f.entries))
+	f.append(h, b)
+	f.sign()
+	return &i
 }
