@@ -38,6 +38,7 @@ type backend struct {
 	querier  *querier
 	holdings holdingsRoutes
 	witness  *witnessing
+	partners *partnerSets // copies of partners' sets, for the console (console_ops.go)
 	// followups is the owner's side of step 2: the liaison's inbox and
 	// answers (followup_in.go, followup_inbox*.go).
 	followups *followupsIn

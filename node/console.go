@@ -77,12 +77,14 @@ func (cb consoleBackend) ConsoleLink(ctx context.Context, actor httpapi.User, us
 // (built from cfg, whose Backend it sets) and the web console under /ui/,
 // both over b. ledgerKey is the audit ledger's note verifier key, with
 // which the console's auditor pages verify checkpoints; now is the node's
-// clock (sessions and links expire by it).
-func apiHandler(b *backend, cfg httpapi.Config, ledgerKey string, now func() time.Time, log *slog.Logger) (http.Handler, error) {
+// clock (sessions and links expire by it). It returns the console too,
+// which the node closes before its host and ledgers (Console.Close ends
+// the queries it runs in the background).
+func apiHandler(b *backend, cfg httpapi.Config, ledgerKey string, now func() time.Time, log *slog.Logger) (http.Handler, *console.Console, error) {
 	c, err := console.New(console.Config{Backend: b, LedgerKey: ledgerKey, Agency: b.agency, Logger: log, Now: now})
 	if err != nil {
-		return nil, fmt.Errorf("open node: console: %w", err)
+		return nil, nil, fmt.Errorf("open node: console: %w", err)
 	}
 	cfg.Backend = consoleBackend{backend: b, console: c, now: now}
-	return console.Mount(httpapi.New(cfg), c), nil
+	return console.Mount(httpapi.New(cfg), c), c, nil
 }

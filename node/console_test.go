@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -11,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +64,22 @@ func (b *browser) do(method, path string, form url.Values) (*http.Response, stri
 		b.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	return resp, string(out)
+}
+
+// result reloads the console's query page (where a query form's POST
+// lands) until it stops reloading itself, as a browser's meta refresh
+// does, and returns its last answer.
+func (b *browser) result(resp *http.Response, body string) (*http.Response, string) {
+	b.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for resp.StatusCode == http.StatusOK && strings.Contains(body, `<meta http-equiv="refresh"`) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("the console query at %s still runs:\n%s", resp.Request.URL.Path, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+		resp, body = b.do(http.MethodGet, resp.Request.URL.Path, nil)
+	}
+	return resp, body
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -130,8 +149,8 @@ func TestConsoleOnReplica(t *testing.T) {
 		}
 		form := url.Values{"csrf": {b.csrf("/ui/query")}, "kind": {"phone"}, "region": {"GB"}, "case": {"OP-UI"},
 			"basis": {"Art. 10"}, "offence": {"thb"}, "purpose": {"p"}, "partners": {"TH"}, "values": {strings.Join(lines, "\n")}}
-		resp, body = b.do(http.MethodPost, "/ui/query", form)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "<li>07700 900101</li>") || strings.Contains(body, "<li>07700 900999</li>") {
+		resp, body = b.result(b.do(http.MethodPost, "/ui/query", form))
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "<li>07700 900101") || strings.Contains(body, "<li>07700 900999") {
 			t.Fatalf("console query = %d; want TH's hit on line 07700 900101 only:\n%s", resp.StatusCode, body)
 		}
 		outs := byType(t, q, ledger.TypeMatchOut)
@@ -164,7 +183,7 @@ func TestConsoleOnReplica(t *testing.T) {
 		inv.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {inv.csrf("/ui/signin")}, "token": {ivanTok.Token}})
 		form := url.Values{"csrf": {inv.csrf("/ui/query")}, "kind": {"phone"}, "region": {"GB"}, "case": {"OP-UI-2"},
 			"basis": {"Art. 10"}, "offence": {"forced_labour"}, "purpose": {"p"}, "partners": {"TH"}, "values": {strings.Join(lines, "\n")}}
-		_, pending := inv.do(http.MethodPost, "/ui/query", form)
+		_, pending := inv.result(inv.do(http.MethodPost, "/ui/query", form))
 		id, caseKey := regexp.MustCompile(`q-[0-9a-f]{16}`).FindString(pending), regexp.MustCompile(`[0-9a-f]{64}`).FindString(pending)
 		if id == "" || caseKey == "" {
 			t.Fatalf("console query that needs an approver shows no query ID or case key:\n%s", pending)
@@ -201,6 +220,71 @@ func TestConsoleOnReplica(t *testing.T) {
 		}
 		if n := len(byType(t, q, ledger.TypeMatchOut)); n != before {
 			t.Errorf("%d match_out entries after running a refused query; want %d", n, before)
+		}
+	})
+
+	t.Run("progress", func(t *testing.T) {
+		// The querier tells the console's progress which partners it
+		// asks, before it asks them, and each partner's part as it
+		// completes: the same parts the result holds.
+		var mu sync.Mutex
+		var asked []string
+		var id string
+		got := map[string]httpapi.PartnerResult{}
+		req := httpapi.QueryRequest{Kind: "phone", Case: "OP-UI-3", Basis: "Art. 10", Offence: "thb", Purpose: "p",
+			Partners: []string{"TH"}, Values: values}
+		res, err := (&backend{querier: q.querier}).QueryProgress(ctx, ivan, req,
+			func(qid string, ps []string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(got) > 0 {
+					t.Error("asking told after a partner answered")
+				}
+				id, asked = qid, ps
+			},
+			func(r httpapi.PartnerResult) {
+				mu.Lock()
+				defer mu.Unlock()
+				got[r.Agency] = r
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != res.ID || !slices.Equal(asked, []string{"TH"}) || len(got) != 1 || got["TH"].RequestID != res.Partners[0].RequestID ||
+			got["TH"].HitCount != 1 {
+			t.Errorf("progress: asking %q %v, answered %+v; want query %s asking TH, TH's part %+v", id, asked, got, res.ID, res.Partners)
+		}
+	})
+
+	t.Run("operators", func(t *testing.T) {
+		// GB's admin sees the copy of TH's phone set its query used;
+		// TH's admin sees GB's phone budget used by what TH's ledger
+		// admitted today.
+		gbAdmin := signedIn(t, gb)
+		_, body := gbAdmin.do(http.MethodGet, "/ui/status", nil)
+		row := regexp.MustCompile(`<tr><th scope="row">TH</th><td>phone</td><td>open</td><td>\d+</td><td>(\d+)</td><td>(\d+)</td><td>([^<]+)</td>`).FindStringSubmatch(body)
+		if row == nil || row[1] == "0" || row[2] == "0" || strings.HasPrefix(row[3], "not since") {
+			t.Errorf("GB's status page: no synced copy of TH's phone set (%q):\n%s", row, body)
+		}
+		var used uint64
+		ins, err := th.leader().Audit().Entries(ctx, ledger.Filter{Types: []ledger.Type{ledger.TypeMatchIn}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		for _, e := range ins {
+			if e.Partner == "GB" && e.Kind == "phone" && e.Outcome == ledger.OutcomeOK && !e.Time.Before(day) {
+				used += e.PaddedSize
+			}
+		}
+		thAdmin := signedIn(t, th)
+		resp, body := thAdmin.do(http.MethodGet, "/ui/policy", nil)
+		want := fmt.Sprintf(`<th scope="row">GB phone daily</th><td>%d</td><td>1000000</td>`, used)
+		if resp.StatusCode != http.StatusOK || used == 0 || !strings.Contains(body, want) {
+			t.Errorf("TH's policy page = %d; want GB's phone budget with %d used (%s):\n%s", resp.StatusCode, used, want, body)
+		}
+		if !strings.Contains(body, `id="policy-history"`) || !strings.Contains(body, th.leader().Policy().Version()) {
+			t.Errorf("TH's policy page has no history with the version in force:\n%s", body)
 		}
 	})
 
@@ -251,6 +335,21 @@ func TestConsoleOnReplica(t *testing.T) {
 		}
 		mustNotContain(t, "the logs", logs.Bytes(), map[string][][]byte{"link secret": {[]byte(u.Query().Get("s"))}})
 	})
+}
+
+// signedIn returns a browser signed in to a's leader's console as a's
+// admin.
+func signedIn(t *testing.T, a *agency) *browser {
+	t.Helper()
+	tok, err := ReadToken(filepath.Join(a.dirs[0], AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, a.leader().APIURL())
+	if resp, body := b.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {b.csrf("/ui/signin")}, "token": {tok}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s admin signs in = %d:\n%s", a.cc, resp.StatusCode, body)
+	}
+	return b
 }
 
 // TestConsoleOverTLS checks that a replica whose API is off loopback

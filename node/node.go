@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/xborder/xborder/exchange"
+	"github.com/xborder/xborder/internal/console"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
 	"github.com/xborder/xborder/ledger/tlsnet"
@@ -91,6 +92,7 @@ type Node struct {
 	apiLn  net.Listener
 	apiSrv *http.Server
 	apiURL string
+	ui     *console.Console // the web console on the API listener (console.go)
 
 	auditG, dataG *raftGroup // the ledgers as the components write to them
 
@@ -329,12 +331,13 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 	}
 	b := &backend{agency: n.fc.Agency, replica: n.fc.ReplicaID(), peer: n.host.ID().String(), node: n,
 		audit: n.auditG, data: n.dataG, users: n.users, cards: n.cards, policy: n.policy, replicas: n.replicas,
-		querier: n.querier, holdings: n.holdings, witness: n.wit, followups: n.fin, followOut: n.followOut}
-	api, err := apiHandler(b, httpapi.Config{Metrics: n.met.handler(), Observe: n.met.observeRequest, Logger: log},
+		querier: n.querier, holdings: n.holdings, witness: n.wit, followups: n.fin, followOut: n.followOut, partners: n.partnerSets}
+	api, ui, err := apiHandler(b, httpapi.Config{Metrics: n.met.handler(), Observe: n.met.observeRequest, Logger: log},
 		n.auditG.VerifierKey(), n.now, log) // the API, and the console under /ui/ (console.go)
 	if err != nil {
 		return err
 	}
+	n.ui = ui
 	n.apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
 	go n.apiSrv.Serve(n.apiLn)
@@ -359,6 +362,9 @@ func (n *Node) closeParts() error {
 		os.Remove(n.path(APIURLFile))
 	} else if n.apiLn != nil {
 		n.apiLn.Close()
+	}
+	if n.ui != nil {
+		errs = append(errs, n.ui.Close()) // the console's background queries end while the host and ledgers are open
 	}
 	if n.host != nil {
 		if err := n.host.Close(); err != nil {

@@ -179,6 +179,8 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 	}
 	res.Status = "done"
 	res.Partners = make([]httpapi.PartnerResult, len(partners))
+	prog := progressOf(ctx) // the console's progress page (query_progress.go)
+	prog.asking(p.id, partners)
 	var wg sync.WaitGroup
 	for i, partner := range partners {
 		wg.Go(func() {
@@ -188,6 +190,7 @@ func (q *querier) Query(ctx context.Context, u httpapi.User, req httpapi.QueryRe
 			r := q.queryPartner(pctx, p, partner, decisions[i])
 			r.Millis = time.Since(t0).Milliseconds()
 			res.Partners[i] = r
+			prog.answered(r)
 		})
 	}
 	wg.Wait()

@@ -62,3 +62,26 @@ type Backend interface {
 type Refuser interface {
 	Refuse(ctx context.Context, u httpapi.User, id, reason string) (httpapi.QueryRecord, error)
 }
+
+// Progresser is a Backend that reports a query's progress: the same query
+// as Query, telling asking, once and before any partner is asked, the
+// query's ID and the partners it asks (sorted; never for a query that
+// waits for an approver), and answered each partner's part as it
+// completes, whatever the outcome. Both may be called from the query's
+// goroutines concurrently. With a Backend that does not implement it,
+// the progress page says only that the query runs.
+type Progresser interface {
+	QueryProgress(ctx context.Context, u httpapi.User, req httpapi.QueryRequest,
+		asking func(id string, partners []string), answered func(httpapi.PartnerResult)) (httpapi.QueryResult, error)
+}
+
+// Operator is a Backend that shows admins and stewards what the status
+// page does not: the copies of partners' sets and the budgets.
+type Operator interface {
+	// SyncStates lists this replica's copies of partners' sets, by
+	// partner, kind and reach.
+	SyncStates(ctx context.Context) ([]httpapi.SyncState, error)
+	// Budgets lists the budgets of the policy in force and their use
+	// today; caseRef, when not empty, adds the budget of that local case.
+	Budgets(ctx context.Context, u httpapi.User, caseRef string) ([]httpapi.Budget, error)
+}

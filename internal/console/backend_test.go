@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 
+	"github.com/xborder/xborder/internal/console/consoletest"
 	"github.com/xborder/xborder/internal/httpapi"
 )
 
@@ -19,3 +20,13 @@ type apiBackend interface {
 }
 
 var _ Backend = apiBackend(nil)
+
+// The fake node reports progress and its budgets and copies, as node does.
+var (
+	_ Progresser = (*consoletest.Fake)(nil)
+	_ Operator   = (*consoletest.Fake)(nil)
+	_ Refuser    = (*consoletest.Fake)(nil)
+
+	_ httpapi.FollowupInboxBackend = (*consoletest.Fake)(nil)
+	_ httpapi.FollowupOutBackend   = (*consoletest.Fake)(nil)
+)

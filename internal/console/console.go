@@ -71,7 +71,9 @@ type Config struct {
 }
 
 // Console is the web console's http.Handler, for paths under Prefix. Its
-// sessions and sign-in links live in memory; it starts no goroutine.
+// sessions and sign-in links live in memory. It starts one goroutine per
+// query an investigator asks, which ends with the query (each partner
+// bounded by the node's deadline, the whole by runTimeout) or at Close.
 type Console struct {
 	cfg   Config
 	b     Backend
@@ -82,6 +84,7 @@ type Console struct {
 	sessions *sessions
 	links    *links
 	failures *failures
+	runs     *runs
 	key      []byte // HMAC key of the sign-in form's CSRF token
 }
 
@@ -109,7 +112,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	c := &Console{cfg: cfg, b: cfg.Backend, log: log.With("component", "console"), mux: http.NewServeMux(),
 		pages: pages, sessions: newSessions(cfg.SessionTTL, cfg.Now), links: newLinks(cfg.Now),
-		failures: newFailures(cfg.MaxFailures, cfg.Now), key: make([]byte, 32)}
+		failures: newFailures(cfg.MaxFailures, cfg.Now), runs: newRuns(cfg.Now), key: make([]byte, 32)}
 	rand.Read(c.key)
 	c.routes()
 	return c, nil
@@ -189,12 +192,16 @@ type page struct {
 var (
 	pageQuery     = page{"/ui/query", "New query", []string{"investigator"}, ""}
 	pageQueries   = page{"/ui/queries", "My queries", []string{"investigator"}, ""}
+	pageFollowups = page{"/ui/followups", "My follow-ups", []string{"investigator"}, ""}
 	pageApprovals = page{"/ui/approvals", "Pending approvals", []string{"approver"}, ""}
 	pageLedger    = page{"/ui/ledger", "Ledger", []string{"auditor"}, "read_ledger"}
 	pageCheckpts  = page{"/ui/checkpoints", "Checkpoints", []string{"auditor"}, "read_ledger"}
+	pageAuditFups = page{"/ui/audit/followups", "Follow-ups", []string{"auditor"}, "read_ledger"}
 	pageExport    = page{"/ui/export", "Export", []string{"auditor"}, "export"} // a form on Checkpoints, no menu item
 	pageStatus    = page{"/ui/status", "Status", []string{"admin", "steward"}, ""}
-	allPages      = []page{pageQuery, pageQueries, pageApprovals, pageLedger, pageCheckpts, pageStatus}
+	pagePolicy    = page{"/ui/policy", "Policy", []string{"admin", "steward"}, ""}
+	pageInbox     = page{"/ui/inbox", "Follow-up inbox", []string{"liaison"}, ""}
+	allPages      = []page{pageQuery, pageQueries, pageFollowups, pageApprovals, pageLedger, pageCheckpts, pageAuditFups, pageStatus, pagePolicy, pageInbox}
 )
 
 // home returns the first page of role, or false when it has none.
@@ -228,15 +235,24 @@ func (c *Console) routes() {
 
 	c.get(pageQuery, pageQuery.path, c.queryForm)
 	c.post(pageQuery, pageQuery.path, c.querySubmit)
+	c.get(pageQuery, pageQuery.path+"/run/{id}", c.runPage)
 	c.get(pageQueries, pageQueries.path, c.queriesPage)
+	c.post(pageFollowups, "/ui/queries/{id}/followups", c.followupSubmit)
+	c.get(pageFollowups, pageFollowups.path, c.followupsPage)
+	c.get(pageFollowups, pageFollowups.path+"/{id}", c.followupPage)
 	c.get(pageApprovals, pageApprovals.path, c.approvalsPage)
 	c.post(pageApprovals, "/ui/approvals/{id}/approve", c.approve)
 	c.post(pageApprovals, "/ui/approvals/{id}/refuse", c.refuse)
 	c.get(pageLedger, pageLedger.path, c.ledgerPage)
 	c.get(pageLedger, "/ui/ledger/{index}", c.entryPage)
 	c.get(pageCheckpts, pageCheckpts.path, c.checkpointsPage)
+	c.get(pageAuditFups, pageAuditFups.path, c.auditFollowupsPage)
+	c.get(pageAuditFups, pageAuditFups.path+"/{id}", c.auditFollowupPage)
 	c.post(pageExport, pageExport.path, c.export)
 	c.get(pageStatus, pageStatus.path, c.statusPage)
+	c.get(pagePolicy, pagePolicy.path, c.policyPage)
+	c.get(pageInbox, pageInbox.path, c.inboxPage)
+	c.post(pageInbox, pageInbox.path+"/{id}/answer", c.answerFollowup)
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, fmt.Errorf("no page %s: %w", r.URL.Path, httpapi.ErrNotFound))
 	})

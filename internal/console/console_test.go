@@ -154,7 +154,7 @@ func TestCSRFRequired(t *testing.T) {
 		{"no token", "", http.StatusForbidden},
 		{"a made-up token", "AAAA", http.StatusForbidden},
 		{"another user's session's token", adaTok, http.StatusForbidden},
-		{"the session's token", tok, http.StatusOK},
+		{"the session's token", tok, http.StatusSeeOther}, // to the query's page
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,13 +254,14 @@ func TestSessionRefused(t *testing.T) {
 
 func TestPagesByRole(t *testing.T) {
 	h := newHarness(t, false, false)
-	paths := []string{"/ui/query", "/ui/queries", "/ui/approvals", "/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/status"}
+	paths := []string{"/ui/query", "/ui/queries", "/ui/approvals", "/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/status", "/ui/policy", "/ui/inbox", "/ui/followups"}
 	sees := map[string][]string{
-		"ivy":  {"/ui/query", "/ui/queries"},
+		"ivy":  {"/ui/query", "/ui/queries", "/ui/followups"},
 		"alan": {"/ui/approvals"},
 		"ada":  {"/ui/ledger", "/ui/ledger/3", "/ui/checkpoints"},
-		"root": {"/ui/status"},
-		"sam":  {"/ui/status"},
+		"root": {"/ui/status", "/ui/policy"},
+		"sam":  {"/ui/status", "/ui/policy"},
+		"lia":  {"/ui/inbox"},
 	}
 	for _, u := range consoletest.Users {
 		cl := h.client(t)

@@ -1,6 +1,6 @@
 // Package console implements xborder's web console: server-rendered pages
 // under /ui/ on a replica's API listener, for investigators, approvers,
-// auditors, stewards and admins (docs/console.md).
+// auditors, stewards, admins and liaison officers (docs/console.md).
 //
 // # How
 //
@@ -22,6 +22,15 @@
 // user or a changed role ends the session. A role sees only its pages; a
 // page that needs a policy action (read_ledger) asks Backend.Authorize too.
 //
+// A query runs in the background: the form's POST starts it and answers
+// with a redirect to its page, which lists each partner with its state as
+// the node reports it (Progresser) and reloads itself with a meta refresh
+// (no script) until the result is there. Optional Backend extensions add
+// pages or parts of pages where the node implements them: Refuser,
+// Progresser, Operator (copies of partners' sets, budgets),
+// httpapi.FollowupInboxBackend (the liaison's inbox) and
+// httpapi.FollowupOutBackend (the investigator's follow-ups).
+//
 // The auditor's entry page checks the entry against the newest signed
 // checkpoint with ledger/format and x/mod's tlog, the code of `xborder
 // ledger verify` and `ledger show`: the checkpoint's signature with the
@@ -41,8 +50,9 @@
 // Origin names another origin is refused too. Failed sign-ins are limited
 // per address (Config.MaxFailures). Sign-in links are random 256-bit
 // secrets, single use, expiring (DefaultLinkTTL), and only their hash is
-// kept. Query values live only in the request that carries them and the
-// page that answers it; the log gets user names, roles and paths, never
-// tokens, secrets or values. Sessions live on the replica that made them:
+// kept. A query's lines live in the memory of its run, to show its hits
+// as the investigator's lines, until runTTL after it ends or sign-out,
+// and never in the session store; the log gets user names, roles and
+// paths, never tokens, secrets or values. Sessions live on the replica that made them:
 // a restart signs everyone out.
 package console

@@ -26,13 +26,17 @@ type queryView struct {
 // page but the result's own lines.
 type queryForm struct {
 	Kind, Region, Case, Basis, Offence, Purpose, Partners string
+	Mode                                                  string // enforcement or safeguarding
 	Urgent                                                bool
 	ID, CaseKey                                           string // an approved pending query to run
 }
 
 func (c *Console) queryForm(w http.ResponseWriter, r *request) error {
 	q := r.URL.Query()
-	fm := queryForm{Kind: "phone", ID: q.Get("id"), CaseKey: q.Get("case_key")}
+	fm := queryForm{Kind: "phone", Mode: modeEnforcement, ID: q.Get("id"), CaseKey: q.Get("case_key")}
+	if q.Get("mode") == modeSafeguarding {
+		fm.Mode = modeSafeguarding
+	}
 	c.render(w, r.Request, http.StatusOK, "query", "New query", r, queryView{Kinds: kindNames(), Form: fm})
 	return nil
 }
@@ -45,16 +49,55 @@ func kindNames() []string {
 	return out
 }
 
+// Query modes (docs/victims.md).
+const (
+	modeEnforcement  = "enforcement"
+	modeSafeguarding = "safeguarding"
+)
+
 // resultView is a query's answer: per partner, the hits as the
 // investigator's own lines.
 type resultView struct {
 	Result   httpapi.QueryResult
 	Partners []partnerView
+	// FollowUp: the node sends follow-ups (httpapi.FollowupOutBackend),
+	// so a partner's numbered hits come with a form to follow them up.
+	FollowUp bool
 }
 
 type partnerView struct {
 	httpapi.PartnerResult
-	Lines []string // the investigator's lines that hit
+	Hits []hitView // the investigator's lines that hit
+}
+
+// hitView is one hit: the investigator's line, and the reach of the
+// record that matched (open, victim or witness).
+type hitView struct {
+	Line, Reach string
+	Number      int // the hit's number for a follow-up (0: none kept)
+}
+
+// newResultView maps each partner's hits to lines, the investigator's
+// lines in the order of the request's values.
+func newResultView(res httpapi.QueryResult, lines []string) resultView {
+	v := resultView{Result: res}
+	for _, p := range res.Partners {
+		pv := partnerView{PartnerResult: p}
+		for j, i := range p.Hits {
+			if i >= 0 && i < len(lines) {
+				h := hitView{Line: lines[i]}
+				if j < len(p.HitReaches) {
+					h.Reach = p.HitReaches[j]
+				}
+				if j < len(p.HitNumbers) {
+					h.Number = p.HitNumbers[j]
+				}
+				pv.Hits = append(pv.Hits, h)
+			}
+		}
+		v.Partners = append(v.Partners, pv)
+	}
+	return v
 }
 
 // querySubmit canonicalises the pasted or uploaded list and runs the query
@@ -64,7 +107,7 @@ func (c *Console) querySubmit(w http.ResponseWriter, r *request) error {
 	f := r.PostForm
 	fm := queryForm{Kind: f.Get("kind"), Region: strings.ToUpper(strings.TrimSpace(f.Get("region"))), Case: f.Get("case"),
 		Basis: f.Get("basis"), Offence: f.Get("offence"), Purpose: f.Get("purpose"), Partners: f.Get("partners"),
-		Urgent: f.Get("urgent") != "", ID: f.Get("id"), CaseKey: f.Get("case_key")}
+		Mode: f.Get("mode"), Urgent: f.Get("urgent") != "", ID: f.Get("id"), CaseKey: f.Get("case_key")}
 	again := func(msg string, bad []string) error {
 		c.render(w, r.Request, http.StatusBadRequest, "query", "New query", r, queryView{Kinds: kindNames(), Form: fm, Error: msg, Bad: bad})
 		return nil
@@ -72,6 +115,13 @@ func (c *Console) querySubmit(w http.ResponseWriter, r *request) error {
 	k, err := ident.ParseKind(fm.Kind)
 	if err != nil {
 		return again(err.Error(), nil)
+	}
+	switch fm.Mode {
+	case "":
+		fm.Mode = modeEnforcement
+	case modeEnforcement, modeSafeguarding:
+	default:
+		return again(fmt.Sprintf("mode %q: choose enforcement or safeguarding", fm.Mode), nil)
 	}
 	opt := ident.Options{Region: fm.Region}
 	if err := opt.Validate(); err != nil {
@@ -89,7 +139,7 @@ func (c *Console) querySubmit(w http.ResponseWriter, r *request) error {
 		}
 	}
 	req := httpapi.QueryRequest{ID: fm.ID, CaseKey: fm.CaseKey, Kind: k.String(), Case: fm.Case, Basis: fm.Basis,
-		Offence: fm.Offence, Purpose: fm.Purpose, Urgent: fm.Urgent}
+		Offence: fm.Offence, Purpose: fm.Purpose, Urgent: fm.Urgent, Mode: fm.Mode}
 	for _, p := range strings.Split(fm.Partners, ",") {
 		if p = strings.ToUpper(strings.TrimSpace(p)); p != "" && p != "ALL" {
 			req.Partners = append(req.Partners, p)
@@ -127,21 +177,13 @@ func (c *Console) querySubmit(w http.ResponseWriter, r *request) error {
 	case fm.Case == "" || fm.Basis == "" || fm.Offence == "":
 		return again("give the case reference, the legal basis and the offence", nil)
 	}
-	res, err := c.b.Query(r.Context(), r.user, req)
+	// The query runs in the background (it may take a partner's whole
+	// deadline); the progress page follows it and shows the result.
+	rn, err := c.runs.start(secretKey(r.id), lines, c.runQuery(r.user, req))
 	if err != nil {
 		return err
 	}
-	v := resultView{Result: res}
-	for _, p := range res.Partners {
-		pv := partnerView{PartnerResult: p}
-		for _, i := range p.Hits {
-			if i >= 0 && i < len(lines) {
-				pv.Lines = append(pv.Lines, lines[i])
-			}
-		}
-		v.Partners = append(v.Partners, pv)
-	}
-	c.render(w, r.Request, http.StatusOK, "result", "Query result", r, v)
+	http.Redirect(w, r.Request, pageQuery.path+"/run/"+rn.id, http.StatusSeeOther)
 	return nil
 }
 
@@ -219,7 +261,18 @@ type statusView struct {
 	Groups      plot
 	Data        httpapi.DataStats
 	DataErr     string
+	Classes     []string // subject classes with rows, for the holdings table
+	Syncs       []syncRow
+	SyncsErr    string
 }
+
+type syncRow struct {
+	httpapi.SyncState
+	Age string // since the last sync, rounded
+}
+
+// classOrder is the order of subject classes in the holdings table.
+var classOrder = []string{"suspect", "unknown", "victim", "witness"}
 
 type partnerCard struct {
 	httpapi.Partner
@@ -252,6 +305,34 @@ func (c *Console) statusPage(w http.ResponseWriter, r *request) error {
 		v.DataErr = err.Error()
 	} else {
 		v.Data = st
+		for _, cl := range classOrder {
+			for _, k := range st.Kinds {
+				if k.Classes[cl] > 0 {
+					v.Classes = append(v.Classes, cl)
+					break
+				}
+			}
+		}
+	}
+	op, ok := c.b.(Operator)
+	switch err := c.b.Authorize(r.user, "manage_partners"); {
+	case !ok:
+		v.SyncsErr = "this node does not report its copies of partners' sets"
+	case err != nil:
+		v.SyncsErr = err.Error()
+	default:
+		ss, err := op.SyncStates(r.Context())
+		if err != nil {
+			return err
+		}
+		now := c.cfg.Now()
+		for _, s := range ss {
+			row := syncRow{SyncState: s}
+			if !s.Synced.IsZero() {
+				row.Age = now.Sub(s.Synced).Round(time.Second).String()
+			}
+			v.Syncs = append(v.Syncs, row)
+		}
 	}
 	var labels []string
 	var sizes []int

@@ -2,7 +2,9 @@ package console
 
 import (
 	"encoding/xml"
+	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +64,43 @@ func TestPlots(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMeters: each budget is one bar whose filled width is its share of
+// the limit, capped at the limit, drawn in the warning colour from 90%;
+// the chart is well-formed SVG with a title and a description.
+func TestMeters(t *testing.T) {
+	ms := []meter{{"TH phone daily", 250, 1000}, {"TH email daily", 950, 1000}, {"phone daily cap", 3000, 1000}, {"none", 0, 0}}
+	svg := string(drawMeters("Budget use today", "desc", ms))
+	d := xml.NewDecoder(strings.NewReader(svg))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("SVG is not well-formed: %v\n%s", err, svg)
+		}
+	}
+	if !strings.Contains(svg, `role="img"`) || !strings.Contains(svg, `<title id="t-budget-use-today">`) || !strings.Contains(svg, "<desc id=") {
+		t.Errorf("SVG without role, title or desc:\n%s", svg)
+	}
+	full := float64(plotW - meterLabelW - 90)
+	bars := regexp.MustCompile(`<rect x="\d+" y="\d+" width="([0-9.]+)" height="16" fill="(#[0-9a-f]+)"><title>([^<]+)</title>`).FindAllStringSubmatch(svg, -1)
+	if len(bars) != len(ms) {
+		t.Fatalf("%d bars; want %d:\n%s", len(bars), len(ms), svg)
+	}
+	for i, m := range ms {
+		pct := min(percent(m.Used, m.Limit), 100)
+		want := fmt.Sprintf("%.1f", full*float64(pct)/100)
+		colour := plotFill
+		if percent(m.Used, m.Limit) >= meterWarn {
+			colour = meterFull
+		}
+		if bars[i][1] != want || bars[i][2] != colour || !strings.HasPrefix(bars[i][3], m.Label+": ") {
+			t.Errorf("bar %d (%+v) = width %s, %s, %q; want width %s, %s", i, m, bars[i][1], bars[i][2], bars[i][3], want, colour)
+		}
+	}
+	if got := percent(3000, 1000); got != 300 {
+		t.Errorf("percent(3000, 1000) = %d; want 300 (the table shows the real share)", got)
 	}
 }

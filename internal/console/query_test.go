@@ -26,9 +26,9 @@ func TestNoIdentifierLeaks(t *testing.T) {
 			tok := h.session(t, ivy, "ivy")
 			typed := []string{"+66 81 234 5678", "+44 7700 900999"}
 			canonical := []string{"+66812345678", "+447700900999"}
-			resp, body := h.do(t, ivy, http.MethodPost, "/ui/query", queryValues(tok, typed...))
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("query = %d\n%s", resp.StatusCode, body)
+			_, code, body := h.ask(t, ivy, queryValues(tok, typed...))
+			if code != http.StatusOK {
+				t.Fatalf("query = %d\n%s", code, body)
 			}
 			if approval {
 				id := regexp.MustCompile(`id="query-id">([^<]+)<`).FindStringSubmatch(body)
@@ -44,15 +44,14 @@ func TestNoIdentifierLeaks(t *testing.T) {
 				f := queryValues(tok, typed...)
 				f.Set("id", id[1])
 				f.Set("case_key", key[1])
-				resp, body = h.do(t, ivy, http.MethodPost, "/ui/query", f)
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("approved query = %d\n%s", resp.StatusCode, body)
+				_, code, body = h.ask(t, ivy, f)
+				if code != http.StatusOK {
+					t.Fatalf("approved query = %d\n%s", code, body)
 				}
 			}
 			// The hit comes back as the investigator's own line.
 			// html/template writes + as &#43;.
-			line := func(v string) string { return "<li>" + strings.ReplaceAll(v, "+", "&#43;") + "</li>" }
-			if !strings.Contains(body, line(typed[0])) || strings.Contains(body, line(typed[1])) {
+			if !hitShown(body, typed[0]) || hitShown(body, typed[1]) {
 				t.Fatalf("result page does not show exactly the line that hit:\n%s", body)
 			}
 			if !strings.Contains(h.log.String(), "signed in") {
@@ -74,6 +73,17 @@ func TestNoIdentifierLeaks(t *testing.T) {
 			}
 			if strings.Contains(h.log.String(), consoletest.Token("ivy")) || strings.Contains(sessions, consoletest.Token("ivy")) {
 				t.Error("the API token is in the log or the session store")
+			}
+			// The result page's lines live in the run until sign-out
+			// (or runTTL), and nowhere else.
+			if resp, _ := h.do(t, ivy, http.MethodPost, "/ui/signout", url.Values{"csrf": {tok}}); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("sign out = %d", resp.StatusCode)
+			}
+			runs := fmt.Sprint(h.c.runs.snapshot())
+			for _, v := range append(typed, canonical...) {
+				if strings.Contains(runs, v) {
+					t.Errorf("identifier %q held by the console after sign-out", v)
+				}
 			}
 		})
 	}
@@ -107,10 +117,13 @@ func TestQueryUpload(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusSeeOther {
+			return h.wait(t, ivy, resp.Header.Get("Location"))
+		}
 		return resp.StatusCode, string(b)
 	}
 	code, body := post("+44 7700 900123\n+33 6 00 00 00 01\n")
-	if code != http.StatusOK || !strings.Contains(body, "<li>&#43;44 7700 900123</li>") {
+	if code != http.StatusOK || !hitShown(body, "+44 7700 900123") {
 		t.Fatalf("uploaded query = %d; want 200 with the hit +44 7700 900123\n%s", code, body)
 	}
 	code, body = post("+44 7700 900123\nnot-a-phone-4242\n")
@@ -126,8 +139,8 @@ func TestRefuse(t *testing.T) {
 	h := newHarness(t, true, false)
 	ivy := h.client(t)
 	tok := h.session(t, ivy, "ivy")
-	if resp, body := h.do(t, ivy, http.MethodPost, "/ui/query", queryValues(tok, "+66 81 234 5678")); resp.StatusCode != http.StatusOK {
-		t.Fatalf("query = %d\n%s", resp.StatusCode, body)
+	if _, code, body := h.ask(t, ivy, queryValues(tok, "+66 81 234 5678")); code != http.StatusOK {
+		t.Fatalf("query = %d\n%s", code, body)
 	}
 	alan := h.client(t)
 	atok := h.session(t, alan, "alan")

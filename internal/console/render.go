@@ -21,7 +21,10 @@ type view struct {
 	Role   string
 	Menu   []menuItem
 	CSRF   string
-	Data   any
+	// Refresh, when not zero, makes the page reload itself after so
+	// many seconds (a meta refresh: no script).
+	Refresh int
+	Data    any
 }
 
 type menuItem struct {
@@ -30,7 +33,7 @@ type menuItem struct {
 }
 
 // pageNames are the templates, each parsed with layout.html.
-var pageNames = []string{"signin", "link", "error", "query", "result", "queries", "ledger", "entry", "checkpoints", "status"}
+var pageNames = []string{"signin", "link", "error", "query", "result", "progress", "queries", "ledger", "entry", "checkpoints", "status", "policy", "inbox", "followups", "followup", "auditfollowups"}
 
 var funcs = template.FuncMap{
 	"time": func(t time.Time) string {
@@ -57,7 +60,13 @@ func parsePages() (map[string]*template.Template, error) {
 
 // render writes page name with data, framed for rq's user (nil: signed out).
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name, title string, rq *request, data any) {
-	v := view{Title: title, Agency: c.cfg.Agency, Data: data}
+	c.renderRefresh(w, r, status, name, title, rq, data, 0)
+}
+
+// renderRefresh is render of a page that reloads itself after refresh
+// seconds (0: never).
+func (c *Console) renderRefresh(w http.ResponseWriter, r *http.Request, status int, name, title string, rq *request, data any, refresh int) {
+	v := view{Title: title, Agency: c.cfg.Agency, Data: data, Refresh: refresh}
 	if rq != nil {
 		v.User, v.Role, v.CSRF = rq.user.Name, rq.user.Role, rq.se.CSRF
 		for _, p := range allPages {

@@ -123,6 +123,7 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.sessions.end(rq.id)
+	c.runs.endSession(secretKey(rq.id))
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: Prefix, MaxAge: -1, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	c.log.Info("signed out", "user", rq.user.Name)

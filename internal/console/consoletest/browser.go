@@ -2,6 +2,7 @@ package consoletest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -130,4 +131,15 @@ func (t *Tab) Screenshot() ([]byte, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, stepTimeout)
 	defer cancel()
 	return chromedp.Run(ctx, chromedp.FullScreenshot(100))
+}
+
+// Count returns how many elements match sel (a CSS selector) now.
+func (t *Tab) Count(sel string) (int, error) {
+	ctx, cancel := context.WithTimeout(t.ctx, stepTimeout)
+	defer cancel()
+	q, err := json.Marshal(sel)
+	if err != nil {
+		return 0, err
+	}
+	return chromedp.Run(ctx, chromedp.Evaluate[int]("document.querySelectorAll("+string(q)+").length"))
 }

@@ -43,6 +43,7 @@ var Users = []httpapi.User{
 	{Name: "ada", Role: "auditor"},
 	{Name: "root", Role: "admin"},
 	{Name: "sam", Role: "steward"},
+	{Name: "lia", Role: "liaison"},
 }
 
 // Token returns the API token of a fake user.
@@ -55,6 +56,7 @@ var permits = map[string][]string{
 	"auditor":      {"read_ledger", "export"},
 	"admin":        {"manage_users", "manage_partners", "manage_keys", "manage_policy"},
 	"steward":      {"manage_partners", "import"},
+	"liaison":      {"answer_followup"},
 }
 
 // A Read is one ledger read the fake served: who, why, which entry
@@ -84,7 +86,12 @@ type Fake struct {
 	tamper    bool
 	held      map[string]bool // the partner's holdings, canonical values
 	approval  bool
-	checkSize uint64 // size of the newest signed checkpoint
+	checkSize uint64          // size of the newest signed checkpoint
+	victims   map[string]bool // values the partner holds as victims' records: hits of safeguarding queries only
+	hold      chan struct{}   // non-nil: QueryProgress waits on it before the second partner answers
+	followups []httpapi.FollowupInboxItem
+	sent      []httpapi.SentFollowup
+	hitCount  map[string]int // query ID to the partner's hits, for follow-ups
 }
 
 // NewFake returns a fake node with a ledger of n entries over the days
@@ -112,7 +119,7 @@ func NewFake(now time.Time, n int, held []string, approval bool) (*Fake, error) 
 		return nil, err
 	}
 	f := &Fake{LedgerKey: vkey, signer: signer, cosigner: cosigner, witness: wkey, users: slices.Clone(Users),
-		held: map[string]bool{}, approval: approval, commits: map[string]string{}}
+		held: map[string]bool{}, approval: approval, commits: map[string]string{}, victims: map[string]bool{}}
 	for _, v := range held {
 		f.held[v] = true
 	}
@@ -194,11 +201,14 @@ func (f *Fake) PolicyVersion() string { return "v1-3f2a" }
 // DataStats describes the fake's holdings.
 func (f *Fake) DataStats(ctx context.Context, u httpapi.User) (httpapi.DataStats, error) {
 	return httpapi.DataStats{Epoch: 3, Kinds: []httpapi.KindStats{
-		{Kind: "phone", Rows: 1200, Epoch: 3, Versions: 4, Built: 4, Entries: 2048},
-		{Kind: "email", Rows: 310, Epoch: 3, Versions: 2, Built: 2, Entries: 512},
+		{Kind: "phone", Rows: 1200, Epoch: 3, Versions: 4, Built: 4, Entries: 2048,
+			Classes: map[string]int{"suspect": 700, "unknown": 420, "victim": 80}},
+		{Kind: "email", Rows: 310, Epoch: 3, Versions: 2, Built: 2, Entries: 512,
+			Classes: map[string]int{"suspect": 110, "unknown": 200}},
 	}, Sets: []httpapi.SetStats{
-		{Kind: "phone", Epoch: 3, Version: 4, Digest: "9f2c41d0", Serving: true},
-		{Kind: "email", Epoch: 3, Version: 2, Digest: "07aa3e11", Serving: true},
+		{Kind: "phone", Epoch: 3, Reach: "open", Version: 4, Digest: "9f2c41d0", Serving: true},
+		{Kind: "phone", Epoch: 3, Reach: "victim", Version: 1, Digest: "5b0e77c2", Serving: true},
+		{Kind: "email", Epoch: 3, Reach: "open", Version: 2, Digest: "07aa3e11", Serving: true},
 	}}, nil
 }
 
@@ -212,12 +222,16 @@ func (f *Fake) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 	defer f.mu.Unlock()
 	key := make([]byte, 16)
 	rand.Read(key)
-	res := httpapi.QueryResult{ID: req.ID, Kind: req.Kind, Values: len(req.Values), PaddedSize: 64, CaseKey: hex.EncodeToString(key)}
-	if f.approval {
+	mode := req.Mode
+	if mode == "" {
+		mode = "enforcement"
+	}
+	res := httpapi.QueryResult{ID: req.ID, Kind: req.Kind, Values: len(req.Values), PaddedSize: 64, CaseKey: hex.EncodeToString(key), Mode: mode}
+	if f.approval || mode == "safeguarding" {
 		if req.ID == "" {
 			res.ID, res.Status = fmt.Sprintf("q-%d", len(f.queries)+1), "pending"
 			f.queries = append(f.queries, httpapi.QueryRecord{ID: res.ID, User: u.Name, Kind: req.Kind, Case: req.Case,
-				Basis: req.Basis, Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Partners: []string{Partner},
+				Basis: req.Basis, Offence: req.Offence, Purpose: req.Purpose, Urgent: req.Urgent, Mode: mode, Partners: []string{Partner},
 				PaddedSize: 64, Created: time.Now(), Status: "pending", Commitment: commit(res.CaseKey, req.Values)})
 			f.commits[res.ID] = commit(res.CaseKey, req.Values)
 			return res, nil
@@ -234,10 +248,20 @@ func (f *Fake) Query(ctx context.Context, u httpapi.User, req httpapi.QueryReque
 	res.Status = "done"
 	pr := httpapi.PartnerResult{Agency: Partner, RequestID: "req-" + res.ID, Outcome: httpapi.OutcomeNoHits, Millis: 42}
 	for i, v := range req.Values {
-		if f.held[v] {
-			pr.Hits = append(pr.Hits, i)
+		switch {
+		case f.held[v]:
+			pr.Hits, pr.HitReaches = append(pr.Hits, i), append(pr.HitReaches, "open")
+			pr.HitNumbers = append(pr.HitNumbers, len(pr.Hits))
+		case f.victims[v] && mode == "safeguarding":
+			pr.Hits, pr.HitReaches = append(pr.Hits, i), append(pr.HitReaches, "victim")
+			pr.HitNumbers = append(pr.HitNumbers, len(pr.Hits))
+			pr.Handling, pr.Instruction = "H2", "contact the partner's victim liaison before any action"
 		}
 	}
+	if f.hitCount == nil {
+		f.hitCount = map[string]int{}
+	}
+	f.hitCount[res.ID] = len(pr.Hits)
 	if pr.HitCount = len(pr.Hits); pr.HitCount > 0 {
 		pr.Outcome = httpapi.OutcomeHits
 	}
@@ -295,7 +319,7 @@ func (f *Fake) Refuse(ctx context.Context, u httpapi.User, id, reason string) (h
 	if f.queries[i].Status != "pending" {
 		return httpapi.QueryRecord{}, fmt.Errorf("query %s is %s: %w", id, f.queries[i].Status, httpapi.ErrConflict)
 	}
-	f.queries[i].Status, f.queries[i].Approver = "refused", u.Name
+	f.queries[i].Status, f.queries[i].Approver, f.queries[i].Reason = "refused", u.Name, reason
 	delete(f.commits, id)
 	f.append(format.Header{Time: time.Now(), Type: format.TypeApproval, Agency: Agency, RequestID: id, Outcome: format.OutcomeDenied},
 		format.Body{Actor: u.Name, Approver: u.Name, Purpose: "refused: " + reason})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/xborder/xborder/internal/console"
 	"github.com/xborder/xborder/internal/console/consoletest"
+	"github.com/xborder/xborder/internal/httpapi"
 )
 
 func main() {
@@ -46,6 +47,7 @@ func run(out string) error {
 	if err != nil {
 		return err
 	}
+	fake.HoldVictims("+447700900999")
 	c, err := console.New(console.Config{Backend: fake, LedgerKey: fake.LedgerKey, Agency: consoletest.Agency})
 	if err != nil {
 		return err
@@ -107,6 +109,10 @@ func run(out string) error {
 			return err
 		}
 	}
+	// A safeguarding query: it also asks the partner's victims' records.
+	if err := ivy.Do(chromedp.Click(chromedp.CSS("#mode-safeguarding"))); err != nil {
+		return err
+	}
 	if err := shot(ivy, "query"); err != nil {
 		return err
 	}
@@ -140,14 +146,51 @@ func run(out string) error {
 		return err
 	}
 
-	// Investigator runs the approved query and sees the hit.
-	if err := ivy.Open("/ui/query?id="+id+"&case_key="+key, "#values"); err != nil {
+	// Investigator runs the approved query: one partner answers at
+	// once, the other is held, so the progress page shows both states;
+	// then the result, with the hits as her lines.
+	if err := ivy.Open("/ui/query?id="+id+"&case_key="+key+"&mode=safeguarding", "#values"); err != nil {
 		return err
 	}
-	if err := ivy.Fill(ask, "main form button[type=submit]", "#query-status"); err != nil {
+	release := fake.Hold()
+	if err := ivy.Fill(ask, "main form button[type=submit]", "#progress"); err != nil {
+		release()
+		return err
+	}
+	err = shot(ivy, "query-progress")
+	release()
+	if err != nil {
+		return err
+	}
+	if err := ivy.Do(chromedp.WaitVisible(chromedp.CSS("#query-status"))); err != nil {
 		return err
 	}
 	if err := shot(ivy, "query-result"); err != nil {
+		return err
+	}
+	// She follows up TH's first hit; TH answers; she reads the answer.
+	if err := ivy.Fill([][2]string{{"#fu-basis-TH", "2006/960/JHA art. 4"}, {"#fu-purpose-TH", "reach the officer in charge"}},
+		`#followup-TH input[name=hit][value="1"]`, "#followup-TH"); err != nil {
+		return err
+	}
+	if err := click(ivy, "#followup-TH button[type=submit]", "#followup-status"); err != nil {
+		return err
+	}
+	fid, err := ivy.Text("#followup-id")
+	if err != nil {
+		return err
+	}
+	fake.AnswerSent(fid)
+	if err := ivy.Open("/ui/followups/"+fid, "#followup-answer"); err != nil {
+		return err
+	}
+	if err := shot(ivy, "followup"); err != nil {
+		return err
+	}
+	if err := ivy.Open("/ui/followups", "#followups"); err != nil {
+		return err
+	}
+	if err := shot(ivy, "followups"); err != nil {
 		return err
 	}
 	if err := ivy.Open("/ui/queries", "main h1"); err != nil {
@@ -201,6 +244,45 @@ func run(out string) error {
 	if err := shot(root, "status-admin"); err != nil {
 		return err
 	}
+	if err := root.Open("/ui/policy?case=OP-7", "#budgets"); err != nil {
+		return err
+	}
+	if err := shot(root, "policy"); err != nil {
+		return err
+	}
+	// Liaison: the follow-up inbox, some answered, one past its deadline.
+	lia := consoletest.Users[5]
+	for _, f := range []struct {
+		partner, kind string
+		ago, due      time.Duration
+		urgent        bool
+		ref, contact  string
+		answer        *httpapi.AnswerFollowup
+	}{
+		{"TH", "phone", 3 * 24 * time.Hour, 4 * 24 * time.Hour, false, "GB-2026-0412", "DS Patel, +44 20 7946 0412", &httpapi.AnswerFollowup{Share: []string{"reference", "contact"}, Handling: "H2"}},
+		{"FR", "phone", 8 * 24 * time.Hour, -1 * 24 * time.Hour, false, "GB-2026-0377", "DC Okafor, +44 20 7946 0377", &httpapi.AnswerFollowup{Refuse: true, Reason: "the case is closed"}},
+		{"TH", "email", 10 * time.Hour, -2 * time.Hour, true, "GB-2026-0450", "DS Patel, +44 20 7946 0412", nil},
+		{"TH", "phone", 2 * time.Hour, 6 * time.Hour, true, "GB-2026-0451", "DI Hughes, +44 20 7946 0451", nil},
+		{"FR", "phone", time.Hour, 6 * 24 * time.Hour, false, "GB-2026-0460", "DS Lee, +44 20 7946 0460", nil},
+	} {
+		id := fake.AddFollowup(f.partner, f.kind, f.ago, f.due, f.urgent, f.ref, f.contact)
+		if f.answer != nil {
+			if _, err := fake.AnswerFollowup(ctx, lia, id, *f.answer); err != nil {
+				return err
+			}
+		}
+	}
+	lt, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := lt.SignIn(consoletest.Token(lia.Name)); err != nil {
+		return err
+	}
+	if err := shot(lt, "inbox"); err != nil {
+		return err
+	}
+
 	sam, err := tab()
 	if err != nil {
 		return err
