@@ -65,7 +65,7 @@ func (w *workload) probeRemovals(ctx context.Context) []*probe {
 			}
 			values := append(append([]string(nil), removed...), held...)
 			for deadline := time.Now().Add(probeWait); ; {
-				op := w.probeOnce(ctx, q, owner.Code, values)
+				op := w.probeOnce(ctx, q, owner.Code, values, len(p.ops))
 				p.ops = append(p.ops, op)
 				if plain(op) || time.Now().After(deadline) || ctx.Err() != nil {
 					break
@@ -83,8 +83,11 @@ func plain(op *Op) bool {
 		(op.Partners[0].Outcome == httpapi.OutcomeHits || op.Partners[0].Outcome == httpapi.OutcomeNoHits)
 }
 
-func (w *workload) probeOnce(ctx context.Context, q *AgencyNode, owner string, values []string) *Op {
-	ri := len(q.Replicas) - 1
+// probeOnce asks owner about values through one of q's replicas: the
+// last one first, then, attempt after attempt, the one before it (a
+// replica that is down must not fail the probe).
+func (w *workload) probeOnce(ctx context.Context, q *AgencyNode, owner string, values []string, attempt int) *Op {
+	ri := len(q.Replicas) - 1 - attempt%len(q.Replicas)
 	op := w.hist.begin(q.Code, 8, "probe", q.Replicas[ri].ID)
 	op.QueryKind, op.values = stewardKind, values
 	c, err := q.Client(ri, "investigator")
