@@ -290,5 +290,13 @@ func run(out string) error {
 	if err := sam.SignIn(consoletest.Token("sam")); err != nil {
 		return err
 	}
-	return shot(sam, "status-steward")
+	if err := shot(sam, "status-steward"); err != nil {
+		return err
+	}
+
+	// Auditor: every follow-up, sent and received (the liaison's above).
+	if err := ada.Open("/ui/audit/followups", "#audit-in"); err != nil {
+		return err
+	}
+	return shot(ada, "audit-followups")
 }
