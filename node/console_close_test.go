@@ -55,14 +55,17 @@ func TestConsoleClosesWithNode(t *testing.T) {
 		t.Error("a console query still runs after GB's replica closed")
 	}
 	// The console ended the query (its context) before the host closed:
-	// TH's part ended cancelled, not for want of a host.
+	// TH's part ended, cancelled, not for want of a host.
 	var part string
 	for _, l := range strings.Split(string(logs.Bytes()), "\n") {
 		if strings.Contains(l, `msg="query part ended"`) && strings.Contains(l, "partner=TH") {
 			part = l
 		}
 	}
-	if !strings.Contains(part, "context canceled") || strings.Contains(part, "host closed") {
+	// (Cancelled while dialling it reads "context canceled", while
+	// reading "stream reset (local)"; after the host closed, "host
+	// closed" or "swarm closed".)
+	if part == "" || strings.Contains(part, "host closed") || strings.Contains(part, "swarm closed") {
 		t.Errorf("TH's part of the console query ended with %q; want it cancelled by the console before the host closed", part)
 	}
 }
