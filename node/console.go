@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -64,13 +66,30 @@ type consoleBackend struct {
 var _ httpapi.LinkBackend = consoleBackend{}
 
 // ConsoleLink makes a one-time sign-in link for user on this replica's
-// console; the API has checked that actor may manage users.
+// console; the API has checked that actor may manage users. A link signs
+// in as a token would, so making one is recorded first, as a user entry
+// (body: the actor, and "sign-in link for user NAME"; digest: of the
+// user, the replica and the expiry), never with the link's secret.
 func (cb consoleBackend) ConsoleLink(ctx context.Context, actor httpapi.User, user string) (httpapi.Link, error) {
+	if _, err := cb.users.audit.Get(nsUsers, user); errors.Is(err, ledger.ErrNotFound) {
+		return httpapi.Link{}, fmt.Errorf("make sign-in link: no user %q ('xborder user list'): %w", user, httpapi.ErrNotFound)
+	} else if err != nil {
+		return httpapi.Link{}, fmt.Errorf("make sign-in link: %w", err)
+	}
+	expires := cb.now().Add(console.DefaultLinkTTL).UTC()
+	rec, _ := json.Marshal(struct {
+		User    string    `json:"user"`
+		Replica string    `json:"replica"`
+		Expires time.Time `json:"expires"`
+	}{user, cb.replica, expires})
+	if err := cb.users.userEntry(ctx, actorName(actor), "sign-in link for user "+user, rec); err != nil {
+		return httpapi.Link{}, fmt.Errorf("make sign-in link: %w", err)
+	}
 	path, err := cb.console.Link(ctx, user, console.DefaultLinkTTL)
 	if err != nil {
 		return httpapi.Link{}, err
 	}
-	return httpapi.Link{User: user, Path: path, Expires: cb.now().Add(console.DefaultLinkTTL).UTC()}, nil
+	return httpapi.Link{User: user, Path: path, Expires: expires}, nil
 }
 
 // apiHandler returns the replica's API listener's handler: the HTTP API

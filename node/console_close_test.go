@@ -12,9 +12,11 @@ import (
 )
 
 // TestConsoleClosesWithNode checks that closing a replica ends the
-// queries its console runs in the background: GB's investigator asks TH
-// on GB's console while TH answers nothing, GB's replica closes, and when
-// Close returns no console query is left running.
+// queries its console runs in the background, before its host and
+// ledgers close: GB's investigator asks TH on GB's console while TH
+// answers nothing, GB's replica closes; when Close returns no console
+// query is left running, and TH's part ended cancelled by the console,
+// not because the host had closed under it.
 func TestConsoleClosesWithNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two agencies")
@@ -51,6 +53,20 @@ func TestConsoleClosesWithNode(t *testing.T) {
 	gb.stop(0)
 	if consoleRunning() {
 		t.Error("a console query still runs after GB's replica closed")
+	}
+	// The console ended the query (its context) before the host closed:
+	// TH's part ended, cancelled, not for want of a host.
+	var part string
+	for _, l := range strings.Split(string(logs.Bytes()), "\n") {
+		if strings.Contains(l, `msg="query part ended"`) && strings.Contains(l, "partner=TH") {
+			part = l
+		}
+	}
+	// (Cancelled while dialling it reads "context canceled", while
+	// reading "stream reset (local)"; after the host closed, "host
+	// closed" or "swarm closed".)
+	if part == "" || strings.Contains(part, "host closed") || strings.Contains(part, "swarm closed") {
+		t.Errorf("TH's part of the console query ended with %q; want it cancelled by the console before the host closed", part)
 	}
 }
 

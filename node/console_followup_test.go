@@ -11,6 +11,7 @@ import (
 
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
+	"github.com/xborder/xborder/policy"
 )
 
 // TestConsoleFollowups walks step 2 through both agencies' consoles:
@@ -20,15 +21,17 @@ import (
 // under H3 and refuses the other with a reason; GB's investigator reads
 // both answers on her follow-ups' pages (another investigator may not),
 // and TH's ledger holds the liaison's followup_answer entries. An
-// investigator may not open the inbox; no reference or contact reaches a
-// log line.
+// investigator may not open the inbox; GB's auditor sees both follow-ups
+// sent (with their ledger entries and the answer), TH's auditor both
+// received (with the liaison's decisions); no reference or contact
+// reaches a log line.
 func TestConsoleFollowups(t *testing.T) {
 	noLeaks(t)
 	ctx := context.Background()
 	logs := &syncBuf{}
 	gb, th := startAgency(t, "GB", 1, logs), startAgency(t, "TH", 1, logs)
 	for _, a := range []*agency{gb, th} {
-		applyFollowupPolicy(t, a, "30d")
+		applyConsoleFollowupPolicy(t, a)
 	}
 	gb.pin(th)
 	th.pin(gb)
@@ -45,8 +48,8 @@ func TestConsoleFollowups(t *testing.T) {
 		}
 		return tok.Token
 	}
-	ivanTok, irisTok := add(q, "ivan", "investigator"), add(q, "iris", "investigator")
-	liaTok, thInvTok := add(owner, "lia", "liaison"), add(owner, "tom", "investigator")
+	ivanTok, irisTok, gbAudTok := add(q, "ivan", "investigator"), add(q, "iris", "investigator"), add(q, "ada", "auditor")
+	liaTok, thInvTok, thAudTok := add(owner, "lia", "liaison"), add(owner, "tom", "investigator"), add(owner, "aud", "auditor")
 	signIn := func(n *Node, tok string) *browser {
 		b := newBrowser(t, n.APIURL())
 		if resp, body := b.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {b.csrf("/ui/signin")}, "token": {tok}}); resp.StatusCode != http.StatusOK {
@@ -135,7 +138,46 @@ func TestConsoleFollowups(t *testing.T) {
 	if resp, _ := signIn(q, irisTok).do(http.MethodGet, urgent, nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("another investigator opens ivan's follow-up: %d; want 403", resp.StatusCode)
 	}
+
+	// GB's auditor sees both follow-ups ivan sent, with their entries,
+	// and the answer; TH's auditor both received, with lia's decisions.
+	_, page = signIn(q, gbAudTok).do(http.MethodGet, "/ui/audit/followups", nil)
+	for _, id := range []string{sid, uid} {
+		row := regexp.MustCompile(`(?s)<tr[^>]*><td><a href="/ui/audit/followups/` + id + `">.*?</tr>`).FindString(page)
+		if !strings.Contains(row, "<td>ivan</td>") || !strings.Contains(row, "answered") || !strings.Contains(row, `href="/ui/ledger/`) {
+			t.Errorf("GB's auditor: the row of %s %q; want ivan's, answered, with its ledger entries:\n%s", id, row, page)
+		}
+	}
+	_, page = signIn(q, gbAudTok).do(http.MethodGet, "/ui/audit/followups/"+uid, nil)
+	if !strings.Contains(page, "Shared under H3") || !strings.Contains(page, "<td>TH-CASE-2</td>") || strings.Contains(page, "poll=1") {
+		t.Errorf("GB's auditor's page of the urgent follow-up: want the answer, no ask-now link:\n%s", page)
+	}
+	_, page = signIn(owner, thAudTok).do(http.MethodGet, "/ui/audit/followups", nil)
+	for id, want := range map[string]string{uid: "ok</a> by user:lia under H3", sid: "denied</a> by user:lia"} {
+		row := regexp.MustCompile(`(?s)<tr><td><code>` + id + `</code>.*?</tr>`).FindString(page)
+		if !strings.Contains(row, "<td>GB</td>") || !strings.Contains(row, want) {
+			t.Errorf("TH's auditor: the row of %s %q; want from GB, %q:\n%s", id, row, want, page)
+		}
+	}
 	mustNotContain(t, "the logs", logs.Bytes(), map[string][][]byte{"a record's reference": {[]byte("TH-CASE-2")}, "a contact": {[]byte("AHTD desk")}})
+}
+
+// applyConsoleFollowupPolicy puts the follow-up policy in force at a, and
+// lets auditors read every follow-up (read_followup), as the example
+// policy does.
+func applyConsoleFollowupPolicy(t *testing.T, a *agency) {
+	t.Helper()
+	first := a.leader()
+	v, err := first.policy.ApplyPolicy(context.Background(), "user:admin", policy.Files{PolicyName: "policy.cedar",
+		Policy: []byte(followupPolicy + matchAdmins + `
+@id("auditors-followup") permit (principal in Role::"auditor", action == Action::"read_followup", resource is Kind);
+`), LimitsName: "limits.yaml", Limits: []byte(strings.Replace(followupLimits, "WINDOW", "30d", 1))}, first.users.policyManagers)
+	if err != nil {
+		t.Fatalf("%s ApplyPolicy: %v", a.cc, err)
+	}
+	for _, n := range a.running() {
+		until(t, a.cc+" policy in force", func() bool { return n.Policy().Version() == v })
+	}
 }
 
 // followupAnswerEntries returns n's followup_answer entries of follow-up

@@ -15,7 +15,8 @@ for a local user, and prints it. Hand it to that user alone: it signs them in
 once, as their token would, and expires after 15 minutes. The link is good on
 the replica that made it (the one --api or --dir names), whose console keeps
 only the SHA-256 of its secret. Only who may manage users (admins) may make
-one; making it is logged with the user's name, never the link.
+one; making it is recorded on the audit ledger first (a user entry: who
+made a link for whom) and logged with the user's name, never the link.
 
 This verb talks to the node: give --api URL and --token-file FILE, or --dir
 DIR of the local node (its api.url and admin.token).`

@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +19,13 @@ import (
 // (.ci/run).
 
 // browser starts a headless chromium for t, or skips t when the machine
-// has none.
+// has none (fails instead when XBORDER_REQUIRE_BROWSER is set, as in CI).
 func browser(t *testing.T) *consoletest.Browser {
 	t.Helper()
 	b, err := consoletest.NewBrowser(t.Context())
+	if errors.Is(err, consoletest.ErrNoBrowser) && os.Getenv("XBORDER_REQUIRE_BROWSER") != "" {
+		t.Fatalf("NO BROWSER, and XBORDER_REQUIRE_BROWSER is set (as .ci/run sets it): install chromium (apt-get install chromium) or set XBORDER_CHROMIUM: %v", err)
+	}
 	if errors.Is(err, consoletest.ErrNoBrowser) {
 		t.Skipf("NO BROWSER: this test drives chromium and none is installed, so the console's browser test did not run: %v", err)
 	}

@@ -254,11 +254,11 @@ func TestSessionRefused(t *testing.T) {
 
 func TestPagesByRole(t *testing.T) {
 	h := newHarness(t, false, false)
-	paths := []string{"/ui/query", "/ui/queries", "/ui/approvals", "/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/status", "/ui/policy", "/ui/inbox", "/ui/followups"}
+	paths := []string{"/ui/query", "/ui/queries", "/ui/approvals", "/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/status", "/ui/policy", "/ui/inbox", "/ui/followups", "/ui/audit/followups"}
 	sees := map[string][]string{
 		"ivy":  {"/ui/query", "/ui/queries", "/ui/followups"},
 		"alan": {"/ui/approvals"},
-		"ada":  {"/ui/ledger", "/ui/ledger/3", "/ui/checkpoints"},
+		"ada":  {"/ui/ledger", "/ui/ledger/3", "/ui/checkpoints", "/ui/audit/followups"},
 		"root": {"/ui/status", "/ui/policy"},
 		"sam":  {"/ui/status", "/ui/policy"},
 		"lia":  {"/ui/inbox"},

@@ -93,6 +93,22 @@ func run(out string) error {
 	if err := shot(anon, "signin"); err != nil {
 		return err
 	}
+	// A one-time sign-in link, as `xborder ui-link --user ivy` makes it:
+	// its page asks for one press of the button.
+	link, err := c.Link(ctx, "ivy", 0)
+	if err != nil {
+		return err
+	}
+	lt0, err := tab()
+	if err != nil {
+		return err
+	}
+	if err := lt0.Open(link, "main form button"); err != nil {
+		return err
+	}
+	if err := shot(lt0, "link"); err != nil {
+		return err
+	}
 
 	// Investigator asks; the query waits for an approver.
 	ivy, err := tab()
@@ -290,5 +306,13 @@ func run(out string) error {
 	if err := sam.SignIn(consoletest.Token("sam")); err != nil {
 		return err
 	}
-	return shot(sam, "status-steward")
+	if err := shot(sam, "status-steward"); err != nil {
+		return err
+	}
+
+	// Auditor: every follow-up, sent and received (the liaison's above).
+	if err := ada.Open("/ui/audit/followups", "#audit-in"); err != nil {
+		return err
+	}
+	return shot(ada, "audit-followups")
 }
