@@ -171,7 +171,7 @@ func applyConsoleFollowupPolicy(t *testing.T, a *agency) {
 	v, err := first.policy.ApplyPolicy(context.Background(), "user:admin", policy.Files{PolicyName: "policy.cedar",
 		Policy: []byte(followupPolicy + matchAdmins + `
 @id("auditors-followup") permit (principal in Role::"auditor", action == Action::"read_followup", resource is Kind);
-`), LimitsName: "limits.yaml", Limits: []byte(strings.Replace(followupLimits, "WINDOW", "30d", 1))}, first.users.policyManagers)
+`), LimitsName: "limits.yaml", Limits: []byte(strings.Replace(followupLimits, "RULE", "{window: 30d}", 1))}, first.users.policyManagers)
 	if err != nil {
 		t.Fatalf("%s ApplyPolicy: %v", a.cc, err)
 	}
