@@ -165,3 +165,46 @@ func TestFollowupHitsErased(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowupSweepRequestsErasure: a sweep that deleted records requests
+// an erasure of the data group; one that deleted none requests none; an
+// erasure that could not be requested is requested at the next sweep,
+// even when that sweep deletes nothing.
+func TestFollowupSweepRequestsErasure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a replica: not in -short")
+	}
+	noLeaks(t)
+	ctx := context.Background()
+	gb := startAgency(t, "GB", 1, &syncBuf{})
+	n := gb.leader()
+	h := *n.followOut.cfg.Hits
+	calls, fail := 0, true
+	h.erase = func(ctx context.Context) (string, error) {
+		calls++
+		if fail {
+			return "", errors.New("no quorum")
+		}
+		return n.holdings.requestErase(ctx)
+	}
+	sweep := func(wantN, wantCalls int, wantErr bool) {
+		t.Helper()
+		got, err := h.sweep(ctx)
+		if got != wantN || (err != nil) != wantErr || calls != wantCalls {
+			t.Fatalf("sweep = %d, %v after %d erasure requests; want %d deleted, error %v, %d requests", got, err, calls, wantN, wantErr, wantCalls)
+		}
+	}
+	sweep(0, 0, false) // nothing kept: no erasure
+	past := time.Now().Add(-time.Minute)
+	if err := h.keep(ctx, &keptHits{RequestID: "00112233445566778899aabbccddeeff", Partner: "TH", Created: past.Add(-time.Hour), Expires: past,
+		Tags: []keptTag{{Reach: reachOpen, Tag: make([]byte, 32)}}}); err != nil {
+		t.Fatal(err)
+	}
+	sweep(1, 1, true) // deleted; the request fails
+	fail = false
+	sweep(0, 2, false) // nothing more to delete: the erasure is requested again
+	if v, err := n.Data().Get(nsErase, "last"); err != nil || len(v) == 0 {
+		t.Errorf("erasure request: %q, %v; want one", v, err)
+	}
+	sweep(0, 2, false) // done: none more
+}

@@ -205,7 +205,7 @@ func (h *hitStore) sweep(ctx context.Context) (int, error) {
 	}
 	for i, key := range old {
 		if _, err := h.data.Delete(ctx, nsFollowupHits, key); err != nil {
-			h.pending = h.pending || i > 0
+			h.pending = true // some may be deleted (this one too, if only the answer was lost)
 			return i, fmt.Errorf("sweep kept hits: %w", err)
 		}
 	}
