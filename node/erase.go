@@ -10,8 +10,8 @@ import (
 )
 
 // nsErase holds the erasure requests and what each replica did of them:
-// key "last", the ID of the latest removal or `data compact` (UnixNano of
-// its time, in decimal); key "done/<replica>", the latest ID that replica
+// key "last", the ID of the latest removal, `data compact` or sweep of
+// expired follow-up tags (UnixNano of its time, in decimal); key "done/<replica>", the latest ID that replica
 // has compacted its data group for. Every replica compacts once it has
 // applied a new "last" (eraseLoop), then records "done/<replica>".
 const nsErase = "erase"
@@ -33,9 +33,10 @@ const eraseQuiet = 2 * time.Second
 // eraseLoop compacts the data group on this replica (ledger.Compact: one
 // snapshot, log truncation, memory tables flushed, LSM flattened, value
 // logs rewritten) once a new erasure request has been applied and stayed
-// the latest for eraseQuiet: RemoveRows and CompactData put one, and every
-// replica watches it (docs/holdings.md). A replica that is down compacts
-// when it starts. It runs until Close.
+// the latest for eraseQuiet: RemoveRows, CompactData and the sweep of
+// expired follow-up tags (hitStore) put one, and every replica watches it
+// (docs/holdings.md). A replica that is down compacts when it starts. It
+// runs until Close.
 func (h *holdings) eraseLoop() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.interval)

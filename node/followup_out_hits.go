@@ -14,12 +14,15 @@ import (
 	"github.com/xborder/xborder/psi"
 )
 
-// nsFollowupHits holds, per match request this agency sent (key: the
-// request ID, hex), the follow-up tags of that partner's hits
-// (keptHits JSON), numbered as the query's answer numbers them, until the
-// follow-up window ends. Records of the audit group are replicated and
-// encrypted at rest with the storage key (badger, and the snapshots), as
-// every record is; the tags are never logged nor put in the ledger.
+// nsFollowupHits holds, in the data group's records, per match request
+// this agency sent (key: the request ID, hex), the follow-up tags of that
+// partner's hits (keptHits JSON), numbered as the query's answer numbers
+// them, until the follow-up window ends. The data group's records are
+// replicated and encrypted at rest with the storage key (badger, and the
+// snapshots), and the group is opened Erasable: after a sweep deletes
+// records, an erasure request makes every replica compact it (erase.go),
+// so the tags leave every file. The tags are never logged nor put in the
+// ledger.
 const nsFollowupHits = "followup_hits"
 
 // DefaultFollowupWindow is how long this node keeps the tags of a query's
@@ -95,12 +98,20 @@ func (q *querier) keepHits(ctx context.Context, p *queryPlan, r *httpapi.Partner
 	r.HitNumbers = nums
 }
 
-// hitStore keeps the tags of hits in the audit group's records and erases
-// them after the window.
+// hitStore keeps the tags of hits in the data group's records and erases
+// them after the window: the sweep deletes the records, then requests an
+// erasure of the data group (the one a removal requests), which every
+// replica carries out once it has stayed the latest for eraseQuiet.
 type hitStore struct {
-	audit  *raftGroup
+	data   *raftGroup
 	policy livePolicy
 	now    func() time.Time
+	// erase requests an erasure of the data group
+	// ((*holdings).requestErase); nil: none is requested.
+	erase func(ctx context.Context) (string, error)
+	// pending: records were deleted but their erasure not requested yet
+	// (the sweep's goroutine only: the audit leader's poll loop).
+	pending bool
 }
 
 // window is the follow-up window of partner: the limits file's, else
@@ -114,7 +125,7 @@ func (h *hitStore) keep(ctx context.Context, k *keptHits) error {
 	if err != nil {
 		return fmt.Errorf("keep hits of %s: %w", k.RequestID, err)
 	}
-	if _, err := h.audit.Put(ctx, nsFollowupHits, k.RequestID, b); err != nil {
+	if _, err := h.data.Put(ctx, nsFollowupHits, k.RequestID, b); err != nil {
 		return fmt.Errorf("keep hits of %s: %w", k.RequestID, err)
 	}
 	return nil
@@ -129,7 +140,7 @@ func (h *hitStore) lookup(id, partner string) (*keptHits, error) {
 		if partner == "" {
 			return nil, fmt.Errorf("follow-up of query %s: name the partner whose hits you follow up: %w", id, httpapi.ErrBadRequest)
 		}
-		err := h.audit.Scan(nsFollowupHits, "", func(_ string, v []byte) error {
+		err := h.data.Scan(nsFollowupHits, "", func(_ string, v []byte) error {
 			var x keptHits
 			if err := json.Unmarshal(v, &x); err != nil {
 				return fmt.Errorf("stored hits: %w", err)
@@ -143,7 +154,7 @@ func (h *hitStore) lookup(id, partner string) (*keptHits, error) {
 			return nil, fmt.Errorf("follow-up of query %s: %w", id, err)
 		}
 	} else {
-		b, err := h.audit.Get(nsFollowupHits, strings.ToLower(id))
+		b, err := h.data.Get(nsFollowupHits, strings.ToLower(id))
 		switch {
 		case errors.Is(err, ledger.ErrNotFound):
 		case err != nil:
@@ -173,13 +184,16 @@ func orAny(partner string) string {
 }
 
 // sweep erases the hits whose window has closed; it returns how many. The
-// record is deleted from the replicated state at once; its bytes stay,
-// encrypted, in the audit group's files until Raft snapshots and badger's
-// compactions drop them (docs/followup.md, "The window, and erasure").
+// records are deleted from the replicated state at once; when any was,
+// an erasure of the data group is requested, and every replica compacts
+// it (Raft log, snapshots, badger's tables and value logs) once the
+// request has stayed the latest for eraseQuiet, so the bytes leave every
+// file too (docs/followup.md, "The window, and erasure"). An erasure
+// that could not be requested is asked again at the next sweep.
 func (h *hitStore) sweep(ctx context.Context) (int, error) {
 	now := h.now()
 	var old []string
-	err := h.audit.Scan(nsFollowupHits, "", func(key string, v []byte) error {
+	err := h.data.Scan(nsFollowupHits, "", func(key string, v []byte) error {
 		var x keptHits
 		if err := json.Unmarshal(v, &x); err != nil || !now.Before(x.Expires) {
 			old = append(old, key)
@@ -190,9 +204,17 @@ func (h *hitStore) sweep(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("sweep kept hits: %w", err)
 	}
 	for i, key := range old {
-		if _, err := h.audit.Delete(ctx, nsFollowupHits, key); err != nil {
+		if _, err := h.data.Delete(ctx, nsFollowupHits, key); err != nil {
+			h.pending = true // some may be deleted (this one too, if only the answer was lost)
 			return i, fmt.Errorf("sweep kept hits: %w", err)
 		}
+	}
+	if (len(old) > 0 || h.pending) && h.erase != nil {
+		h.pending = true
+		if _, err := h.erase(ctx); err != nil {
+			return len(old), fmt.Errorf("sweep kept hits: %d deleted, their erasure not requested (asked again at the next sweep): %w", len(old), err)
+		}
+		h.pending = false
 	}
 	return len(old), nil
 }

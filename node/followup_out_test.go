@@ -89,8 +89,8 @@ func TestFollowupHitsKept(t *testing.T) {
 	if len(k.Tags) != 2 || k.User != ivan.Name || k.Query != res.ID || k.Partner != "TH" || k.Epoch != p.Epoch {
 		t.Fatalf("kept hits = %+v; want 2 tags of ivan's query %s at TH, epoch %d", k, res.ID, p.Epoch)
 	}
-	// Kept in the audit group's records, and nowhere near the ledger.
-	raw, err := q.Audit().Get(nsFollowupHits, p.RequestID)
+	// Kept in the data group's records, and nowhere near the ledger.
+	raw, err := q.Data().Get(nsFollowupHits, p.RequestID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestFollowupHitsKept(t *testing.T) {
 		if p.Outcome != httpapi.OutcomeNoHits || len(p.HitNumbers) != 0 {
 			t.Fatalf("TH part = %+v; want no hits, no numbers", p)
 		}
-		if _, err := q.Audit().Get(nsFollowupHits, p.RequestID); !errors.Is(err, ledger.ErrNotFound) {
+		if _, err := q.Data().Get(nsFollowupHits, p.RequestID); !errors.Is(err, ledger.ErrNotFound) {
 			t.Errorf("hits kept of a request without hits: %v", err)
 		}
 	})
@@ -197,7 +197,7 @@ func TestFollowupHitsKept(t *testing.T) {
 		if err != nil || n < 1 {
 			t.Fatalf("sweep = %d, %v; want the kept hits erased", n, err)
 		}
-		if _, err := q.Audit().Get(nsFollowupHits, p.RequestID); !errors.Is(err, ledger.ErrNotFound) {
+		if _, err := q.Data().Get(nsFollowupHits, p.RequestID); !errors.Is(err, ledger.ErrNotFound) {
 			t.Errorf("kept hits after the sweep: %v; want none", err)
 		}
 	})

@@ -295,7 +295,7 @@ func (n *Node) start(ctx context.Context, log *slog.Logger) error {
 		Interval: n.cfg.SyncInterval, Logger: hlog, Metrics: smet}); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
-	hits := &hitStore{audit: n.auditG, policy: n.policy, now: n.now}
+	hits := &hitStore{data: n.dataG, policy: n.policy, now: n.now, erase: n.holdings.requestErase}
 	n.querier = newQuerier(querierConfig{Audit: n.auditG, Policy: n.policy, Pins: n.cards, Sets: n.partnerSets, Client: n.xcl,
 		Opener: n.host, Order: order, Hits: hits, Metrics: n.mm, Now: n.now, Log: clog("query")})
 	n.followOut = newFollowupOut(followupOutConfig{Audit: n.auditG, Hits: hits, Policy: n.policy, Pins: n.cards, Keys: n.cards,
