@@ -66,6 +66,9 @@ type cards struct {
 	// ownRecorded: own's sequence is recorded as the agency's highest
 	// (issueSequence); if not, the next OwnCard signs again.
 	ownRecorded bool
+	// pinRead, when set (tests), is called by PinCard once it has read
+	// the pin in force, before it writes.
+	pinRead func(pc *card.Card)
 }
 
 var _ exchange.Keys = (*cards)(nil)
@@ -246,6 +249,9 @@ func (c *cards) PinCard(ctx context.Context, actor string, pc *card.Card, finger
 		purpose, p.Replaced = "replace", true
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		return p, fmt.Errorf("pin partner: %w", err)
+	}
+	if c.pinRead != nil {
+		c.pinRead(pc)
 	}
 	bin, err := pc.Encode()
 	if err != nil {
