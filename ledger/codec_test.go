@@ -21,6 +21,7 @@ func codecCases() []*command {
 		{Op: opPut, ID: "c", NS: "pins", Key: "FR", Value: []byte{1, 0, 2}},
 		{Op: opDelete, ID: "d", NS: "pins", Key: "FR"},
 		{Op: opSwap, ID: "s", NS: "witness", Key: "xborder.ledger/FR", Value: []byte("note"), Expect: Digest{9, 8, 7}},
+		{Op: opSwap, ID: "t", NS: "pins", Key: "DE", Value: []byte("card"), Expect: Digest{1}, Entry: &e2},
 		{Op: opPrune, ID: "e", Entry: &e2, Before: 1 << 60, Max: 1000, Done: 17},
 		{Op: opBatch, Batch: []*command{{Op: opAppend, ID: "f", Time: 1, Entry: &e2}, {Op: opDelete, ID: "g", NS: "n", Key: "k"}}},
 	}
