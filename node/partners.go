@@ -69,6 +69,9 @@ type cards struct {
 	// pinRead, when set (tests), is called by PinCard once it has read
 	// the pin in force, before it writes.
 	pinRead func(pc *card.Card)
+	// unpinWrite, when set (tests), is called by UnpinPartner just before
+	// it removes the pin record.
+	unpinWrite func(agency string)
 }
 
 var _ exchange.Keys = (*cards)(nil)
@@ -350,6 +353,9 @@ func (c *cards) UnpinPartner(ctx context.Context, actor, agency string) error {
 		Body:   ledger.Body{Actor: actor, Purpose: "remove partner"},
 	}); err != nil {
 		return fmt.Errorf("remove partner %s: %w", agency, err)
+	}
+	if c.unpinWrite != nil {
+		c.unpinWrite(agency)
 	}
 	if _, err := c.cfg.Audit.Delete(ctx, nsPins, agency); err != nil {
 		return fmt.Errorf("remove partner %s: %w", agency, err)

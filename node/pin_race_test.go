@@ -126,3 +126,59 @@ func TestPinsOfOnePartnerAtOnce(t *testing.T) {
 		check(t, "FR", base+3*(rounds-1)+2)
 	})
 }
+
+// TestUnpinWhilePinned: a partner removed while a newer card of it is
+// pinned ends removed, its removal the last partner entry: never a pin
+// entry after the removal with no pin in force, nor a pin in force after
+// the removal (defect 15's race, between a removal and a pin).
+func TestUnpinWhilePinned(t *testing.T) {
+	noLeaks(t)
+	gb := startNode(t, "GB")
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	key, peer := newKey(t), randomPeer(t).String()
+	de := func(seq uint64) *card.Card {
+		c := &card.Card{Version: card.Version, Agency: "DE", Name: "Agency DE", Issued: now,
+			Expires: now.Add(24 * time.Hour), Sequence: seq,
+			Replicas: []card.Replica{{PeerID: peer, Addrs: []string{"/ip4/127.0.0.1/tcp/9"}}}}
+		if err := c.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	base := uint64(now.Unix())
+	if _, err := gb.cards.PinCard(ctx, "user:admin", de(base), ""); err != nil {
+		t.Fatal(err)
+	}
+	// The removal stops just before it writes, until a newer card is pinned.
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	gb.cards.unpinWrite = func(string) { once.Do(func() { close(reached); <-release }) }
+	defer func() { gb.cards.unpinWrite = nil }()
+	removed := make(chan error, 1)
+	go func() { removed <- gb.cards.UnpinPartner(ctx, "user:admin", "DE") }()
+	<-reached
+	if _, err := gb.cards.PinCard(ctx, "sync", de(base+1), ""); err != nil {
+		t.Fatalf("pin DE's card %d during the removal: %v", base+1, err)
+	}
+	close(release)
+	if err := <-removed; err != nil {
+		t.Fatalf("UnpinPartner(DE): %v", err)
+	}
+	es, err := gb.auditG.Entries(ctx, ledger.Filter{Types: []ledger.Type{ledger.TypePartner}, Partner: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 3 {
+		t.Fatalf("%d partner entries of DE; want 3 (pin, replace, remove)", len(es))
+	}
+	if last := es[len(es)-1]; last.Count != 0 || last.Body.Purpose != "remove partner" {
+		t.Errorf("last partner entry of DE: %q, card %d; want the removal", last.Body.Purpose, last.Count)
+	}
+	if b, err := gb.auditG.Get(nsPins, "DE"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("pin of DE after its removal: %d bytes, %v; want none", len(b), err)
+	}
+	if _, ok := gb.cards.Pins()["DE"]; ok {
+		t.Errorf("DE still pinned in force after its removal")
+	}
+}
