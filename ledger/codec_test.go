@@ -22,6 +22,7 @@ func codecCases() []*command {
 		{Op: opDelete, ID: "d", NS: "pins", Key: "FR"},
 		{Op: opSwap, ID: "s", NS: "witness", Key: "xborder.ledger/FR", Value: []byte("note"), Expect: Digest{9, 8, 7}},
 		{Op: opSwap, ID: "t", NS: "pins", Key: "DE", Value: []byte("card"), Expect: Digest{1}, Entry: &e2},
+		{Op: opSwap, ID: "u", NS: "pins", Key: "DE", Expect: Digest{2}, Remove: true, Entry: &e2},
 		{Op: opPrune, ID: "e", Entry: &e2, Before: 1 << 60, Max: 1000, Done: 17},
 		{Op: opBatch, Batch: []*command{{Op: opAppend, ID: "f", Time: 1, Entry: &e2}, {Op: opDelete, ID: "g", NS: "n", Key: "k"}}},
 	}
@@ -98,7 +99,7 @@ func TestCommandCodec(t *testing.T) {
 		"version 2":        append([]byte{2}, good[1:]...),
 		"unknown op":       append(append([]byte{}, good[:9]...), append([]byte{42}, good[10:]...)...),
 		"truncated":        good[:len(good)-1],
-		"unknown field":    append(append([]byte{}, good...), 0x78, 1), // field 15, varint
+		"unknown field":    append(append([]byte{}, good...), 0x80, 0x01, 1), // field 16, varint
 		"repeated id":      append(append([]byte{}, good...), 0x0a, 1, 'y'),
 		"no ID":            encodeBatch(nil)[:cmdHeader-1],
 		"member in append": append(append([]byte{}, good...), 0x62, 0),

@@ -17,7 +17,8 @@ const (
 	// absent); otherwise its outcome is "conflict" and nothing changes.
 	// With an Entry (SwapAppend), the entry is appended iff the record is
 	// written; a swap without one (Swap, and every swap logged before
-	// SwapAppend) appends nothing.
+	// SwapAppend) appends nothing. With Remove (DeleteAppend) the record
+	// is deleted instead of written.
 	opSwap = "swap"
 	// opBatch carries several commands in one Raft entry (group commit,
 	// made by the leader); each keeps its own ID, time and outcome.
@@ -46,6 +47,8 @@ type command struct {
 
 	// swap: SHA-256 of the value the record must hold (zero: absent)
 	Expect Digest `json:"expect,omitempty"`
+	// swap: delete the record instead of writing Value (DeleteAppend)
+	Remove bool `json:"remove,omitempty"`
 
 	// prune
 	Before int64  `json:"before,omitempty"` // Unix ns

@@ -133,11 +133,30 @@ func (l *Ledger) SwapAppend(ctx context.Context, ns, key string, old Digest, val
 	return o.receipt(c.ID), nil
 }
 
+// DeleteAppend is SwapAppend that deletes the record instead of writing
+// it: it deletes (ns, key) and appends e, only while the record holds the
+// value whose SHA-256 is old; on a conflict neither happens (ErrConflict).
+func (l *Ledger) DeleteAppend(ctx context.Context, ns, key string, old Digest, e Entry) (Receipt, error) {
+	if err := checkRecordKey(ns, key); err != nil {
+		return Receipt{}, fmt.Errorf("delete record and append: %w", err)
+	}
+	if err := l.prepare(&e); err != nil {
+		return Receipt{}, fmt.Errorf("delete record and append: %w", err)
+	}
+	c := &command{Op: opSwap, NS: ns, Key: key, Expect: old, Remove: true, Entry: &e}
+	o, err := l.submit(ctx, c)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("delete record %s/%s and append: %w", ns, key, err)
+	}
+	return o.receipt(c.ID), nil
+}
+
 // ValueDigest is the digest Swap compares a record's value with.
 func ValueDigest(value []byte) Digest { return sha256.Sum256(value) }
 
-// swapRecord applies an opSwap command: with an entry (SwapAppend), the
-// entry is appended iff the record is written.
+// swapRecord applies an opSwap command: with an entry (SwapAppend,
+// DeleteAppend), the entry is appended iff the record is written (or,
+// with Remove, deleted).
 func (f *fsm) swapRecord(txn *badger.Txn, m *meta, c *command, o *outcome) error {
 	if c.Entry != nil && c.Entry.validate() != nil {
 		o.Code = "invalid"
@@ -152,7 +171,12 @@ func (f *fsm) swapRecord(txn *badger.Txn, m *meta, c *command, o *outcome) error
 		o.Code = "conflict"
 		return nil
 	}
-	if err := txn.Set(k, c.Value); err != nil {
+	if c.Remove {
+		err = txn.Delete(k)
+	} else {
+		err = txn.Set(k, c.Value)
+	}
+	if err != nil {
 		return err
 	}
 	if c.Entry == nil {

@@ -135,4 +135,18 @@ func TestSwapAppend(t *testing.T) {
 	if v, err := l.Get("pins", "DE"); err != nil || string(v) != "card 1" || size() != 2 {
 		t.Errorf("Get = %q, %v, size %d; want card 1, 2: nothing written", v, err, size())
 	}
+	// DeleteAppend: the removal and its entry, both or neither.
+	if r, err := l.DeleteAppend(ctx, "pins", "DE", ValueDigest([]byte("card 3")), pin(0)); !errors.Is(err, ErrConflict) || r.Appended || size() != 2 {
+		t.Errorf("DeleteAppend from a stale read = %+v, %v, size %d; want ErrConflict, size 2", r, err, size())
+	}
+	if v, err := l.Get("pins", "DE"); err != nil || string(v) != "card 1" {
+		t.Errorf("Get = %q, %v; want card 1 (the conflict deleted nothing)", v, err)
+	}
+	del, err := l.DeleteAppend(ctx, "pins", "DE", ValueDigest([]byte("card 1")), pin(0))
+	if err != nil || !del.Appended || del.Index != 2 || size() != 3 {
+		t.Fatalf("DeleteAppend = %+v, %v, size %d; want entry 2, size 3", del, err, size())
+	}
+	if _, err := l.Get("pins", "DE"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after DeleteAppend = %v; want ErrNotFound", err)
+	}
 }

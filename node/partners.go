@@ -69,8 +69,8 @@ type cards struct {
 	// pinRead, when set (tests), is called by PinCard once it has read
 	// the pin in force, before it writes.
 	pinRead func(pc *card.Card)
-	// unpinWrite, when set (tests), is called by UnpinPartner just before
-	// it removes the pin record.
+	// unpinWrite, when set (tests), is called by UnpinPartner once it has
+	// read the pin, before it removes it.
 	unpinWrite func(agency string)
 }
 
@@ -339,26 +339,40 @@ func (c *cards) checkReplicas(pc *card.Card) error {
 }
 
 // UnpinPartner removes a partner's pin (an audit entry) and closes its
-// connections.
+// connections. The removal and its entry are one compare-and-swap
+// (DeleteAppend) on the pin read: a pin of the partner written in between
+// makes it read again and remove that one, so the last partner entry is
+// the removal and no pin stays in force after it.
 func (c *cards) UnpinPartner(ctx context.Context, actor, agency string) error {
 	agency = strings.ToUpper(agency)
-	if _, err := c.cfg.Audit.Get(nsPins, agency); err != nil {
-		if errors.Is(err, ledger.ErrNotFound) {
-			return fmt.Errorf("remove partner %s: not pinned: %w", agency, httpapi.ErrNotFound)
+	for attempt := 1; ; attempt++ {
+		if err := c.cfg.Audit.Linearize(ctx); err != nil {
+			return fmt.Errorf("remove partner %s: %w", agency, err)
 		}
-		return fmt.Errorf("remove partner %s: %w", agency, err)
-	}
-	if _, err := c.cfg.Audit.Append(ctx, ledger.Entry{
-		Header: ledger.Header{Type: ledger.TypePartner, Partner: agency, Outcome: ledger.OutcomeOK},
-		Body:   ledger.Body{Actor: actor, Purpose: "remove partner"},
-	}); err != nil {
-		return fmt.Errorf("remove partner %s: %w", agency, err)
-	}
-	if c.unpinWrite != nil {
-		c.unpinWrite(agency)
-	}
-	if _, err := c.cfg.Audit.Delete(ctx, nsPins, agency); err != nil {
-		return fmt.Errorf("remove partner %s: %w", agency, err)
+		old, err := c.cfg.Audit.Get(nsPins, agency)
+		if err != nil {
+			if errors.Is(err, ledger.ErrNotFound) {
+				return fmt.Errorf("remove partner %s: not pinned: %w", agency, httpapi.ErrNotFound)
+			}
+			return fmt.Errorf("remove partner %s: %w", agency, err)
+		}
+		if c.unpinWrite != nil {
+			c.unpinWrite(agency)
+		}
+		_, err = c.cfg.Audit.DeleteAppend(ledger.WithCommandID(ctx, ledger.NewCommandID()), nsPins, agency, ledger.ValueDigest(old), ledger.Entry{
+			Header: ledger.Header{Type: ledger.TypePartner, Partner: agency, Outcome: ledger.OutcomeOK},
+			Body:   ledger.Body{Actor: actor, Purpose: "remove partner"},
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ledger.ErrConflict) {
+			return fmt.Errorf("remove partner %s: %w", agency, err)
+		}
+		if attempt == pinAttempts {
+			return fmt.Errorf("remove partner %s: the pin changed %d times while it was removed; try again: %w: %w",
+				agency, attempt, httpapi.ErrConflict, err)
+		}
 	}
 	c.cfg.Log.Info("partner removed", "partner", agency)
 	return c.refreshPins()
