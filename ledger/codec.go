@@ -289,6 +289,10 @@ func decodeBinaryCommand(b []byte) (*command, error) {
 		case cmdEntry:
 			if e, err := decodeCmdEntry(p); err == nil {
 				c.Entry = e
+			} else if c.Op == opSwap {
+				// Not a swap without entry: an entry that does not
+				// validate, which Apply answers "invalid".
+				c.Entry = &Entry{}
 			}
 		case cmdPolicyVersion:
 			c.PolicyVersion = string(p)

@@ -114,6 +114,17 @@ func TestCommandCodec(t *testing.T) {
 	if c, err := decodeCommand(bad); err != nil || c.Entry != nil || c.ID != "x" {
 		t.Errorf("command with a damaged entry = %+v, %v; want ID x and no entry", c, err)
 	}
+	// A swap's damaged entry is not dropped (the swap would hold without
+	// it): it comes back empty, which Apply answers "invalid".
+	se := entry(3)
+	sb, err := encodeCommand(&command{Op: opSwap, ID: "y", Entry: &se})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb[len(sb)-1] ^= 0xff
+	if c, err := decodeCommand(sb); err != nil || c.Entry == nil || c.Entry.validate() == nil {
+		t.Errorf("swap with a damaged entry = %+v, %v; want an entry that does not validate", c, err)
+	}
 }
 
 // TestOutcomeCodec: outcomes round-trip in the binary encoding, and JSON
