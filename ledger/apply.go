@@ -374,7 +374,7 @@ func (f *fsm) applyCommand(txn *badger.Txn, m *meta, c *command, idx uint64) (ou
 			err = txn.Delete(k)
 		}
 	case opSwap:
-		err = swapRecord(txn, c, &o)
+		err = f.swapRecord(txn, m, c, &o)
 	case opPrune:
 		err = f.prune(txn, m, c, &o)
 	case opRule:

@@ -59,6 +59,7 @@ const (
 	cmdBatch         protowire.Number = 12
 	cmdAfter         protowire.Number = 13
 	cmdExpect        protowire.Number = 14 // swap: 32 bytes, absent when zero
+	cmdRemove        protowire.Number = 15 // swap: 1 to delete the record (absent: write Value)
 )
 
 // Fields of an entry inside a command, and of a reservation.
@@ -135,6 +136,9 @@ func encodeCommand(c *command) ([]byte, error) {
 	if c.Expect != (Digest{}) {
 		b = protowire.AppendTag(b, cmdExpect, protowire.BytesType)
 		b = protowire.AppendBytes(b, c.Expect[:])
+	}
+	if c.Remove {
+		b = appendVarint(b, cmdRemove, 1)
 	}
 	for _, sub := range c.Batch {
 		if sub == nil {
@@ -285,6 +289,10 @@ func decodeBinaryCommand(b []byte) (*command, error) {
 		case cmdEntry:
 			if e, err := decodeCmdEntry(p); err == nil {
 				c.Entry = e
+			} else if c.Op == opSwap {
+				// Not a swap without entry: an entry that does not
+				// validate, which Apply answers "invalid".
+				c.Entry = &Entry{}
 			}
 		case cmdPolicyVersion:
 			c.PolicyVersion = string(p)
@@ -331,6 +339,8 @@ func decodeBinaryCommand(b []byte) (*command, error) {
 				return fmt.Errorf("expected digest of %d bytes: %w", len(p), errCodec)
 			}
 			copy(c.Expect[:], p)
+		case cmdRemove:
+			c.Remove = v != 0
 		case cmdBatch:
 			if c.Op != opBatch {
 				return fmt.Errorf("batch member in a %s command: %w", c.Op, errCodec)

@@ -21,6 +21,8 @@ func codecCases() []*command {
 		{Op: opPut, ID: "c", NS: "pins", Key: "FR", Value: []byte{1, 0, 2}},
 		{Op: opDelete, ID: "d", NS: "pins", Key: "FR"},
 		{Op: opSwap, ID: "s", NS: "witness", Key: "xborder.ledger/FR", Value: []byte("note"), Expect: Digest{9, 8, 7}},
+		{Op: opSwap, ID: "t", NS: "pins", Key: "DE", Value: []byte("card"), Expect: Digest{1}, Entry: &e2},
+		{Op: opSwap, ID: "u", NS: "pins", Key: "DE", Expect: Digest{2}, Remove: true, Entry: &e2},
 		{Op: opPrune, ID: "e", Entry: &e2, Before: 1 << 60, Max: 1000, Done: 17},
 		{Op: opBatch, Batch: []*command{{Op: opAppend, ID: "f", Time: 1, Entry: &e2}, {Op: opDelete, ID: "g", NS: "n", Key: "k"}}},
 	}
@@ -97,7 +99,7 @@ func TestCommandCodec(t *testing.T) {
 		"version 2":        append([]byte{2}, good[1:]...),
 		"unknown op":       append(append([]byte{}, good[:9]...), append([]byte{42}, good[10:]...)...),
 		"truncated":        good[:len(good)-1],
-		"unknown field":    append(append([]byte{}, good...), 0x78, 1), // field 15, varint
+		"unknown field":    append(append([]byte{}, good...), 0x80, 0x01, 1), // field 16, varint
 		"repeated id":      append(append([]byte{}, good...), 0x0a, 1, 'y'),
 		"no ID":            encodeBatch(nil)[:cmdHeader-1],
 		"member in append": append(append([]byte{}, good...), 0x62, 0),
@@ -111,6 +113,17 @@ func TestCommandCodec(t *testing.T) {
 	bad[len(bad)-1] ^= 0xff // inside the body's last string: not UTF-8
 	if c, err := decodeCommand(bad); err != nil || c.Entry != nil || c.ID != "x" {
 		t.Errorf("command with a damaged entry = %+v, %v; want ID x and no entry", c, err)
+	}
+	// A swap's damaged entry is not dropped (the swap would hold without
+	// it): it comes back empty, which Apply answers "invalid".
+	se := entry(3)
+	sb, err := encodeCommand(&command{Op: opSwap, ID: "y", Entry: &se})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb[len(sb)-1] ^= 0xff
+	if c, err := decodeCommand(sb); err != nil || c.Entry == nil || c.Entry.validate() == nil {
+		t.Errorf("swap with a damaged entry = %+v, %v; want an entry that does not validate", c, err)
 	}
 }
 

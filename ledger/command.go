@@ -15,6 +15,10 @@ const (
 	// opSwap replaces the record (NS, Key) with Value only while its
 	// current value has the SHA-256 Expect (all zeros: only while it is
 	// absent); otherwise its outcome is "conflict" and nothing changes.
+	// With an Entry (SwapAppend), the entry is appended iff the record is
+	// written; a swap without one (Swap, and every swap logged before
+	// SwapAppend) appends nothing. With Remove (DeleteAppend) the record
+	// is deleted instead of written.
 	opSwap = "swap"
 	// opBatch carries several commands in one Raft entry (group commit,
 	// made by the leader); each keeps its own ID, time and outcome.
@@ -29,7 +33,7 @@ type command struct {
 	ID   string `json:"id"`   // command ID: a retry with the same ID gets the first outcome
 	Time int64  `json:"time"` // the leader's time, Unix ns (clamped in Apply)
 
-	Entry *Entry `json:"entry,omitempty"` // append, admit, prune (the prune entry)
+	Entry *Entry `json:"entry,omitempty"` // append, admit, prune (the prune entry), swap (optional)
 
 	// admit
 	PolicyVersion string        `json:"policy_version,omitempty"`
@@ -43,6 +47,8 @@ type command struct {
 
 	// swap: SHA-256 of the value the record must hold (zero: absent)
 	Expect Digest `json:"expect,omitempty"`
+	// swap: delete the record instead of writing Value (DeleteAppend)
+	Remove bool `json:"remove,omitempty"`
 
 	// prune
 	Before int64  `json:"before,omitempty"` // Unix ns

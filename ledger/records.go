@@ -109,11 +109,59 @@ func (l *Ledger) Swap(ctx context.Context, ns, key string, old Digest, value []b
 	return o.receipt(c.ID), nil
 }
 
+// SwapAppend is Swap and Append in one command: it replaces the record
+// (ns, key) with value and appends e, only while the record still holds
+// the value whose SHA-256 is old (the zero Digest: only while it is
+// absent). On a conflict neither happens: nothing is appended and it
+// returns ErrConflict. So an entry that records a change of a record
+// (a partner's pin) is never appended for a change that lost to another,
+// and the entries follow the record's values in order. Like every command,
+// a retry with the same command ID (WithCommandID) gets the first outcome
+// and appends nothing more.
+func (l *Ledger) SwapAppend(ctx context.Context, ns, key string, old Digest, value []byte, e Entry) (Receipt, error) {
+	if err := checkRecordKey(ns, key); err != nil {
+		return Receipt{}, fmt.Errorf("swap record and append: %w", err)
+	}
+	if err := l.prepare(&e); err != nil {
+		return Receipt{}, fmt.Errorf("swap record and append: %w", err)
+	}
+	c := &command{Op: opSwap, NS: ns, Key: key, Value: value, Expect: old, Entry: &e}
+	o, err := l.submit(ctx, c)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("swap record %s/%s and append: %w", ns, key, err)
+	}
+	return o.receipt(c.ID), nil
+}
+
+// DeleteAppend is SwapAppend that deletes the record instead of writing
+// it: it deletes (ns, key) and appends e, only while the record holds the
+// value whose SHA-256 is old; on a conflict neither happens (ErrConflict).
+func (l *Ledger) DeleteAppend(ctx context.Context, ns, key string, old Digest, e Entry) (Receipt, error) {
+	if err := checkRecordKey(ns, key); err != nil {
+		return Receipt{}, fmt.Errorf("delete record and append: %w", err)
+	}
+	if err := l.prepare(&e); err != nil {
+		return Receipt{}, fmt.Errorf("delete record and append: %w", err)
+	}
+	c := &command{Op: opSwap, NS: ns, Key: key, Expect: old, Remove: true, Entry: &e}
+	o, err := l.submit(ctx, c)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("delete record %s/%s and append: %w", ns, key, err)
+	}
+	return o.receipt(c.ID), nil
+}
+
 // ValueDigest is the digest Swap compares a record's value with.
 func ValueDigest(value []byte) Digest { return sha256.Sum256(value) }
 
-// swapRecord applies an opSwap command.
-func swapRecord(txn *badger.Txn, c *command, o *outcome) error {
+// swapRecord applies an opSwap command: with an entry (SwapAppend,
+// DeleteAppend), the entry is appended iff the record is written (or,
+// with Remove, deleted).
+func (f *fsm) swapRecord(txn *badger.Txn, m *meta, c *command, o *outcome) error {
+	if c.Entry != nil && c.Entry.validate() != nil {
+		o.Code = "invalid"
+		return nil
+	}
 	k := recordKey(c.NS, c.Key)
 	cur, ok, err := getBytes(txn, k)
 	if err != nil {
@@ -123,5 +171,18 @@ func swapRecord(txn *badger.Txn, c *command, o *outcome) error {
 		o.Code = "conflict"
 		return nil
 	}
-	return txn.Set(k, c.Value)
+	if c.Remove {
+		err = txn.Delete(k)
+	} else {
+		err = txn.Set(k, c.Value)
+	}
+	if err != nil {
+		return err
+	}
+	if c.Entry == nil {
+		return nil
+	}
+	o.Index, err = f.appendEntry(txn, m, *c.Entry)
+	o.Appended = true
+	return err
 }

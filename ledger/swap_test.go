@@ -65,3 +65,88 @@ func TestSwapSurvivesLeaderLoss(t *testing.T) {
 		t.Fatalf("Get on the new leader = %q, %v; want size 9", v, err)
 	}
 }
+
+// TestSwapAppend: the entry is appended iff the swap holds, in the same
+// command: a conflict appends nothing and changes nothing; a swap that
+// holds appends exactly one entry; a retry with the same command ID gets
+// the first outcome (the entry, or the conflict) and appends nothing more.
+func TestSwapAppend(t *testing.T) {
+	l := open(t, testConfig(t.TempDir()))
+	defer l.Close()
+	ctx := context.Background()
+	size := func() uint64 { return l.Status().Size }
+	pin := func(i int) Entry {
+		e := entry(i)
+		e.Type, e.RequestID, e.Partner, e.Count = TypePartner, "", "DE", uint64(i)
+		return e
+	}
+
+	// Absent expected, absent found: written and appended.
+	first, err := l.SwapAppend(WithCommandID(ctx, "pin-1"), "pins", "DE", Digest{}, []byte("card 1"), pin(1))
+	if err != nil || !first.Appended || size() != 1 {
+		t.Fatalf("SwapAppend of an absent record = %+v, %v, size %d; want one entry appended", first, err, size())
+	}
+	p, err := l.Entry(first.Index, 0)
+	if err != nil || p.Entry.Type != TypePartner || p.Entry.Count != 1 || p.Entry.Agency == "" {
+		t.Fatalf("entry appended = %+v, %v; want the partner entry of card 1", p.Entry.Header, err)
+	}
+	// A retry of the same command: its first outcome, nothing appended,
+	// though the record no longer holds what it expected.
+	again, err := l.SwapAppend(WithCommandID(ctx, "pin-1"), "pins", "DE", Digest{}, []byte("card 1"), pin(1))
+	if err != nil || again.Index != first.Index || again.RaftIndex != first.RaftIndex || size() != 1 {
+		t.Errorf("retry of pin-1 = %+v, %v, size %d; want the first outcome %+v and size 1", again, err, size(), first)
+	}
+
+	// Two writers read card 1: the first wins, the second appends nothing.
+	won, err := l.SwapAppend(ctx, "pins", "DE", ValueDigest([]byte("card 1")), []byte("card 3"), pin(3))
+	if err != nil || !won.Appended || won.Index != 1 {
+		t.Fatalf("SwapAppend card 1 -> 3 = %+v, %v; want entry 1", won, err)
+	}
+	lost, err := l.SwapAppend(WithCommandID(ctx, "pin-2"), "pins", "DE", ValueDigest([]byte("card 1")), []byte("card 2"), pin(2))
+	if !errors.Is(err, ErrConflict) || lost.Appended {
+		t.Fatalf("SwapAppend from a stale read = %+v, %v; want ErrConflict", lost, err)
+	}
+	if size() != 2 {
+		t.Errorf("size %d after a conflict; want 2 (nothing appended)", size())
+	}
+	if v, err := l.Get("pins", "DE"); err != nil || string(v) != "card 3" {
+		t.Errorf("Get = %q, %v; want card 3", v, err)
+	}
+	if r, err := l.Outcome("pin-2"); !errors.Is(err, ErrConflict) || r.Appended {
+		t.Errorf("Outcome(pin-2) = %+v, %v; want the conflict, nothing appended", r, err)
+	}
+	// Its retry is the conflict still, even once the record holds what it
+	// expected again.
+	if _, err := l.Swap(ctx, "pins", "DE", ValueDigest([]byte("card 3")), []byte("card 1")); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := l.SwapAppend(WithCommandID(ctx, "pin-2"), "pins", "DE", ValueDigest([]byte("card 1")), []byte("card 2"), pin(2)); !errors.Is(err, ErrConflict) || r.Appended || size() != 2 {
+		t.Errorf("retry of pin-2 = %+v, %v, size %d; want its first outcome, ErrConflict, size 2", r, err, size())
+	}
+	if v, err := l.Get("pins", "DE"); err != nil || string(v) != "card 1" {
+		t.Errorf("Get = %q, %v; want card 1 (the retry changed nothing)", v, err)
+	}
+	// An entry that does not validate is refused before it is submitted.
+	bad := pin(4)
+	bad.Type = 0
+	if _, err := l.SwapAppend(ctx, "pins", "DE", ValueDigest([]byte("card 1")), []byte("card 4"), bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SwapAppend of an invalid entry = %v; want ErrInvalid", err)
+	}
+	if v, err := l.Get("pins", "DE"); err != nil || string(v) != "card 1" || size() != 2 {
+		t.Errorf("Get = %q, %v, size %d; want card 1, 2: nothing written", v, err, size())
+	}
+	// DeleteAppend: the removal and its entry, both or neither.
+	if r, err := l.DeleteAppend(ctx, "pins", "DE", ValueDigest([]byte("card 3")), pin(0)); !errors.Is(err, ErrConflict) || r.Appended || size() != 2 {
+		t.Errorf("DeleteAppend from a stale read = %+v, %v, size %d; want ErrConflict, size 2", r, err, size())
+	}
+	if v, err := l.Get("pins", "DE"); err != nil || string(v) != "card 1" {
+		t.Errorf("Get = %q, %v; want card 1 (the conflict deleted nothing)", v, err)
+	}
+	del, err := l.DeleteAppend(ctx, "pins", "DE", ValueDigest([]byte("card 1")), pin(0))
+	if err != nil || !del.Appended || del.Index != 2 || size() != 3 {
+		t.Fatalf("DeleteAppend = %+v, %v, size %d; want entry 2, size 3", del, err, size())
+	}
+	if _, err := l.Get("pins", "DE"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after DeleteAppend = %v; want ErrNotFound", err)
+	}
+}

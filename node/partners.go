@@ -66,6 +66,12 @@ type cards struct {
 	// ownRecorded: own's sequence is recorded as the agency's highest
 	// (issueSequence); if not, the next OwnCard signs again.
 	ownRecorded bool
+	// pinRead, when set (tests), is called by PinCard once it has read
+	// the pin in force, before it writes.
+	pinRead func(pc *card.Card)
+	// unpinWrite, when set (tests), is called by UnpinPartner once it has
+	// read the pin, before it removes it.
+	unpinWrite func(agency string)
 }
 
 var _ exchange.Keys = (*cards)(nil)
@@ -234,35 +240,75 @@ func (c *cards) PinCard(ctx context.Context, actor string, pc *card.Card, finger
 		return httpapi.Partner{}, err
 	}
 	p := partnerInfo(pc)
-	purpose := "pin"
-	if old, err := c.cfg.Audit.Get(nsPins, pc.Agency); err == nil {
-		oc, err := card.Decode(old)
-		if err != nil {
-			return p, fmt.Errorf("pin partner: stored card of %s: %w", pc.Agency, err)
-		}
-		if err := card.Replaces(oc, pc); err != nil {
-			return p, fmt.Errorf("pin partner: %w: %w", httpapi.ErrConflict, err)
-		}
-		purpose, p.Replaced = "replace", true
-	} else if !errors.Is(err, ledger.ErrNotFound) {
-		return p, fmt.Errorf("pin partner: %w", err)
-	}
 	bin, err := pc.Encode()
 	if err != nil {
 		return p, fmt.Errorf("pin partner: %w", err)
 	}
-	if _, err := c.cfg.Audit.Append(ctx, ledger.Entry{
-		Header: ledger.Header{Type: ledger.TypePartner, Partner: pc.Agency, Outcome: ledger.OutcomeOK,
-			Count: pc.Sequence, Digest: sha256.Sum256(bin)},
-		Body: ledger.Body{Actor: actor, Purpose: purpose + " partner card " + pc.Fingerprint()},
-	}); err != nil {
-		return p, fmt.Errorf("pin partner: %w", err)
-	}
-	if _, err := c.cfg.Audit.Put(ctx, nsPins, pc.Agency, bin); err != nil {
-		return p, fmt.Errorf("pin partner: %w", err)
+	// The check against the pin in force and the write are one
+	// compare-and-swap with the partner entry (SwapAppend): two pins of
+	// one partner at once (two syncs, a sync and an admin, two replicas)
+	// cannot both pass against the same pin, so neither the entries nor
+	// the pin in force ever go back to an older card. The loser reads
+	// the pin anew and is refused if its card is no longer newer.
+	for attempt := 1; ; attempt++ {
+		expect, purpose, err := c.pinExpect(ctx, pc)
+		if err != nil {
+			return p, err
+		}
+		p.Replaced = purpose == "replace"
+		if c.pinRead != nil {
+			c.pinRead(pc)
+		}
+		// A command ID of its own for each attempt: a retry under the
+		// same ID would get the conflict again.
+		_, err = c.cfg.Audit.SwapAppend(ledger.WithCommandID(ctx, ledger.NewCommandID()), nsPins, pc.Agency, expect, bin, ledger.Entry{
+			Header: ledger.Header{Type: ledger.TypePartner, Partner: pc.Agency, Outcome: ledger.OutcomeOK,
+				Count: pc.Sequence, Digest: sha256.Sum256(bin)},
+			Body: ledger.Body{Actor: actor, Purpose: purpose + " partner card " + pc.Fingerprint()},
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ledger.ErrConflict) {
+			return p, fmt.Errorf("pin partner: %w", err)
+		}
+		if attempt == pinAttempts {
+			return p, fmt.Errorf("pin partner: the pin of %s changed %d times while this card was pinned; try again: %w: %w",
+				pc.Agency, attempt, httpapi.ErrConflict, err)
+		}
 	}
 	c.cfg.Log.Info("partner pinned", "partner", pc.Agency, "sequence", pc.Sequence, "replicas", len(pc.Replicas))
 	return p, c.refreshPins()
+}
+
+// pinAttempts bounds PinCard's compare-and-swap: each conflict is another
+// pin of the same partner written in between.
+const pinAttempts = 8
+
+// pinExpect reads the pin of pc's agency in force (a linearizable read)
+// and checks that pc replaces it: it returns the digest the pin must
+// still have when pc is written (zero: no pin) and the entry's purpose,
+// "pin" or "replace". A card that does not replace the pin is refused
+// (httpapi.ErrConflict).
+func (c *cards) pinExpect(ctx context.Context, pc *card.Card) (ledger.Digest, string, error) {
+	if err := c.cfg.Audit.Linearize(ctx); err != nil {
+		return ledger.Digest{}, "", fmt.Errorf("pin partner: %w", err)
+	}
+	old, err := c.cfg.Audit.Get(nsPins, pc.Agency)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return ledger.Digest{}, "pin", nil
+	}
+	if err != nil {
+		return ledger.Digest{}, "", fmt.Errorf("pin partner: %w", err)
+	}
+	oc, err := card.Decode(old)
+	if err != nil {
+		return ledger.Digest{}, "", fmt.Errorf("pin partner: stored card of %s: %w", pc.Agency, err)
+	}
+	if err := card.Replaces(oc, pc); err != nil {
+		return ledger.Digest{}, "", fmt.Errorf("pin partner: %w: %w", httpapi.ErrConflict, err)
+	}
+	return ledger.ValueDigest(old), "replace", nil
 }
 
 // checkReplicas refuses a card whose replicas the allow set could not take
@@ -293,23 +339,40 @@ func (c *cards) checkReplicas(pc *card.Card) error {
 }
 
 // UnpinPartner removes a partner's pin (an audit entry) and closes its
-// connections.
+// connections. The removal and its entry are one compare-and-swap
+// (DeleteAppend) on the pin read: a pin of the partner written in between
+// makes it read again and remove that one, so the last partner entry is
+// the removal and no pin stays in force after it.
 func (c *cards) UnpinPartner(ctx context.Context, actor, agency string) error {
 	agency = strings.ToUpper(agency)
-	if _, err := c.cfg.Audit.Get(nsPins, agency); err != nil {
-		if errors.Is(err, ledger.ErrNotFound) {
-			return fmt.Errorf("remove partner %s: not pinned: %w", agency, httpapi.ErrNotFound)
+	for attempt := 1; ; attempt++ {
+		if err := c.cfg.Audit.Linearize(ctx); err != nil {
+			return fmt.Errorf("remove partner %s: %w", agency, err)
 		}
-		return fmt.Errorf("remove partner %s: %w", agency, err)
-	}
-	if _, err := c.cfg.Audit.Append(ctx, ledger.Entry{
-		Header: ledger.Header{Type: ledger.TypePartner, Partner: agency, Outcome: ledger.OutcomeOK},
-		Body:   ledger.Body{Actor: actor, Purpose: "remove partner"},
-	}); err != nil {
-		return fmt.Errorf("remove partner %s: %w", agency, err)
-	}
-	if _, err := c.cfg.Audit.Delete(ctx, nsPins, agency); err != nil {
-		return fmt.Errorf("remove partner %s: %w", agency, err)
+		old, err := c.cfg.Audit.Get(nsPins, agency)
+		if err != nil {
+			if errors.Is(err, ledger.ErrNotFound) {
+				return fmt.Errorf("remove partner %s: not pinned: %w", agency, httpapi.ErrNotFound)
+			}
+			return fmt.Errorf("remove partner %s: %w", agency, err)
+		}
+		if c.unpinWrite != nil {
+			c.unpinWrite(agency)
+		}
+		_, err = c.cfg.Audit.DeleteAppend(ledger.WithCommandID(ctx, ledger.NewCommandID()), nsPins, agency, ledger.ValueDigest(old), ledger.Entry{
+			Header: ledger.Header{Type: ledger.TypePartner, Partner: agency, Outcome: ledger.OutcomeOK},
+			Body:   ledger.Body{Actor: actor, Purpose: "remove partner"},
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ledger.ErrConflict) {
+			return fmt.Errorf("remove partner %s: %w", agency, err)
+		}
+		if attempt == pinAttempts {
+			return fmt.Errorf("remove partner %s: the pin changed %d times while it was removed; try again: %w: %w",
+				agency, attempt, httpapi.ErrConflict, err)
+		}
 	}
 	c.cfg.Log.Info("partner removed", "partner", agency)
 	return c.refreshPins()

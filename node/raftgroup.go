@@ -60,6 +60,18 @@ func (g *raftGroup) Swap(ctx context.Context, ns, key string, old ledger.Digest,
 	return g.timed("swap", func() (ledger.Receipt, error) { return g.Ledger.Swap(ctx, ns, key, old, value) })
 }
 
+// SwapAppend replaces a replicated record while it is unchanged and
+// appends an entry, both or neither (see ledger.Ledger.SwapAppend).
+func (g *raftGroup) SwapAppend(ctx context.Context, ns, key string, old ledger.Digest, value []byte, e ledger.Entry) (ledger.Receipt, error) {
+	return g.timed("swap_append", func() (ledger.Receipt, error) { return g.Ledger.SwapAppend(ctx, ns, key, old, value, e) })
+}
+
+// DeleteAppend removes a replicated record while it is unchanged and
+// appends an entry, both or neither (see ledger.Ledger.DeleteAppend).
+func (g *raftGroup) DeleteAppend(ctx context.Context, ns, key string, old ledger.Digest, e ledger.Entry) (ledger.Receipt, error) {
+	return g.timed("delete_append", func() (ledger.Receipt, error) { return g.Ledger.DeleteAppend(ctx, ns, key, old, e) })
+}
+
 // Delete removes a replicated record (see ledger.Ledger.Delete).
 func (g *raftGroup) Delete(ctx context.Context, ns, key string) (ledger.Receipt, error) {
 	return g.timed("delete", func() (ledger.Receipt, error) { return g.Ledger.Delete(ctx, ns, key) })
