@@ -47,6 +47,22 @@ type fsm struct {
 	// failCommit, when set (tests only), fails every commit of the state
 	// with its error, as a full or failing disk would.
 	failCommit atomic.Pointer[error]
+
+	// gate keeps writes to both badger databases (the state and the Raft
+	// log) apart from value-log garbage collection: every writer that runs
+	// while Raft does holds it shared, Compact exclusively around each
+	// RunValueLogGC. Badger 4.9.6's value-log rewrite reads the memory
+	// table's highest version (DB.MaxVersion) unsynchronised with the
+	// writes that set it, a data race the race detector reports.
+	gate sync.RWMutex
+}
+
+// update runs fn in a read-write transaction of the state database,
+// holding the write gate shared.
+func (f *fsm) update(fn func(txn *badger.Txn) error) error {
+	f.gate.RLock()
+	defer f.gate.RUnlock()
+	return f.db.Update(fn)
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -199,7 +215,10 @@ func (f *fsm) commit(txn *badger.Txn, m meta) error {
 	if p := f.failCommit.Load(); p != nil {
 		return fmt.Errorf("apply raft index %d: commit: %w", m.applied, *p)
 	}
-	if err := txn.Commit(); err != nil {
+	f.gate.RLock()
+	err := txn.Commit()
+	f.gate.RUnlock()
+	if err != nil {
 		return fmt.Errorf("apply raft index %d: commit: %w", m.applied, err)
 	}
 	f.edge = f.work

@@ -251,7 +251,7 @@ func Check(ctx context.Context, dir string, encryptionKey []byte) (CheckReport, 
 	if err != nil {
 		return rep, fmt.Errorf("check ledger %s: %w", dir, err)
 	}
-	rep.Recover, err = needsRestore(db, rep.Applied, latest, logStore{raftStore(raftDB)})
+	rep.Recover, err = needsRestore(db, rep.Applied, latest, logStore{Store: raftStore(raftDB)})
 	if err != nil {
 		return rep, fmt.Errorf("check ledger %s: %w", dir, err)
 	}

@@ -50,7 +50,7 @@ func (l *Ledger) signCheckpoint() (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("sign checkpoint: %w", err)
 	}
-	err = l.db.Update(func(txn *badger.Txn) error {
+	err = l.fsm.update(func(txn *badger.Txn) error {
 		if err := txn.Set([]byte(keyNote), signed); err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func (l *Ledger) markVerified() error {
 	if err := l.syncState(); err != nil {
 		return err
 	}
-	return l.db.Update(func(txn *badger.Txn) error {
+	return l.fsm.update(func(txn *badger.Txn) error {
 		n, root, err := treeHead(txn)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -110,7 +111,7 @@ func (l *Ledger) Compact() (CompactStats, error) {
 		name string
 		db   *badger.DB
 	}{{"state", l.db}, {"raft log", l.raftDB}} {
-		n, err := eraseGarbage(db.db, l.cfg.Erasable)
+		n, err := eraseGarbage(db.db, l.cfg.Erasable, &l.fsm.gate)
 		st.ValueLogsRewritten += n
 		if err != nil {
 			return fail(db.name, err)
@@ -161,8 +162,9 @@ const keyCompact = "x/compact/"
 // Badger has no call that flushes a memory table or starts a value-log
 // file while writes go on (DropPrefix blocks writes, and a write that
 // meets the block fails), so eraseGarbage writes filler values, random
-// and deleted again, until it has.
-func eraseGarbage(db *badger.DB, rotate bool) (int, error) {
+// and deleted again, until it has. Each value-log rewrite runs holding
+// gate (the state machine's write gate, fsm.gate) exclusively.
+func eraseGarbage(db *badger.DB, rotate bool, gate *sync.RWMutex) (int, error) {
 	opts := db.Opts()
 	if rotate {
 		// Values just over the threshold go to the value log; one more
@@ -183,7 +185,9 @@ func eraseGarbage(db *badger.DB, rotate bool) (int, error) {
 	// Any garbage at all makes a file worth rewriting here; each pass
 	// rewrites one file.
 	for range maxValueLogGC {
+		gate.Lock()
 		err := db.RunValueLogGC(1e-9)
+		gate.Unlock()
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 			break
 		}

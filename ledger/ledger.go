@@ -174,7 +174,7 @@ func (l *Ledger) open(ctx context.Context) error {
 	if l.cfg.tune != nil {
 		l.cfg.tune(rc)
 	}
-	store := logStore{raftbadger.New(l.raftDB, prefixRaft)}
+	store := logStore{Store: raftbadger.New(l.raftDB, prefixRaft), gate: &l.fsm.gate}
 	logs, err := raft.NewLogCache(1024, store)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)

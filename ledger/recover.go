@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -117,15 +118,49 @@ func (s *snapSink) Close() error {
 
 // logStore is the Raft log store with failpoints around the compaction
 // that follows a snapshot.
-type logStore struct{ *raftbadger.Store }
+type logStore struct {
+	*raftbadger.Store
+	// gate, when set, is the state machine's write gate (fsm.gate): every
+	// write of the Raft log holds it shared.
+	gate *sync.RWMutex
+}
+
+func (s logStore) lock() func() {
+	if s.gate == nil {
+		return func() {}
+	}
+	s.gate.RLock()
+	return s.gate.RUnlock
+}
 
 func (s logStore) DeleteRange(min, max uint64) error {
+	defer s.lock()()
 	failpoint("compact-before")
 	if err := s.Store.DeleteRange(min, max); err != nil {
 		return err
 	}
 	failpoint("compact-after")
 	return nil
+}
+
+func (s logStore) StoreLog(l *raft.Log) error {
+	defer s.lock()()
+	return s.Store.StoreLog(l)
+}
+
+func (s logStore) StoreLogs(ls []*raft.Log) error {
+	defer s.lock()()
+	return s.Store.StoreLogs(ls)
+}
+
+func (s logStore) Set(k, v []byte) error {
+	defer s.lock()()
+	return s.Store.Set(k, v)
+}
+
+func (s logStore) SetUint64(k []byte, v uint64) error {
+	defer s.lock()()
+	return s.Store.SetUint64(k, v)
 }
 
 // raftFSM is the state machine as Raft sees it: a restore learns the Raft
@@ -150,6 +185,11 @@ func (f *fsm) restore(rc io.ReadCloser, index uint64) error {
 }
 
 func (f *fsm) restoreState(r io.Reader, index uint64) error {
+	// Every write of the restore (its own and checkAll's) is under the
+	// gate, held once: a shared lock taken again could wait behind
+	// Compact's exclusive one.
+	f.gate.RLock()
+	defer f.gate.RUnlock()
 	if err := f.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyRestore), u64(index)) }); err != nil {
 		return err
 	}

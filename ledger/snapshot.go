@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
@@ -23,15 +24,16 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.db.Sync(); err != nil {
 		return nil, fmt.Errorf("snapshot ledger state: %w", err)
 	}
-	return &snapshot{db: f.db, txn: f.db.NewTransaction(false)}, nil
+	return &snapshot{db: f.db, gate: &f.gate, txn: f.db.NewTransaction(false)}, nil
 }
 
 // snapshotMagic starts every snapshot stream.
 const snapshotMagic = "xborder-ledger-snapshot/1\n"
 
 type snapshot struct {
-	db  *badger.DB
-	txn *badger.Txn
+	db   *badger.DB
+	gate *sync.RWMutex // the state machine's write gate (fsm.gate)
+	txn  *badger.Txn
 }
 
 // Persist writes every replicated key and value: magic, then per pair a
@@ -77,6 +79,8 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 		if err != nil {
 			return err
 		}
+		s.gate.RLock()
+		defer s.gate.RUnlock()
 		return markSnapshot(s.db, applied, ss.index)
 	}()
 	if err != nil {
