@@ -14,11 +14,8 @@ import (
 
 	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/ident"
-	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
 	"github.com/xborder/xborder/ledger"
-	"github.com/xborder/xborder/node"
-	"github.com/xborder/xborder/node/host"
 	"github.com/xborder/xborder/psi"
 )
 
@@ -309,58 +306,19 @@ func (d *demo) followupEntries(ctx context.Context, a *AgencyNode, id string) (m
 // libp2p peer with q's first replica's identity. It returns the follow-up
 // ID (hex) and o's denial reason.
 func (d *demo) handBuiltFollowup(ctx context.Context, q, o *AgencyNode, rid [16]byte) (string, exchange.Reason, error) {
-	dir := q.Replicas[0].Dir
-	agencyKey, err := ledger.LoadKey(filepath.Join(dir, node.AgencyKeyFile))
+	im, err := d.impersonate(ctx, q, o)
 	if err != nil {
 		return "", "", err
 	}
-	p2pKey, err := ledger.LoadKey(filepath.Join(dir, node.P2PKeyFile))
-	if err != nil {
-		return "", "", err
-	}
-	cl, err := d.client(o, "admin")
-	if err != nil {
-		return "", "", err
-	}
-	oc, err := cl.Card(ctx)
-	if err != nil {
-		return "", "", err
-	}
-	c, err := card.Parse([]byte(oc.Card))
-	if err != nil {
-		return "", "", err
-	}
-	var epoch uint64
-	for _, k := range c.EpochKeys {
-		if k.Kind == "phone" && k.Epoch > epoch {
-			epoch = k.Epoch
-		}
-	}
-	h, err := host.New(ctx, host.Config{Key: p2pKey})
-	if err != nil {
-		return "", "", err
-	}
-	defer h.Close()
-	if err := h.SetCards(c); err != nil {
-		return "", "", err
-	}
-	xcl, err := exchange.NewClient(exchange.ClientConfig{Agency: q.Code, Signer: agencyKey, Keys: pinnedKey{o.Code, c.Key}})
-	if err != nil {
-		return "", "", err
-	}
+	defer im.host.Close()
 	var fid [16]byte
 	var tag psi.Tag
 	_, _ = rand.Read(fid[:])
 	_, _ = rand.Read(tag[:])
-	_, err = xcl.Followup(ctx, h, exchange.PeerID(c.Replicas[0].PeerID), exchange.Followup{ID: fid, Owner: o.Code, RequestID: rid,
-		Kind: "phone", Epoch: epoch, Mode: exchange.ModeEnforcement, Tags: []exchange.FollowupTag{{Reach: exchange.ReachOpen, Tag: tag}},
+	_, err = im.client.Followup(ctx, im.host, im.peer(), exchange.Followup{ID: fid, Owner: o.Code, RequestID: rid,
+		Kind: "phone", Epoch: im.latestEpoch("phone", ""), Mode: exchange.ModeEnforcement,
+		Tags:  []exchange.FollowupTag{{Reach: exchange.ReachOpen, Tag: tag}},
 		Basis: "testnet demo: synthetic data", Purpose: "show a made-up request is refused"})
-	var denied *exchange.DeniedError
-	if !errors.As(err, &denied) {
-		if err == nil {
-			return hex.EncodeToString(fid[:]), "", errors.New("the follow-up was accepted")
-		}
-		return hex.EncodeToString(fid[:]), "", err
-	}
-	return hex.EncodeToString(fid[:]), denied.Reason, nil
+	reason, err := denial(err, "the follow-up was accepted")
+	return hex.EncodeToString(fid[:]), reason, err
 }

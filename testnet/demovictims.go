@@ -2,7 +2,6 @@ package testnet
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -15,11 +14,7 @@ import (
 
 	"github.com/xborder/xborder/exchange"
 	"github.com/xborder/xborder/ident"
-	"github.com/xborder/xborder/internal/card"
 	"github.com/xborder/xborder/internal/httpapi"
-	"github.com/xborder/xborder/ledger"
-	"github.com/xborder/xborder/node"
-	"github.com/xborder/xborder/node/host"
 	"github.com/xborder/xborder/psi"
 )
 
@@ -256,48 +251,15 @@ func (d *demo) approvedQuery(ctx context.Context, qa queryArgs) (queryOut, error
 // admits), blinding value under o's victim key as o's card lists it. It
 // returns the request ID (hex) and o's denial reason.
 func (d *demo) handBuiltMatch(ctx context.Context, q, o *AgencyNode, value string) (string, exchange.Reason, error) {
-	dir := q.Replicas[0].Dir
-	agencyKey, err := ledger.LoadKey(filepath.Join(dir, node.AgencyKeyFile))
+	im, err := d.impersonate(ctx, q, o)
 	if err != nil {
 		return "", "", err
 	}
-	p2pKey, err := ledger.LoadKey(filepath.Join(dir, node.P2PKeyFile))
-	if err != nil {
-		return "", "", err
-	}
-	cl, err := d.client(o, "admin")
-	if err != nil {
-		return "", "", err
-	}
-	oc, err := cl.Card(ctx)
-	if err != nil {
-		return "", "", err
-	}
-	c, err := card.Parse([]byte(oc.Card))
-	if err != nil {
-		return "", "", err
-	}
-	var epoch uint64
-	for _, k := range c.EpochKeys {
-		if k.Kind == "phone" && k.Reach == "victim" && k.Epoch > epoch {
-			epoch = k.Epoch
-		}
-	}
-	vk, err := psi.ParsePublicKey(c.EpochKey(epoch, "phone", "victim"))
+	defer im.host.Close()
+	epoch := im.latestEpoch("phone", "victim")
+	vk, err := psi.ParsePublicKey(im.card.EpochKey(epoch, "phone", "victim"))
 	if err != nil {
 		return "", "", fmt.Errorf("%s's card: victim key of epoch %d: %w", o.Code, epoch, err)
-	}
-	h, err := host.New(ctx, host.Config{Key: p2pKey})
-	if err != nil {
-		return "", "", err
-	}
-	defer h.Close()
-	if err := h.SetCards(c); err != nil {
-		return "", "", err
-	}
-	xcl, err := exchange.NewClient(exchange.ClientConfig{Agency: q.Code, Signer: agencyKey, Keys: pinnedKey{o.Code, c.Key}})
-	if err != nil {
-		return "", "", err
 	}
 	pq, err := psi.NewQuerier(psi.QuerierConfig{Kind: "phone", Epoch: epoch, Dummy: ident.DummyInput})
 	if err != nil {
@@ -309,29 +271,10 @@ func (d *demo) handBuiltMatch(ctx context.Context, q, o *AgencyNode, value strin
 	}
 	var id [16]byte
 	_, _ = rand.Read(id[:])
-	_, err = xcl.Match(ctx, h, exchange.PeerID(c.Replicas[0].PeerID), exchange.Query{ID: id, Responder: o.Code, Kind: "phone",
+	_, err = im.client.Match(ctx, im.host, im.peer(), exchange.Query{ID: id, Responder: o.Code, Kind: "phone",
 		Epoch: epoch, Mode: exchange.ModeEnforcement, Reaches: []string{exchange.ReachVictim},
 		Keys: map[string]*psi.PublicKey{exchange.ReachVictim: vk}, CaseRef: "TN-VICTIMS-BYPASS", LegalBasis: "testnet demo: synthetic data",
 		Offence: "thb", Purpose: "show that enforcement never reaches a victim", Eval: evreq})
-	var denied *exchange.DeniedError
-	if !errors.As(err, &denied) {
-		if err == nil {
-			return hex.EncodeToString(id[:]), "", errors.New("the request was answered with an evaluation")
-		}
-		return hex.EncodeToString(id[:]), "", err
-	}
-	return hex.EncodeToString(id[:]), denied.Reason, nil
-}
-
-// pinnedKey is exchange.Keys for one agency.
-type pinnedKey struct {
-	agency string
-	key    ed25519.PublicKey
-}
-
-func (p pinnedKey) AgencyKey(agency string) (ed25519.PublicKey, error) {
-	if agency != p.agency {
-		return nil, fmt.Errorf("agency %s is not pinned", agency)
-	}
-	return p.key, nil
+	reason, err := denial(err, "the request was answered with an evaluation")
+	return hex.EncodeToString(id[:]), reason, err
 }
